@@ -1,0 +1,738 @@
+//! The Audius API client: a fixed base URL, a list of hosts, or a discovery list; health checks,
+//! host selection and fail-over; timeouts on every call; redirects never followed; bodies capped.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use audius_login::ApiClient;
+//!
+//! # async fn run() -> Result<(), audius_login::Error> {
+//! // The current Audius API (the default).
+//! let client = ApiClient::builder().build()?;
+//!
+//! // Older style: read a list of discovery hosts, probe them, use the first healthy one, and
+//! // fail over to the next on connection errors, timeouts and 5xx.
+//! let client = ApiClient::builder()
+//!     .discovery("https://api.audius.co".parse().unwrap())
+//!     .timeout(Duration::from_secs(5))
+//!     .build()?;
+//! let answer = client.get("/v1/users/handle/alice").await?;
+//! println!("{} from {}", answer.status, answer.host);
+//! # Ok(()) }
+//! ```
+//!
+//! Fail-over happens on connection errors, timeouts, truncated or over-size bodies and 5xx
+//! answers, never on 4xx (a 4xx is an answer about the request, the same on every host). After
+//! [`ApiClientBuilder::reselect_after`] consecutive failures the client selects a host again,
+//! re-reading the discovery list when it has one.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt as _;
+use futures_util::stream::FuturesUnordered;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use tracing::Instrument as _;
+use url::Url;
+
+use crate::error::{Error, Limited, Result};
+
+/// Default connect timeout: 3 s.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// Default total timeout of one attempt (connect, answer and body): 10 s.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default timeout of a health check: 2 s.
+pub const DEFAULT_HEALTH_TIMEOUT: Duration = Duration::from_secs(2);
+/// Default cap on a response body: 1 MiB.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
+/// Most hosts kept from a discovery list.
+pub const MAX_DISCOVERED_HOSTS: usize = 64;
+
+/// Where the client sends its requests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum HostSource {
+    /// One base URL, used as is (no health check, nothing to fail over to).
+    Fixed(Url),
+    /// A fixed list of hosts: probed, selected, failed over.
+    List(Vec<Url>),
+    /// A bootstrap URL answering `{"data": [hosts]}`: read, probed, selected, failed over, and
+    /// read again after repeated failures.
+    Discovery(Url),
+}
+
+/// An answer from the API: status, body (capped) and the host that gave it.
+#[derive(Debug, Clone)]
+pub struct ApiResponse {
+    /// HTTP status.
+    pub status: u16,
+    /// The body, at most the configured cap.
+    pub body: Bytes,
+    /// The host that answered.
+    pub host: Url,
+    /// The `Location` header of a redirect (never followed).
+    pub location: Option<String>,
+}
+
+impl ApiResponse {
+    /// Parses the body as JSON, or [`Error::UpstreamUnexpected`] with the status.
+    pub fn json<T: DeserializeOwned>(&self) -> Result<T> {
+        serde_json::from_slice(&self.body).map_err(|e| Error::UpstreamUnexpected {
+            status: self.status,
+            message: format!("the body is not the JSON expected: {e}"),
+        })
+    }
+
+    /// The server's error message: `error` (a string, or `error_description` beside an OAuth
+    /// `error` code), else `message`, else the start of the body.
+    pub fn error_message(&self) -> String {
+        if let Ok(Value::Object(obj)) = serde_json::from_slice::<Value>(&self.body) {
+            for key in ["error_description", "error", "message"] {
+                if let Some(Value::String(s)) = obj.get(key) {
+                    return s.clone();
+                }
+            }
+        }
+        let text = String::from_utf8_lossy(&self.body);
+        let text: String = text.chars().take(200).collect();
+        if text.trim().is_empty() {
+            format!("HTTP {} with an empty body", self.status)
+        } else {
+            text
+        }
+    }
+}
+
+/// How many times a request may be sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Retry {
+    /// Safe to send again to another host (GET).
+    Idempotent,
+    /// Only retried when the request surely did not reach a server (connection refused).
+    OnlyIfNotSent,
+}
+
+/// One request, to be sent to a selected host.
+struct Request<'a> {
+    method: reqwest::Method,
+    path: &'a str,
+    form: Option<String>,
+    bearer: Option<&'a str>,
+    retry: Retry,
+}
+
+#[derive(Debug)]
+struct Selection {
+    hosts: Arc<Vec<Url>>,
+    current: Option<usize>,
+    consecutive_failures: u32,
+}
+
+#[derive(Debug)]
+struct Inner {
+    http: reqwest::Client,
+    source: HostSource,
+    timeout: Duration,
+    health_timeout: Duration,
+    max_body_bytes: usize,
+    probe_count: usize,
+    max_attempts: usize,
+    reselect_after: u32,
+    selection: tokio::sync::Mutex<Selection>,
+}
+
+/// The Audius API client. Cheap to clone (shared state).
+#[derive(Debug, Clone)]
+pub struct ApiClient {
+    inner: Arc<Inner>,
+}
+
+/// Builder of an [`ApiClient`].
+#[derive(Debug, Clone)]
+pub struct ApiClientBuilder {
+    source: HostSource,
+    connect_timeout: Duration,
+    timeout: Duration,
+    health_timeout: Duration,
+    max_body_bytes: usize,
+    probe_count: usize,
+    max_attempts: usize,
+    reselect_after: u32,
+    user_agent: String,
+}
+
+impl Default for ApiClientBuilder {
+    fn default() -> Self {
+        Self {
+            source: HostSource::Fixed(
+                Url::parse("https://api.audius.co").expect("static URL is valid"),
+            ),
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            timeout: DEFAULT_TIMEOUT,
+            health_timeout: DEFAULT_HEALTH_TIMEOUT,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            probe_count: 3,
+            max_attempts: 3,
+            reselect_after: 3,
+            user_agent: concat!("audius-login-rs/", env!("CARGO_PKG_VERSION")).to_owned(),
+        }
+    }
+}
+
+impl ApiClientBuilder {
+    /// Use one base URL. Default: `https://api.audius.co`.
+    pub fn base_url(mut self, url: Url) -> Self {
+        self.source = HostSource::Fixed(url);
+        self
+    }
+
+    /// Use a fixed list of hosts, with health checks and fail-over. Default: a fixed base URL.
+    pub fn hosts(mut self, hosts: Vec<Url>) -> Self {
+        self.source = HostSource::List(hosts);
+        self
+    }
+
+    /// Read the hosts from a discovery list (`GET {bootstrap}` answering `{"data": [hosts]}`).
+    /// Default: a fixed base URL.
+    pub fn discovery(mut self, bootstrap: Url) -> Self {
+        self.source = HostSource::Discovery(bootstrap);
+        self
+    }
+
+    /// Any [`HostSource`]. Default: `HostSource::Fixed("https://api.audius.co")`.
+    pub fn source(mut self, source: HostSource) -> Self {
+        self.source = source;
+        self
+    }
+
+    /// Connect timeout of every call. Default: 3 s.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Total timeout of one attempt, body included. Default: 10 s.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Timeout of a health check. Default: 2 s.
+    pub fn health_timeout(mut self, timeout: Duration) -> Self {
+        self.health_timeout = timeout;
+        self
+    }
+
+    /// Cap on a response body; a longer body is an [`Error::TooLarge`]. Default: 1 MiB.
+    pub fn max_body_bytes(mut self, bytes: usize) -> Self {
+        self.max_body_bytes = bytes;
+        self
+    }
+
+    /// How many hosts are health-checked in parallel when selecting. Default: 3.
+    pub fn probe_count(mut self, count: usize) -> Self {
+        self.probe_count = count.max(1);
+        self
+    }
+
+    /// How many hosts one request may try. Default: 3.
+    pub fn max_attempts(mut self, attempts: usize) -> Self {
+        self.max_attempts = attempts.max(1);
+        self
+    }
+
+    /// Consecutive failed attempts after which a host is selected again (and the discovery
+    /// list re-read). Default: 3.
+    pub fn reselect_after(mut self, failures: u32) -> Self {
+        self.reselect_after = failures.max(1);
+        self
+    }
+
+    /// The `User-Agent` sent. Default: `audius-login-rs/<version>`.
+    pub fn user_agent(mut self, user_agent: impl Into<String>) -> Self {
+        self.user_agent = user_agent.into();
+        self
+    }
+
+    /// Builds the client; fails on an empty host list, a non-http(s) URL or a TLS setup error.
+    pub fn build(self) -> Result<ApiClient> {
+        let urls: Vec<&Url> = match &self.source {
+            HostSource::Fixed(u) | HostSource::Discovery(u) => vec![u],
+            HostSource::List(list) => list.iter().collect(),
+        };
+        if urls.is_empty() {
+            return Err(Error::Config("the host list is empty".into()));
+        }
+        if let Some(bad) = urls
+            .iter()
+            .find(|u| !matches!(u.scheme(), "http" | "https"))
+        {
+            return Err(Error::Config(format!("{bad} is not an http(s) URL")));
+        }
+        let http = reqwest::Client::builder()
+            .connect_timeout(self.connect_timeout)
+            .timeout(self.timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(self.user_agent)
+            .build()
+            .map_err(|e| Error::Config(format!("HTTP client: {e}")))?;
+        let hosts = match &self.source {
+            HostSource::Fixed(u) => vec![u.clone()],
+            HostSource::List(list) => list.clone(),
+            HostSource::Discovery(_) => Vec::new(),
+        };
+        let current = matches!(self.source, HostSource::Fixed(_)).then_some(0);
+        Ok(ApiClient {
+            inner: Arc::new(Inner {
+                http,
+                source: self.source,
+                timeout: self.timeout,
+                health_timeout: self.health_timeout,
+                max_body_bytes: self.max_body_bytes,
+                probe_count: self.probe_count,
+                max_attempts: self.max_attempts,
+                reselect_after: self.reselect_after,
+                selection: tokio::sync::Mutex::new(Selection {
+                    hosts: Arc::new(hosts),
+                    current,
+                    consecutive_failures: 0,
+                }),
+            }),
+        })
+    }
+}
+
+/// What one attempt gave.
+enum Attempt {
+    Answer(ApiResponse),
+    /// Transport failure; `sent` is false when the request surely never reached a server.
+    Failed {
+        error: Error,
+        sent: bool,
+    },
+}
+
+impl ApiClient {
+    /// A builder; see its setters for the defaults.
+    pub fn builder() -> ApiClientBuilder {
+        ApiClientBuilder::default()
+    }
+
+    /// A client for one base URL, with the default timeouts and limits.
+    pub fn new(base_url: Url) -> Result<Self> {
+        Self::builder().base_url(base_url).build()
+    }
+
+    /// Where the requests go.
+    pub fn source(&self) -> &HostSource {
+        &self.inner.source
+    }
+
+    /// The cap on response bodies.
+    pub fn max_body_bytes(&self) -> usize {
+        self.inner.max_body_bytes
+    }
+
+    /// `GET {host}{path_and_query}`, with fail-over.
+    pub async fn get(&self, path_and_query: &str) -> Result<ApiResponse> {
+        self.send(Request {
+            method: reqwest::Method::GET,
+            path: path_and_query,
+            form: None,
+            bearer: None,
+            retry: Retry::Idempotent,
+        })
+        .await
+    }
+
+    /// `GET` with `Authorization: Bearer <token>`, with fail-over.
+    pub async fn get_with_bearer(&self, path_and_query: &str, token: &str) -> Result<ApiResponse> {
+        self.send(Request {
+            method: reqwest::Method::GET,
+            path: path_and_query,
+            form: None,
+            bearer: Some(token),
+            retry: Retry::Idempotent,
+        })
+        .await
+    }
+
+    /// `POST` of a form (`application/x-www-form-urlencoded`). Not idempotent: it goes to
+    /// another host only when the connection was refused, never after it may have been received.
+    pub async fn post_form(&self, path: &str, form: &[(&str, &str)]) -> Result<ApiResponse> {
+        let body = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(form)
+            .finish();
+        self.send(Request {
+            method: reqwest::Method::POST,
+            path,
+            form: Some(body),
+            bearer: None,
+            retry: Retry::OnlyIfNotSent,
+        })
+        .await
+    }
+
+    /// The host requests go to now, selecting one first if needed.
+    pub async fn current_host(&self) -> Result<Url> {
+        let (hosts, idx) = self.selected().await?;
+        Ok(hosts[idx].clone())
+    }
+
+    /// Drops the current selection: the next request selects again (re-reading the discovery
+    /// list when there is one).
+    pub async fn reselect(&self) {
+        let mut sel = self.inner.selection.lock().await;
+        if !matches!(self.inner.source, HostSource::Fixed(_)) {
+            sel.current = None;
+        }
+        sel.consecutive_failures = 0;
+    }
+
+    async fn selected(&self) -> Result<(Arc<Vec<Url>>, usize)> {
+        let mut sel = self.inner.selection.lock().await;
+        if let Some(idx) = sel.current {
+            return Ok((sel.hosts.clone(), idx));
+        }
+        let span = tracing::info_span!("audius.select_host", source = ?self.inner.source);
+        async {
+            if let HostSource::Discovery(bootstrap) = &self.inner.source {
+                sel.hosts = Arc::new(self.read_discovery_list(bootstrap).await?);
+            }
+            let idx = self.probe(&sel.hosts).await?;
+            tracing::info!(host = %sel.hosts[idx], "selected Audius host");
+            sel.current = Some(idx);
+            sel.consecutive_failures = 0;
+            Ok((sel.hosts.clone(), idx))
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn read_discovery_list(&self, bootstrap: &Url) -> Result<Vec<Url>> {
+        #[derive(serde::Deserialize)]
+        struct List {
+            data: Vec<Value>,
+        }
+        let answer = match self
+            .attempt(bootstrap, &self.bare(reqwest::Method::GET))
+            .await
+        {
+            Attempt::Answer(a) => a,
+            Attempt::Failed { error, .. } => return Err(error),
+        };
+        if answer.status != 200 {
+            return Err(Error::unavailable(
+                format!(
+                    "the discovery list at {bootstrap} answered HTTP {}",
+                    answer.status
+                ),
+                Some(answer.status),
+            ));
+        }
+        let list: List = answer.json()?;
+        let mut hosts: Vec<Url> = Vec::new();
+        for item in list.data {
+            match item.as_str().map(Url::parse) {
+                Some(Ok(u)) if matches!(u.scheme(), "http" | "https") && u.has_host() => {
+                    if !hosts.contains(&u) && hosts.len() < MAX_DISCOVERED_HOSTS {
+                        hosts.push(u);
+                    }
+                }
+                _ => {
+                    tracing::warn!(entry = %item, "ignoring a discovery list entry that is not an http(s) URL")
+                }
+            }
+        }
+        if hosts.is_empty() {
+            return Err(Error::unavailable(
+                format!("the discovery list at {bootstrap} names no usable host"),
+                None,
+            ));
+        }
+        tracing::debug!(count = hosts.len(), "read the discovery list");
+        Ok(hosts)
+    }
+
+    /// Health-checks hosts a batch at a time; the first healthy to answer wins.
+    async fn probe(&self, hosts: &[Url]) -> Result<usize> {
+        for (batch_no, batch) in hosts.chunks(self.inner.probe_count).enumerate() {
+            let mut checks: FuturesUnordered<_> = batch
+                .iter()
+                .enumerate()
+                .map(|(i, host)| {
+                    let idx = batch_no * self.inner.probe_count + i;
+                    async move { (idx, self.healthy(host).await) }
+                })
+                .collect();
+            while let Some((idx, healthy)) = checks.next().await {
+                if healthy {
+                    return Ok(idx);
+                }
+            }
+        }
+        Err(Error::unavailable(
+            format!("no healthy Audius host among {}", hosts.len()),
+            None,
+        ))
+    }
+
+    async fn healthy(&self, host: &Url) -> bool {
+        let url = join(host, "/health_check");
+        let fut = async {
+            let resp = self.inner.http.get(url.as_str()).send().await.ok()?;
+            if !resp.status().is_success() {
+                return Some(false);
+            }
+            let body = read_capped(resp, 64 * 1024).await.ok()?;
+            let explicit_false = serde_json::from_slice::<Value>(&body)
+                .ok()
+                .and_then(|v| v.pointer("/data/healthy").and_then(Value::as_bool))
+                == Some(false);
+            Some(!explicit_false)
+        };
+        let healthy = tokio::time::timeout(self.inner.health_timeout, fut)
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or(false);
+        tracing::debug!(%host, healthy, "health check");
+        healthy
+    }
+
+    fn bare(&self, method: reqwest::Method) -> Request<'static> {
+        Request {
+            method,
+            path: "",
+            form: None,
+            bearer: None,
+            retry: Retry::Idempotent,
+        }
+    }
+
+    async fn send(&self, request: Request<'_>) -> Result<ApiResponse> {
+        let (hosts, start) = self.selected().await?;
+        let attempts = hosts.len().min(self.inner.max_attempts);
+        let mut last_error = None;
+        for i in 0..attempts {
+            let idx = (start + i) % hosts.len();
+            let host = &hosts[idx];
+            let url = join(host, request.path);
+            match self.attempt(&url, &request).await {
+                Attempt::Answer(answer) if answer.status >= 500 => {
+                    tracing::warn!(%host, status = answer.status, "Audius host failed; failing over");
+                    last_error = Some(Error::unavailable(
+                        format!(
+                            "{host} answered HTTP {}: {}",
+                            answer.status,
+                            answer.error_message()
+                        ),
+                        Some(answer.status),
+                    ));
+                    self.note_failure(&hosts).await;
+                    if request.retry == Retry::OnlyIfNotSent {
+                        break;
+                    }
+                }
+                Attempt::Answer(mut answer) => {
+                    answer.host = host.clone();
+                    self.note_success(&hosts, idx).await;
+                    return Ok(answer);
+                }
+                Attempt::Failed { error, sent } => {
+                    tracing::warn!(%host, %error, "Audius host failed; failing over");
+                    last_error = Some(error);
+                    self.note_failure(&hosts).await;
+                    if sent && request.retry == Retry::OnlyIfNotSent {
+                        break;
+                    }
+                }
+            }
+        }
+        Err(last_error.unwrap_or_else(|| Error::unavailable("no host to try", None)))
+    }
+
+    async fn note_success(&self, hosts: &Arc<Vec<Url>>, idx: usize) {
+        let mut sel = self.inner.selection.lock().await;
+        if Arc::ptr_eq(&sel.hosts, hosts) {
+            if sel.current != Some(idx) {
+                tracing::info!(host = %hosts[idx], "now using this Audius host");
+            }
+            sel.current = Some(idx);
+            sel.consecutive_failures = 0;
+        }
+    }
+
+    async fn note_failure(&self, hosts: &Arc<Vec<Url>>) {
+        let mut sel = self.inner.selection.lock().await;
+        if !Arc::ptr_eq(&sel.hosts, hosts) {
+            return;
+        }
+        sel.consecutive_failures += 1;
+        if sel.consecutive_failures >= self.inner.reselect_after
+            && !matches!(self.inner.source, HostSource::Fixed(_))
+        {
+            tracing::info!(
+                failures = sel.consecutive_failures,
+                "repeated failures; selecting an Audius host again"
+            );
+            sel.current = None;
+            sel.consecutive_failures = 0;
+        }
+    }
+
+    async fn attempt(&self, url: &Url, request: &Request<'_>) -> Attempt {
+        let mut builder = self
+            .inner
+            .http
+            .request(request.method.clone(), url.as_str());
+        if let Some(token) = request.bearer {
+            builder = builder.bearer_auth(token);
+        }
+        if let Some(form) = &request.form {
+            builder = builder
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(form.clone());
+        }
+        let limit = self.inner.max_body_bytes;
+        let fut = async {
+            let resp = builder.send().await.map_err(|e| {
+                let sent = !e.is_connect();
+                (describe(&e, url), sent)
+            })?;
+            let status = resp.status().as_u16();
+            let location = resp
+                .headers()
+                .get("location")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            let body = read_capped(resp, limit).await.map_err(|e| (e, true))?;
+            Ok::<_, (Error, bool)>(ApiResponse {
+                status,
+                body,
+                host: url.clone(),
+                location,
+            })
+        };
+        match tokio::time::timeout(self.inner.timeout, fut).await {
+            Ok(Ok(answer)) => Attempt::Answer(answer),
+            Ok(Err((error, sent))) => Attempt::Failed { error, sent },
+            Err(_) => Attempt::Failed {
+                error: Error::unavailable(
+                    format!("{url} timed out after {:?}", self.inner.timeout),
+                    None,
+                ),
+                sent: true,
+            },
+        }
+    }
+}
+
+/// `host` + `path_and_query`, keeping any path prefix of the host.
+fn join(host: &Url, path_and_query: &str) -> Url {
+    if path_and_query.is_empty() {
+        return host.clone();
+    }
+    let base = host.as_str().trim_end_matches('/');
+    Url::parse(&format!("{base}{path_and_query}")).unwrap_or_else(|_| host.clone())
+}
+
+fn describe(e: &reqwest::Error, url: &Url) -> Error {
+    let what = if e.is_timeout() {
+        "timed out".to_owned()
+    } else if e.is_connect() {
+        "could not be connected to".to_owned()
+    } else {
+        let mut msg = e.to_string();
+        let mut source = std::error::Error::source(e);
+        while let Some(s) = source {
+            msg = format!("{msg}: {s}");
+            source = s.source();
+        }
+        format!("failed ({msg})")
+    };
+    let mut shown = url.clone();
+    shown.set_query(None);
+    Error::unavailable(format!("{shown} {what}"), None)
+}
+
+/// Reads a body, refusing one over `limit` bytes without reading the rest.
+async fn read_capped(mut resp: reqwest::Response, limit: usize) -> Result<Bytes> {
+    let too_large = || Error::TooLarge {
+        what: Limited::ResponseBody,
+        limit,
+    };
+    if resp.content_length().is_some_and(|len| len > limit as u64) {
+        return Err(too_large());
+    }
+    let mut buf = BytesMut::new();
+    loop {
+        match resp.chunk().await {
+            Ok(Some(chunk)) => {
+                if buf.len() + chunk.len() > limit {
+                    return Err(too_large());
+                }
+                buf.extend_from_slice(&chunk);
+            }
+            Ok(None) => return Ok(buf.freeze()),
+            Err(e) => {
+                return Err(Error::unavailable(
+                    format!("the answer was cut short: {e}"),
+                    None,
+                ));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn join_keeps_prefix() {
+        let host = Url::parse("http://h:1/prefix/").unwrap();
+        assert_eq!(
+            join(&host, "/v1/x?y=1").as_str(),
+            "http://h:1/prefix/v1/x?y=1"
+        );
+        let host = Url::parse("http://h:1").unwrap();
+        assert_eq!(
+            join(&host, "/health_check").as_str(),
+            "http://h:1/health_check"
+        );
+    }
+
+    #[test]
+    fn builder_refusals() {
+        assert!(ApiClient::builder().hosts(vec![]).build().is_err());
+        assert!(
+            ApiClient::builder()
+                .base_url(Url::parse("ftp://x").unwrap())
+                .build()
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn error_message_shapes() {
+        let r = |body: &str| ApiResponse {
+            status: 400,
+            body: Bytes::from(body.to_owned()),
+            host: Url::parse("http://h").unwrap(),
+            location: None,
+        };
+        assert_eq!(
+            r(r#"{"code":400,"error":"Invalid JWT token format"}"#).error_message(),
+            "Invalid JWT token format"
+        );
+        assert_eq!(
+            r(r#"{"error":"invalid_grant","error_description":"PKCE verification failed"}"#)
+                .error_message(),
+            "PKCE verification failed"
+        );
+        assert_eq!(r("").error_message(), "HTTP 400 with an empty body");
+        assert_eq!(r("oops").error_message(), "oops");
+    }
+}

@@ -1,0 +1,267 @@
+//! The one error type of the crate, and the small enums that say what went wrong.
+//!
+//! Every failure of parsing, verification or an API call is an [`Error`]. Its [`ErrorKind`] is a
+//! stable, matchable summary that maps onto the Audius `verify_token` answers (spec section 4.1):
+//!
+//! | kind | Audius answer | meaning |
+//! |---|---|---|
+//! | [`ErrorKind::Malformed`] | 400 | the token cannot be parsed ([`TokenPart`] says where) |
+//! | [`ErrorKind::BadSignature`] | 404 `... wallet could not be recovered` | no signer can be recovered |
+//! | [`ErrorKind::WalletMismatch`] | 404 `... invalid wallet`, 403 `... does not match the user` | the signer is not the user (nor an approved manager) |
+//! | [`ErrorKind::Stale`] | — | `iat` is older than the maximum age (the app's check) |
+//! | [`ErrorKind::Replayed`] | — | the token was already accepted once (the app's check) |
+//! | [`ErrorKind::TooLarge`] | — | an input or an answer is over its size limit |
+//! | [`ErrorKind::UpstreamUnavailable`] | connect error, timeout, 5xx, 429 | Audius could not be reached |
+//! | [`ErrorKind::UpstreamUnexpected`] | any other answer | Audius answered something this crate does not understand |
+//! | [`ErrorKind::InvalidRedirectUri`] | — | a redirect URI breaks a rule of spec section 5 |
+//! | [`ErrorKind::Config`] | — | a builder was given settings that cannot work |
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::redirect_uri::RedirectUriError;
+
+/// A stable summary of an [`Error`], for matching and for machine output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The token cannot be parsed (an HTTP 400 class answer).
+    Malformed,
+    /// No signer can be recovered from the signature (Audius answers 404).
+    BadSignature,
+    /// The signer does not own the account, and is not its approved manager (Audius: 403 or 404).
+    WalletMismatch,
+    /// The token was issued longer ago than the maximum age allows, or carries no usable `iat`.
+    Stale,
+    /// The token was already accepted once.
+    Replayed,
+    /// An input or an upstream answer is over its size limit.
+    TooLarge,
+    /// Audius could not be reached: connection refused, timeout, 5xx or 429 on every host tried.
+    UpstreamUnavailable,
+    /// Audius answered, but not in a way this crate understands (status and message kept).
+    UpstreamUnexpected,
+    /// A redirect URI breaks one of the rules of spec section 5.
+    InvalidRedirectUri,
+    /// A builder was given settings that cannot work together.
+    Config,
+}
+
+impl ErrorKind {
+    /// The snake-case name used in machine output (`"malformed"`, `"bad_signature"`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Malformed => "malformed",
+            Self::BadSignature => "bad_signature",
+            Self::WalletMismatch => "wallet_mismatch",
+            Self::Stale => "stale",
+            Self::Replayed => "replayed",
+            Self::TooLarge => "too_large",
+            Self::UpstreamUnavailable => "upstream_unavailable",
+            Self::UpstreamUnexpected => "upstream_unexpected",
+            Self::InvalidRedirectUri => "invalid_redirect_uri",
+            Self::Config => "config",
+        }
+    }
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Which part of a token was wrong, for [`Error::Malformed`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum TokenPart {
+    /// The overall shape: not three `.`-separated segments, or empty.
+    Structure,
+    /// The header segment (first).
+    Header,
+    /// The payload segment (second): not base64url, or not a JSON object.
+    Payload,
+    /// The `userId` claim: missing, of the wrong type, or not a hashid or decimal id.
+    UserId,
+    /// The signature segment (third): not base64url, not hex, or not 65 bytes.
+    Signature,
+    /// Audius said the token is malformed, without saying where.
+    Unknown,
+}
+
+impl TokenPart {
+    /// The snake-case name used in machine output.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Structure => "structure",
+            Self::Header => "header",
+            Self::Payload => "payload",
+            Self::UserId => "user_id",
+            Self::Signature => "signature",
+            Self::Unknown => "unknown",
+        }
+    }
+}
+
+impl fmt::Display for TokenPart {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What an over-size limit was about, for [`Error::TooLarge`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Limited {
+    /// A token given to the library.
+    Token,
+    /// A body answered by the Audius API.
+    ResponseBody,
+    /// Some other input (a URI, a state, a form).
+    Input,
+}
+
+impl fmt::Display for Limited {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Token => "token",
+            Self::ResponseBody => "response body",
+            Self::Input => "input",
+        })
+    }
+}
+
+/// Everything that can go wrong in this crate.
+///
+/// Match on [`Error::kind`] for a stable summary; the variants carry the details (which part of a
+/// token, the server's status and message, the limit that was crossed). `Display` gives one
+/// readable line.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The token cannot be parsed.
+    #[error("malformed token ({part}): {message}")]
+    Malformed {
+        /// Which part was wrong.
+        part: TokenPart,
+        /// What was wrong, in words (the server's words when the Audius API said it).
+        message: String,
+    },
+    /// No signer can be recovered from the signature.
+    #[error("bad signature: {message}")]
+    BadSignature {
+        /// What was wrong, in words.
+        message: String,
+    },
+    /// The signer is neither the account's wallet nor an approved, non-revoked manager of it.
+    #[error("wallet mismatch: {message}")]
+    WalletMismatch {
+        /// The HTTP status Audius gave (403 or 404), or the one it would give.
+        status: u16,
+        /// What was wrong, in words.
+        message: String,
+    },
+    /// The token is older than the maximum age, or has no usable `iat` while an age is enforced.
+    #[error("stale token: {message}")]
+    Stale {
+        /// When the token says it was issued, if it says so.
+        issued_at: Option<time::OffsetDateTime>,
+        /// The maximum age that was enforced.
+        max_age: Duration,
+        /// What was wrong, in words.
+        message: String,
+    },
+    /// The token was already accepted once.
+    #[error("replayed token: this token was already used to log in")]
+    Replayed,
+    /// An input or an answer is over its size limit.
+    #[error("{what} too large: over the limit of {limit} bytes")]
+    TooLarge {
+        /// What was too large.
+        what: Limited,
+        /// The limit, in bytes.
+        limit: usize,
+    },
+    /// Audius could not be reached on any host tried.
+    #[error("Audius is unavailable: {message}")]
+    UpstreamUnavailable {
+        /// What happened (the last failure), in words.
+        message: String,
+        /// The HTTP status of the last answer, when there was one (5xx, 429).
+        status: Option<u16>,
+    },
+    /// Audius answered something unexpected.
+    #[error("Audius answered unexpectedly (HTTP {status}): {message}")]
+    UpstreamUnexpected {
+        /// The HTTP status of the answer.
+        status: u16,
+        /// The server's message when it gave one, else a description of the answer.
+        message: String,
+    },
+    /// A redirect URI breaks one of the rules of spec section 5.
+    #[error(transparent)]
+    InvalidRedirectUri(#[from] RedirectUriError),
+    /// A builder was given settings that cannot work.
+    #[error("configuration error: {0}")]
+    Config(String),
+}
+
+impl Error {
+    /// The stable summary of this error.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::Malformed { .. } => ErrorKind::Malformed,
+            Self::BadSignature { .. } => ErrorKind::BadSignature,
+            Self::WalletMismatch { .. } => ErrorKind::WalletMismatch,
+            Self::Stale { .. } => ErrorKind::Stale,
+            Self::Replayed => ErrorKind::Replayed,
+            Self::TooLarge { .. } => ErrorKind::TooLarge,
+            Self::UpstreamUnavailable { .. } => ErrorKind::UpstreamUnavailable,
+            Self::UpstreamUnexpected { .. } => ErrorKind::UpstreamUnexpected,
+            Self::InvalidRedirectUri(_) => ErrorKind::InvalidRedirectUri,
+            Self::Config(_) => ErrorKind::Config,
+        }
+    }
+
+    /// The HTTP status an app should answer its own client with for this error.
+    ///
+    /// 400 for input that cannot be parsed, 401 for a token that is refused, 413 for over-size
+    /// input, 502 when Audius answered something unexpected, 503 when it cannot be reached,
+    /// 500 for configuration errors.
+    pub fn suggested_status(&self) -> u16 {
+        match self.kind() {
+            ErrorKind::Malformed | ErrorKind::InvalidRedirectUri => 400,
+            ErrorKind::BadSignature
+            | ErrorKind::WalletMismatch
+            | ErrorKind::Stale
+            | ErrorKind::Replayed => 401,
+            ErrorKind::TooLarge => 413,
+            ErrorKind::UpstreamUnexpected => 502,
+            ErrorKind::UpstreamUnavailable => 503,
+            ErrorKind::Config => 500,
+        }
+    }
+
+    pub(crate) fn malformed(part: TokenPart, message: impl Into<String>) -> Self {
+        Self::Malformed {
+            part,
+            message: message.into(),
+        }
+    }
+
+    pub(crate) fn bad_signature(message: impl Into<String>) -> Self {
+        Self::BadSignature {
+            message: message.into(),
+        }
+    }
+
+    pub(crate) fn unavailable(message: impl Into<String>, status: Option<u16>) -> Self {
+        Self::UpstreamUnavailable {
+            message: message.into(),
+            status,
+        }
+    }
+}
+
+/// A `Result` with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

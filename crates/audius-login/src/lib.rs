@@ -1,0 +1,28 @@
+#![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+
+mod cache;
+pub mod client;
+pub mod clock;
+pub mod error;
+pub mod login_url;
+pub mod redirect_uri;
+pub mod replay;
+pub mod return_to;
+pub mod token;
+pub mod user_id;
+pub mod verify;
+pub mod wallet;
+
+pub use client::{ApiClient, ApiClientBuilder, ApiResponse, HostSource};
+pub use error::{Error, ErrorKind, Result, TokenPart};
+pub use login_url::{Display, Environment, LoginUrl, ResponseMode, Scope, State};
+pub use redirect_uri::RedirectUri;
+pub use token::{Claims, ProfilePicture, Signature, Token};
+pub use user_id::UserId;
+pub use verify::{
+    ApiUser, ApiVerifier, LocalVerifier, ProfileSource, UserDirectory, VerifiedProfile, Verifier,
+    VerifyOptions,
+};
+pub use wallet::Wallet;
