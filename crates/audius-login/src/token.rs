@@ -281,7 +281,8 @@ impl Claims {
                 let id = UserId::parse(s).map_err(|_| {
                     Error::malformed(TokenPart::UserId, "Invalid JWT payload userId")
                 })?;
-                let form = if UserId::from_hashid(s).is_ok() {
+                // A hashid decodes only from its canonical text.
+                let form = if id.hashid() == *s {
                     UserIdForm::Hashid
                 } else {
                     UserIdForm::Decimal

@@ -98,15 +98,16 @@ impl UserId {
         }
     }
 
-    /// Parses a hashid, or failing that a decimal id, as Audius' `verify_token` does.
+    /// Parses a decimal id, or failing that a hashid, in the order Audius' `verify_token` tries
+    /// them: a digit string that happens to be a valid hashid as well (`"1433591643"`) names the
+    /// number it spells, as it does for Audius.
     pub fn parse(s: &str) -> Result<Self, UserIdError> {
-        if let Ok(id) = Self::from_hashid(s) {
-            return Ok(id);
-        }
         if !s.is_empty() && s.len() <= MAX_DECIMAL_LEN && s.bytes().all(|b| b.is_ascii_digit()) {
-            return s.parse::<u64>().map(Self).map_err(|_| UserIdError::new(s));
+            if let Ok(n) = s.parse::<u64>() {
+                return Ok(Self(n));
+            }
         }
-        Err(UserIdError::new(s))
+        Self::from_hashid(s)
     }
 
     /// Reads a user id from a JSON value: a hashid or decimal string, or a non-negative number.
@@ -210,6 +211,16 @@ mod tests {
         }
         assert!(serde_json::from_str::<UserId>("-3").is_err());
         assert!(serde_json::from_str::<UserId>("true").is_err());
+    }
+
+    #[test]
+    fn decimal_wins_over_an_all_digit_hashid() {
+        // "1433591643" is also the hashid of 547222655265041; Audius reads it as a number.
+        assert_eq!(
+            UserId::from_hashid("1433591643").unwrap().get(),
+            547_222_655_265_041
+        );
+        assert_eq!(UserId::parse("1433591643").unwrap().get(), 1_433_591_643);
     }
 
     #[test]
