@@ -26,7 +26,8 @@
 //!    after normalisation (`0x7f.1`, `2130706433` are IPv4 literals).
 //!
 //! Rules 2, 3, 4, 6 and 7 are also judged on the text percent-decoded once, as the Audius page
-//! decodes `redirect_uri` again before using it. `postmessage` (any case) is accepted as the
+//! decodes `redirect_uri` again before using it, and rules 2, 3 and 4 on the normalised URL
+//! (the text actually sent). `postmessage` (any case) is accepted as the
 //! popup answer channel.
 
 use std::fmt;
@@ -146,6 +147,9 @@ impl RedirectUri {
         let url = Url::parse(input)
             .map_err(|e| RedirectUriError::new(Syntax, format!("not a valid URL: {e}")))?;
         check_url(&url, "")?;
+        // What is sent is the normalised URL: it must pass the text rules too (`http:..`
+        // normalises to `http://../`).
+        check_text(url.as_str(), " (after normalisation)")?;
         Ok(Self::Url(url))
     }
 
@@ -346,6 +350,7 @@ mod tests {
             ("https://app.example/a/%2e%2e/b", Traversal),
             ("https://app.example/a%2f..%2fb", Traversal),
             ("https://app.example\\..\\b", Traversal),
+            ("http:..", Traversal),
             ("http://10.0.0.1/cb", IpHost),
             ("http://167772161/cb", IpHost),
             ("http://3232235777/cb", IpHost),
