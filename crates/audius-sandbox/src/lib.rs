@@ -1,0 +1,2 @@
+//! A local Audius for tests and demos.
+#![forbid(unsafe_code)]

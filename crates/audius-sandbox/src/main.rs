@@ -1,0 +1,2 @@
+//! The `audius-sandbox` binary.
+fn main() {}
