@@ -1,0 +1,588 @@
+//! Configuration: [`AudiusLogin`] and its builder, and the enums that shape its behaviour.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::HttpRequest;
+use audius_login::clock::{Clock, SystemClock};
+use audius_login::replay::{MemoryReplayCache, ReplayCache};
+use audius_login::return_to::sanitize_return_to;
+use audius_login::{
+    ApiClient, ApiVerifier, Display, Environment, Error, LocalVerifier, ProfileSource, RedirectUri,
+    Scope, UserDirectory, VerifiedProfile, Verifier, VerifyOptions,
+};
+use url::Url;
+
+use crate::user::AudiusUser;
+
+/// How the login page answers the app (spec section 2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum ResponseMode {
+    /// The page navigates to the callback with `#state=..&token=..`; a tiny bridge page served
+    /// by the callback route hands the fragment to the server and removes it from history. The
+    /// token never reaches server logs. (Default.)
+    #[default]
+    Fragment,
+    /// The page navigates to the callback with `?state=..&token=..`. Simplest; the token appears
+    /// in the callback URL (and so in access logs).
+    Query,
+    /// The login page opens in a popup and posts `{state, token}` to the opener; the button's
+    /// script checks the message's origin and source and posts it to the callback.
+    PostMessage,
+}
+
+/// Which verifier checks tokens at the callback.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum VerifierKind {
+    /// Recover the signer here and compare it with the user's wallet (user records cached):
+    /// no network once the cache is warm. (Default.)
+    #[default]
+    Local,
+    /// Ask Audius (`GET /v1/users/verify_token`) on every login.
+    Api,
+}
+
+/// What a request without a signed-in user gets where one is required.
+///
+/// Set per scope with `.app_data(UnauthenticatedResponse::Json)`, or for the whole app with
+/// [`AudiusLoginBuilder::unauthenticated`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum UnauthenticatedResponse {
+    /// Browsers (`Accept: text/html`) are redirected to the login route with `return_to`; other
+    /// clients get `401` JSON. (Default.)
+    #[default]
+    Auto,
+    /// Always redirect `GET`/`HEAD` requests to the login route (other methods get the HTML
+    /// page).
+    Redirect,
+    /// Always `401` with `{"error": "not_signed_in", "message": ..}`.
+    Json,
+}
+
+/// What logging out removes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum LogoutBehavior {
+    /// Purge the whole session (cookie removed, server-side state deleted). (Default.)
+    #[default]
+    PurgeSession,
+    /// Remove only the Audius user, keep the rest of the session, and renew its id.
+    ForgetUser,
+}
+
+/// What the `on_login` hook is given.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct LoginEvent {
+    /// The user about to be signed in (stored in the session if the hook allows it).
+    pub user: AudiusUser,
+    /// Everything the verifier established, including every claim of the token.
+    pub profile: VerifiedProfile,
+    /// Where the browser will go after login.
+    pub return_to: String,
+}
+
+/// The future an `on_login` hook returns.
+pub type OnLoginFuture = Pin<Box<dyn Future<Output = Result<(), actix_web::Error>>>>;
+
+type OnLoginFn = dyn Fn(HttpRequest, LoginEvent) -> OnLoginFuture + Send + Sync;
+
+/// The settings, shared by the middleware, the routes and the extractors. Cheap to clone.
+///
+/// Build it once with [`AudiusLogin::builder`], outside `HttpServer::new`, and clone it into
+/// the app factory.
+#[derive(Clone)]
+pub struct AudiusLogin {
+    pub(crate) inner: Arc<Config>,
+}
+
+pub(crate) struct Config {
+    pub(crate) app_name: String,
+    pub(crate) api_key: Option<String>,
+    pub(crate) scope: Scope,
+    pub(crate) redirect_uri: Url,
+    pub(crate) callback_path: String,
+    pub(crate) app_origin: String,
+    pub(crate) login_path: String,
+    pub(crate) logout_path: String,
+    pub(crate) assets_path: String,
+    pub(crate) landing_path: String,
+    pub(crate) response_mode: ResponseMode,
+    pub(crate) display: Display,
+    pub(crate) environment: Environment,
+    pub(crate) verifier: Arc<dyn Verifier>,
+    pub(crate) verify_options: VerifyOptions,
+    pub(crate) replay_cache: Arc<dyn ReplayCache>,
+    pub(crate) max_token_age: Duration,
+    pub(crate) clock_skew: Duration,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) attempt_ttl: Duration,
+    pub(crate) max_pending_attempts: usize,
+    pub(crate) unauthenticated: UnauthenticatedResponse,
+    pub(crate) logout_behavior: LogoutBehavior,
+    pub(crate) login_deadline: Option<Duration>,
+    pub(crate) on_login: Option<Arc<OnLoginFn>>,
+    pub(crate) directory: Option<Arc<UserDirectory>>,
+}
+
+impl fmt::Debug for AudiusLogin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let c = &self.inner;
+        f.debug_struct("AudiusLogin")
+            .field("app_name", &c.app_name)
+            .field("redirect_uri", &c.redirect_uri.as_str())
+            .field("response_mode", &c.response_mode)
+            .field("environment", &c.environment)
+            .field("verifier", &c.verifier)
+            .field("max_token_age", &c.max_token_age)
+            .field("login_path", &c.login_path)
+            .field("logout_path", &c.logout_path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AudiusLogin {
+    /// A builder for an app called `app_name` (shown on the Audius login page) whose callback is
+    /// `redirect_uri` (an absolute `http(s)` URL; its path becomes the callback route).
+    pub fn builder(
+        app_name: impl Into<String>,
+        redirect_uri: impl AsRef<str>,
+    ) -> AudiusLoginBuilder {
+        AudiusLoginBuilder::new(app_name.into(), redirect_uri.as_ref().to_owned())
+    }
+
+    /// The callback URL given to Audius.
+    pub fn redirect_uri(&self) -> &Url {
+        &self.inner.redirect_uri
+    }
+
+    /// The app's origin (`scheme://host[:port]` of the redirect URI).
+    pub fn app_origin(&self) -> &str {
+        &self.inner.app_origin
+    }
+
+    /// The login route's path.
+    pub fn login_path(&self) -> &str {
+        &self.inner.login_path
+    }
+
+    /// The logout route's path.
+    pub fn logout_path(&self) -> &str {
+        &self.inner.logout_path
+    }
+
+    /// The callback route's path.
+    pub fn callback_path(&self) -> &str {
+        &self.inner.callback_path
+    }
+
+    /// Where the browser goes when no (valid) return-to is given.
+    pub fn landing_path(&self) -> &str {
+        &self.inner.landing_path
+    }
+
+    /// The answer channel.
+    pub fn response_mode(&self) -> ResponseMode {
+        self.inner.response_mode
+    }
+
+    /// The Audius environment.
+    pub fn environment(&self) -> &Environment {
+        &self.inner.environment
+    }
+
+    /// The login route with a `return_to` for after login.
+    pub fn login_url_for(&self, return_to: &str) -> String {
+        let query = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("return_to", return_to)
+            .finish();
+        format!("{}?{query}", self.inner.login_path)
+    }
+
+    /// Whether the session cookie should be `Secure`: always, except for an app served over
+    /// plain http on a loopback host (`localhost`, `127.0.0.0/8`, `[::1]`).
+    pub fn cookie_secure(&self) -> bool {
+        let url = &self.inner.redirect_uri;
+        let loopback = match url.host() {
+            Some(url::Host::Domain(d)) => d == "localhost" || d.ends_with(".localhost"),
+            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+            None => false,
+        };
+        !(url.scheme() == "http" && loopback)
+    }
+
+    /// The user directory (and its cache) of the built-in verifier, when one was built.
+    pub fn user_directory(&self) -> Option<&Arc<UserDirectory>> {
+        self.inner.directory.as_ref()
+    }
+
+    /// The replay cache in use.
+    pub fn replay_cache(&self) -> &Arc<dyn ReplayCache> {
+        &self.inner.replay_cache
+    }
+}
+
+/// Builder of [`AudiusLogin`]. Every setter states its default.
+pub struct AudiusLoginBuilder {
+    app_name: String,
+    redirect_uri: String,
+    api_key: Option<String>,
+    scope: Scope,
+    login_path: String,
+    logout_path: String,
+    assets_path: String,
+    landing_path: String,
+    response_mode: ResponseMode,
+    display: Display,
+    environment: Environment,
+    verifier_kind: VerifierKind,
+    verifier: Option<Arc<dyn Verifier>>,
+    api_client: Option<ApiClient>,
+    profile_source: ProfileSource,
+    replay_cache: Option<Arc<dyn ReplayCache>>,
+    max_token_age: Duration,
+    clock_skew: Duration,
+    clock: Arc<dyn Clock>,
+    attempt_ttl: Duration,
+    max_pending_attempts: usize,
+    unauthenticated: UnauthenticatedResponse,
+    logout_behavior: LogoutBehavior,
+    login_deadline: Option<Duration>,
+    on_login: Option<Arc<OnLoginFn>>,
+    user_cache_ttl: Duration,
+    user_cache_capacity: usize,
+}
+
+impl AudiusLoginBuilder {
+    fn new(app_name: String, redirect_uri: String) -> Self {
+        Self {
+            app_name,
+            redirect_uri,
+            api_key: None,
+            scope: Scope::Read,
+            login_path: "/auth/audius/login".into(),
+            logout_path: "/auth/logout".into(),
+            assets_path: "/auth/audius/assets".into(),
+            landing_path: "/".into(),
+            response_mode: ResponseMode::Fragment,
+            display: Display::Popup,
+            environment: Environment::Production,
+            verifier_kind: VerifierKind::Local,
+            verifier: None,
+            api_client: None,
+            profile_source: ProfileSource::UserRecord,
+            replay_cache: None,
+            max_token_age: Duration::from_secs(300),
+            clock_skew: audius_login::verify::DEFAULT_CLOCK_SKEW,
+            clock: Arc::new(SystemClock),
+            attempt_ttl: Duration::from_secs(600),
+            max_pending_attempts: 5,
+            unauthenticated: UnauthenticatedResponse::Auto,
+            logout_behavior: LogoutBehavior::PurgeSession,
+            login_deadline: None,
+            on_login: None,
+            user_cache_ttl: audius_login::verify::DEFAULT_USER_CACHE_TTL,
+            user_cache_capacity: audius_login::verify::DEFAULT_USER_CACHE_CAPACITY,
+        }
+    }
+
+    /// The answer channel. Default: [`ResponseMode::Fragment`].
+    pub fn response_mode(mut self, mode: ResponseMode) -> Self {
+        self.response_mode = mode;
+        self
+    }
+
+    /// Which Audius: production, staging, or a custom one such as a sandbox
+    /// (`sandbox.environment()`). Default: [`Environment::Production`].
+    pub fn environment(mut self, environment: Environment) -> Self {
+        self.environment = environment;
+        self
+    }
+
+    /// The app's API key (40 hex characters), sent as `api_key`. Default: none.
+    pub fn api_key(mut self, key: impl Into<String>) -> Self {
+        self.api_key = Some(key.into());
+        self
+    }
+
+    /// `scope`. Default: [`Scope::Read`]. `write` needs [`api_key`](Self::api_key).
+    pub fn scope(mut self, scope: Scope) -> Self {
+        self.scope = scope;
+        self
+    }
+
+    /// `display` of the login page. Default: [`Display::Popup`].
+    pub fn display(mut self, display: Display) -> Self {
+        self.display = display;
+        self
+    }
+
+    /// The login route's path. Default: `/auth/audius/login`.
+    pub fn login_path(mut self, path: impl Into<String>) -> Self {
+        self.login_path = path.into();
+        self
+    }
+
+    /// The logout route's path (`POST`). Default: `/auth/logout`.
+    pub fn logout_path(mut self, path: impl Into<String>) -> Self {
+        self.logout_path = path.into();
+        self
+    }
+
+    /// Where the button's script and stylesheet are served. Default: `/auth/audius/assets`.
+    pub fn assets_path(mut self, path: impl Into<String>) -> Self {
+        self.assets_path = path.into();
+        self
+    }
+
+    /// Where the browser goes after login when no valid return-to was given, and after logout.
+    /// Default: `/`.
+    pub fn landing_path(mut self, path: impl Into<String>) -> Self {
+        self.landing_path = path.into();
+        self
+    }
+
+    /// Which built-in verifier checks tokens. Default: [`VerifierKind::Local`].
+    pub fn verifier_kind(mut self, kind: VerifierKind) -> Self {
+        self.verifier_kind = kind;
+        self
+    }
+
+    /// A verifier of your own, instead of the built-in ones. Default: none (built-in).
+    pub fn verifier(mut self, verifier: Arc<dyn Verifier>) -> Self {
+        self.verifier = Some(verifier);
+        self
+    }
+
+    /// The API client of the built-in verifiers. Default: a client for the environment's API
+    /// with the core crate's defaults (3 s connect, 10 s total, 1 MiB bodies).
+    pub fn api_client(mut self, client: ApiClient) -> Self {
+        self.api_client = Some(client);
+        self
+    }
+
+    /// Where the user's handle, name, verified mark and picture come from. Default:
+    /// [`ProfileSource::UserRecord`] (Audius' record, not the token's self-signed claims).
+    pub fn profile_source(mut self, source: ProfileSource) -> Self {
+        self.profile_source = source;
+        self
+    }
+
+    /// Time a user record stays cached by the built-in verifiers. Default: 5 minutes.
+    pub fn user_cache_ttl(mut self, ttl: Duration) -> Self {
+        self.user_cache_ttl = ttl;
+        self
+    }
+
+    /// Most user records cached. Default: 10,000.
+    pub fn user_cache_capacity(mut self, capacity: usize) -> Self {
+        self.user_cache_capacity = capacity;
+        self
+    }
+
+    /// Where accepted tokens are remembered, to refuse a second use. Default: an in-memory,
+    /// bounded [`MemoryReplayCache`] (100,000 tokens). Several instances: share one (Redis).
+    pub fn replay_cache(mut self, cache: Arc<dyn ReplayCache>) -> Self {
+        self.replay_cache = Some(cache);
+        self
+    }
+
+    /// Oldest `iat` accepted at the callback. Default: 5 minutes.
+    pub fn max_token_age(mut self, age: Duration) -> Self {
+        self.max_token_age = age;
+        self
+    }
+
+    /// Grace for clocks that disagree. Default: 30 s.
+    pub fn clock_skew(mut self, skew: Duration) -> Self {
+        self.clock_skew = skew;
+        self
+    }
+
+    /// The clock token ages and login attempts are judged against. Default: the system clock.
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// How long a login attempt (its state) stays valid. Default: 10 minutes.
+    pub fn attempt_ttl(mut self, ttl: Duration) -> Self {
+        self.attempt_ttl = ttl;
+        self
+    }
+
+    /// Most login attempts pending at once in one session (several tabs); the oldest goes
+    /// first. Default: 5.
+    pub fn max_pending_attempts(mut self, count: usize) -> Self {
+        self.max_pending_attempts = count.max(1);
+        self
+    }
+
+    /// What requests without a user get where one is required. Default:
+    /// [`UnauthenticatedResponse::Auto`].
+    pub fn unauthenticated(mut self, response: UnauthenticatedResponse) -> Self {
+        self.unauthenticated = response;
+        self
+    }
+
+    /// What logout removes. Default: [`LogoutBehavior::PurgeSession`].
+    pub fn logout_behavior(mut self, behavior: LogoutBehavior) -> Self {
+        self.logout_behavior = behavior;
+        self
+    }
+
+    /// Sign the user out this long after login, whatever the session's own lifetime. Default:
+    /// none.
+    pub fn login_deadline(mut self, deadline: Option<Duration>) -> Self {
+        self.login_deadline = deadline;
+        self
+    }
+
+    /// An async hook run after the token is verified and before the user is signed in: the only
+    /// moment the user's email exists. It can store it, map the user to an account (the session
+    /// is at hand: `req.get_session()`), or refuse the login by returning an error (for example
+    /// [`AudiusLoginError::refused`](crate::AudiusLoginError::refused), or any actix error whose
+    /// response you choose). Default: none.
+    pub fn on_login<F, Fut>(mut self, hook: F) -> Self
+    where
+        F: Fn(HttpRequest, LoginEvent) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), actix_web::Error>> + 'static,
+    {
+        self.on_login = Some(Arc::new(move |req, event| Box::pin(hook(req, event))));
+        self
+    }
+
+    /// Checks everything and builds. Fails with a typed error on a bad redirect URI, a path that
+    /// does not start with `/`, a `write` scope without an API key, or an API client that
+    /// cannot be built.
+    pub fn build(self) -> Result<AudiusLogin, Error> {
+        let config = |m: String| Err(Error::Config(m));
+        let redirect = RedirectUri::parse(&self.redirect_uri)?;
+        let Some(redirect_uri) = redirect.url().cloned() else {
+            return config(
+                "the redirect URI is the app's callback URL, not postmessage (choose \
+                 ResponseMode::PostMessage for the popup channel)"
+                    .into(),
+            );
+        };
+        if !matches!(redirect_uri.scheme(), "http" | "https") {
+            return config(format!(
+                "the redirect URI of a web app is http or https, got {}",
+                redirect_uri.scheme()
+            ));
+        }
+        let app_name = self.app_name.trim().to_owned();
+        if app_name.is_empty() || app_name.len() > 256 {
+            return config("the app name is 1 to 256 characters".into());
+        }
+        let api_key = self
+            .api_key
+            .as_deref()
+            .map(audius_login::login_url::normalize_api_key)
+            .transpose()?;
+        if self.scope == Scope::Write && api_key.is_none() {
+            return config("scope write needs an API key".into());
+        }
+        for (what, path) in [
+            ("login path", &self.login_path),
+            ("logout path", &self.logout_path),
+            ("assets path", &self.assets_path),
+        ] {
+            if !path.starts_with('/') || path.starts_with("//") || path.contains(['?', '#']) {
+                return config(format!(
+                    "the {what} must be a plain path starting with /, got {path:?}"
+                ));
+            }
+        }
+        let landing_path = sanitize_return_to(&self.landing_path).ok_or_else(|| {
+            Error::Config(format!(
+                "the landing path must be a path on the app's own origin, got {:?}",
+                self.landing_path
+            ))
+        })?;
+        let callback_path = redirect_uri.path().to_owned();
+        if [&self.login_path, &self.logout_path].contains(&&callback_path) {
+            return config("the callback path must differ from the login and logout paths".into());
+        }
+        let app_origin = redirect_uri.origin().ascii_serialization();
+        let verify_options = VerifyOptions::default()
+            .max_age(Some(self.max_token_age))
+            .clock_skew(self.clock_skew)
+            .clock(self.clock.clone())
+            .profile_source(self.profile_source);
+        let (verifier, directory): (Arc<dyn Verifier>, _) = match self.verifier {
+            Some(v) => (v, None),
+            None => {
+                let client = match self.api_client {
+                    Some(c) => c,
+                    None => ApiClient::new(self.environment.api())?,
+                };
+                let directory = Arc::new(UserDirectory::with_cache(
+                    client,
+                    self.user_cache_ttl,
+                    self.user_cache_capacity,
+                ));
+                let verifier: Arc<dyn Verifier> = match self.verifier_kind {
+                    VerifierKind::Local => Arc::new(
+                        LocalVerifier::with_directory(directory.clone())
+                            .options(verify_options.clone()),
+                    ),
+                    VerifierKind::Api => Arc::new(
+                        ApiVerifier::with_directory(directory.clone())
+                            .options(verify_options.clone()),
+                    ),
+                };
+                (verifier, Some(directory))
+            }
+        };
+        Ok(AudiusLogin {
+            inner: Arc::new(Config {
+                app_name,
+                api_key,
+                scope: self.scope,
+                redirect_uri,
+                callback_path,
+                app_origin,
+                login_path: self.login_path,
+                logout_path: self.logout_path,
+                assets_path: self.assets_path.trim_end_matches('/').to_owned(),
+                landing_path,
+                response_mode: self.response_mode,
+                display: self.display,
+                environment: self.environment,
+                verifier,
+                verify_options,
+                replay_cache: self
+                    .replay_cache
+                    .unwrap_or_else(|| Arc::new(MemoryReplayCache::default())),
+                max_token_age: self.max_token_age,
+                clock_skew: self.clock_skew,
+                clock: self.clock,
+                attempt_ttl: self.attempt_ttl,
+                max_pending_attempts: self.max_pending_attempts,
+                unauthenticated: self.unauthenticated,
+                logout_behavior: self.logout_behavior,
+                login_deadline: self.login_deadline,
+                on_login: self.on_login,
+                directory,
+            }),
+        })
+    }
+}
+
+impl fmt::Debug for AudiusLoginBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AudiusLoginBuilder")
+            .field("app_name", &self.app_name)
+            .field("redirect_uri", &self.redirect_uri)
+            .field("response_mode", &self.response_mode)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,327 @@
+//! The error type of the actix layer, and how it answers.
+//!
+//! Every failure is an [`AudiusLoginError`]: a [`LoginErrorKind`] with a stable code, an HTTP
+//! status, and a message. It implements [`ResponseError`]: browsers get a small HTML page (or,
+//! for a missing login, a redirect to the login route), other clients get JSON:
+//!
+//! ```json
+//! {"error": "not_signed_in", "message": "Sign in with Audius to continue."}
+//! ```
+//!
+//! | kind | status | code |
+//! |---|---|---|
+//! | not signed in | 401 (browsers: 302 to login) | `not_signed_in` |
+//! | signed in, not a verified artist | 403 | `not_verified_artist` |
+//! | state missing / unknown or used / expired | 400 | `missing_state` / `state_mismatch` / `state_expired` |
+//! | token missing / malformed / too large | 400 / 400 / 413 | `missing_token` / `malformed_token` / `token_too_large` |
+//! | callback body unreadable | 400 | `invalid_callback` |
+//! | token refused by Audius (signature, wallet) | 401 | `token_refused` |
+//! | token too old / already used | 401 | `stale_token` / `replayed_token` |
+//! | login refused by the app's `on_login` hook | 403 | `login_refused` |
+//! | cross-site request to a state-changing route | 403 | `cross_site_request` |
+//! | Audius unreachable / answered unexpectedly | 503 / 502 | `audius_unavailable` / `audius_unexpected` |
+//! | session store unreachable | 503 | `session_unavailable` |
+//! | misconfiguration (middleware missing, ...) | 500 | `misconfigured` |
+
+use std::fmt;
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpRequest, HttpResponse, ResponseError};
+use serde::Serialize;
+
+use crate::pages;
+
+/// What went wrong, with a stable code and an HTTP status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum LoginErrorKind {
+    /// No user is signed in where one is required.
+    NotSignedIn,
+    /// A signed-in user is not a verified artist where one is required.
+    NotVerifiedArtist,
+    /// The callback came without `state`.
+    MissingState,
+    /// The callback's `state` is not one this session started (unknown, or already used).
+    StateMismatch,
+    /// The login attempt is older than the configured attempt lifetime.
+    StateExpired,
+    /// The callback came without `token`.
+    MissingToken,
+    /// The callback's body could not be read (wrong type, too large, bad encoding).
+    InvalidCallback,
+    /// The token cannot be parsed.
+    MalformedToken,
+    /// The token is over the size limit.
+    TokenTooLarge,
+    /// Audius (or local verification) refused the token: bad signature or wrong wallet.
+    TokenRefused,
+    /// The token is older than the maximum age (or carries no usable `iat`).
+    StaleToken,
+    /// The token was already used to log in.
+    ReplayedToken,
+    /// The app's `on_login` hook refused the login.
+    LoginRefused,
+    /// A cross-site request to a route that changes the session.
+    CrossSiteRequest,
+    /// Audius could not be reached.
+    AudiusUnavailable,
+    /// Audius answered something unexpected.
+    AudiusUnexpected,
+    /// The session store could not be reached.
+    SessionUnavailable,
+    /// The app is misconfigured (for example the middleware is not installed).
+    Misconfigured,
+}
+
+impl LoginErrorKind {
+    /// The stable code used in JSON answers.
+    pub fn code(self) -> &'static str {
+        use LoginErrorKind::*;
+        match self {
+            NotSignedIn => "not_signed_in",
+            NotVerifiedArtist => "not_verified_artist",
+            MissingState => "missing_state",
+            StateMismatch => "state_mismatch",
+            StateExpired => "state_expired",
+            MissingToken => "missing_token",
+            InvalidCallback => "invalid_callback",
+            MalformedToken => "malformed_token",
+            TokenTooLarge => "token_too_large",
+            TokenRefused => "token_refused",
+            StaleToken => "stale_token",
+            ReplayedToken => "replayed_token",
+            LoginRefused => "login_refused",
+            CrossSiteRequest => "cross_site_request",
+            AudiusUnavailable => "audius_unavailable",
+            AudiusUnexpected => "audius_unexpected",
+            SessionUnavailable => "session_unavailable",
+            Misconfigured => "misconfigured",
+        }
+    }
+
+    /// The HTTP status of the answer.
+    pub fn status(self) -> StatusCode {
+        use LoginErrorKind::*;
+        match self {
+            NotSignedIn | TokenRefused | StaleToken | ReplayedToken => StatusCode::UNAUTHORIZED,
+            NotVerifiedArtist | LoginRefused | CrossSiteRequest => StatusCode::FORBIDDEN,
+            MissingState | StateMismatch | StateExpired | MissingToken | InvalidCallback
+            | MalformedToken => StatusCode::BAD_REQUEST,
+            TokenTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            AudiusUnavailable | SessionUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            AudiusUnexpected => StatusCode::BAD_GATEWAY,
+            Misconfigured => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// A short title for HTML pages.
+    fn title(self) -> &'static str {
+        use LoginErrorKind::*;
+        match self {
+            NotSignedIn => "Sign in required",
+            NotVerifiedArtist => "Verified artists only",
+            LoginRefused => "Login refused",
+            CrossSiteRequest => "Request refused",
+            AudiusUnavailable | AudiusUnexpected => "Audius is unavailable",
+            SessionUnavailable => "Service unavailable",
+            Misconfigured => "Server misconfigured",
+            _ => "Login failed",
+        }
+    }
+}
+
+impl fmt::Display for LoginErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.code())
+    }
+}
+
+/// How an error answers: decided from the request when the error is made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Presentation {
+    /// `{"error": code, "message": ..}`.
+    Json,
+    /// A small HTML page, with a link to try again and a link home.
+    Html { login_path: String, landing: String },
+    /// A redirect (browsers without a login).
+    Redirect(String),
+}
+
+/// The one error type of this crate. See the [module docs](self) for the table of kinds.
+#[derive(Debug)]
+pub struct AudiusLoginError {
+    kind: LoginErrorKind,
+    message: String,
+    source: Option<audius_login::Error>,
+    presentation: Presentation,
+}
+
+#[derive(Serialize)]
+struct JsonBody<'a> {
+    error: &'a str,
+    message: &'a str,
+}
+
+impl AudiusLoginError {
+    /// An error of this kind with this message (answering JSON until it is given a request).
+    pub fn new(kind: LoginErrorKind, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+            source: None,
+            presentation: Presentation::Json,
+        }
+    }
+
+    /// A refusal for an `on_login` hook: 403 `login_refused` with this message.
+    pub fn refused(message: impl Into<String>) -> Self {
+        Self::new(LoginErrorKind::LoginRefused, message)
+    }
+
+    /// What went wrong.
+    pub fn kind(&self) -> LoginErrorKind {
+        self.kind
+    }
+
+    /// The stable code (same as `kind().code()`).
+    pub fn code(&self) -> &'static str {
+        self.kind.code()
+    }
+
+    /// The message shown to the client.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// The core crate's error behind this one, when there is one.
+    pub fn core_error(&self) -> Option<&audius_login::Error> {
+        self.source.as_ref()
+    }
+
+    pub(crate) fn with_presentation(mut self, presentation: Presentation) -> Self {
+        self.presentation = presentation;
+        self
+    }
+
+    /// Answers HTML to browsers (with links to `login_path` and `landing`), JSON to others.
+    pub(crate) fn for_client(self, req: &HttpRequest, login_path: &str, landing: &str) -> Self {
+        let presentation = if wants_html(req) {
+            Presentation::Html {
+                login_path: login_path.to_owned(),
+                landing: landing.to_owned(),
+            }
+        } else {
+            Presentation::Json
+        };
+        self.with_presentation(presentation)
+    }
+}
+
+impl From<audius_login::Error> for AudiusLoginError {
+    fn from(e: audius_login::Error) -> Self {
+        use audius_login::ErrorKind as K;
+        let (kind, message) = match e.kind() {
+            K::Malformed => (
+                LoginErrorKind::MalformedToken,
+                format!("The login token is malformed: {e}"),
+            ),
+            K::TooLarge => (LoginErrorKind::TokenTooLarge, e.to_string()),
+            K::BadSignature | K::WalletMismatch => (
+                LoginErrorKind::TokenRefused,
+                format!("Audius did not accept the login token: {e}"),
+            ),
+            K::Stale => (
+                LoginErrorKind::StaleToken,
+                format!("The login took too long; please try again ({e})."),
+            ),
+            K::Replayed => (
+                LoginErrorKind::ReplayedToken,
+                "This login was already used; please log in again.".to_owned(),
+            ),
+            K::UpstreamUnavailable => (
+                LoginErrorKind::AudiusUnavailable,
+                format!("Audius cannot be reached right now; please try again later ({e})."),
+            ),
+            K::UpstreamUnexpected => (
+                LoginErrorKind::AudiusUnexpected,
+                format!("Audius answered unexpectedly; please try again later ({e})."),
+            ),
+            _ => (LoginErrorKind::Misconfigured, e.to_string()),
+        };
+        Self {
+            kind,
+            message,
+            source: Some(e),
+            presentation: Presentation::Json,
+        }
+    }
+}
+
+impl fmt::Display for AudiusLoginError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.kind.code(), self.message)
+    }
+}
+
+impl std::error::Error for AudiusLoginError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_ref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
+
+impl ResponseError for AudiusLoginError {
+    fn status_code(&self) -> StatusCode {
+        match self.presentation {
+            Presentation::Redirect(_) => StatusCode::FOUND,
+            _ => self.kind.status(),
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut res = match &self.presentation {
+            Presentation::Redirect(location) => HttpResponse::Found()
+                .insert_header((header::LOCATION, location.as_str()))
+                .finish(),
+            Presentation::Json => HttpResponse::build(self.kind.status()).json(JsonBody {
+                error: self.kind.code(),
+                message: &self.message,
+            }),
+            Presentation::Html {
+                login_path,
+                landing,
+            } => HttpResponse::build(self.kind.status())
+                .content_type("text/html; charset=utf-8")
+                .body(pages::error_page(
+                    self.kind.title(),
+                    &self.message,
+                    self.kind.code(),
+                    login_path,
+                    landing,
+                )),
+        };
+        let headers = res.headers_mut();
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if self.kind == LoginErrorKind::NotSignedIn
+            && !matches!(self.presentation, Presentation::Redirect(_))
+        {
+            headers.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Audius realm=\"app\""),
+            );
+        }
+        res
+    }
+}
+
+/// Whether the client is a browser navigating (wants a page rather than JSON).
+pub(crate) fn wants_html(req: &HttpRequest) -> bool {
+    let accept = req
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    accept.contains("text/html")
+}

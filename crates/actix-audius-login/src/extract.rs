@@ -1,0 +1,179 @@
+//! Extractors: [`AudiusUser`], `Option<AudiusUser>`, [`VerifiedArtist`], and the
+//! [`AudiusRequestExt`] trait.
+
+use std::future::{Ready, ready};
+use std::ops::Deref;
+
+use actix_session::SessionExt as _;
+use actix_web::dev::{Payload, ServiceRequest};
+use actix_web::{FromRequest, HttpMessage as _, HttpRequest};
+use serde::Serialize;
+
+use crate::config::{AudiusLogin, UnauthenticatedResponse};
+use crate::error::{AudiusLoginError, LoginErrorKind, Presentation, wants_html};
+use crate::session::{USER_KEY, read_user};
+use crate::user::AudiusUser;
+
+/// The user read once per request, cached in the request's extensions.
+#[derive(Clone)]
+struct CachedUser(Option<AudiusUser>);
+
+/// Replaces the cached user of this request (after sign-in or sign-out).
+pub(crate) fn cache_user(req: &HttpRequest, user: Option<AudiusUser>) {
+    req.extensions_mut().insert(CachedUser(user));
+}
+
+/// The signed-in user of this request: one session read, cached for the rest of the request.
+pub(crate) fn current_user(req: &HttpRequest) -> Option<AudiusUser> {
+    if let Some(CachedUser(user)) = req.extensions().get::<CachedUser>() {
+        return user.clone();
+    }
+    let config = req.extensions().get::<AudiusLogin>().cloned();
+    let user = read_user(&req.get_session(), config.as_ref().map(|c| &*c.inner));
+    req.extensions_mut().insert(CachedUser(user.clone()));
+    user
+}
+
+fn config_of(req: &HttpRequest) -> Result<AudiusLogin, AudiusLoginError> {
+    req.extensions().get::<AudiusLogin>().cloned().ok_or_else(|| {
+        AudiusLoginError::new(
+            LoginErrorKind::Misconfigured,
+            "The Audius login middleware is not installed: add .wrap(audius.middleware()) to the App.",
+        )
+    })
+}
+
+/// The answer for a request that needs a user and has none.
+pub(crate) fn not_signed_in(req: &HttpRequest, config: &AudiusLogin) -> AudiusLoginError {
+    let mode = req
+        .app_data::<UnauthenticatedResponse>()
+        .copied()
+        .unwrap_or(config.inner.unauthenticated);
+    let navigable = matches!(req.method().as_str(), "GET" | "HEAD");
+    let redirect = match mode {
+        UnauthenticatedResponse::Json => false,
+        UnauthenticatedResponse::Redirect => navigable,
+        UnauthenticatedResponse::Auto => navigable && wants_html(req),
+    };
+    let err = AudiusLoginError::new(
+        LoginErrorKind::NotSignedIn,
+        "Sign in with Audius to continue.",
+    );
+    if redirect {
+        let here = match req.uri().path_and_query() {
+            Some(pq) => pq.as_str().to_owned(),
+            None => req.path().to_owned(),
+        };
+        err.with_presentation(Presentation::Redirect(config.login_url_for(&here)))
+    } else if mode == UnauthenticatedResponse::Json {
+        err
+    } else {
+        err.for_client(req, &config.inner.login_path, &config.inner.landing_path)
+    }
+}
+
+/// The user, or the configured answer for a missing one.
+pub(crate) fn require_user(req: &HttpRequest) -> Result<AudiusUser, AudiusLoginError> {
+    let config = config_of(req)?;
+    current_user(req).ok_or_else(|| not_signed_in(req, &config))
+}
+
+/// The verified-artist user, or the configured answers (missing user; 403 otherwise).
+pub(crate) fn require_verified_artist(req: &HttpRequest) -> Result<AudiusUser, AudiusLoginError> {
+    let user = require_user(req)?;
+    if user.verified {
+        return Ok(user);
+    }
+    let config = config_of(req)?;
+    Err(AudiusLoginError::new(
+        LoginErrorKind::NotVerifiedArtist,
+        format!(
+            "This page is for verified Audius artists, and @{} is not verified.",
+            user.handle
+        ),
+    )
+    .for_client(req, &config.inner.login_path, &config.inner.landing_path))
+}
+
+impl FromRequest for AudiusUser {
+    type Error = AudiusLoginError;
+    type Future = Ready<Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(require_user(req))
+    }
+}
+
+/// A signed-in user who is a verified artist. Signed-out requests get the usual answer
+/// (redirect or 401); signed-in users who are not verified get 403.
+///
+/// ```
+/// use actix_audius_login::VerifiedArtist;
+///
+/// async fn studio(artist: VerifiedArtist) -> String {
+///     format!("Welcome to the studio, {}", artist.name)
+/// }
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct VerifiedArtist(pub AudiusUser);
+
+impl VerifiedArtist {
+    /// The user.
+    pub fn into_inner(self) -> AudiusUser {
+        self.0
+    }
+}
+
+impl Deref for VerifiedArtist {
+    type Target = AudiusUser;
+    fn deref(&self) -> &AudiusUser {
+        &self.0
+    }
+}
+
+impl FromRequest for VerifiedArtist {
+    type Error = AudiusLoginError;
+    type Future = Ready<Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(require_verified_artist(req).map(VerifiedArtist))
+    }
+}
+
+/// Audius login on a request: read the user without an extractor, or sign them out.
+pub trait AudiusRequestExt {
+    /// The signed-in user, if any (one session read per request, then cached).
+    fn audius_user(&self) -> Option<AudiusUser>;
+
+    /// Whether a user is signed in.
+    fn is_signed_in_with_audius(&self) -> bool {
+        self.audius_user().is_some()
+    }
+
+    /// Signs the user out, keeping the rest of the session (whose id is renewed).
+    fn forget_audius_user(&self);
+}
+
+impl AudiusRequestExt for HttpRequest {
+    fn audius_user(&self) -> Option<AudiusUser> {
+        current_user(self)
+    }
+
+    fn forget_audius_user(&self) {
+        let session = self.get_session();
+        session.remove(USER_KEY);
+        session.renew();
+        self.extensions_mut().insert(CachedUser(None));
+    }
+}
+
+impl AudiusRequestExt for ServiceRequest {
+    fn audius_user(&self) -> Option<AudiusUser> {
+        current_user(self.request())
+    }
+
+    fn forget_audius_user(&self) {
+        self.request().forget_audius_user();
+    }
+}

@@ -1,0 +1,25 @@
+#![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
+
+pub mod button;
+pub mod config;
+pub mod error;
+mod extract;
+pub mod guard;
+pub mod middleware;
+mod pages;
+pub mod routes;
+mod session;
+mod user;
+
+pub use audius_login;
+pub use audius_login::{Display, Environment, ProfilePicture, Scope, UserId};
+pub use button::{ButtonCorners, ButtonOptions, ButtonSize, ButtonWidth, HoverGrowth};
+pub use config::{
+    AudiusLogin, AudiusLoginBuilder, LoginEvent, LogoutBehavior, ResponseMode,
+    UnauthenticatedResponse, VerifierKind,
+};
+pub use error::{AudiusLoginError, LoginErrorKind};
+pub use extract::{AudiusRequestExt, VerifiedArtist};
+pub use middleware::{AudiusLoginMiddleware, RequireLogin};
+pub use user::AudiusUser;

@@ -1,0 +1,187 @@
+//! The middleware, and a per-scope requirement.
+//!
+//! [`AudiusLoginMiddleware`] (from [`AudiusLogin::middleware`]) makes the settings available to
+//! the extractors and guards of every request. It reads nothing by itself: the user is read from
+//! the session the first time something asks (one session read, then cached for the request), so
+//! requests that never look at the user cost nothing.
+//!
+//! [`RequireLogin`] (from [`AudiusLogin::require_login`] or
+//! [`AudiusLogin::require_verified_artist`]) guards a whole scope:
+//!
+//! ```no_run
+//! use actix_web::{web, App, HttpResponse};
+//! # fn make(audius: actix_audius_login::AudiusLogin) {
+//! let app = App::new()
+//!     .service(
+//!         web::scope("/account")
+//!             .wrap(audius.require_login())
+//!             .route("", web::get().to(|| async { HttpResponse::Ok().body("secret") })),
+//!     )
+//!     .wrap(audius.middleware());
+//! # }
+//! ```
+//!
+//! # Order
+//!
+//! actix-web runs the middleware registered **last** first. The session must be loaded before
+//! this middleware runs, so wrap this one first and the `SessionMiddleware` after it:
+//!
+//! ```text
+//! App::new()
+//!     .wrap(audius.middleware())                  // runs second
+//!     .wrap(SessionMiddleware::new(store, key))   // runs first
+//! ```
+
+use std::future::{Ready, ready};
+use std::rc::Rc;
+
+use actix_web::body::EitherBody;
+use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
+use actix_web::{Error, HttpMessage as _, ResponseError as _};
+use futures_util::future::LocalBoxFuture;
+
+use crate::config::AudiusLogin;
+use crate::extract::{require_user, require_verified_artist};
+
+impl AudiusLogin {
+    /// The middleware to wrap the `App` with (before the session middleware; see the
+    /// [module docs](crate::middleware#order)).
+    pub fn middleware(&self) -> AudiusLoginMiddleware {
+        AudiusLoginMiddleware {
+            config: self.clone(),
+        }
+    }
+
+    /// A middleware for a scope: every request needs a signed-in user.
+    pub fn require_login(&self) -> RequireLogin {
+        RequireLogin {
+            requirement: Requirement::SignedIn,
+        }
+    }
+
+    /// A middleware for a scope: every request needs a signed-in verified artist.
+    pub fn require_verified_artist(&self) -> RequireLogin {
+        RequireLogin {
+            requirement: Requirement::VerifiedArtist,
+        }
+    }
+}
+
+/// Makes the Audius login settings available to extractors and guards. See the
+/// [module docs](self).
+#[derive(Debug, Clone)]
+pub struct AudiusLoginMiddleware {
+    config: AudiusLogin,
+}
+
+impl<S, B> Transform<S, ServiceRequest> for AudiusLoginMiddleware
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error> + 'static,
+    B: 'static,
+{
+    type Response = ServiceResponse<B>;
+    type Error = Error;
+    type Transform = AudiusLoginService<S>;
+    type InitError = ();
+    type Future = Ready<Result<Self::Transform, Self::InitError>>;
+
+    fn new_transform(&self, service: S) -> Self::Future {
+        ready(Ok(AudiusLoginService {
+            service,
+            config: self.config.clone(),
+        }))
+    }
+}
+
+/// The service of [`AudiusLoginMiddleware`].
+#[doc(hidden)]
+pub struct AudiusLoginService<S> {
+    service: S,
+    config: AudiusLogin,
+}
+
+impl<S, B> Service<ServiceRequest> for AudiusLoginService<S>
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error> + 'static,
+    B: 'static,
+{
+    type Response = ServiceResponse<B>;
+    type Error = Error;
+    type Future = S::Future;
+
+    forward_ready!(service);
+
+    fn call(&self, req: ServiceRequest) -> Self::Future {
+        req.extensions_mut().insert(self.config.clone());
+        self.service.call(req)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Requirement {
+    SignedIn,
+    VerifiedArtist,
+}
+
+/// Requires a signed-in user (or a verified artist) for every request of a scope. Requests
+/// without one get the configured answer (redirect to login, or 401 JSON; 403 for users who are
+/// not verified artists). Needs [`AudiusLoginMiddleware`] on the app.
+#[derive(Debug, Clone)]
+pub struct RequireLogin {
+    requirement: Requirement,
+}
+
+impl<S, B> Transform<S, ServiceRequest> for RequireLogin
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error> + 'static,
+    B: 'static,
+{
+    type Response = ServiceResponse<EitherBody<B>>;
+    type Error = Error;
+    type Transform = RequireLoginService<S>;
+    type InitError = ();
+    type Future = Ready<Result<Self::Transform, Self::InitError>>;
+
+    fn new_transform(&self, service: S) -> Self::Future {
+        ready(Ok(RequireLoginService {
+            service: Rc::new(service),
+            requirement: self.requirement,
+        }))
+    }
+}
+
+/// The service of [`RequireLogin`].
+#[doc(hidden)]
+pub struct RequireLoginService<S> {
+    service: Rc<S>,
+    requirement: Requirement,
+}
+
+impl<S, B> Service<ServiceRequest> for RequireLoginService<S>
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error> + 'static,
+    B: 'static,
+{
+    type Response = ServiceResponse<EitherBody<B>>;
+    type Error = Error;
+    type Future = LocalBoxFuture<'static, Result<Self::Response, Self::Error>>;
+
+    forward_ready!(service);
+
+    fn call(&self, req: ServiceRequest) -> Self::Future {
+        let check = match self.requirement {
+            Requirement::SignedIn => require_user(req.request()).map(drop),
+            Requirement::VerifiedArtist => require_verified_artist(req.request()).map(drop),
+        };
+        match check {
+            Ok(()) => {
+                let service = Rc::clone(&self.service);
+                Box::pin(async move { Ok(service.call(req).await?.map_into_left_body()) })
+            }
+            Err(e) => {
+                let response = e.error_response();
+                Box::pin(async move { Ok(req.into_response(response).map_into_right_body()) })
+            }
+        }
+    }
+}
