@@ -50,10 +50,10 @@ impl<K: Hash + Eq, V: Clone> TtlCache<K, V> {
     pub(crate) fn insert_if_absent(&self, key: K, value: V, ttl: Duration) -> bool {
         let now = Instant::now();
         let mut map = self.lock();
-        if let Some((expires, _)) = map.peek(&key) {
-            if *expires > now {
-                return false;
-            }
+        if let Some((expires, _)) = map.peek(&key)
+            && *expires > now
+        {
+            return false;
         }
         map.put(key, (now + ttl, value));
         true
@@ -76,6 +76,7 @@ impl<K: Hash + Eq, V: Clone> TtlCache<K, V> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

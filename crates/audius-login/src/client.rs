@@ -687,6 +687,7 @@ async fn read_capped(mut resp: reqwest::Response, limit: usize) -> Result<Bytes>
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -373,6 +373,7 @@ impl LoginUrlBuilder {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -382,7 +383,7 @@ mod tests {
         let b = State::generate();
         assert_eq!(a.secret().len(), State::GENERATED_LEN);
         assert!(!a.matches(b.secret()));
-        assert!(a.matches(&a.secret().to_owned()));
+        assert!(a.matches(a.secret()));
         assert!(
             a.secret()
                 .bytes()

@@ -139,10 +139,10 @@ impl RedirectUri {
         }
         check_characters(input)?;
         // The decoded form, when it is a URL, must pass the URL rules too.
-        if decoded != input {
-            if let Ok(url) = Url::parse(&decoded) {
-                check_url(&url, " (after percent-decoding)")?;
-            }
+        if decoded != input
+            && let Ok(url) = Url::parse(&decoded)
+        {
+            check_url(&url, " (after percent-decoding)")?;
         }
         let url = Url::parse(input)
             .map_err(|e| RedirectUriError::new(Syntax, format!("not a valid URL: {e}")))?;
@@ -305,6 +305,7 @@ fn check_url(url: &Url, form: &str) -> Result<(), RedirectUriError> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use RedirectRule::*;

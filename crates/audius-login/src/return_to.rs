@@ -63,6 +63,7 @@ pub fn sanitize_return_to(input: &str) -> Option<String> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

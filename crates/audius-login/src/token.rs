@@ -534,6 +534,7 @@ pub fn wallet_of_secret_key(secret_key: &[u8; 32]) -> Result<Wallet> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -102,10 +102,12 @@ impl UserId {
     /// them: a digit string that happens to be a valid hashid as well (`"1433591643"`) names the
     /// number it spells, as it does for Audius.
     pub fn parse(s: &str) -> Result<Self, UserIdError> {
-        if !s.is_empty() && s.len() <= MAX_DECIMAL_LEN && s.bytes().all(|b| b.is_ascii_digit()) {
-            if let Ok(n) = s.parse::<u64>() {
-                return Ok(Self(n));
-            }
+        if !s.is_empty()
+            && s.len() <= MAX_DECIMAL_LEN
+            && s.bytes().all(|b| b.is_ascii_digit())
+            && let Ok(n) = s.parse::<u64>()
+        {
+            return Ok(Self(n));
         }
         Self::from_hashid(s)
     }
@@ -175,6 +177,7 @@ impl<'de> Deserialize<'de> for UserId {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -745,6 +745,7 @@ impl Verifier for LocalVerifier {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::clock::ManualClock;

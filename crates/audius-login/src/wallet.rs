@@ -95,6 +95,7 @@ impl<'de> Deserialize<'de> for Wallet {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

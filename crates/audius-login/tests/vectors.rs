@@ -1,6 +1,8 @@
 //! Every vector of `shared/testdata/tokens.json` (signed by eth-account, an independent
 //! implementation) through the library.
 
+#![allow(clippy::unwrap_used)]
+
 use audius_login::{ErrorKind, Token, UserId, Wallet};
 use serde_json::Value;
 
