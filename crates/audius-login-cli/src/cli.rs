@@ -172,7 +172,8 @@ pub(crate) struct LoginUrlArgs {
     #[arg(long, value_enum, default_value_t = ResponseModeArg::Fragment)]
     pub(crate) response_mode: ResponseModeArg,
 
-    /// The opener window's origin (scheme://host[:port]), required with postmessage.
+    /// The opener window's origin (scheme://host, with :port when not the default), required with
+    /// postmessage.
     #[arg(long, value_name = "ORIGIN")]
     pub(crate) origin: Option<String>,
 
