@@ -451,6 +451,29 @@ fn inspect_refuses_every_error_vector_with_exit_2_and_its_kind() {
 }
 
 #[test]
+fn inspect_without_iat_or_a_readable_header() {
+    let token = sign(json!({"userId": "eYorL", "custom": [1, 2]}), &KEY);
+    let doc = run(&["token", "inspect", "--json", &token]).json();
+    assert_eq!(doc["issued_at"], Value::Null);
+    assert_eq!(doc["claims"], json!({"userId": "eYorL", "custom": [1, 2]}));
+    assert_eq!(doc["signer"], wallet(&KEY));
+
+    let token = Token::sign_raw(b"not json", br#"{"userId":"44","iat":5}"#, &KEY).expect("signs");
+    let out = run(&["token", "inspect", "--json", &token]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let doc = out.json();
+    assert_eq!(doc["header"], Value::Null);
+    assert_eq!(doc["user_id"], 44);
+    assert_eq!(doc["user_id_hash"], "eYorL");
+    assert_eq!(doc["issued_at"], "1970-01-01T00:00:05Z");
+    let out = run(&["token", "inspect", &token]);
+    assert!(out.stdout.contains("(does not decode"), "{out:?}");
+    let token = sign(json!({"userId": "eYorL"}), &KEY);
+    let out = run(&["token", "inspect", &token]);
+    assert!(out.stdout.contains("(no usable iat)"), "{out:?}");
+}
+
+#[test]
 fn inspect_reads_the_token_from_stdin() {
     let token = vector_token("basic");
     let from_arg = run(&["token", "inspect", "--json", &token]);
