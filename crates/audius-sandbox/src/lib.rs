@@ -1,2 +1,24 @@
-//! A local Audius for tests and demos.
+#![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
+
+pub mod error;
+pub mod faults;
+mod html;
+pub mod log;
+pub mod login;
+mod mint;
+pub mod oauth;
+mod routes;
+mod server;
+pub mod users;
+pub mod verify;
+
+pub use error::SandboxError;
+pub use faults::{Fault, FaultAction, FaultRoute};
+pub use log::LoggedRequest;
+pub use mint::TokenOverrides;
+pub use oauth::{AuthorizationCode, CodeStore, DeveloperApp};
+pub use server::{
+    DEFAULT_BIND, MAX_BODY_BYTES, MAX_HOSTS, MAX_URI_BYTES, Sandbox, SandboxBuilder, SandboxHandle,
+};
+pub use users::{Grant, Role, SandboxUser, SandboxUsers};

@@ -1,0 +1,453 @@
+//! Fault injection: per host and per route, make the sandbox slow, failing, or broken.
+//!
+//! A **route** is one of:
+//!
+//! - `/` : exactly the path `/` (the legacy discovery list), nothing else;
+//! - `*` : every path;
+//! - any other path starting with `/` : that path and every path below it, segment-wise
+//!   (`/v1/users` matches `/v1/users`, `/v1/users/eYorL` and `/v1/users/verify_token`, not
+//!   `/v1/users_extra`).
+//!
+//! When several routes match a request, the longest wins (`*` is the shortest). Paths under
+//! `/_sandbox/` are never faulted and cannot be named. Queries are ignored.
+//!
+//! A [`Fault`] is a latency (waited before anything else) and an [`FaultAction`]; it applies to
+//! every matching request, or only to the next `times` of them.
+//!
+//! ```
+//! use std::time::Duration;
+//! use audius_sandbox::{Fault, FaultAction};
+//!
+//! let slow_then_503 = Fault::status(503).with_latency(Duration::from_millis(200)).times(2);
+//! assert_eq!(slow_then_503.action, FaultAction::Status(503));
+//!
+//! // The JSON accepted by `POST /_sandbox/faults` (one object, or a list of them):
+//! let f: audius_sandbox::faults::FaultSpec = serde_json::from_str(
+//!     r#"{"route": "/v1/users", "action": "status", "status": 503, "latency_ms": 200, "times": 2}"#,
+//! )?;
+//! assert_eq!(f.route, "/v1/users");
+//! assert_eq!(f.to_fault()?, slow_then_503);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! | action | JSON | what the client sees |
+//! |---|---|---|
+//! | [`FaultAction::Pass`] | `"none"` | the normal answer (after the latency) |
+//! | [`FaultAction::Status`] | `"status"` + `"status": 503` | that status (400-599) with `{"code": s, "error": "..."}`; 429 adds `Retry-After: 1` |
+//! | [`FaultAction::Drop`] | `"drop"` | the connection closed without any answer |
+//! | [`FaultAction::Garbage`] | `"garbage"` | `200` with an HTML body (not JSON) |
+//! | [`FaultAction::Truncate`] | `"truncate"` | `200`, `Content-Length` promising more than is sent, then the connection closes |
+//! | [`FaultAction::Oversize`] | `"oversize"` + optional `"bytes"` | `200` with valid-looking JSON of that many bytes (default 2 MiB) |
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::SandboxError;
+
+/// Default size of an [`FaultAction::Oversize`] body: 2 MiB (over the core client's 1 MiB cap).
+pub const DEFAULT_OVERSIZE_BYTES: usize = 2 * 1024 * 1024;
+/// Largest oversize body: 64 MiB.
+pub const MAX_OVERSIZE_BYTES: usize = 64 * 1024 * 1024;
+/// Longest latency: 10 minutes.
+pub const MAX_LATENCY: Duration = Duration::from_secs(600);
+/// Longest route text.
+pub const MAX_ROUTE_LEN: usize = 256;
+
+/// What a fault does to the answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub enum FaultAction {
+    /// Answer normally (use with a latency).
+    Pass,
+    /// Answer this status (400 to 599) with a JSON error body.
+    Status(u16),
+    /// Close the connection without answering.
+    Drop,
+    /// Answer `200` with a body that is not JSON.
+    Garbage,
+    /// Answer `200` with a `Content-Length` larger than the body sent, then close.
+    Truncate,
+    /// Answer `200` with valid-looking JSON of this many bytes.
+    Oversize(usize),
+}
+
+/// A fault: wait `latency`, then do `action`; for every matching request, or the next `times`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Fault {
+    /// Waited before answering (or dropping). Default: none.
+    pub latency: Duration,
+    /// What replaces the answer. Default: [`FaultAction::Pass`].
+    pub action: FaultAction,
+    /// How many requests it applies to before it removes itself; `None` (default): all.
+    pub times: Option<u32>,
+}
+
+impl Default for Fault {
+    fn default() -> Self {
+        Self::new(FaultAction::Pass)
+    }
+}
+
+impl Fault {
+    /// A fault with this action, no latency, applying to every request.
+    pub fn new(action: FaultAction) -> Self {
+        Self {
+            latency: Duration::ZERO,
+            action,
+            times: None,
+        }
+    }
+
+    /// Answer this status (400 to 599) with `{"code": status, "error": "..."}`.
+    pub fn status(status: u16) -> Self {
+        Self::new(FaultAction::Status(status))
+    }
+
+    /// Close the connection without answering.
+    pub fn drop_connection() -> Self {
+        Self::new(FaultAction::Drop)
+    }
+
+    /// Answer `200` with an HTML body.
+    pub fn garbage() -> Self {
+        Self::new(FaultAction::Garbage)
+    }
+
+    /// Promise a longer body than is sent, then close the connection.
+    pub fn truncate() -> Self {
+        Self::new(FaultAction::Truncate)
+    }
+
+    /// Answer [`DEFAULT_OVERSIZE_BYTES`] of valid-looking JSON.
+    pub fn oversize() -> Self {
+        Self::new(FaultAction::Oversize(DEFAULT_OVERSIZE_BYTES))
+    }
+
+    /// Answer `bytes` of valid-looking JSON.
+    pub fn oversize_bytes(bytes: usize) -> Self {
+        Self::new(FaultAction::Oversize(bytes))
+    }
+
+    /// Only wait, then answer normally. Past a client's timeout this is a hang.
+    pub fn latency(latency: Duration) -> Self {
+        Self::new(FaultAction::Pass).with_latency(latency)
+    }
+
+    /// Adds a latency before the action.
+    pub fn with_latency(mut self, latency: Duration) -> Self {
+        self.latency = latency;
+        self
+    }
+
+    /// Applies to the next `times` matching requests only.
+    pub fn times(mut self, times: u32) -> Self {
+        self.times = Some(times);
+        self
+    }
+
+    /// Checks the limits: status 400-599, latency at most [`MAX_LATENCY`], oversize body at
+    /// most [`MAX_OVERSIZE_BYTES`], `times` at least 1.
+    pub fn validate(&self) -> Result<(), SandboxError> {
+        if self.latency > MAX_LATENCY {
+            return Err(SandboxError::Fault(format!(
+                "latency over the limit of {MAX_LATENCY:?}"
+            )));
+        }
+        match self.action {
+            FaultAction::Status(s) if !(400..=599).contains(&s) => {
+                return Err(SandboxError::Fault(format!(
+                    "status {s}: a fault status is 400 to 599"
+                )));
+            }
+            FaultAction::Oversize(n) if n > MAX_OVERSIZE_BYTES => {
+                return Err(SandboxError::Fault(format!(
+                    "oversize body of {n} bytes: the limit is {MAX_OVERSIZE_BYTES}"
+                )));
+            }
+            _ => {}
+        }
+        if self.times == Some(0) {
+            return Err(SandboxError::Fault("times must be at least 1".into()));
+        }
+        Ok(())
+    }
+
+    /// A short description, as shown in the request log (`status 503`, `drop`, ...).
+    pub fn describe(&self) -> String {
+        let action = match self.action {
+            FaultAction::Pass => "none".to_owned(),
+            FaultAction::Status(s) => format!("status {s}"),
+            FaultAction::Drop => "drop".to_owned(),
+            FaultAction::Garbage => "garbage".to_owned(),
+            FaultAction::Truncate => "truncate".to_owned(),
+            FaultAction::Oversize(n) => format!("oversize {n}"),
+        };
+        if self.latency.is_zero() {
+            action
+        } else {
+            format!("{action} after {} ms", self.latency.as_millis())
+        }
+    }
+}
+
+/// A validated route (see the [module docs](self)).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct FaultRoute(String);
+
+impl FaultRoute {
+    /// Checks a route: `*`, or a path starting with `/`, at most 256 characters, without `?`,
+    /// `#` or whitespace, not under `/_sandbox`. A trailing `/` (other than the route `/`) is
+    /// removed.
+    pub fn parse(route: &str) -> Result<Self, SandboxError> {
+        if route == "*" {
+            return Ok(Self(route.to_owned()));
+        }
+        let bad = |why: &str| Err(SandboxError::Fault(format!("route {route:?}: {why}")));
+        if !route.starts_with('/') {
+            return bad("a route is \"*\" or a path starting with /");
+        }
+        if route.len() > MAX_ROUTE_LEN {
+            return bad("too long");
+        }
+        if route
+            .chars()
+            .any(|c| c == '?' || c == '#' || c.is_whitespace() || c.is_control())
+        {
+            return bad("a route is a path, without query, fragment or spaces");
+        }
+        let trimmed = if route.len() > 1 {
+            route.trim_end_matches('/')
+        } else {
+            route
+        };
+        let trimmed = if trimmed.is_empty() { "/" } else { trimmed };
+        if trimmed == "/_sandbox" || trimmed.starts_with("/_sandbox/") {
+            return bad("/_sandbox is never faulted");
+        }
+        Ok(Self(trimmed.to_owned()))
+    }
+
+    /// The route's text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether a request path falls under this route.
+    pub fn matches(&self, path: &str) -> bool {
+        match self.0.as_str() {
+            "*" => true,
+            "/" => path == "/",
+            route => {
+                path == route
+                    || path
+                        .strip_prefix(route)
+                        .is_some_and(|rest| rest.starts_with('/'))
+            }
+        }
+    }
+
+    /// Longer routes are more specific; `*` is the least.
+    fn specificity(&self) -> usize {
+        if self.0 == "*" { 0 } else { self.0.len() }
+    }
+}
+
+/// One host's faults.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct FaultTable {
+    entries: Vec<(FaultRoute, Fault)>,
+}
+
+impl FaultTable {
+    /// Sets (or replaces) the fault of a route.
+    pub(crate) fn set(&mut self, route: FaultRoute, fault: Fault) {
+        self.entries.retain(|(r, _)| *r != route);
+        self.entries.push((route, fault));
+    }
+
+    pub(crate) fn remove(&mut self, route: &FaultRoute) -> bool {
+        let before = self.entries.len();
+        self.entries.retain(|(r, _)| r != route);
+        before != self.entries.len()
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.entries.clear();
+    }
+
+    pub(crate) fn list(&self) -> Vec<(FaultRoute, Fault)> {
+        self.entries.clone()
+    }
+
+    /// The fault for a request, counting it against `times`.
+    pub(crate) fn take(&mut self, path: &str) -> Option<Fault> {
+        let idx = self
+            .entries
+            .iter()
+            .enumerate()
+            .filter(|(_, (r, _))| r.matches(path))
+            .max_by_key(|(_, (r, _))| r.specificity())
+            .map(|(i, _)| i)?;
+        let fault = self.entries[idx].1;
+        if let Some(times) = &mut self.entries[idx].1.times {
+            *times -= 1;
+            if *times == 0 {
+                self.entries.remove(idx);
+            }
+        }
+        Some(fault)
+    }
+}
+
+/// The JSON form of a fault (`POST /_sandbox/faults`, and `GET` answers).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct FaultSpec {
+    /// The route (see the [module docs](self)).
+    pub route: String,
+    /// `none`, `status`, `drop`, `garbage`, `truncate` or `oversize`. Default: `none`.
+    #[serde(default = "default_action")]
+    pub action: String,
+    /// The status, for `status`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    /// The body size, for `oversize`. Default: 2 MiB.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<usize>,
+    /// Latency in milliseconds. Default: 0.
+    #[serde(default)]
+    pub latency_ms: u64,
+    /// Applies to the next `times` requests only. Default: all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub times: Option<u32>,
+}
+
+fn default_action() -> String {
+    "none".to_owned()
+}
+
+impl FaultSpec {
+    /// The JSON form of a route's fault.
+    pub fn from_fault(route: &FaultRoute, fault: &Fault) -> Self {
+        let (action, status, bytes) = match fault.action {
+            FaultAction::Pass => ("none", None, None),
+            FaultAction::Status(s) => ("status", Some(s), None),
+            FaultAction::Drop => ("drop", None, None),
+            FaultAction::Garbage => ("garbage", None, None),
+            FaultAction::Truncate => ("truncate", None, None),
+            FaultAction::Oversize(n) => ("oversize", None, Some(n)),
+        };
+        Self {
+            route: route.as_str().to_owned(),
+            action: action.to_owned(),
+            status,
+            bytes,
+            latency_ms: u64::try_from(fault.latency.as_millis()).unwrap_or(u64::MAX),
+            times: fault.times,
+        }
+    }
+
+    /// The validated route.
+    pub fn route(&self) -> Result<FaultRoute, SandboxError> {
+        FaultRoute::parse(&self.route)
+    }
+
+    /// The fault, validated.
+    pub fn to_fault(&self) -> Result<Fault, SandboxError> {
+        let action = match self.action.as_str() {
+            "none" => FaultAction::Pass,
+            "status" => FaultAction::Status(self.status.ok_or_else(|| {
+                SandboxError::Fault("action \"status\" needs \"status\": 400..599".into())
+            })?),
+            "drop" => FaultAction::Drop,
+            "garbage" => FaultAction::Garbage,
+            "truncate" => FaultAction::Truncate,
+            "oversize" => FaultAction::Oversize(self.bytes.unwrap_or(DEFAULT_OVERSIZE_BYTES)),
+            other => {
+                return Err(SandboxError::Fault(format!(
+                    "unknown action {other:?}: none, status, drop, garbage, truncate or oversize"
+                )));
+            }
+        };
+        if self.status.is_some() && self.action != "status" {
+            return Err(SandboxError::Fault(
+                "\"status\" is only for action \"status\"".into(),
+            ));
+        }
+        if self.bytes.is_some() && self.action != "oversize" {
+            return Err(SandboxError::Fault(
+                "\"bytes\" is only for action \"oversize\"".into(),
+            ));
+        }
+        let fault = Fault {
+            latency: Duration::from_millis(self.latency_ms),
+            action,
+            times: self.times,
+        };
+        fault.validate()?;
+        Ok(fault)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes() {
+        let r = |s| FaultRoute::parse(s).unwrap();
+        assert!(r("/").matches("/"));
+        assert!(!r("/").matches("/v1/users"));
+        assert!(r("*").matches("/anything"));
+        assert!(r("/v1/users").matches("/v1/users/verify_token"));
+        assert!(r("/v1/users/").matches("/v1/users"));
+        assert!(!r("/v1/users").matches("/v1/users_x"));
+        for bad in ["", "v1", "/a?b", "/_sandbox", "/_sandbox/faults", "/a b"] {
+            assert!(FaultRoute::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn most_specific_wins_and_times_count_down() {
+        let mut t = FaultTable::default();
+        t.set(FaultRoute::parse("*").unwrap(), Fault::garbage());
+        t.set(
+            FaultRoute::parse("/v1/users").unwrap(),
+            Fault::status(503).times(2),
+        );
+        assert_eq!(t.take("/v1/users/x").unwrap().action, FaultAction::Status(503));
+        assert_eq!(t.take("/v1/users/x").unwrap().action, FaultAction::Status(503));
+        assert_eq!(t.take("/v1/users/x").unwrap().action, FaultAction::Garbage);
+        assert_eq!(t.take("/").unwrap().action, FaultAction::Garbage);
+        t.clear();
+        assert!(t.take("/").is_none());
+    }
+
+    #[test]
+    fn specs() {
+        let parse = |s: &str| serde_json::from_str::<FaultSpec>(s).unwrap().to_fault();
+        assert_eq!(
+            parse(r#"{"route":"/","action":"drop"}"#).unwrap(),
+            Fault::drop_connection()
+        );
+        assert_eq!(
+            parse(r#"{"route":"/","action":"oversize"}"#).unwrap(),
+            Fault::oversize()
+        );
+        assert!(parse(r#"{"route":"/","action":"status"}"#).is_err());
+        assert!(parse(r#"{"route":"/","action":"status","status":200}"#).is_err());
+        assert!(parse(r#"{"route":"/","action":"explode"}"#).is_err());
+        assert!(parse(r#"{"route":"/","action":"drop","status":500}"#).is_err());
+        assert!(parse(r#"{"route":"/","latency_ms":999999999}"#).is_err());
+        assert!(parse(r#"{"route":"/","action":"drop","times":0}"#).is_err());
+        assert!(serde_json::from_str::<FaultSpec>(r#"{"route":"/","colour":1}"#).is_err());
+        let f = Fault::status(429).with_latency(Duration::from_millis(5)).times(3);
+        let spec = FaultSpec::from_fault(&FaultRoute::parse("/x").unwrap(), &f);
+        assert_eq!(spec.to_fault().unwrap(), f);
+        assert_eq!(f.describe(), "status 429 after 5 ms");
+    }
+}

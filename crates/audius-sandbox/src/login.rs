@@ -1,0 +1,639 @@
+//! The login page, `GET /oauth/auth` (spec sections 1, 2 and 5; PKCE front half).
+//!
+//! The query is judged in this order; the first failure is a `400` page headed
+//! "Whoops, this is an invalid link (`<parameter>` missing or invalid)." (the spec's own text
+//! for `scope`, the same style for the others), with the reason below it and machine-readable
+//! hooks: `data-sandbox-page="invalid-link"`, `data-invalid-param` and, for redirect URIs,
+//! `data-rule` (the rule of spec section 5 that failed).
+//!
+//! 1. `scope`: `read` or `write` (code flow: a space-separated list of those; containing
+//!    `write` means `write`);
+//! 2. `api_key` (alias `client_id`): implicit flow, when given, exactly 40 hex characters
+//!    (no `0x`); code flow, required, 40 hex characters (`0x` optional, any case) of a
+//!    registered app; both given and different is an error;
+//! 3. `write` needs `api_key`; `read` needs `app_name` (at most 256 characters) or `api_key`;
+//! 4. `redirect_uri`: required; `audius_login::RedirectUri::parse` (section 5) in the implicit
+//!    flow; in the code flow, one of the app's registered URIs exactly (an app with none:
+//!    section 5, `http(s)` only, or `postmessage`);
+//! 5. `origin`: required with `postmessage`, a web origin;
+//! 6. `response_mode`: `fragment` or `query` (default: `fragment`; code flow: `query`);
+//! 7. `display`: `popup` (default) or `fullScreen`;
+//! 8. code flow: `code_challenge` (43 base64url characters) and `code_challenge_method=S256`.
+//!
+//! Empty parameters count as absent (as the page's JavaScript treats them); for a repeated
+//! parameter the first value counts; unknown parameters are ignored.
+
+use audius_login::login_url::{Display, ResponseMode, normalize_api_key, normalize_origin};
+use audius_login::{RedirectUri, Scope};
+use axum::body::{Body, Bytes};
+use axum::extract::{RawQuery, State};
+use axum::response::Response;
+use http::{HeaderValue, StatusCode, header};
+use rand::RngCore as _;
+use serde_json::{Map, Value};
+
+use crate::html::{escape, page, script_json};
+use crate::oauth::{AuthorizationCode, DeveloperApp, is_s256_challenge};
+use crate::routes::AppState;
+use crate::server::Shared;
+use crate::users::SandboxUser;
+
+/// Longest login query read: 32 KiB.
+pub const MAX_LOGIN_QUERY_BYTES: usize = 32 * 1024;
+/// Longest `app_name`, in characters.
+pub const MAX_APP_NAME_LEN: usize = 256;
+
+/// Which flow the page runs.
+#[derive(Debug, Clone)]
+enum Flow {
+    Implicit,
+    Code {
+        client_id: String,
+        code_challenge: String,
+    },
+}
+
+/// A valid login request.
+#[derive(Debug, Clone)]
+struct LoginRequest {
+    flow: Flow,
+    scope: Scope,
+    app_name: Option<String>,
+    /// The key as the app sent it (`api_key`, else `client_id`): the token's `apiKey`.
+    api_key: Option<String>,
+    app: Option<DeveloperApp>,
+    redirect: RedirectUri,
+    redirect_raw: String,
+    origin: Option<String>,
+    state: Option<String>,
+    response_mode: ResponseMode,
+    display: Display,
+}
+
+impl LoginRequest {
+    fn app_label(&self) -> String {
+        self.app_name
+            .clone()
+            .or_else(|| self.app.as_ref().map(|a| a.name.clone()))
+            .or_else(|| self.api_key.as_ref().map(|k| format!("App {k}")))
+            .unwrap_or_else(|| "An app".to_owned())
+    }
+}
+
+/// Why a link is invalid.
+#[derive(Debug, Clone)]
+pub(crate) struct InvalidLink {
+    param: &'static str,
+    detail: String,
+    rule: Option<&'static str>,
+}
+
+impl InvalidLink {
+    fn new(param: &'static str, detail: impl Into<String>) -> Self {
+        Self {
+            param,
+            detail: detail.into(),
+            rule: None,
+        }
+    }
+
+    /// The heading: `Whoops, this is an invalid link (<param> missing or invalid).`
+    pub(crate) fn title(&self) -> String {
+        format!("Whoops, this is an invalid link ({} missing or invalid).", self.param)
+    }
+}
+
+/// The query's parameters, first value of each, empty values dropped.
+pub(crate) struct Params(Vec<(String, String)>);
+
+impl Params {
+    pub(crate) fn parse(raw: &str) -> Self {
+        Self(
+            url::form_urlencoded::parse(raw.as_bytes())
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect(),
+        )
+    }
+
+    pub(crate) fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .filter(|v| !v.is_empty())
+    }
+}
+
+fn parse_request(raw: &str, shared: &Shared) -> Result<LoginRequest, InvalidLink> {
+    if raw.len() > MAX_LOGIN_QUERY_BYTES {
+        return Err(InvalidLink::new(
+            "query",
+            format!("the link is longer than {MAX_LOGIN_QUERY_BYTES} bytes"),
+        ));
+    }
+    let p = Params::parse(raw);
+    let code_flow = p.get("response_type") == Some("code");
+
+    // 1. scope.
+    let scope = match (p.get("scope"), code_flow) {
+        (Some("read"), _) => Scope::Read,
+        (Some("write"), _) => Scope::Write,
+        (Some(list), true)
+            if list.split(' ').all(|s| s == "read" || s == "write") =>
+        {
+            if list.split(' ').any(|s| s == "write") {
+                Scope::Write
+            } else {
+                Scope::Read
+            }
+        }
+        (Some(other), _) => {
+            return Err(InvalidLink::new(
+                "scope",
+                format!("scope must be read or write, not {other:?}"),
+            ));
+        }
+        (None, _) => return Err(InvalidLink::new("scope", "scope is required")),
+    };
+
+    // 2. The app's key, api_key or its alias client_id.
+    let given_key = p.get("api_key").or_else(|| p.get("client_id"));
+    if let (Some(a), Some(c)) = (p.get("api_key"), p.get("client_id")) {
+        if !a.trim_start_matches("0x").eq_ignore_ascii_case(c.trim_start_matches("0x")) {
+            return Err(InvalidLink::new(
+                "api_key",
+                "api_key and client_id name different apps",
+            ));
+        }
+    }
+    let mut app = None;
+    let flow_key = if code_flow {
+        let Some(key) = given_key else {
+            return Err(InvalidLink::new(
+                "client_id",
+                "response_type=code needs client_id, the app's API key",
+            ));
+        };
+        let key = normalize_api_key(key).map_err(|_| {
+            InvalidLink::new(
+                "client_id",
+                "client_id must be 40 hex characters (0x optional)",
+            )
+        })?;
+        let registered = shared.directory.app(&key).cloned().ok_or_else(|| {
+            InvalidLink::new(
+                "client_id",
+                format!("no app is registered with the key {key}"),
+            )
+        })?;
+        app = Some(registered);
+        Some(key)
+    } else {
+        if let Some(key) = given_key {
+            if key.len() != 40 || !key.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(InvalidLink::new(
+                    "api_key",
+                    "api_key must be exactly 40 hex characters, without 0x",
+                ));
+            }
+            app = shared.directory.app(key).cloned();
+        }
+        given_key.map(str::to_owned)
+    };
+
+    // 3. What each scope needs.
+    let app_name = p.get("app_name").map(str::to_owned);
+    if app_name
+        .as_deref()
+        .is_some_and(|n| n.chars().count() > MAX_APP_NAME_LEN)
+    {
+        return Err(InvalidLink::new(
+            "app_name",
+            format!("app_name is longer than {MAX_APP_NAME_LEN} characters"),
+        ));
+    }
+    if scope == Scope::Write && flow_key.is_none() {
+        return Err(InvalidLink::new(
+            "api_key",
+            "scope write needs the app's api_key",
+        ));
+    }
+    if app_name.is_none() && flow_key.is_none() {
+        return Err(InvalidLink::new(
+            "app_name",
+            "scope read needs app_name or api_key",
+        ));
+    }
+
+    // 4. redirect_uri.
+    let Some(redirect_raw) = p.get("redirect_uri") else {
+        return Err(InvalidLink::new("redirect_uri", "redirect_uri is required"));
+    };
+    let redirect = match &app {
+        Some(app) if code_flow => app
+            .check_redirect_uri(redirect_raw)
+            .map_err(|e| InvalidLink::new("redirect_uri", e))?,
+        _ => RedirectUri::parse(redirect_raw).map_err(|e| InvalidLink {
+            param: "redirect_uri",
+            detail: e.to_string(),
+            rule: Some(e.rule().as_str()),
+        })?,
+    };
+
+    // 5. origin, for postmessage.
+    let origin = match (&redirect, p.get("origin")) {
+        (RedirectUri::PostMessage, None) => {
+            return Err(InvalidLink::new(
+                "origin",
+                "redirect_uri=postmessage needs origin, the opener window's origin",
+            ));
+        }
+        (RedirectUri::PostMessage, Some(o)) => Some(normalize_origin(o).map_err(|_| {
+            InvalidLink::new(
+                "origin",
+                format!("{o:?} is not a web origin (scheme://host[:port])"),
+            )
+        })?),
+        (_, _) => None,
+    };
+
+    // 6. response_mode.
+    let response_mode = match p.get("response_mode") {
+        None if code_flow => ResponseMode::Query,
+        None | Some("fragment") => ResponseMode::Fragment,
+        Some("query") => ResponseMode::Query,
+        Some(other) => {
+            return Err(InvalidLink::new(
+                "response_mode",
+                format!("response_mode must be fragment or query, not {other:?}"),
+            ));
+        }
+    };
+
+    // 7. display.
+    let display = match p.get("display") {
+        None | Some("popup") => Display::Popup,
+        Some("fullScreen") => Display::FullScreen,
+        Some(other) => {
+            return Err(InvalidLink::new(
+                "display",
+                format!("display must be popup or fullScreen, not {other:?}"),
+            ));
+        }
+    };
+
+    // 8. PKCE.
+    let flow = if code_flow {
+        let Some(challenge) = p.get("code_challenge") else {
+            return Err(InvalidLink::new(
+                "code_challenge",
+                "response_type=code needs code_challenge",
+            ));
+        };
+        if !is_s256_challenge(challenge) {
+            return Err(InvalidLink::new(
+                "code_challenge",
+                "code_challenge must be base64url(SHA-256(verifier)): 43 base64url characters",
+            ));
+        }
+        if p.get("code_challenge_method") != Some("S256") {
+            return Err(InvalidLink::new(
+                "code_challenge_method",
+                "code_challenge_method must be S256",
+            ));
+        }
+        Flow::Code {
+            client_id: flow_key.clone().unwrap_or_default(),
+            code_challenge: challenge.to_owned(),
+        }
+    } else {
+        Flow::Implicit
+    };
+
+    Ok(LoginRequest {
+        flow,
+        scope,
+        app_name,
+        api_key: if code_flow {
+            given_key.map(str::to_owned)
+        } else {
+            flow_key
+        },
+        app,
+        redirect,
+        redirect_raw: redirect_raw.to_owned(),
+        origin,
+        state: p.get("state").map(str::to_owned),
+        response_mode,
+        display,
+    })
+}
+
+fn html_response(status: StatusCode, html: String) -> Response {
+    let mut r = Response::new(Body::from(html));
+    *r.status_mut() = status;
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    r
+}
+
+const BANNER: &str =
+    "<p class=\"sandbox\">Audius sandbox &middot; a local stand-in, not the real Audius</p>";
+
+pub(crate) fn invalid_page(invalid: &InvalidLink) -> Response {
+    let rule = invalid
+        .rule
+        .map(|r| format!(" data-rule=\"{}\"", escape(r)))
+        .unwrap_or_default();
+    let body = format!(
+        "<main data-sandbox-page=\"invalid-link\" data-invalid-param=\"{param}\"{rule}>{BANNER}\
+         <h1>{title}</h1><p class=\"detail\" id=\"detail\">{detail}</p></main>",
+        param = escape(invalid.param),
+        title = escape(&invalid.title()),
+        detail = escape(&invalid.detail),
+    );
+    html_response(StatusCode::BAD_REQUEST, page("Invalid link", &body))
+}
+
+fn unknown_user(shared: &Shared, handle: Option<&str>) -> Response {
+    let known: Vec<&str> = shared
+        .directory
+        .users()
+        .iter()
+        .map(|u| u.handle.as_str())
+        .collect();
+    let detail = match handle {
+        Some(h) => format!(
+            "no sandbox user has the handle {h:?}; the users are: {}",
+            known.join(", ")
+        ),
+        None => "choose a sandbox user".to_owned(),
+    };
+    invalid_page(&InvalidLink::new("sandbox_user", detail))
+}
+
+/// `GET /oauth/auth`.
+pub(crate) async fn login_page(
+    State(state): State<AppState>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let shared = &state.shared;
+    let raw = query.unwrap_or_default();
+    let request = match parse_request(&raw, shared) {
+        Ok(r) => r,
+        Err(invalid) => return invalid_page(&invalid),
+    };
+    // The sandbox-only automation hook: approve at once as this user.
+    if let Some(handle) = Params::parse(&raw).get("sandbox_user") {
+        return match shared.directory.get(handle) {
+            Some(user) => approve(shared, &request, user),
+            None => unknown_user(shared, Some(handle)),
+        };
+    }
+    render_login(shared, &request, &raw)
+}
+
+fn render_login(shared: &Shared, request: &LoginRequest, raw_query: &str) -> Response {
+    let app = escape(&request.app_label());
+    let wants = match request.scope {
+        Scope::Read => "wants to know who you are: your name, handle, email and profile picture",
+        Scope::Write => {
+            "wants to know who you are and to <strong>act on your behalf</strong> on Audius"
+        }
+    };
+    let channel = match (&request.redirect, request.response_mode) {
+        (RedirectUri::PostMessage, _) => format!(
+            "posted to the window that opened this one, at <code>{}</code>",
+            escape(request.origin.as_deref().unwrap_or_default())
+        ),
+        (RedirectUri::Url(_), mode) => format!(
+            "sent to <code>{}</code> (in the {})",
+            escape(&request.redirect_raw),
+            mode.as_str()
+        ),
+    };
+    let what = match request.flow {
+        Flow::Implicit => "a signed token",
+        Flow::Code { .. } => "a one-time authorization code (PKCE)",
+    };
+    let mut users = String::new();
+    for (i, user) in shared.directory.users().iter().enumerate() {
+        let handle = escape(&user.handle);
+        let picture = if user.has_picture {
+            format!("<img src=\"/content/{handle}/150x150.svg\" alt=\"\">")
+        } else {
+            "<span class=\"noimg\"></span>".to_owned()
+        };
+        users.push_str(&format!(
+            "<label class=\"user\"><input type=\"radio\" name=\"sandbox_user\" value=\"{handle}\" \
+             data-sandbox-user=\"{handle}\"{checked}>{picture}<span>{name}{verified}<br>\
+             <span class=\"muted\">@{handle} &middot; {role}</span></span></label>\n",
+            checked = if i == 0 { " checked" } else { "" },
+            name = escape(&user.name),
+            verified = if user.verified { " &#10004;" } else { "" },
+            role = escape(user.role.as_str()),
+        ));
+    }
+    let body = format!(
+        "<main data-sandbox-page=\"login\" data-display=\"{display}\">{BANNER}\
+         <h1>Log in to <span id=\"app-name\">{app}</span> with Audius</h1>\
+         <p><strong>{app}</strong> {wants}.</p>\
+         <p class=\"muted\">On approval, {what} is {channel}.</p>\
+         <form method=\"post\" action=\"/oauth/auth/approve\">\
+         <input type=\"hidden\" name=\"query\" value=\"{query}\">\
+         <fieldset><legend>Log in as</legend>\n{users}</fieldset>\
+         <div class=\"buttons\"><button type=\"submit\" id=\"approve\">Approve</button>\
+         <button type=\"submit\" id=\"cancel\" formaction=\"/oauth/auth/cancel\">Cancel</button>\
+         </div></form></main>",
+        display = request.display.as_str(),
+        query = escape(raw_query),
+    );
+    html_response(
+        StatusCode::OK,
+        page(&format!("Log in to {} with Audius", request.app_label()), &body),
+    )
+}
+
+/// The form sent by Approve and Cancel.
+struct Decision {
+    query: String,
+    user: Option<String>,
+}
+
+fn parse_form(body: &[u8]) -> Decision {
+    let mut query = String::new();
+    let mut user = None;
+    for (k, v) in url::form_urlencoded::parse(body) {
+        match k.as_ref() {
+            "query" if query.is_empty() => query = v.into_owned(),
+            "sandbox_user" if user.is_none() && !v.is_empty() => user = Some(v.into_owned()),
+            _ => {}
+        }
+    }
+    Decision { query, user }
+}
+
+/// `POST /oauth/auth/approve`: sign for the chosen user and answer through the channel.
+pub(crate) async fn approve_form(State(state): State<AppState>, body: Bytes) -> Response {
+    let shared = &state.shared;
+    let form = parse_form(&body);
+    let request = match parse_request(&form.query, shared) {
+        Ok(r) => r,
+        Err(invalid) => return invalid_page(&invalid),
+    };
+    match form.user.as_deref().and_then(|h| shared.directory.get(h)) {
+        Some(user) => approve(shared, &request, user),
+        None => unknown_user(shared, form.user.as_deref()),
+    }
+}
+
+/// `POST /oauth/auth/cancel`: nothing is sent back.
+pub(crate) async fn cancel_form(State(state): State<AppState>, body: Bytes) -> Response {
+    let form = parse_form(&body);
+    let app = parse_request(&form.query, &state.shared)
+        .map(|r| r.app_label())
+        .unwrap_or_else(|_| "the app".to_owned());
+    let body = format!(
+        "<main data-sandbox-page=\"cancelled\">{BANNER}<h1>Login cancelled</h1>\
+         <p>Nothing was sent back to <strong>{}</strong>. You can close this window.</p></main>",
+        escape(&app)
+    );
+    html_response(StatusCode::OK, page("Login cancelled", &body))
+}
+
+/// Signs (implicit flow) or issues a code (code flow) for `user`, and answers through the
+/// requested channel.
+fn approve(shared: &Shared, request: &LoginRequest, user: &SandboxUser) -> Response {
+    let (name, value) = match &request.flow {
+        Flow::Implicit => {
+            match shared.mint(user, request.api_key.as_deref(), &Default::default()) {
+                Ok(token) => ("token", token),
+                Err(e) => {
+                    tracing::error!(error = %e, "signing failed");
+                    return html_response(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        page("Error", &format!("<main>{}</main>", escape(&e.to_string()))),
+                    );
+                }
+            }
+        }
+        Flow::Code {
+            client_id,
+            code_challenge,
+        } => {
+            let code = shared.codes.issue(AuthorizationCode::new(
+                client_id,
+                &request.redirect_raw,
+                code_challenge,
+                request.scope,
+                user.id,
+                shared.clock.now(),
+            ));
+            ("code", code)
+        }
+    };
+    match &request.redirect {
+        RedirectUri::PostMessage => post_message_page(
+            request.origin.as_deref().unwrap_or_default(),
+            request.state.as_deref(),
+            name,
+            &value,
+        ),
+        RedirectUri::Url(url) => {
+            let mut target = url.clone();
+            let mut pairs: Vec<(&str, &str)> = Vec::with_capacity(2);
+            if let Some(state) = &request.state {
+                pairs.push(("state", state));
+            }
+            pairs.push((name, &value));
+            match request.response_mode {
+                ResponseMode::Fragment => {
+                    let fragment = url::form_urlencoded::Serializer::new(String::new())
+                        .extend_pairs(pairs)
+                        .finish();
+                    target.set_fragment(Some(&fragment));
+                }
+                ResponseMode::Query => {
+                    target.query_pairs_mut().extend_pairs(pairs);
+                }
+            }
+            redirect_to(target.as_str())
+        }
+    }
+}
+
+fn redirect_to(location: &str) -> Response {
+    let mut r = Response::new(Body::empty());
+    *r.status_mut() = StatusCode::FOUND;
+    match HeaderValue::from_str(location) {
+        Ok(v) => {
+            r.headers_mut().insert(header::LOCATION, v);
+        }
+        Err(_) => {
+            *r.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+        }
+    }
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+/// The page that posts `{state, token}` (or `{state, code}`) to the opener, then closes.
+fn post_message_page(origin: &str, state: Option<&str>, name: &str, value: &str) -> Response {
+    let mut message = Map::new();
+    if let Some(state) = state {
+        message.insert("state".into(), Value::String(state.to_owned()));
+    }
+    message.insert(name.to_owned(), Value::String(value.to_owned()));
+    let mut nonce_bytes = [0u8; 16];
+    rand::rng().fill_bytes(&mut nonce_bytes);
+    let nonce = hex::encode(nonce_bytes);
+    let body = format!(
+        "<main data-sandbox-page=\"postmessage\">{BANNER}\
+         <h1 id=\"status\">Sending the login back to {origin_html}&hellip;</h1>\
+         <p class=\"detail\" id=\"error\" hidden>This popup cannot answer: it has no opener \
+         (<code>window.opener</code> is null), so the login cannot be posted back. The app must \
+         open the login page with <code>window.open</code>, and must not sever the opener (for \
+         example with <code>Cross-Origin-Opener-Policy: same-origin</code> or \
+         <code>noopener</code>). Close this window and try again.</p>\
+         <script nonce=\"{nonce}\">\n(function () {{\n  var message = {message};\n  \
+         var origin = {origin_js};\n  if (!window.opener) {{\n    \
+         document.getElementById(\"status\").textContent = \
+         \"Whoops, the login cannot be sent back\";\n    \
+         document.getElementById(\"error\").hidden = false;\n    return;\n  }}\n  \
+         window.opener.postMessage(message, origin);\n  window.close();\n}})();\n</script></main>",
+        origin_html = escape(origin),
+        message = script_json(&Value::Object(message)),
+        origin_js = script_json(&Value::String(origin.to_owned())),
+    );
+    let mut r = html_response(StatusCode::OK, page("Audius login", &body));
+    if let Ok(csp) = HeaderValue::from_str(&format!(
+        "default-src 'none'; script-src 'nonce-{nonce}'; style-src 'unsafe-inline'"
+    )) {
+        r.headers_mut().insert(header::CONTENT_SECURITY_POLICY, csp);
+    }
+    r
+}
+
+/// `GET /v1/oauth/authorize`: `302` to the login page with the same query, unchanged.
+pub(crate) async fn authorize(
+    State(state): State<AppState>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let mut target = state.shared.base().clone();
+    target.set_path("/oauth/auth");
+    let mut location = target.as_str().to_owned();
+    if let Some(q) = query {
+        location.push('?');
+        location.push_str(&q);
+    }
+    redirect_to(&location)
+}
