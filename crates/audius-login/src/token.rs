@@ -21,6 +21,7 @@
 //! [`Verifier`](crate::verify::Verifier).
 
 use std::fmt;
+use std::sync::OnceLock;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
@@ -59,7 +60,19 @@ pub fn decode_segment(segment: &str) -> Option<Vec<u8>> {
 pub fn eip191_hash(message: &[u8]) -> [u8; 32] {
     let mut hasher = Keccak256::new();
     hasher.update(b"\x19Ethereum Signed Message:\n");
-    hasher.update(message.len().to_string().as_bytes());
+    // The decimal length, written without allocating.
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut len = message.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (len % 10) as u8;
+        len /= 10;
+        if len == 0 {
+            break;
+        }
+    }
+    hasher.update(&digits[at..]);
     hasher.update(message);
     hasher.finalize().into()
 }
@@ -277,18 +290,16 @@ impl Claims {
                     "JWT payload missing userId field",
                 ));
             }
-            Some(Value::String(s)) => {
-                let id = UserId::parse(s).map_err(|_| {
-                    Error::malformed(TokenPart::UserId, "Invalid JWT payload userId")
-                })?;
-                // A hashid decodes only from its canonical text.
-                let form = if id.hashid() == *s {
-                    UserIdForm::Hashid
-                } else {
-                    UserIdForm::Decimal
-                };
-                (id, form)
-            }
+            // The order of `UserId::parse`: decimal first, then hashid.
+            Some(Value::String(s)) => match UserId::parse_decimal(s) {
+                Some(id) => (id, UserIdForm::Decimal),
+                None => (
+                    UserId::from_hashid(s).map_err(|_| {
+                        Error::malformed(TokenPart::UserId, "Invalid JWT payload userId")
+                    })?,
+                    UserIdForm::Hashid,
+                ),
+            },
             Some(v @ Value::Number(_)) => (
                 UserId::from_json(v).map_err(|_| {
                     Error::malformed(TokenPart::UserId, "Invalid JWT payload userId")
@@ -320,7 +331,11 @@ impl Claims {
                 .unwrap_or(false),
             profile_picture: ProfilePicture::from_json(raw.get("profilePicture")),
             api_key: text("apiKey"),
-            sub: raw.get("sub").and_then(|v| UserId::from_json(v).ok()),
+            sub: match raw.get("sub") {
+                // Usually the very text of `userId`: already decoded.
+                Some(sub) if Some(sub) == raw.get("userId") => Some(user_id),
+                other => other.and_then(|v| UserId::from_json(v).ok()),
+            },
             iat: raw.get("iat").and_then(parse_iat),
             extra,
             raw,
@@ -381,7 +396,8 @@ pub struct Token {
     text: String,
     /// Byte offset of the second `.`: `text[..signed_len]` is the signed text.
     signed_len: usize,
-    header: Option<Map<String, Value>>,
+    /// The header object, decoded on first use (verification never needs it).
+    header: OnceLock<Option<Map<String, Value>>>,
     claims: Claims,
     signature: Signature,
 }
@@ -435,7 +451,6 @@ impl Token {
 
     fn finish(token: &str, signed_len: usize, signature: Signature) -> Result<Self> {
         let first = token[..signed_len].find('.').expect("split found two dots");
-        let header_seg = &token[..first];
         let payload_seg = &token[first + 1..signed_len];
         let payload = decode_segment(payload_seg).ok_or_else(|| {
             Error::malformed(TokenPart::Payload, "JWT payload could not be decoded")
@@ -444,11 +459,10 @@ impl Token {
             Error::malformed(TokenPart::Payload, "JWT payload could not be unmarshalled")
         })?;
         let claims = Claims::from_map(raw)?;
-        let header = decode_segment(header_seg).and_then(|h| serde_json::from_slice(&h).ok());
         Ok(Self {
             text: token.to_owned(),
             signed_len,
-            header,
+            header: OnceLock::new(),
             claims,
             signature,
         })
@@ -456,7 +470,12 @@ impl Token {
 
     /// The header, when it decodes as a JSON object (normally `{"typ":"JWT","alg":"keccak256"}`).
     pub fn header(&self) -> Option<&Map<String, Value>> {
-        self.header.as_ref()
+        self.header
+            .get_or_init(|| {
+                let segment = self.text.split('.').next().unwrap_or_default();
+                decode_segment(segment).and_then(|h| serde_json::from_slice(&h).ok())
+            })
+            .as_ref()
     }
 
     /// The claims.
@@ -517,7 +536,7 @@ impl Token {
 impl fmt::Debug for Token {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Token")
-            .field("header", &self.header)
+            .field("header", &self.header())
             .field("claims", &self.claims)
             .field("signature", &self.signature)
             .finish()
@@ -554,6 +573,34 @@ mod tests {
         );
         assert_eq!(parsed.claims().iat, Some(5));
         assert!(parsed.signature().to_segment().starts_with("MH"));
+    }
+
+    #[test]
+    fn eip191_prefix_carries_the_decimal_length() {
+        for len in [0usize, 1, 9, 10, 99, 100, 731, 1000, 12_345] {
+            let message = vec![b'm'; len];
+            let mut reference = Keccak256::new();
+            reference.update(format!("\x19Ethereum Signed Message:\n{len}").as_bytes());
+            reference.update(&message);
+            let want: [u8; 32] = reference.finalize().into();
+            assert_eq!(eip191_hash(&message), want, "length {len}");
+        }
+    }
+
+    #[test]
+    fn header_is_read_on_demand() {
+        let token = Token::sign(&claims(r#"{"userId":"eYorL","sub":"eYorL"}"#), &KEY).unwrap();
+        let parsed = Token::parse(&token).unwrap();
+        assert_eq!(
+            parsed.header().and_then(|h| h.get("alg")),
+            Some(&Value::from("keccak256"))
+        );
+        assert_eq!(parsed.claims().sub, Some(UserId::new(44)));
+        let odd = Token::sign_raw(b"not json", br#"{"userId":"44","sub":"eYorL"}"#, &KEY).unwrap();
+        let parsed = Token::parse(&odd).unwrap();
+        assert_eq!(parsed.header(), None);
+        assert_eq!(parsed.claims().user_id_form, UserIdForm::Decimal);
+        assert_eq!(parsed.claims().sub, Some(UserId::new(44)));
     }
 
     #[test]

@@ -102,14 +102,18 @@ impl UserId {
     /// them: a digit string that happens to be a valid hashid as well (`"1433591643"`) names the
     /// number it spells, as it does for Audius.
     pub fn parse(s: &str) -> Result<Self, UserIdError> {
-        if !s.is_empty()
-            && s.len() <= MAX_DECIMAL_LEN
-            && s.bytes().all(|b| b.is_ascii_digit())
-            && let Ok(n) = s.parse::<u64>()
-        {
-            return Ok(Self(n));
+        match Self::parse_decimal(s) {
+            Some(id) => Ok(id),
+            None => Self::from_hashid(s),
         }
-        Self::from_hashid(s)
+    }
+
+    /// The decimal reading of `s`, the one [`UserId::parse`] tries first.
+    pub(crate) fn parse_decimal(s: &str) -> Option<Self> {
+        if s.is_empty() || s.len() > MAX_DECIMAL_LEN || !s.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        s.parse::<u64>().ok().map(Self)
     }
 
     /// Reads a user id from a JSON value: a hashid or decimal string, or a non-negative number.
