@@ -599,7 +599,7 @@ impl ApiClient {
         let fut = async {
             let resp = builder.send().await.map_err(|e| {
                 let sent = !e.is_connect();
-                (describe(&e, url), sent)
+                (describe(e, url), sent)
             })?;
             let status = resp.status().as_u16();
             let location = resp
@@ -620,7 +620,11 @@ impl ApiClient {
             Ok(Err((error, sent))) => Attempt::Failed { error, sent },
             Err(_) => Attempt::Failed {
                 error: Error::unavailable(
-                    format!("{url} timed out after {:?}", self.inner.timeout),
+                    format!(
+                        "{} timed out after {:?}",
+                        without_query(url),
+                        self.inner.timeout
+                    ),
                     None,
                 ),
                 sent: true,
@@ -638,23 +642,31 @@ fn join(host: &Url, path_and_query: &str) -> Url {
     Url::parse(&format!("{base}{path_and_query}")).unwrap_or_else(|_| host.clone())
 }
 
-fn describe(e: &reqwest::Error, url: &Url) -> Error {
+/// The URL without its query, for messages: the query may carry a token.
+fn without_query(url: &Url) -> Url {
+    let mut shown = url.clone();
+    shown.set_query(None);
+    shown
+}
+
+/// A transport failure in words, without the URL's query (reqwest's own text names the whole
+/// URL, token included).
+fn describe(e: reqwest::Error, url: &Url) -> Error {
+    let e = e.without_url();
     let what = if e.is_timeout() {
         "timed out".to_owned()
     } else if e.is_connect() {
         "could not be connected to".to_owned()
     } else {
         let mut msg = e.to_string();
-        let mut source = std::error::Error::source(e);
+        let mut source = std::error::Error::source(&e);
         while let Some(s) = source {
             msg = format!("{msg}: {s}");
             source = s.source();
         }
         format!("failed ({msg})")
     };
-    let mut shown = url.clone();
-    shown.set_query(None);
-    Error::unavailable(format!("{shown} {what}"), None)
+    Error::unavailable(format!("{} {what}", without_query(url)), None)
 }
 
 /// Reads a body, refusing one over `limit` bytes without reading the rest.
@@ -678,7 +690,7 @@ async fn read_capped(mut resp: reqwest::Response, limit: usize) -> Result<Bytes>
             Ok(None) => return Ok(buf.freeze()),
             Err(e) => {
                 return Err(Error::unavailable(
-                    format!("the answer was cut short: {e}"),
+                    format!("the answer was cut short: {}", e.without_url()),
                     None,
                 ));
             }
