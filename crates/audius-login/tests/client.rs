@@ -1754,3 +1754,59 @@ async fn api_verifier_flags_a_user_the_lookup_does_not_know() {
         ErrorKind::UpstreamUnexpected
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Error messages
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn transport_errors_never_carry_the_token() {
+    // A token is a credential until it is too old: it must not end up in error messages, which
+    // are logged and may be shown.
+    let token = token(&OWNER_KEY, USER, Some(IAT));
+    let truncated = || {
+        let mut bytes = head_with_length(100).into_bytes();
+        bytes.extend_from_slice(b"{\"data\":");
+        Reply::Raw(bytes)
+    };
+    let bad_chunk = || Reply::Raw(format!("{CHUNKED_HEAD}zz\r\nxx\r\n0\r\n\r\n").into_bytes());
+    let cases: Vec<(&str, Reply)> = vec![
+        ("hang", Reply::Hang),
+        ("close", Reply::Close),
+        ("truncated", truncated()),
+        ("bad chunk", bad_chunk()),
+        (
+            "garbage status line",
+            Reply::Raw(b"NOT HTTP AT ALL\r\n\r\n".to_vec()),
+        ),
+        (
+            "trickle",
+            Reply::Trickle(
+                head_with_length(1000).into_bytes(),
+                Duration::from_millis(20),
+            ),
+        ),
+    ];
+    let payload = token.split('.').nth(1).expect("a payload");
+    for (what, reply) in cases {
+        let api = Stub::start(move |_: &Seen| reply.clone()).await;
+        let err = ApiVerifier::new(fixed(&api))
+            .verify(&token)
+            .await
+            .expect_err(what);
+        assert_eq!(err.kind(), ErrorKind::UpstreamUnavailable, "{what}: {err}");
+        for shown in [err.to_string(), format!("{err:?}")] {
+            assert!(
+                !shown.contains(payload) && !shown.contains("token="),
+                "{what}: the token leaks into {shown}"
+            );
+        }
+        assert_eq!(api.count("/v1/users/verify_token"), 1, "{what}");
+    }
+    let dead = dead_url().await;
+    let err = ApiVerifier::new(fast().base_url(dead).build().expect("client"))
+        .verify(&token)
+        .await
+        .expect_err("refused");
+    assert!(!err.to_string().contains(payload), "refused: {err}");
+}
