@@ -676,17 +676,27 @@ fn fault_response(action: FaultAction) -> Result<Option<Response<Body>>, DropCon
             ))
             .unwrap_or_default(),
         FaultAction::Truncate => {
-            let full = padded_json(2048);
+            let full = padded_json(TRUNCATED_PROMISE);
             let sent = Bytes::from(full[..full.len() / 2].to_vec());
-            let chunks: Vec<Result<Bytes, std::io::Error>> = vec![
-                Ok(sent),
-                Err(std::io::Error::other("truncated by a sandbox fault")),
-            ];
+            // Half the body, then a pause (hyper flushes the headers and that half while the
+            // body is pending), then an error: hyper closes the connection mid-body.
+            let body = futures_util::stream::unfold(Some(sent), |pending| async move {
+                match pending {
+                    Some(chunk) => Some((Ok(chunk), None)),
+                    None => {
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                        Some((
+                            Err(std::io::Error::other("truncated by a sandbox fault")),
+                            None,
+                        ))
+                    }
+                }
+            });
             Response::builder()
                 .status(StatusCode::OK)
                 .header(header::CONTENT_TYPE, "application/json")
                 .header(header::CONTENT_LENGTH, full.len())
-                .body(Body::from_stream(futures_util::stream::iter(chunks)))
+                .body(Body::from_stream(body))
                 .unwrap_or_default()
         }
         FaultAction::Oversize(bytes) => Response::builder()
@@ -697,6 +707,9 @@ fn fault_response(action: FaultAction) -> Result<Option<Response<Body>>, DropCon
     };
     Ok(Some(response))
 }
+
+/// The `Content-Length` a truncated answer promises; half of it is sent.
+pub(crate) const TRUNCATED_PROMISE: usize = 2048;
 
 /// Valid-looking JSON (`{"data":[{user-like}, ...]}`) of exactly `len` bytes (at least 13).
 pub(crate) fn padded_json(len: usize) -> Vec<u8> {
