@@ -31,8 +31,8 @@ use crate::users::{SandboxUser, SandboxUsers};
 pub const DEFAULT_BIND: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0);
 /// Most hosts one sandbox runs.
 pub const MAX_HOSTS: usize = 64;
-/// Longest request URI the sandbox reads: 64 KiB (longer: 414).
-pub const MAX_URI_BYTES: usize = 64 * 1024;
+/// Longest request URI the sandbox reads: 48 KiB (longer: 414).
+pub const MAX_URI_BYTES: usize = 48 * 1024;
 /// Largest request body the sandbox reads: 64 KiB.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 

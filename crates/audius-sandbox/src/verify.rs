@@ -26,8 +26,8 @@ use serde_json::{Map, Value, json};
 
 use crate::users::SandboxUsers;
 
-/// Longest token the endpoint reads: 64 KiB.
-pub const MAX_TOKEN_BYTES: usize = 64 * 1024;
+/// Longest token the endpoint reads: 32 KiB.
+pub const MAX_TOKEN_BYTES: usize = 32 * 1024;
 
 /// Text of a missing or empty `token` parameter.
 pub const MISSING_TOKEN: &str = "Missing token: the token query parameter is required";
