@@ -419,8 +419,14 @@ mod tests {
             FaultRoute::parse("/v1/users").unwrap(),
             Fault::status(503).times(2),
         );
-        assert_eq!(t.take("/v1/users/x").unwrap().action, FaultAction::Status(503));
-        assert_eq!(t.take("/v1/users/x").unwrap().action, FaultAction::Status(503));
+        assert_eq!(
+            t.take("/v1/users/x").unwrap().action,
+            FaultAction::Status(503)
+        );
+        assert_eq!(
+            t.take("/v1/users/x").unwrap().action,
+            FaultAction::Status(503)
+        );
         assert_eq!(t.take("/v1/users/x").unwrap().action, FaultAction::Garbage);
         assert_eq!(t.take("/").unwrap().action, FaultAction::Garbage);
         t.clear();
@@ -445,7 +451,9 @@ mod tests {
         assert!(parse(r#"{"route":"/","latency_ms":999999999}"#).is_err());
         assert!(parse(r#"{"route":"/","action":"drop","times":0}"#).is_err());
         assert!(serde_json::from_str::<FaultSpec>(r#"{"route":"/","colour":1}"#).is_err());
-        let f = Fault::status(429).with_latency(Duration::from_millis(5)).times(3);
+        let f = Fault::status(429)
+            .with_latency(Duration::from_millis(5))
+            .times(3);
         let spec = FaultSpec::from_fault(&FaultRoute::parse("/x").unwrap(), &f);
         assert_eq!(spec.to_fault().unwrap(), f);
         assert_eq!(f.describe(), "status 429 after 5 ms");

@@ -74,12 +74,18 @@ impl RequestLog {
 
 impl LoggedRequest {
     /// An entry for a request (its `seq` is set when logged).
-    pub(crate) fn from_parts(host: usize, parts: &http::request::Parts, fault: Option<String>) -> Self {
+    pub(crate) fn from_parts(
+        host: usize,
+        parts: &http::request::Parts,
+        fault: Option<String>,
+    ) -> Self {
         let header = |name: http::header::HeaderName| {
-            parts
-                .headers
-                .get(name)
-                .map(|v| String::from_utf8_lossy(v.as_bytes()).chars().take(512).collect())
+            parts.headers.get(name).map(|v| {
+                String::from_utf8_lossy(v.as_bytes())
+                    .chars()
+                    .take(512)
+                    .collect()
+            })
         };
         Self {
             seq: 0,
@@ -104,7 +110,10 @@ mod tests {
     #[test]
     fn bounded() {
         let mut log = RequestLog::new(2);
-        let (parts, ()) = http::Request::get("/x?y=1").body(()).unwrap_or_default().into_parts();
+        let (parts, ()) = http::Request::get("/x?y=1")
+            .body(())
+            .unwrap_or_default()
+            .into_parts();
         for _ in 0..3 {
             log.push(LoggedRequest::from_parts(1, &parts, None));
         }

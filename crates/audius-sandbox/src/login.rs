@@ -99,7 +99,10 @@ impl InvalidLink {
 
     /// The heading: `Whoops, this is an invalid link (<param> missing or invalid).`
     pub(crate) fn title(&self) -> String {
-        format!("Whoops, this is an invalid link ({} missing or invalid).", self.param)
+        format!(
+            "Whoops, this is an invalid link ({} missing or invalid).",
+            self.param
+        )
     }
 }
 
@@ -138,9 +141,7 @@ fn parse_request(raw: &str, shared: &Shared) -> Result<LoginRequest, InvalidLink
     let scope = match (p.get("scope"), code_flow) {
         (Some("read"), _) => Scope::Read,
         (Some("write"), _) => Scope::Write,
-        (Some(list), true)
-            if list.split(' ').all(|s| s == "read" || s == "write") =>
-        {
+        (Some(list), true) if list.split(' ').all(|s| s == "read" || s == "write") => {
             if list.split(' ').any(|s| s == "write") {
                 Scope::Write
             } else {
@@ -158,13 +159,15 @@ fn parse_request(raw: &str, shared: &Shared) -> Result<LoginRequest, InvalidLink
 
     // 2. The app's key, api_key or its alias client_id.
     let given_key = p.get("api_key").or_else(|| p.get("client_id"));
-    if let (Some(a), Some(c)) = (p.get("api_key"), p.get("client_id")) {
-        if !a.trim_start_matches("0x").eq_ignore_ascii_case(c.trim_start_matches("0x")) {
-            return Err(InvalidLink::new(
-                "api_key",
-                "api_key and client_id name different apps",
-            ));
-        }
+    if let (Some(a), Some(c)) = (p.get("api_key"), p.get("client_id"))
+        && !a
+            .trim_start_matches("0x")
+            .eq_ignore_ascii_case(c.trim_start_matches("0x"))
+    {
+        return Err(InvalidLink::new(
+            "api_key",
+            "api_key and client_id name different apps",
+        ));
     }
     let mut app = None;
     let flow_key = if code_flow {
@@ -458,7 +461,10 @@ fn render_login(shared: &Shared, request: &LoginRequest, raw_query: &str) -> Res
     );
     html_response(
         StatusCode::OK,
-        page(&format!("Log in to {} with Audius", request.app_label()), &body),
+        page(
+            &format!("Log in to {} with Audius", request.app_label()),
+            &body,
+        ),
     )
 }
 

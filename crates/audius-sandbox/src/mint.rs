@@ -50,7 +50,10 @@ impl fmt::Debug for TokenOverrides {
             .field("iat", &self.iat)
             .field("edits", &edits)
             .field("key", &self.key.map(|_| "(hidden)"))
-            .field("header", &self.header.as_deref().map(String::from_utf8_lossy))
+            .field(
+                "header",
+                &self.header.as_deref().map(String::from_utf8_lossy),
+            )
             .finish()
     }
 }

@@ -363,7 +363,9 @@ mod tests {
         let store = CodeStore::default();
         let t0 = OffsetDateTime::from_unix_timestamp(1_000_000).unwrap();
         let code = store.issue(grant(t0));
-        assert!(is_s256_challenge(&store.peek(&code).unwrap().code_challenge));
+        assert!(is_s256_challenge(
+            &store.peek(&code).unwrap().code_challenge
+        ));
         assert_eq!(
             store.redeem(&code, t0 + Duration::from_secs(600)),
             Err(CodeError::Expired)
@@ -397,7 +399,10 @@ mod tests {
         let c = pkce_challenge(v);
         assert!(verify_pkce(v, &c));
         assert!(!verify_pkce("short", &pkce_challenge("short")));
-        assert!(!verify_pkce(v, "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cN"));
+        assert!(!verify_pkce(
+            v,
+            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cN"
+        ));
         assert!(!is_s256_challenge("abc"));
         assert!(!is_s256_challenge(&"+".repeat(43)));
     }

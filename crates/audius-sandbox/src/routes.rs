@@ -53,7 +53,10 @@ pub(crate) fn router(shared: Arc<Shared>, host: usize) -> Router {
 async fn not_found(uri: Uri) -> Response {
     error_json(
         StatusCode::NOT_FOUND,
-        &format!("Not found: {}", uri.path().chars().take(200).collect::<String>()),
+        &format!(
+            "Not found: {}",
+            uri.path().chars().take(200).collect::<String>()
+        ),
     )
 }
 
@@ -123,15 +126,15 @@ pub(crate) fn user_json(shared: &Shared, user: &SandboxUser) -> Value {
     })
 }
 
-fn parse_hashid(text: &str) -> Result<UserId, Response> {
+fn parse_hashid(text: &str) -> Result<UserId, Box<Response>> {
     UserId::from_hashid(text).map_err(|_| {
-        error_json(
+        Box::new(error_json(
             StatusCode::BAD_REQUEST,
             &format!(
                 "Invalid user id {:?}: not a hashid",
                 text.chars().take(64).collect::<String>()
             ),
-        )
+        ))
     })
 }
 
@@ -143,7 +146,7 @@ fn user_not_found(what: &str) -> Response {
 async fn user_by_id(State(state): State<AppState>, Path(id): Path<String>) -> Response {
     let user_id = match parse_hashid(&id) {
         Ok(u) => u,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     match state.shared.directory.by_id(user_id) {
         Some(user) => json_response(
@@ -169,7 +172,7 @@ async fn user_by_handle(State(state): State<AppState>, Path(handle): Path<String
 async fn managers(State(state): State<AppState>, Path(id): Path<String>) -> Response {
     let user_id = match parse_hashid(&id) {
         Ok(u) => u,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let shared = &state.shared;
     let Some(user) = shared.directory.by_id(user_id) else {

@@ -100,10 +100,7 @@ impl Shared {
             api_key.map_or(Value::Null, |k| Value::String(k.to_owned())),
         );
         claims.insert("sub".into(), Value::String(hashid));
-        claims.insert(
-            "iat".into(),
-            Value::from(self.clock.now().unix_timestamp()),
-        );
+        claims.insert("iat".into(), Value::from(self.clock.now().unix_timestamp()));
         claims
     }
 

@@ -417,10 +417,24 @@ impl SandboxUsers {
         let table: [(u64, &str, &str, Role, bool, bool); 6] = [
             (44, "listener", "Lena Listener", Role::Listener, false, true),
             (7, "artist", "Ari Artist", Role::Artist, true, true),
-            (101, "nopicture", "Nico Nopicture", Role::NoPicture, false, false),
+            (
+                101,
+                "nopicture",
+                "Nico Nopicture",
+                Role::NoPicture,
+                false,
+                false,
+            ),
             (200, "manager", "Maya Manager", Role::Manager, false, true),
             (201, "managed", "Mo Managed", Role::Managed, true, true),
-            (202, "revoked", "Rex Revoked", Role::RevokedManager, false, true),
+            (
+                202,
+                "revoked",
+                "Rex Revoked",
+                Role::RevokedManager,
+                false,
+                true,
+            ),
         ];
         let users = table
             .into_iter()
@@ -529,7 +543,9 @@ impl SandboxUsers {
             for g in u.managers {
                 pending_grants.push((i, user.id, g));
             }
-            out = out.with_user(user).map_err(|e| fail(format!("users[{i}]: {e}")))?;
+            out = out
+                .with_user(user)
+                .map_err(|e| fail(format!("users[{i}]: {e}")))?;
         }
         for (i, user_id, g) in pending_grants {
             let manager = out
@@ -563,7 +579,9 @@ impl SandboxUsers {
     /// Adds a user; fails when its handle (case-insensitively), id or wallet is taken.
     pub fn with_user(mut self, user: SandboxUser) -> Result<Self, SandboxError> {
         if let Some(other) = self.users.iter().find(|u| {
-            u.handle.eq_ignore_ascii_case(&user.handle) || u.id == user.id || u.wallet == user.wallet
+            u.handle.eq_ignore_ascii_case(&user.handle)
+                || u.id == user.id
+                || u.wallet == user.wallet
         }) {
             let what = if other.handle.eq_ignore_ascii_case(&user.handle) {
                 format!("the handle {:?}", user.handle)
@@ -781,7 +799,10 @@ mod tests {
         let expected: [u8; 32] = Keccak256::digest(b"audius-sandbox/v1:listener").into();
         assert_eq!(derive_secret_key("listener"), expected);
         assert_eq!(
-            SandboxUsers::builtin().get("listener").unwrap().secret_key(),
+            SandboxUsers::builtin()
+                .get("listener")
+                .unwrap()
+                .secret_key(),
             &expected
         );
     }
@@ -805,11 +826,22 @@ mod tests {
         assert!(dj.verified);
         assert_eq!(dj.email, "dj@sandbox.audius.invalid");
         assert_eq!(dj.wallet, derive_wallet("dj"));
-        assert!(users.grants().iter().any(|g| g.user == dj.id && g.is_active()));
-        assert!(users.app("0123456789abcdef0123456789abcdef01234567").is_some());
+        assert!(
+            users
+                .grants()
+                .iter()
+                .any(|g| g.user == dj.id && g.is_active())
+        );
+        assert!(
+            users
+                .app("0123456789abcdef0123456789abcdef01234567")
+                .is_some()
+        );
 
         let replaced = SandboxUsers::builtin()
-            .apply_json(r#"{"mode":"replace","users":[{"handle":"solo","name":"Solo","id":"eYorL"}]}"#)
+            .apply_json(
+                r#"{"mode":"replace","users":[{"handle":"solo","name":"Solo","id":"eYorL"}]}"#,
+            )
             .unwrap();
         assert_eq!(replaced.len(), 1);
         assert_eq!(replaced.get("solo").unwrap().id.get(), 44);
@@ -826,20 +858,41 @@ mod tests {
     fn file_errors_are_clear() {
         let cases = [
             ("not json", "expected"),
-            (r#"{"users":[{"handle":"artist","name":"A","id":999}]}"#, "handle"),
-            (r#"{"users":[{"handle":"x","name":"A","id":7}]}"#, "the id 7"),
-            (r#"{"users":[{"handle":"x y","name":"A","id":999}]}"#, "handle"),
+            (
+                r#"{"users":[{"handle":"artist","name":"A","id":999}]}"#,
+                "handle",
+            ),
+            (
+                r#"{"users":[{"handle":"x","name":"A","id":7}]}"#,
+                "the id 7",
+            ),
+            (
+                r#"{"users":[{"handle":"x y","name":"A","id":999}]}"#,
+                "handle",
+            ),
             (r#"{"users":[{"handle":"x","name":" ","id":999}]}"#, "name"),
-            (r#"{"users":[{"handle":"x","name":"A","id":999,"colour":"red"}]}"#, ""),
-            (r#"{"users":[{"handle":"x","name":"A","id":999,"secret_key":"00"}]}"#, "64 hex"),
+            (
+                r#"{"users":[{"handle":"x","name":"A","id":999,"colour":"red"}]}"#,
+                "",
+            ),
+            (
+                r#"{"users":[{"handle":"x","name":"A","id":999,"secret_key":"00"}]}"#,
+                "64 hex",
+            ),
             (
                 r#"{"users":[{"handle":"x","name":"A","id":999,"secret_key":"0000000000000000000000000000000000000000000000000000000000000000"}]}"#,
                 "valid secp256k1",
             ),
-            (r#"{"users":[{"handle":"x","name":"A","id":999,"managers":[{"manager":"ghost"}]}]}"#, "ghost"),
+            (
+                r#"{"users":[{"handle":"x","name":"A","id":999,"managers":[{"manager":"ghost"}]}]}"#,
+                "ghost",
+            ),
             (r#"{"mode":"replace","users":[]}"#, "at least one"),
             (r#"{"mode":"merge","users":[]}"#, ""),
-            (r#"{"users":[{"handle":"x","name":"A","id":999,"email":"nope"}]}"#, "email"),
+            (
+                r#"{"users":[{"handle":"x","name":"A","id":999,"email":"nope"}]}"#,
+                "email",
+            ),
             (r#"{"apps":[{"name":"A","api_key":"12"}]}"#, "40 hex"),
         ];
         for (text, needle) in cases {

@@ -40,7 +40,8 @@ pub const SIGNATURE_NOT_DECODED: &str = "The JWT signature could not be decoded"
 /// Step 4.
 pub const SIGNATURE_INCORRECTLY_SIGNED: &str = "The JWT signature was incorrectly signed";
 /// Step 5.
-pub const WALLET_NOT_RECOVERED: &str = "The JWT signature is invalid - wallet could not be recovered";
+pub const WALLET_NOT_RECOVERED: &str =
+    "The JWT signature is invalid - wallet could not be recovered";
 /// Step 6.
 pub const PAYLOAD_NOT_DECODED: &str = "JWT payload could not be decoded";
 /// Step 7.
@@ -169,10 +170,10 @@ pub fn verify_token(token: Option<&str>, directory: &SandboxUsers) -> VerifyAnsw
 
     // Success: the whole payload, in its order, with iat turned into a string.
     let mut data = payload;
-    if let Some(iat) = data.get_mut("iat") {
-        if let Value::Number(n) = iat {
-            *iat = Value::String(n.to_string());
-        }
+    if let Some(iat) = data.get_mut("iat")
+        && let Value::Number(n) = iat
+    {
+        *iat = Value::String(n.to_string());
     }
     VerifyAnswer {
         status: 200,
@@ -189,14 +190,22 @@ mod tests {
     fn sign(user: &str, payload: &str) -> String {
         let users = SandboxUsers::builtin();
         let key = users.get(user).unwrap().secret_key();
-        Token::sign_raw(br#"{"typ":"JWT","alg":"keccak256"}"#, payload.as_bytes(), key).unwrap()
+        Token::sign_raw(
+            br#"{"typ":"JWT","alg":"keccak256"}"#,
+            payload.as_bytes(),
+            key,
+        )
+        .unwrap()
     }
 
     #[test]
     fn steps() {
         let users = SandboxUsers::builtin();
         let ok = verify_token(
-            Some(&sign("listener", r#"{"userId":"eYorL","b":1,"iat":1700000000,"a":2}"#)),
+            Some(&sign(
+                "listener",
+                r#"{"userId":"eYorL","b":1,"iat":1700000000,"a":2}"#,
+            )),
             &users,
         );
         assert_eq!(ok.status, 200);
@@ -215,14 +224,24 @@ mod tests {
         assert_eq!(verify_token(Some(&by_revoked), &users).status, 403);
         // The manager of `managed` is not a manager of anyone else.
         let by_manager_for_artist = sign("manager", r#"{"userId":"OeJ7n"}"#);
-        assert_eq!(verify_token(Some(&by_manager_for_artist), &users).status, 403);
+        assert_eq!(
+            verify_token(Some(&by_manager_for_artist), &users).status,
+            403
+        );
         assert_eq!(verify_token(None, &users).status, 400);
         assert_eq!(verify_token(Some(""), &users).body["error"], MISSING_TOKEN);
         let long = "a".repeat(MAX_TOKEN_BYTES + 1);
-        assert_eq!(verify_token(Some(&long), &users).body["error"], TOKEN_TOO_LONG);
+        assert_eq!(
+            verify_token(Some(&long), &users).body["error"],
+            TOKEN_TOO_LONG
+        );
         // A broken payload behind an unrecoverable signature is a 404: recovery comes first.
-        let zero_sig = audius_login::token::encode_segment(format!("0x{}", "0".repeat(130)).as_bytes());
+        let zero_sig =
+            audius_login::token::encode_segment(format!("0x{}", "0".repeat(130)).as_bytes());
         let t = format!("e30.!!!.{zero_sig}");
-        assert_eq!(verify_token(Some(&t), &users).body["error"], WALLET_NOT_RECOVERED);
+        assert_eq!(
+            verify_token(Some(&t), &users).body["error"],
+            WALLET_NOT_RECOVERED
+        );
     }
 }

@@ -5,7 +5,7 @@
 mod common;
 
 use audius_login::{
-    ApiClient, ApiVerifier, ErrorKind, LocalVerifier, ProfilePicture, Verifier, VerifiedProfile,
+    ApiClient, ApiVerifier, ErrorKind, LocalVerifier, ProfilePicture, VerifiedProfile, Verifier,
 };
 use audius_sandbox::{Sandbox, SandboxHandle, TokenOverrides};
 use common::{http, vectors, verify};
@@ -65,8 +65,16 @@ async fn agree(sandbox: &SandboxHandle, v: &Verifiers, token: &str, case: &str) 
     let kind = |r: &Result<VerifiedProfile, audius_login::Error>| {
         r.as_ref().map(|_| ()).map_err(audius_login::Error::kind)
     };
-    assert_eq!(kind(&api), expected, "{case}: api verifier vs sandbox ({body})");
-    assert_eq!(kind(&local), expected, "{case}: local verifier vs sandbox ({body})");
+    assert_eq!(
+        kind(&api),
+        expected,
+        "{case}: api verifier vs sandbox ({body})"
+    );
+    assert_eq!(
+        kind(&local),
+        expected,
+        "{case}: local verifier vs sandbox ({body})"
+    );
     match (api, local) {
         (Ok(a), Ok(l)) => {
             assert_eq!(essentials(&a), essentials(&l), "{case}: profiles differ");
@@ -122,8 +130,13 @@ async fn verifiers_agree_with_the_sandbox() {
     assert_eq!(p["picture"], Value::Null);
 
     // A forged `verified` claim does not make the listener verified.
-    let token = sandbox.mint_token(listener, TokenOverrides::default().claim("verified", json!(true)));
-    let p = agree(&sandbox, &v, &token, "forged verified").await.unwrap();
+    let token = sandbox.mint_token(
+        listener,
+        TokenOverrides::default().claim("verified", json!(true)),
+    );
+    let p = agree(&sandbox, &v, &token, "forged verified")
+        .await
+        .unwrap();
     assert_eq!(p["verified"], false);
     // Nor does a forged name or handle: the record wins, only the email comes from the token.
     let token = sandbox.mint_token(
@@ -134,12 +147,18 @@ async fn verifiers_agree_with_the_sandbox() {
             .claim("email", json!("me@example.com")),
     );
     let p = agree(&sandbox, &v, &token, "forged name").await.unwrap();
-    assert_eq!((p["name"].as_str(), p["handle"].as_str()), (Some("Lena Listener"), Some("listener")));
+    assert_eq!(
+        (p["name"].as_str(), p["handle"].as_str()),
+        (Some("Lena Listener"), Some("listener"))
+    );
     assert_eq!(p["email"], "me@example.com");
 
     // A manager signing for the managed account.
     let managed = user("managed");
-    let token = sandbox.mint_token(managed, TokenOverrides::default().signed_by(user("manager")));
+    let token = sandbox.mint_token(
+        managed,
+        TokenOverrides::default().signed_by(user("manager")),
+    );
     let p = agree(&sandbox, &v, &token, "manager").await.unwrap();
     assert_eq!(p["handle"], "managed");
     assert_eq!(p["wallet"], json!(managed.wallet));
@@ -148,13 +167,41 @@ async fn verifiers_agree_with_the_sandbox() {
 
     // Refusals.
     let refusals = [
-        ("revoked manager", managed, TokenOverrides::default().signed_by(user("revoked"))),
-        ("wrong user", user("artist"), TokenOverrides::default().signed_by(listener)),
-        ("manager for another account", user("artist"), TokenOverrides::default().signed_by(user("manager"))),
-        ("unknown wallet", listener, TokenOverrides::default().signing_key([0x42; 32])),
-        ("numeric userId", listener, TokenOverrides::default().claim("userId", json!(44))),
-        ("bad userId", listener, TokenOverrides::default().claim("userId", json!("!!"))),
-        ("no userId", listener, TokenOverrides::default().remove_claim("userId")),
+        (
+            "revoked manager",
+            managed,
+            TokenOverrides::default().signed_by(user("revoked")),
+        ),
+        (
+            "wrong user",
+            user("artist"),
+            TokenOverrides::default().signed_by(listener),
+        ),
+        (
+            "manager for another account",
+            user("artist"),
+            TokenOverrides::default().signed_by(user("manager")),
+        ),
+        (
+            "unknown wallet",
+            listener,
+            TokenOverrides::default().signing_key([0x42; 32]),
+        ),
+        (
+            "numeric userId",
+            listener,
+            TokenOverrides::default().claim("userId", json!(44)),
+        ),
+        (
+            "bad userId",
+            listener,
+            TokenOverrides::default().claim("userId", json!("!!")),
+        ),
+        (
+            "no userId",
+            listener,
+            TokenOverrides::default().remove_claim("userId"),
+        ),
         (
             "unknown user id signed by a known wallet",
             listener,
@@ -163,15 +210,17 @@ async fn verifiers_agree_with_the_sandbox() {
     ];
     for (case, who, overrides) in refusals {
         let token = sandbox.mint_token(who, overrides);
-        assert!(agree(&sandbox, &v, &token, case).await.is_none(), "{case} must be refused");
+        assert!(
+            agree(&sandbox, &v, &token, case).await.is_none(),
+            "{case} must be refused"
+        );
     }
 
     // A tampered token: the payload changed after signing.
     let token = sandbox.mint_token(listener, TokenOverrides::default());
     let parts: Vec<&str> = token.split('.').collect();
-    let forged = audius_login::token::encode_segment(
-        br#"{"userId":"OeJ7n","verified":true,"iat":1}"#,
-    );
+    let forged =
+        audius_login::token::encode_segment(br#"{"userId":"OeJ7n","verified":true,"iat":1}"#);
     let tampered = format!("{}.{forged}.{}", parts[0], parts[2]);
     assert!(agree(&sandbox, &v, &tampered, "tampered").await.is_none());
 
@@ -179,7 +228,9 @@ async fn verifiers_agree_with_the_sandbox() {
     for vec in vectors() {
         let name = vec["name"].as_str().unwrap();
         assert!(
-            agree(&sandbox, &v, vec["token"].as_str().unwrap(), name).await.is_none(),
+            agree(&sandbox, &v, vec["token"].as_str().unwrap(), name)
+                .await
+                .is_none(),
             "{name}"
         );
     }

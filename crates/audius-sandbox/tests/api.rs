@@ -30,12 +30,14 @@ async fn users_by_id_and_handle() {
     let sandbox = Sandbox::builder().hosts(3).start().await.unwrap();
     let base = sandbox.base_url();
     for user in sandbox.users() {
-        let (status, headers, by_id) = get_json(base.join(&format!("v1/users/{}", user.hashid())).unwrap()).await;
+        let (status, headers, by_id) =
+            get_json(base.join(&format!("v1/users/{}", user.hashid())).unwrap()).await;
         assert_eq!(status, 200);
         assert_eq!(headers["access-control-allow-origin"], "*");
         assert_eq!(headers["content-type"], "application/json");
         let (_, _, by_handle) = get_json(
-            base.join(&format!("v1/users/handle/{}", user.handle.to_uppercase())).unwrap(),
+            base.join(&format!("v1/users/handle/{}", user.handle.to_uppercase()))
+                .unwrap(),
         )
         .await;
         assert_eq!(by_id, by_handle, "{}", user.handle);
@@ -46,14 +48,27 @@ async fn users_by_id_and_handle() {
         assert_eq!(data["is_verified"], user.verified);
         assert_eq!(data["wallet"], user.wallet.to_string());
         assert_eq!(data["erc_wallet"], user.wallet.to_string());
-        assert_eq!(data["wallet"].as_str().unwrap(), data["wallet"].as_str().unwrap().to_lowercase());
+        assert_eq!(
+            data["wallet"].as_str().unwrap(),
+            data["wallet"].as_str().unwrap().to_lowercase()
+        );
         let spl = data["spl_wallet"].as_str().unwrap();
-        assert!((32..=44).contains(&spl.len()) && spl.bytes().all(|b| b.is_ascii_alphanumeric() && !b"0OIl".contains(&b)));
+        assert!(
+            (32..=44).contains(&spl.len())
+                && spl
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() && !b"0OIl".contains(&b))
+        );
         if user.has_picture {
             let pic = &data["profile_picture"];
             for size in ["150x150", "480x480", "1000x1000"] {
                 let url = pic[size].as_str().unwrap();
-                assert_eq!(url, base.join(&format!("content/{}/{size}.svg", user.handle)).unwrap().as_str());
+                assert_eq!(
+                    url,
+                    base.join(&format!("content/{}/{size}.svg", user.handle))
+                        .unwrap()
+                        .as_str()
+                );
                 let resp = http().get(url).send().await.unwrap();
                 assert_eq!(resp.status(), 200);
                 assert_eq!(resp.headers()["content-type"], "image/svg+xml");
@@ -67,7 +82,10 @@ async fn users_by_id_and_handle() {
         } else {
             assert_eq!(data["profile_picture"], Value::Null);
             let resp = http()
-                .get(base.join(&format!("content/{}/150x150.svg", user.handle)).unwrap())
+                .get(
+                    base.join(&format!("content/{}/150x150.svg", user.handle))
+                        .unwrap(),
+                )
                 .send()
                 .await
                 .unwrap();
@@ -81,14 +99,19 @@ async fn users_by_id_and_handle() {
         assert_eq!(api_user.profile_picture.is_some(), user.has_picture);
         // Every host answers the same.
         for host in &sandbox.host_urls()[1..] {
-            let (_, _, other) = get_json(host.join(&format!("v1/users/{}", user.hashid())).unwrap()).await;
+            let (_, _, other) =
+                get_json(host.join(&format!("v1/users/{}", user.hashid())).unwrap()).await;
             assert_eq!(other, by_id);
         }
     }
     let (status, _, body) = get_json(base.join("v1/users/handle/nobody").unwrap()).await;
     assert_eq!(status, 404);
     assert_eq!(body["code"], 404);
-    let (status, _, body) = get_json(base.join(&format!("v1/users/{}", UserId::new(999).hashid())).unwrap()).await;
+    let (status, _, body) = get_json(
+        base.join(&format!("v1/users/{}", UserId::new(999).hashid()))
+            .unwrap(),
+    )
+    .await;
     assert_eq!(status, 404);
     assert!(body["error"].as_str().unwrap().contains("not found"));
     let (status, _, body) = get_json(base.join("v1/users/!!bad!!").unwrap()).await;
@@ -120,7 +143,14 @@ async fn managers_in_the_shape_the_core_reads() {
     assert_eq!(list.len(), 2);
     for entry in list {
         let grant = &entry["grant"];
-        for key in ["grantee_address", "user_id", "is_revoked", "is_approved", "created_at", "updated_at"] {
+        for key in [
+            "grantee_address",
+            "user_id",
+            "is_revoked",
+            "is_approved",
+            "created_at",
+            "updated_at",
+        ] {
             assert!(grant.get(key).is_some(), "{key}");
         }
         assert_eq!(grant["user_id"], managed.hashid());
@@ -131,7 +161,10 @@ async fn managers_in_the_shape_the_core_reads() {
         )
         .unwrap();
     }
-    let grants: Vec<ManagerGrant> = list.iter().map(|e| ManagerGrant::from_json(e).unwrap()).collect();
+    let grants: Vec<ManagerGrant> = list
+        .iter()
+        .map(|e| ManagerGrant::from_json(e).unwrap())
+        .collect();
     let manager = sandbox.user("manager").unwrap();
     let revoked = sandbox.user("revoked").unwrap();
     assert_eq!(grants[0].grantee, manager.wallet);
@@ -141,12 +174,18 @@ async fn managers_in_the_shape_the_core_reads() {
     assert!(grants[1].is_approved && grants[1].is_revoked && !grants[1].is_active());
     // Others have no managers; unknown users are 404.
     let (status, _, body) = get_json(
-        sandbox.base_url().join(&format!("v1/users/{}/managers", UserId::new(7).hashid())).unwrap(),
+        sandbox
+            .base_url()
+            .join(&format!("v1/users/{}/managers", UserId::new(7).hashid()))
+            .unwrap(),
     )
     .await;
     assert_eq!((status, body), (200, json!({"data": []})));
     let (status, _, _) = get_json(
-        sandbox.base_url().join(&format!("v1/users/{}/managers", UserId::new(999).hashid())).unwrap(),
+        sandbox
+            .base_url()
+            .join(&format!("v1/users/{}/managers", UserId::new(999).hashid()))
+            .unwrap(),
     )
     .await;
     assert_eq!(status, 404);
@@ -159,7 +198,10 @@ async fn discovery_health_cors_and_the_sandbox_endpoints() {
     let (status, headers, body) = get_json(hosts[1].clone()).await;
     assert_eq!(status, 200);
     assert_eq!(headers["access-control-allow-origin"], "*");
-    let listed: Vec<String> = hosts.iter().map(|h| h.as_str().trim_end_matches('/').to_owned()).collect();
+    let listed: Vec<String> = hosts
+        .iter()
+        .map(|h| h.as_str().trim_end_matches('/').to_owned())
+        .collect();
     assert_eq!(body, json!({ "data": listed }));
 
     let (status, _, body) = get_json(hosts[1].join("health_check").unwrap()).await;
@@ -170,7 +212,10 @@ async fn discovery_health_cors_and_the_sandbox_endpoints() {
 
     // Preflight.
     let resp = http()
-        .request(reqwest::Method::OPTIONS, hosts[0].join("v1/users/verify_token").unwrap())
+        .request(
+            reqwest::Method::OPTIONS,
+            hosts[0].join("v1/users/verify_token").unwrap(),
+        )
         .header("origin", "https://app.example")
         .header("access-control-request-method", "GET")
         .header("access-control-request-headers", "authorization, x-custom")
@@ -179,8 +224,16 @@ async fn discovery_health_cors_and_the_sandbox_endpoints() {
         .unwrap();
     assert_eq!(resp.status(), 204);
     assert_eq!(resp.headers()["access-control-allow-origin"], "*");
-    assert!(resp.headers()["access-control-allow-methods"].to_str().unwrap().contains("GET"));
-    assert_eq!(resp.headers()["access-control-allow-headers"], "authorization, x-custom");
+    assert!(
+        resp.headers()["access-control-allow-methods"]
+            .to_str()
+            .unwrap()
+            .contains("GET")
+    );
+    assert_eq!(
+        resp.headers()["access-control-allow-headers"],
+        "authorization, x-custom"
+    );
 
     // /_sandbox/users.
     let (status, _, body) = get_json(hosts[0].join("_sandbox/users").unwrap()).await;
@@ -209,19 +262,33 @@ async fn discovery_health_cors_and_the_sandbox_endpoints() {
     let log = sandbox.requests();
     assert_eq!(log.len(), 1);
     let r = &log[0];
-    assert_eq!((r.host, r.method.as_str(), r.path.as_str()), (1, "GET", "/v1/users/handle/artist"));
+    assert_eq!(
+        (r.host, r.method.as_str(), r.path.as_str()),
+        (1, "GET", "/v1/users/handle/artist")
+    );
     assert_eq!(r.query.as_deref(), Some("x=1"));
     assert_eq!(r.origin.as_deref(), Some("https://app.example"));
     assert_eq!(r.user_agent.as_deref(), Some("test-agent"));
     assert!(r.authorization);
-    assert!(!format!("{r:?}").contains("secret"), "the authorization value is not kept");
+    assert!(
+        !format!("{r:?}").contains("secret"),
+        "the authorization value is not kept"
+    );
 
     // Over-long URIs are refused, not read.
     let long = format!("v1/users/verify_token?token={}", "a".repeat(50 * 1024));
-    let resp = http().get(hosts[0].join(&long).unwrap()).send().await.unwrap();
+    let resp = http()
+        .get(hosts[0].join(&long).unwrap())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 414);
     let long = format!("v1/users/verify_token?token={}", "a".repeat(40 * 1024));
-    let resp = http().get(hosts[0].join(&long).unwrap()).send().await.unwrap();
+    let resp = http()
+        .get(hosts[0].join(&long).unwrap())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 400, "a token over the endpoint's own limit");
 
     // The environment points the core crate at the sandbox.
@@ -234,7 +301,11 @@ async fn discovery_health_cors_and_the_sandbox_endpoints() {
 #[tokio::test]
 async fn minted_tokens_follow_the_clock_and_the_overrides() {
     let clock = Arc::new(ManualClock::at_unix(1_764_288_000));
-    let sandbox = Sandbox::builder().clock(clock.clone()).start().await.unwrap();
+    let sandbox = Sandbox::builder()
+        .clock(clock.clone())
+        .start()
+        .await
+        .unwrap();
     let artist = sandbox.user("artist").unwrap();
     let claims = sandbox.claims_for(artist);
     assert_eq!(claims["iat"], 1_764_288_000);
@@ -255,10 +326,25 @@ async fn minted_tokens_follow_the_clock_and_the_overrides() {
             .header(&json!({"alg": "ES256K"})),
     );
     let parsed = audius_login::Token::parse(&token).unwrap();
-    let keys: Vec<&str> = parsed.claims().as_map().keys().map(String::as_str).collect();
+    let keys: Vec<&str> = parsed
+        .claims()
+        .as_map()
+        .keys()
+        .map(String::as_str)
+        .collect();
     assert_eq!(
         keys,
-        ["userId", "name", "handle", "verified", "profilePicture", "apiKey", "sub", "iat", "extra"]
+        [
+            "userId",
+            "name",
+            "handle",
+            "verified",
+            "profilePicture",
+            "apiKey",
+            "sub",
+            "iat",
+            "extra"
+        ]
     );
     assert_eq!(parsed.claims().name.as_deref(), Some("Changed"));
     assert_eq!(parsed.claims().iat, Some(5));
@@ -293,7 +379,10 @@ async fn users_files_and_builder_errors() {
     std::fs::create_dir_all(&dir).unwrap();
     let write = |name: &str, text: &str| {
         let path = dir.join(name);
-        std::fs::File::create(&path).unwrap().write_all(text.as_bytes()).unwrap();
+        std::fs::File::create(&path)
+            .unwrap()
+            .write_all(text.as_bytes())
+            .unwrap();
         path
     };
     let extend = write(
@@ -304,13 +393,20 @@ async fn users_files_and_builder_errors() {
             "apps": [{"name": "File App", "api_key": "0x00112233445566778899AABBCCDDEEFF00112233",
                       "redirect_uris": ["http://localhost:3000/cb"]}]}"#,
     );
-    let sandbox = Sandbox::builder().users_file(&extend).start().await.unwrap();
+    let sandbox = Sandbox::builder()
+        .users_file(&extend)
+        .start()
+        .await
+        .unwrap();
     assert_eq!(sandbox.users().len(), 7);
     let dj = sandbox.user("dj").unwrap();
     assert_eq!(dj.role, Role::Artist);
     assert_eq!(dj.wallet, derive_wallet("dj"));
     // The manager may sign for dj now.
-    let token = sandbox.mint_token(dj, TokenOverrides::default().signed_by(sandbox.user("manager").unwrap()));
+    let token = sandbox.mint_token(
+        dj,
+        TokenOverrides::default().signed_by(sandbox.user("manager").unwrap()),
+    );
     let (status, _) = common::verify(&http(), &sandbox.base_url(), &token).await;
     assert_eq!(status, 200);
     // The file's app is registered for the code flow.
@@ -320,7 +416,10 @@ async fn users_files_and_builder_errors() {
         ("client_id", "00112233445566778899aabbccddeeff00112233"),
         ("redirect_uri", "http://localhost:3000/cb"),
         ("scope", "read"),
-        ("code_challenge", "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"),
+        (
+            "code_challenge",
+            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
+        ),
         ("code_challenge_method", "S256"),
     ]);
     let page = http().get(url).send().await.unwrap();
@@ -333,7 +432,11 @@ async fn users_files_and_builder_errors() {
         r#"{"mode": "replace", "users": [{"handle": "solo", "name": "Solo", "id": 5,
             "secret_key": "4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318"}]}"#,
     );
-    let sandbox = Sandbox::builder().users_file(&replace).start().await.unwrap();
+    let sandbox = Sandbox::builder()
+        .users_file(&replace)
+        .start()
+        .await
+        .unwrap();
     assert_eq!(sandbox.users().len(), 1);
     assert_eq!(
         sandbox.user("solo").unwrap().wallet.to_string(),
@@ -345,22 +448,40 @@ async fn users_files_and_builder_errors() {
     // Invalid files: clear errors, never a panic.
     for (name, text, needle) in [
         ("bad-json.json", "{", "EOF"),
-        ("dup.json", r#"[{"handle": "artist", "name": "A", "id": 1000}]"#, "handle"),
+        (
+            "dup.json",
+            r#"[{"handle": "artist", "name": "A", "id": 1000}]"#,
+            "handle",
+        ),
         ("typo.json", r#"{"userz": []}"#, "unknown field"),
     ] {
         let path = write(name, text);
-        let err = Sandbox::builder().users_file(&path).start().await.unwrap_err();
+        let err = Sandbox::builder()
+            .users_file(&path)
+            .start()
+            .await
+            .unwrap_err();
         let msg = err.to_string();
         assert!(msg.contains(name) && msg.contains(needle), "{name}: {msg}");
     }
-    let err = Sandbox::builder().users_file(dir.join("missing.json")).start().await.unwrap_err();
+    let err = Sandbox::builder()
+        .users_file(dir.join("missing.json"))
+        .start()
+        .await
+        .unwrap_err();
     assert!(matches!(err, SandboxError::UsersFileIo { .. }), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 
     // Builder errors.
     assert!(Sandbox::builder().hosts(0).start().await.is_err());
     assert!(Sandbox::builder().hosts(65).start().await.is_err());
-    assert!(Sandbox::builder().users(SandboxUsers::empty()).start().await.is_err());
+    assert!(
+        Sandbox::builder()
+            .users(SandboxUsers::empty())
+            .start()
+            .await
+            .is_err()
+    );
     let taken = Sandbox::start().await.unwrap();
     let err = Sandbox::builder()
         .bind(taken.base_url().socket_addrs(|| None).unwrap()[0])

@@ -78,7 +78,7 @@ fn same_quirks(ours: &str, vector_token: &str) -> String {
 }
 
 /// The sandbox user standing in for a vector's user: same id when the sandbox has it.
-fn stand_in<'a>(sandbox: &'a SandboxHandle, user_id: u64) -> &'a SandboxUser {
+fn stand_in(sandbox: &SandboxHandle, user_id: u64) -> &SandboxUser {
     sandbox
         .users()
         .iter()
@@ -126,7 +126,7 @@ fn padded_without_0x(token: &str) -> String {
     let (signed, sig) = token.rsplit_once('.').unwrap();
     let text = String::from_utf8(decode_segment(sig).unwrap()).unwrap();
     let mut seg = encode_segment(text.trim_start_matches("0x").as_bytes());
-    while seg.len() % 4 != 0 {
+    while !seg.len().is_multiple_of(4) {
         seg.push('=');
     }
     assert!(seg.ends_with('='), "the test wants padding");
@@ -146,8 +146,16 @@ async fn error_vectors_answer_the_table() {
         ("four-segments", 400, texts::INVALID_FORMAT),
         ("empty", 400, texts::MISSING_TOKEN),
         ("signature-not-base64", 400, texts::SIGNATURE_NOT_DECODED),
-        ("signature-not-hex", 400, texts::SIGNATURE_INCORRECTLY_SIGNED),
-        ("signature-64-bytes", 400, texts::SIGNATURE_INCORRECTLY_SIGNED),
+        (
+            "signature-not-hex",
+            400,
+            texts::SIGNATURE_INCORRECTLY_SIGNED,
+        ),
+        (
+            "signature-64-bytes",
+            400,
+            texts::SIGNATURE_INCORRECTLY_SIGNED,
+        ),
         ("payload-not-json", 400, texts::PAYLOAD_NOT_UNMARSHALLED),
         ("payload-missing-user-id", 400, texts::MISSING_USER_ID),
         ("user-id-not-a-hashid", 400, texts::INVALID_USER_ID),
@@ -158,7 +166,11 @@ async fn error_vectors_answer_the_table() {
         .into_iter()
         .filter(|v| v["expect"]["ok"] == false)
         .collect();
-    assert_eq!(error_vectors.len(), expected.len(), "every error vector has a row");
+    assert_eq!(
+        error_vectors.len(),
+        expected.len(),
+        "every error vector has a row"
+    );
     for v in &error_vectors {
         let name = v["name"].as_str().unwrap();
         let (_, status, text) = expected
@@ -172,7 +184,8 @@ async fn error_vectors_answer_the_table() {
             other => panic!("{other}"),
         };
         assert_eq!(*status, class, "{name}");
-        let (got_status, body) = verify(&client, &sandbox.base_url(), v["token"].as_str().unwrap()).await;
+        let (got_status, body) =
+            verify(&client, &sandbox.base_url(), v["token"].as_str().unwrap()).await;
         assert_eq!(got_status, *status, "{name}: {body}");
         assert_eq!(body, error_body(*status, text), "{name}");
     }
@@ -189,11 +202,20 @@ async fn valid_vectors_signed_by_unknown_wallets_are_invalid_wallets() {
     let client = http();
     for v in vectors().iter().filter(|v| v["expect"]["ok"] == true) {
         let name = v["name"].as_str().unwrap();
-        let (status, body) = verify(&client, &sandbox.base_url(), v["token"].as_str().unwrap()).await;
+        let (status, body) =
+            verify(&client, &sandbox.base_url(), v["token"].as_str().unwrap()).await;
         if name == "legacy-numeric-user-id" {
-            assert_eq!((status, body), (400, error_body(400, texts::USER_ID_NOT_STRING)), "{name}");
+            assert_eq!(
+                (status, body),
+                (400, error_body(400, texts::USER_ID_NOT_STRING)),
+                "{name}"
+            );
         } else {
-            assert_eq!((status, body), (404, error_body(404, texts::INVALID_WALLET)), "{name}");
+            assert_eq!(
+                (status, body),
+                (404, error_body(404, texts::INVALID_WALLET)),
+                "{name}"
+            );
         }
     }
 }
@@ -223,7 +245,11 @@ async fn valid_vectors_resigned_by_sandbox_users() {
         }
         let (status, body) = verify(&client, &sandbox.base_url(), &token).await;
         if name == "legacy-numeric-user-id" {
-            assert_eq!((status, body), (400, error_body(400, texts::USER_ID_NOT_STRING)), "{name}");
+            assert_eq!(
+                (status, body),
+                (400, error_body(400, texts::USER_ID_NOT_STRING)),
+                "{name}"
+            );
             continue;
         }
         assert_eq!(status, 200, "{name}: {body}");
@@ -249,11 +275,17 @@ async fn valid_vectors_resigned_by_sandbox_users() {
         let mut payload: Map<String, Value> =
             serde_json::from_slice(&decode_segment(p).unwrap()).unwrap();
         payload.insert("handle".into(), json!("mallory"));
-        let tampered = format!("{h}.{}.{s}", encode_segment(&serde_json::to_vec(&payload).unwrap()));
+        let tampered = format!(
+            "{h}.{}.{s}",
+            encode_segment(&serde_json::to_vec(&payload).unwrap())
+        );
         (tampered, v)
     };
     let (status, body) = verify(&client, &sandbox.base_url(), &token).await;
-    assert_eq!((status, body), (404, error_body(404, texts::INVALID_WALLET)));
+    assert_eq!(
+        (status, body),
+        (404, error_body(404, texts::INVALID_WALLET))
+    );
 }
 
 #[tokio::test]
@@ -264,7 +296,12 @@ async fn every_step_of_the_table() {
     let listener = sandbox.user("listener").unwrap();
     let key = *listener.secret_key();
     let sign = |payload: &str| {
-        Token::sign_raw(br#"{"typ":"JWT","alg":"keccak256"}"#, payload.as_bytes(), &key).unwrap()
+        Token::sign_raw(
+            br#"{"typ":"JWT","alg":"keccak256"}"#,
+            payload.as_bytes(),
+            &key,
+        )
+        .unwrap()
     };
     // Signs the exact text `header.payload`, whatever the segments are.
     let sign_text = |signed: &str| {
@@ -277,11 +314,18 @@ async fn every_step_of_the_table() {
         let (recid, compact) = sig.serialize_compact();
         let mut bytes = compact.to_vec();
         bytes.push(27 + recid.to_u8());
-        format!("{signed}.{}", encode_segment(format!("0x{}", hex::encode(bytes)).as_bytes()))
+        format!(
+            "{signed}.{}",
+            encode_segment(format!("0x{}", hex::encode(bytes)).as_bytes())
+        )
     };
 
     // No token parameter at all.
-    let resp = client.get(base.join("v1/users/verify_token").unwrap()).send().await.unwrap();
+    let resp = client
+        .get(base.join("v1/users/verify_token").unwrap())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 400);
     let body: Value = serde_json::from_slice(&resp.bytes().await.unwrap()).unwrap();
     assert_eq!(body, error_body(400, texts::MISSING_TOKEN));
@@ -293,18 +337,32 @@ async fn every_step_of_the_table() {
         ("a.b".into(), 400, texts::INVALID_FORMAT),
         (format!("{good}.x"), 400, texts::INVALID_FORMAT),
         (format!("{h}.{p}.!!!"), 400, texts::SIGNATURE_NOT_DECODED),
-        (format!("{h}.{p}.{}", encode_segment(b"0x1234")), 400, texts::SIGNATURE_INCORRECTLY_SIGNED),
         (
-            format!("{h}.{p}.{}", encode_segment(format!("0x{}", "ab".repeat(66)).as_bytes())),
+            format!("{h}.{p}.{}", encode_segment(b"0x1234")),
             400,
             texts::SIGNATURE_INCORRECTLY_SIGNED,
         ),
         (
-            format!("{h}.{p}.{}", encode_segment(format!("0x{}1d", "11".repeat(64)).as_bytes())),
+            format!(
+                "{h}.{p}.{}",
+                encode_segment(format!("0x{}", "ab".repeat(66)).as_bytes())
+            ),
+            400,
+            texts::SIGNATURE_INCORRECTLY_SIGNED,
+        ),
+        (
+            format!(
+                "{h}.{p}.{}",
+                encode_segment(format!("0x{}1d", "11".repeat(64)).as_bytes())
+            ),
             404,
             texts::WALLET_NOT_RECOVERED,
         ),
-        (sign_text(&format!("{h}.!!!")), 400, texts::PAYLOAD_NOT_DECODED),
+        (
+            sign_text(&format!("{h}.!!!")),
+            400,
+            texts::PAYLOAD_NOT_DECODED,
+        ),
         (sign("[1,2]"), 400, texts::PAYLOAD_NOT_UNMARSHALLED),
         (sign(r#"{"iat":1}"#), 400, texts::MISSING_USER_ID),
         (sign(r#"{"userId":44}"#), 400, texts::USER_ID_NOT_STRING),
@@ -313,24 +371,44 @@ async fn every_step_of_the_table() {
         (sign(r#"{"userId":"!!"}"#), 400, texts::INVALID_USER_ID),
         (sign(r#"{"userId":""}"#), 400, texts::INVALID_USER_ID),
         // A known wallet signing for an unknown user id.
-        (sign(r#"{"userId":"999"}"#), 403, texts::WALLET_DOES_NOT_MATCH),
+        (
+            sign(r#"{"userId":"999"}"#),
+            403,
+            texts::WALLET_DOES_NOT_MATCH,
+        ),
         // Signed by the listener for the artist.
-        (sign(r#"{"userId":"OeJ7n"}"#), 403, texts::WALLET_DOES_NOT_MATCH),
+        (
+            sign(r#"{"userId":"OeJ7n"}"#),
+            403,
+            texts::WALLET_DOES_NOT_MATCH,
+        ),
     ];
     for (token, status, text) in &cases {
         let (got, body) = verify(&client, &base, token).await;
-        assert_eq!((got, &body), (*status, &error_body(*status, text)), "{token}");
+        assert_eq!(
+            (got, &body),
+            (*status, &error_body(*status, text)),
+            "{token}"
+        );
     }
 
     // Decimal ids, ES256K headers, padded signatures: accepted.
     for token in [
         sign(r#"{"userId":"44","iat":5}"#),
-        Token::sign_raw(br#"{"alg":"ES256K"}"#, br#"{"userId":"eYorL","iat":5}"#, &key).unwrap(),
+        Token::sign_raw(
+            br#"{"alg":"ES256K"}"#,
+            br#"{"userId":"eYorL","iat":5}"#,
+            &key,
+        )
+        .unwrap(),
         padded_without_0x(&good),
     ] {
         let (status, body) = verify(&client, &base, &token).await;
         assert_eq!(status, 200, "{token}: {body}");
-        assert_eq!(body["data"]["iat"].as_str().map(|s| s == "5" || s == "1"), Some(true));
+        assert_eq!(
+            body["data"]["iat"].as_str().map(|s| s == "5" || s == "1"),
+            Some(true)
+        );
     }
     // A float iat keeps its number text; a string iat stays as it is; no iat stays absent.
     let (_, body) = verify(&client, &base, &sign(r#"{"userId":"eYorL","iat":1.5}"#)).await;
@@ -350,7 +428,12 @@ async fn managers_and_wallets() {
     let managed = user("managed");
     let cases = [
         (TokenOverrides::default(), managed, 200, None),
-        (TokenOverrides::default().signed_by(user("manager")), managed, 200, None),
+        (
+            TokenOverrides::default().signed_by(user("manager")),
+            managed,
+            200,
+            None,
+        ),
         (
             TokenOverrides::default().signed_by(user("revoked")),
             managed,

@@ -49,7 +49,11 @@ async fn fails_over_on_5xx_hangs_drops_and_cut_bodies() {
         ("500", Fault::status(500), "status 500"),
         ("502", Fault::status(502), "status 502"),
         ("503", Fault::status(503), "status 503"),
-        ("hang", Fault::latency(Duration::from_secs(30)), "none after 30000 ms"),
+        (
+            "hang",
+            Fault::latency(Duration::from_secs(30)),
+            "none after 30000 ms",
+        ),
         ("drop", Fault::drop_connection(), "drop"),
         ("truncate", Fault::truncate(), "truncate"),
         ("oversize", Fault::oversize(), "oversize 2097152"),
@@ -67,14 +71,21 @@ async fn fails_over_on_5xx_hangs_drops_and_cut_bodies() {
             .await
             .unwrap_or_else(|e| panic!("{case}: {e}"));
         assert_eq!(profile.handle, "artist", "{case}");
-        assert!(started.elapsed() < Duration::from_secs(5), "{case}: too slow");
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{case}: too slow"
+        );
         assert_eq!(
             hits(&sandbox, VERIFY),
             [(selected, Some(described.to_owned())), (other, None)],
             "{case}"
         );
         // The client now uses the other host.
-        assert_eq!(host_index(&sandbox, &client.current_host().await.unwrap()), other, "{case}");
+        assert_eq!(
+            host_index(&sandbox, &client.current_host().await.unwrap()),
+            other,
+            "{case}"
+        );
     }
 }
 
@@ -96,16 +107,24 @@ async fn no_fail_over_on_4xx() {
         sandbox.user("artist").unwrap(),
         TokenOverrides::default().signing_key([9; 32]),
     );
-    assert_eq!(verifier.verify(&unknown).await.unwrap_err().kind(), ErrorKind::WalletMismatch);
+    assert_eq!(
+        verifier.verify(&unknown).await.unwrap_err().kind(),
+        ErrorKind::WalletMismatch
+    );
     assert_eq!(hits(&sandbox, VERIFY), [(selected, None)]);
 
     // Faulted 400 and 404: still no fail-over.
     for status in [400, 404] {
         sandbox.clear_requests();
-        sandbox.set_fault(selected, VERIFY, Fault::status(status)).unwrap();
+        sandbox
+            .set_fault(selected, VERIFY, Fault::status(status))
+            .unwrap();
         let err = verifier.verify(&token(&sandbox)).await.unwrap_err();
         assert!(
-            matches!(err.kind(), ErrorKind::Malformed | ErrorKind::UpstreamUnexpected),
+            matches!(
+                err.kind(),
+                ErrorKind::Malformed | ErrorKind::UpstreamUnexpected
+            ),
             "{status}: {err}"
         );
         assert_eq!(
@@ -116,7 +135,9 @@ async fn no_fail_over_on_4xx() {
     }
 
     // 429 is rate limiting: unavailable, with the status kept.
-    sandbox.set_fault(selected, VERIFY, Fault::status(429)).unwrap();
+    sandbox
+        .set_fault(selected, VERIFY, Fault::status(429))
+        .unwrap();
     match verifier.verify(&token(&sandbox)).await.unwrap_err() {
         Error::UpstreamUnavailable { status, .. } => assert_eq!(status, Some(429)),
         other => panic!("429: {other}"),
@@ -146,12 +167,16 @@ async fn garbage_and_oversized_bodies_are_typed_errors() {
     let err = verifier.verify(&token).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::UpstreamUnavailable, "{err}");
 
-    sandbox.set_fault(0, VERIFY, Fault::drop_connection()).unwrap();
+    sandbox
+        .set_fault(0, VERIFY, Fault::drop_connection())
+        .unwrap();
     let err = verifier.verify(&token).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::UpstreamUnavailable, "{err}");
 
     // Under the cap, an oversize body is just a big answer the verifier cannot read.
-    sandbox.set_fault(0, VERIFY, Fault::oversize_bytes(1000)).unwrap();
+    sandbox
+        .set_fault(0, VERIFY, Fault::oversize_bytes(1000))
+        .unwrap();
     let err = verifier.verify(&token).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::UpstreamUnexpected, "{err}");
 
@@ -197,7 +222,12 @@ async fn discovery_is_read_again_after_repeated_failures() {
     client.reselect().await;
     let err = verifier.verify(&token).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::UpstreamUnavailable);
-    let last = sandbox.requests().into_iter().rev().find(|r| r.path == "/").unwrap();
+    let last = sandbox
+        .requests()
+        .into_iter()
+        .rev()
+        .find(|r| r.path == "/")
+        .unwrap();
     assert_eq!(last.fault.as_deref(), Some("status 503"));
 }
 
@@ -209,7 +239,9 @@ async fn faults_seen_with_a_plain_client() {
     let url = base.join("health_check").unwrap();
 
     // A status, with CORS and a JSON body; 429 says when to retry; `times` counts down.
-    sandbox.set_fault(0, "/health_check", Fault::status(429).times(1)).unwrap();
+    sandbox
+        .set_fault(0, "/health_check", Fault::status(429).times(1))
+        .unwrap();
     let resp = client.get(url.clone()).send().await.unwrap();
     assert_eq!(resp.status(), 429);
     assert_eq!(resp.headers()["retry-after"], "1");
@@ -221,14 +253,20 @@ async fn faults_seen_with_a_plain_client() {
 
     // Latency.
     sandbox
-        .set_fault(0, "/health_check", Fault::latency(Duration::from_millis(150)))
+        .set_fault(
+            0,
+            "/health_check",
+            Fault::latency(Duration::from_millis(150)),
+        )
         .unwrap();
     let started = Instant::now();
     assert_eq!(client.get(url.clone()).send().await.unwrap().status(), 200);
     assert!(started.elapsed() >= Duration::from_millis(150));
 
     // A truncated body: the header promises more than comes.
-    sandbox.set_fault(0, "/health_check", Fault::truncate()).unwrap();
+    sandbox
+        .set_fault(0, "/health_check", Fault::truncate())
+        .unwrap();
     let mut resp = client.get(url.clone()).send().await.unwrap();
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.headers()["content-length"], "2048");
@@ -244,25 +282,40 @@ async fn faults_seen_with_a_plain_client() {
     assert_eq!(received, 1024, "half of what was promised");
 
     // A dropped connection: no answer at all.
-    sandbox.set_fault(0, "/health_check", Fault::drop_connection()).unwrap();
+    sandbox
+        .set_fault(0, "/health_check", Fault::drop_connection())
+        .unwrap();
     assert!(client.get(url.clone()).send().await.is_err());
 
     // Garbage.
-    sandbox.set_fault(0, "/health_check", Fault::garbage()).unwrap();
+    sandbox
+        .set_fault(0, "/health_check", Fault::garbage())
+        .unwrap();
     let resp = client.get(url.clone()).send().await.unwrap();
     assert_eq!(resp.status(), 200);
     assert!(serde_json::from_slice::<Value>(&resp.bytes().await.unwrap()).is_err());
 
     // Oversize: valid JSON of the size asked.
-    sandbox.set_fault(0, "/health_check", Fault::oversize_bytes(5000)).unwrap();
-    let bytes = client.get(url.clone()).send().await.unwrap().bytes().await.unwrap();
+    sandbox
+        .set_fault(0, "/health_check", Fault::oversize_bytes(5000))
+        .unwrap();
+    let bytes = client
+        .get(url.clone())
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
     assert_eq!(bytes.len(), 5000);
     assert!(serde_json::from_slice::<Value>(&bytes).unwrap()["data"].is_array());
 
     // Routes: `/` is exact, prefixes are segment-wise, the longest wins, `*` is everything.
     sandbox.clear_faults();
     sandbox.set_fault(0, "*", Fault::status(503)).unwrap();
-    sandbox.set_fault(0, "/v1/users", Fault::status(502)).unwrap();
+    sandbox
+        .set_fault(0, "/v1/users", Fault::status(502))
+        .unwrap();
     sandbox.set_fault(0, "/", Fault::status(500)).unwrap();
     let status = |path: &str| {
         let client = client.clone();
@@ -277,11 +330,22 @@ async fn faults_seen_with_a_plain_client() {
     assert_eq!(status("/_sandbox/users").await, 200);
 
     // Invalid faults are refused.
-    assert!(sandbox.set_fault(1, "/", Fault::status(500)).is_err(), "no host 1");
-    assert!(sandbox.set_fault(0, "/_sandbox/users", Fault::status(500)).is_err());
+    assert!(
+        sandbox.set_fault(1, "/", Fault::status(500)).is_err(),
+        "no host 1"
+    );
+    assert!(
+        sandbox
+            .set_fault(0, "/_sandbox/users", Fault::status(500))
+            .is_err()
+    );
     assert!(sandbox.set_fault(0, "v1", Fault::status(500)).is_err());
     assert!(sandbox.set_fault(0, "/", Fault::status(200)).is_err());
-    assert!(sandbox.set_fault(0, "/", Fault::status(503).times(0)).is_err());
+    assert!(
+        sandbox
+            .set_fault(0, "/", Fault::status(503).times(0))
+            .is_err()
+    );
 }
 
 #[tokio::test]
@@ -293,9 +357,17 @@ async fn faults_over_http() {
         let client = client.clone();
         let url = hosts[host].join("_sandbox/faults").unwrap();
         async move {
-            let resp = client.post(url).body(body.to_string()).send().await.unwrap();
+            let resp = client
+                .post(url)
+                .body(body.to_string())
+                .send()
+                .await
+                .unwrap();
             let status = resp.status().as_u16();
-            (status, serde_json::from_slice::<Value>(&resp.bytes().await.unwrap()).unwrap())
+            (
+                status,
+                serde_json::from_slice::<Value>(&resp.bytes().await.unwrap()).unwrap(),
+            )
         }
     };
     // Setting faults on host 1 through host 1.
@@ -378,15 +450,35 @@ async fn faults_over_http() {
     )
     .unwrap();
     let entries = log.as_array().unwrap();
-    assert!(entries.iter().any(|e| e["host"] == 1
-        && e["path"] == "/health_check"
-        && e["fault"] == "status 503"));
-    assert!(entries.iter().all(|e| !e["path"].as_str().unwrap().starts_with("/_sandbox")));
+    assert!(
+        entries
+            .iter()
+            .any(|e| e["host"] == 1 && e["path"] == "/health_check" && e["fault"] == "status 503")
+    );
+    assert!(
+        entries
+            .iter()
+            .all(|e| !e["path"].as_str().unwrap().starts_with("/_sandbox"))
+    );
     let first = &entries[0];
-    for key in ["seq", "host", "method", "path", "query", "origin", "user_agent", "authorization", "at"] {
+    for key in [
+        "seq",
+        "host",
+        "method",
+        "path",
+        "query",
+        "origin",
+        "user_agent",
+        "authorization",
+        "at",
+    ] {
         assert!(first.get(key).is_some(), "{key} in {first}");
     }
-    let resp = client.post(hosts[0].join("_sandbox/reset").unwrap()).send().await.unwrap();
+    let resp = client
+        .post(hosts[0].join("_sandbox/reset").unwrap())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 200);
     assert!(sandbox.faults(1).is_empty());
     assert!(sandbox.requests().is_empty());
@@ -402,7 +494,12 @@ async fn builder_faults_and_stopping() {
         .unwrap();
     let hosts = sandbox.host_urls();
     let client = http();
-    let status = client.get(hosts[1].join("health_check").unwrap()).send().await.unwrap().status();
+    let status = client
+        .get(hosts[1].join("health_check").unwrap())
+        .send()
+        .await
+        .unwrap()
+        .status();
     assert_eq!(status, 503);
     assert!(
         Sandbox::builder()
@@ -414,7 +511,9 @@ async fn builder_faults_and_stopping() {
     );
 
     // A request hanging in a latency fault does not hold up stop().
-    sandbox.set_fault(0, "/", Fault::latency(Duration::from_secs(60))).unwrap();
+    sandbox
+        .set_fault(0, "/", Fault::latency(Duration::from_secs(60)))
+        .unwrap();
     let hanging = tokio::spawn({
         let client = client.clone();
         let url = hosts[0].clone();
@@ -423,10 +522,17 @@ async fn builder_faults_and_stopping() {
     tokio::time::sleep(Duration::from_millis(50)).await;
     let started = Instant::now();
     sandbox.stop().await;
-    assert!(started.elapsed() < Duration::from_secs(3), "stop took {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "stop took {:?}",
+        started.elapsed()
+    );
     let _ = hanging.await;
     for host in &hosts {
-        assert!(client.get(host.clone()).send().await.is_err(), "{host} still answers");
+        assert!(
+            client.get(host.clone()).send().await.is_err(),
+            "{host} still answers"
+        );
     }
 
     // Dropping the handle stops the hosts too.
@@ -436,11 +542,19 @@ async fn builder_faults_and_stopping() {
     drop(sandbox);
     let mut stopped = false;
     for _ in 0..100 {
-        if reqwest::Client::new().get(base.clone()).send().await.is_err() {
+        if reqwest::Client::new()
+            .get(base.clone())
+            .send()
+            .await
+            .is_err()
+        {
             stopped = true;
             break;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    assert!(stopped, "the sandbox still answers after its handle was dropped");
+    assert!(
+        stopped,
+        "the sandbox still answers after its handle was dropped"
+    );
 }

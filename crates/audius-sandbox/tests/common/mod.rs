@@ -46,5 +46,8 @@ pub(crate) async fn verify(client: &reqwest::Client, base: &url::Url, token: &st
         Some("*"),
         "CORS on verify_token"
     );
-    (status, serde_json::from_slice(&resp.bytes().await.unwrap()).unwrap())
+    (
+        status,
+        serde_json::from_slice(&resp.bytes().await.unwrap()).unwrap(),
+    )
 }
