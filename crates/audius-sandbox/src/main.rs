@@ -64,9 +64,27 @@ async fn main() -> std::process::ExitCode {
         );
     }
     println!("Press Ctrl-C to stop.");
-    if let Err(e) = tokio::signal::ctrl_c().await {
-        eprintln!("audius-sandbox: cannot wait for Ctrl-C: {e}");
+    if let Err(e) = stopped().await {
+        eprintln!("audius-sandbox: cannot wait for a stop signal: {e}");
+        sandbox.stop().await;
+        return std::process::ExitCode::FAILURE;
     }
     sandbox.stop().await;
     std::process::ExitCode::SUCCESS
+}
+
+/// Waits for Ctrl-C (SIGINT) or, on Unix, SIGTERM.
+async fn stopped() -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r,
+            _ = term.recv() => Ok(()),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        tokio::signal::ctrl_c().await
+    }
 }

@@ -808,6 +808,29 @@ mod tests {
     }
 
     #[test]
+    fn the_readme_shows_the_derived_wallets() {
+        let readme = include_str!("../README.md");
+        for user in SandboxUsers::builtin().users() {
+            let row = format!(
+                "| `{}` | {} | {} (`{}`) |",
+                user.handle,
+                user.name,
+                user.id.get(),
+                user.hashid()
+            );
+            let line = readme
+                .lines()
+                .find(|l| l.starts_with(&row))
+                .unwrap_or_else(|| panic!("README row for {}", user.handle));
+            assert!(
+                line.contains(&format!("`{}`", user.wallet)),
+                "README wallet of {}",
+                user.handle
+            );
+        }
+    }
+
+    #[test]
     fn base58_known_values() {
         assert_eq!(base58(b""), "");
         assert_eq!(base58(&[0, 0, 1]), "112");
