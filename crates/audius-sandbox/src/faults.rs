@@ -73,8 +73,10 @@ pub enum FaultAction {
 }
 
 /// A fault: wait `latency`, then do `action`; for every matching request, or the next `times`.
+///
+/// Build it with the constructors, or as a literal:
+/// `Fault { action: FaultAction::Status(503), ..Fault::default() }`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
 pub struct Fault {
     /// Waited before answering (or dropping). Default: none.
     pub latency: Duration,

@@ -775,6 +775,13 @@ mod tests {
     use super::*;
 
     #[test]
+    fn handles_can_be_shared_across_threads() {
+        fn send_sync<T: Send + Sync + 'static>() {}
+        send_sync::<SandboxHandle>();
+        send_sync::<SandboxBuilder>();
+    }
+
+    #[test]
     fn padding_is_json_of_the_size() {
         for len in [13, 100, 2048, 2 * 1024 * 1024] {
             let body = padded_json(len);
