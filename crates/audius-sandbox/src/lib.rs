@@ -19,6 +19,7 @@ pub use log::LoggedRequest;
 pub use mint::TokenOverrides;
 pub use oauth::{AuthorizationCode, CodeStore, DeveloperApp};
 pub use server::{
-    DEFAULT_BIND, MAX_BODY_BYTES, MAX_HOSTS, MAX_URI_BYTES, Sandbox, SandboxBuilder, SandboxHandle,
+    DEFAULT_BIND, HEADER_READ_TIMEOUT, MAX_BODY_BYTES, MAX_CONNECTIONS, MAX_HOSTS, MAX_URI_BYTES,
+    Sandbox, SandboxBuilder, SandboxHandle,
 };
 pub use users::{Grant, Role, SandboxUser, SandboxUsers};

@@ -35,6 +35,10 @@ pub const MAX_HOSTS: usize = 64;
 pub const MAX_URI_BYTES: usize = 48 * 1024;
 /// Largest request body the sandbox reads: 64 KiB.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
+/// Most connections one host serves at once; more are closed on arrival.
+pub const MAX_CONNECTIONS: usize = 1024;
+/// Time a client has to send a request's headers: 30 s.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// State shared by every host of one sandbox.
 pub(crate) struct Shared {
@@ -527,15 +531,26 @@ pub(crate) struct Host {
 
 async fn accept_loop(listener: TcpListener, host: Arc<Host>, tracker: TaskTracker) {
     let shutdown = host.shared.shutdown.clone();
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
         let accepted = tokio::select! {
             () = shutdown.cancelled() => break,
             accepted = listener.accept() => accepted,
         };
         match accepted {
-            Ok((stream, _peer)) => {
-                tracker.spawn(serve_connection(stream, host.clone()));
-            }
+            Ok((stream, peer)) => match slots.clone().try_acquire_owned() {
+                Ok(slot) => {
+                    let host = host.clone();
+                    tracker.spawn(async move {
+                        serve_connection(stream, host).await;
+                        drop(slot);
+                    });
+                }
+                Err(_) => {
+                    tracing::warn!(%peer, host = host.index, "too many connections; closing this one");
+                    drop(stream);
+                }
+            },
             Err(e) => {
                 // Out of file descriptors and the like: wait a little rather than spin.
                 tracing::warn!(error = %e, host = host.index, "accept failed");
@@ -557,6 +572,8 @@ async fn serve_connection(stream: TcpStream, host: Arc<Host>) {
         async move { host.handle(req).await }
     });
     let conn = hyper::server::conn::http1::Builder::new()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
         .keep_alive(true)
         .serve_connection(TokioIo::new(stream), service);
     tokio::pin!(conn);
