@@ -10,6 +10,8 @@ pub mod middleware;
 mod pages;
 pub mod routes;
 mod session;
+#[cfg(feature = "testing")]
+pub mod testing;
 mod user;
 
 pub use audius_login;
