@@ -9,8 +9,7 @@
 //! Clients log in through `/auth/audius/login` in a browser (query channel here), then call the
 //! API with the session cookie.
 
-#[path = "shared/mod.rs"]
-mod shared;
+use audius_login_examples as shared;
 
 use actix_audius_login::{AudiusUser, ResponseMode, UnauthenticatedResponse};
 use actix_web::{App, HttpResponse, HttpServer, web};

@@ -8,8 +8,7 @@
 //! verified artists get in. The `verified` mark comes from Audius' user record, not from the
 //! token's self-signed claims.
 
-#[path = "shared/mod.rs"]
-mod shared;
+use audius_login_examples as shared;
 
 use actix_audius_login::{ButtonOptions, VerifiedArtist, guard};
 use actix_web::{App, HttpResponse, HttpServer, web};

@@ -9,8 +9,7 @@
 //! opened, reports a closed or blocked popup (`audius-login:abandoned`, `audius-login:blocked`),
 //! and on success fires `audius-login:success`; this page handles it to show the user in place.
 
-#[path = "shared/mod.rs"]
-mod shared;
+use audius_login_examples as shared;
 
 use actix_audius_login::{AudiusLogin, AudiusUser, ButtonCorners, ButtonOptions, ResponseMode};
 use actix_web::{App, HttpResponse, HttpServer, web};

@@ -150,7 +150,10 @@ pub(crate) enum Presentation {
 
 /// The one error type of this crate. See the [module docs](self) for the table of kinds.
 #[derive(Debug)]
-pub struct AudiusLoginError {
+pub struct AudiusLoginError(Box<Inner>);
+
+#[derive(Debug)]
+struct Inner {
     kind: LoginErrorKind,
     message: String,
     source: Option<audius_login::Error>,
@@ -166,12 +169,12 @@ struct JsonBody<'a> {
 impl AudiusLoginError {
     /// An error of this kind with this message (answering JSON until it is given a request).
     pub fn new(kind: LoginErrorKind, message: impl Into<String>) -> Self {
-        Self {
+        Self(Box::new(Inner {
             kind,
             message: message.into(),
             source: None,
             presentation: Presentation::Json,
-        }
+        }))
     }
 
     /// A refusal for an `on_login` hook: 403 `login_refused` with this message.
@@ -181,26 +184,26 @@ impl AudiusLoginError {
 
     /// What went wrong.
     pub fn kind(&self) -> LoginErrorKind {
-        self.kind
+        self.0.kind
     }
 
     /// The stable code (same as `kind().code()`).
     pub fn code(&self) -> &'static str {
-        self.kind.code()
+        self.0.kind.code()
     }
 
     /// The message shown to the client.
     pub fn message(&self) -> &str {
-        &self.message
+        &self.0.message
     }
 
     /// The core crate's error behind this one, when there is one.
     pub fn core_error(&self) -> Option<&audius_login::Error> {
-        self.source.as_ref()
+        self.0.source.as_ref()
     }
 
     pub(crate) fn with_presentation(mut self, presentation: Presentation) -> Self {
-        self.presentation = presentation;
+        self.0.presentation = presentation;
         self
     }
 
@@ -249,24 +252,25 @@ impl From<audius_login::Error> for AudiusLoginError {
             ),
             _ => (LoginErrorKind::Misconfigured, e.to_string()),
         };
-        Self {
+        Self(Box::new(Inner {
             kind,
             message,
             source: Some(e),
             presentation: Presentation::Json,
-        }
+        }))
     }
 }
 
 impl fmt::Display for AudiusLoginError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.kind.code(), self.message)
+        write!(f, "{}: {}", self.0.kind.code(), self.0.message)
     }
 }
 
 impl std::error::Error for AudiusLoginError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.source
+        self.0
+            .source
             .as_ref()
             .map(|e| e as &(dyn std::error::Error + 'static))
     }
@@ -274,38 +278,38 @@ impl std::error::Error for AudiusLoginError {
 
 impl ResponseError for AudiusLoginError {
     fn status_code(&self) -> StatusCode {
-        match self.presentation {
+        match self.0.presentation {
             Presentation::Redirect(_) => StatusCode::FOUND,
-            _ => self.kind.status(),
+            _ => self.0.kind.status(),
         }
     }
 
     fn error_response(&self) -> HttpResponse {
-        let mut res = match &self.presentation {
+        let mut res = match &self.0.presentation {
             Presentation::Redirect(location) => HttpResponse::Found()
                 .insert_header((header::LOCATION, location.as_str()))
                 .finish(),
-            Presentation::Json => HttpResponse::build(self.kind.status()).json(JsonBody {
-                error: self.kind.code(),
-                message: &self.message,
+            Presentation::Json => HttpResponse::build(self.0.kind.status()).json(JsonBody {
+                error: self.0.kind.code(),
+                message: &self.0.message,
             }),
             Presentation::Html {
                 login_path,
                 landing,
-            } => HttpResponse::build(self.kind.status())
+            } => HttpResponse::build(self.0.kind.status())
                 .content_type("text/html; charset=utf-8")
                 .body(pages::error_page(
-                    self.kind.title(),
-                    &self.message,
-                    self.kind.code(),
+                    self.0.kind.title(),
+                    &self.0.message,
+                    self.0.kind.code(),
                     login_path,
                     landing,
                 )),
         };
         let headers = res.headers_mut();
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        if self.kind == LoginErrorKind::NotSignedIn
-            && !matches!(self.presentation, Presentation::Redirect(_))
+        if self.0.kind == LoginErrorKind::NotSignedIn
+            && !matches!(self.0.presentation, Presentation::Redirect(_))
         {
             headers.insert(
                 header::WWW_AUTHENTICATE,

@@ -281,15 +281,14 @@ fn same_origin(audius: &AudiusLogin, req: &HttpRequest) -> Result<(), AudiusLogi
         .headers()
         .get("sec-fetch-site")
         .and_then(|v| v.to_str().ok())
+        && !matches!(site, "same-origin" | "none")
     {
-        if !matches!(site, "same-origin" | "none") {
-            return refuse(&format!("Sec-Fetch-Site: {site}"));
-        }
+        return refuse(&format!("Sec-Fetch-Site: {site}"));
     }
-    if let Some(origin) = req.headers().get(header::ORIGIN) {
-        if origin.as_bytes() != audius.inner.app_origin.as_bytes() {
-            return refuse("Origin is another site");
-        }
+    if let Some(origin) = req.headers().get(header::ORIGIN)
+        && origin.as_bytes() != audius.inner.app_origin.as_bytes()
+    {
+        return refuse("Origin is another site");
     }
     Ok(())
 }

@@ -118,11 +118,10 @@ pub(crate) fn read_user(session: &Session, config: Option<&Config>) -> Option<Au
         }
     };
     if let Some((deadline, now)) = config.and_then(|c| c.login_deadline.map(|d| (d, c.clock.now())))
+        && now - user.signed_in_at > deadline
     {
-        if now - user.signed_in_at > deadline {
-            session.remove(USER_KEY);
-            return None;
-        }
+        session.remove(USER_KEY);
+        return None;
     }
     Some(user)
 }

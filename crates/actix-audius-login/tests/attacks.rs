@@ -1,4 +1,5 @@
 //! Every attack on the callback, open redirects, and upstream failures.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 

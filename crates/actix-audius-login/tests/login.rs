@@ -1,5 +1,6 @@
 //! The full login in each channel, the extractors both ways, logout, and the answers for a
 //! missing login. Real server on port 0, real sandbox, cookie-keeping client.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 

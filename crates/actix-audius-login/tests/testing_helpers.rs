@@ -1,5 +1,6 @@
 //! The `testing` feature: one call logs a test client in as a sandbox user, in every channel,
 //! against a real server and against an in-process test service.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 

@@ -1,6 +1,10 @@
 //! What the example apps share: reading the environment, the embedded sandbox, the session
-//! middleware with the right cookie settings, and a little HTML.
-#![allow(dead_code, unreachable_pub)]
+//! middleware with the right cookie settings, a little HTML, and the demo app itself (so the
+//! end-to-end suites drive exactly the demo).
+#![forbid(unsafe_code)]
+#![allow(missing_docs)]
+
+pub mod demo;
 
 use std::net::TcpListener;
 
@@ -25,6 +29,7 @@ pub fn init_tracing() {
 
 /// Everything an example app needs, read from the environment.
 pub struct Setup {
+    /// The Audius login settings.
     pub audius: AudiusLogin,
     pub session_key: Key,
     pub listener: TcpListener,
