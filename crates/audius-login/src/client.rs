@@ -38,6 +38,9 @@ use url::Url;
 
 use crate::error::{Error, Limited, Result};
 
+/// The HTTP method of [`ApiClient::send_with_bearer`] (reqwest's, which is the `http` crate's).
+pub use reqwest::Method;
+
 /// Default connect timeout: 3 s.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// Default total timeout of one attempt (connect, answer and body): 10 s.
@@ -117,9 +120,21 @@ enum Retry {
 struct Request<'a> {
     method: reqwest::Method,
     path: &'a str,
-    form: Option<String>,
+    /// The body and its content type.
+    body: Option<(&'static str, String)>,
     bearer: Option<&'a str>,
     retry: Retry,
+}
+
+/// The content type of a form body.
+const FORM: &str = "application/x-www-form-urlencoded";
+/// The content type of a JSON body.
+const JSON: &str = "application/json";
+
+fn form_body(form: &[(&str, &str)]) -> String {
+    url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(form)
+        .finish()
 }
 
 #[derive(Debug)]
@@ -339,7 +354,7 @@ impl ApiClient {
         self.send(Request {
             method: reqwest::Method::GET,
             path: path_and_query,
-            form: None,
+            body: None,
             bearer: None,
             retry: Retry::Idempotent,
         })
@@ -351,7 +366,7 @@ impl ApiClient {
         self.send(Request {
             method: reqwest::Method::GET,
             path: path_and_query,
-            form: None,
+            body: None,
             bearer: Some(token),
             retry: Retry::Idempotent,
         })
@@ -361,15 +376,51 @@ impl ApiClient {
     /// `POST` of a form (`application/x-www-form-urlencoded`). Not idempotent: it goes to
     /// another host only when the connection was refused, never after it may have been received.
     pub async fn post_form(&self, path: &str, form: &[(&str, &str)]) -> Result<ApiResponse> {
-        let body = url::form_urlencoded::Serializer::new(String::new())
-            .extend_pairs(form)
-            .finish();
         self.send(Request {
             method: reqwest::Method::POST,
             path,
-            form: Some(body),
+            body: Some((FORM, form_body(form))),
             bearer: None,
             retry: Retry::OnlyIfNotSent,
+        })
+        .await
+    }
+
+    /// `POST` of a JSON body (`application/json`). Not idempotent: as
+    /// [`post_form`](Self::post_form), it goes to another host only when the connection was
+    /// refused.
+    pub async fn post_json(&self, path: &str, body: &Value) -> Result<ApiResponse> {
+        self.send(Request {
+            method: reqwest::Method::POST,
+            path,
+            body: Some((JSON, body.to_string())),
+            bearer: None,
+            retry: Retry::OnlyIfNotSent,
+        })
+        .await
+    }
+
+    /// A call that changes something, with `Authorization: Bearer <token>`: `method` (`POST`,
+    /// `PUT`, `PATCH`, `DELETE`, ...) with an optional JSON body. Not retried on another host
+    /// once it may have been received (only a refused connection fails over).
+    pub async fn send_with_bearer(
+        &self,
+        method: reqwest::Method,
+        path_and_query: &str,
+        token: &str,
+        json: Option<&Value>,
+    ) -> Result<ApiResponse> {
+        let retry = if method == reqwest::Method::GET || method == reqwest::Method::HEAD {
+            Retry::Idempotent
+        } else {
+            Retry::OnlyIfNotSent
+        };
+        self.send(Request {
+            method,
+            path: path_and_query,
+            body: json.map(|v| (JSON, v.to_string())),
+            bearer: Some(token),
+            retry,
         })
         .await
     }
@@ -505,7 +556,7 @@ impl ApiClient {
         Request {
             method,
             path: "",
-            form: None,
+            body: None,
             bearer: None,
             retry: Retry::Idempotent,
         }
@@ -590,10 +641,10 @@ impl ApiClient {
         if let Some(token) = request.bearer {
             builder = builder.bearer_auth(token);
         }
-        if let Some(form) = &request.form {
+        if let Some((content_type, body)) = &request.body {
             builder = builder
-                .header("content-type", "application/x-www-form-urlencoded")
-                .body(form.clone());
+                .header("content-type", *content_type)
+                .body(body.clone());
         }
         let limit = self.inner.max_body_bytes;
         let fut = async {

@@ -15,6 +15,16 @@
 //! | [`ErrorKind::UpstreamUnexpected`] | any other answer | Audius answered something this crate does not understand |
 //! | [`ErrorKind::InvalidRedirectUri`] | — | a redirect URI breaks a rule of spec section 5 |
 //! | [`ErrorKind::Config`] | — | a builder was given settings that cannot work |
+//!
+//! The authorization-code flow (`audius-login-pkce.md`) adds:
+//!
+//! | kind | Audius answer | meaning |
+//! |---|---|---|
+//! | [`ErrorKind::InvalidGrant`] | 400 `invalid_grant` | the code or refresh token is invalid, expired, used or revoked, or does not match (verifier, client, redirect URI): the user must log in again |
+//! | [`ErrorKind::AccessDenied`] | `error=access_denied` on the redirect | the user declined |
+//! | [`ErrorKind::OAuthRefused`] | any other OAuth error (`invalid_request`, ...) | the request itself was refused |
+//! | [`ErrorKind::InvalidAccessToken`] | 401 on a Bearer call | the access token is missing, invalid, expired or revoked |
+//! | [`ErrorKind::InsufficientScope`] | 403 `... write scope required` | the token's scope does not allow the call |
 
 use std::fmt;
 use std::time::Duration;
@@ -45,6 +55,18 @@ pub enum ErrorKind {
     InvalidRedirectUri,
     /// A builder was given settings that cannot work together.
     Config,
+    /// The OAuth server refused a code or refresh token (`invalid_grant`): invalid, expired,
+    /// already used, revoked, or issued for another client, redirect URI or verifier.
+    InvalidGrant,
+    /// The user declined the authorization (`error=access_denied` on the redirect).
+    AccessDenied,
+    /// The OAuth server refused the request itself (`invalid_request`, `unsupported_grant_type`,
+    /// or another OAuth error code).
+    OAuthRefused,
+    /// The API refused a Bearer access token (401): missing, invalid, expired or revoked.
+    InvalidAccessToken,
+    /// The access token's scope does not allow the call (403, `write` scope required).
+    InsufficientScope,
 }
 
 impl ErrorKind {
@@ -61,6 +83,11 @@ impl ErrorKind {
             Self::UpstreamUnexpected => "upstream_unexpected",
             Self::InvalidRedirectUri => "invalid_redirect_uri",
             Self::Config => "config",
+            Self::InvalidGrant => "invalid_grant",
+            Self::AccessDenied => "access_denied",
+            Self::OAuthRefused => "oauth_refused",
+            Self::InvalidAccessToken => "invalid_access_token",
+            Self::InsufficientScope => "insufficient_scope",
         }
     }
 }
@@ -204,6 +231,96 @@ pub enum Error {
     /// A builder was given settings that cannot work.
     #[error("configuration error: {0}")]
     Config(String),
+    /// An OAuth endpoint (or the authorization redirect) answered an OAuth error:
+    /// `{"error": code, "error_description": text}`.
+    #[error("OAuth error {code} (HTTP {status}): {description}")]
+    OAuth {
+        /// The `error` code.
+        code: OAuthErrorCode,
+        /// The `error_description` (empty when none was given).
+        description: String,
+        /// The HTTP status of the answer (0 when the error came on a redirect, not an answer).
+        status: u16,
+    },
+    /// The API refused the Bearer access token (401).
+    #[error("access token refused (HTTP 401): {message}")]
+    InvalidAccessToken {
+        /// The server's message.
+        message: String,
+    },
+    /// The access token's scope does not allow the call (403).
+    #[error("insufficient scope (HTTP 403): {message}")]
+    InsufficientScope {
+        /// The server's message.
+        message: String,
+    },
+}
+
+/// The `error` code of an OAuth error answer (RFC 6749 section 5.2, and `access_denied` from
+/// section 4.1.2.1).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum OAuthErrorCode {
+    /// `invalid_request`: a parameter is missing or the body cannot be parsed.
+    InvalidRequest,
+    /// `invalid_grant`: the code or refresh token is refused.
+    InvalidGrant,
+    /// `invalid_client`.
+    InvalidClient,
+    /// `unauthorized_client`.
+    UnauthorizedClient,
+    /// `unsupported_grant_type`.
+    UnsupportedGrantType,
+    /// `invalid_scope`.
+    InvalidScope,
+    /// `access_denied`: the user declined.
+    AccessDenied,
+    /// `server_error`.
+    ServerError,
+    /// `temporarily_unavailable`.
+    TemporarilyUnavailable,
+    /// Any other code, as given (cut to 64 characters).
+    Other(String),
+}
+
+impl OAuthErrorCode {
+    /// Reads a code (unknown codes are kept as [`OAuthErrorCode::Other`]).
+    pub fn parse(code: &str) -> Self {
+        match code {
+            "invalid_request" => Self::InvalidRequest,
+            "invalid_grant" => Self::InvalidGrant,
+            "invalid_client" => Self::InvalidClient,
+            "unauthorized_client" => Self::UnauthorizedClient,
+            "unsupported_grant_type" => Self::UnsupportedGrantType,
+            "invalid_scope" => Self::InvalidScope,
+            "access_denied" => Self::AccessDenied,
+            "server_error" => Self::ServerError,
+            "temporarily_unavailable" => Self::TemporarilyUnavailable,
+            other => Self::Other(other.chars().take(64).collect()),
+        }
+    }
+
+    /// The code as written on the wire.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::InvalidRequest => "invalid_request",
+            Self::InvalidGrant => "invalid_grant",
+            Self::InvalidClient => "invalid_client",
+            Self::UnauthorizedClient => "unauthorized_client",
+            Self::UnsupportedGrantType => "unsupported_grant_type",
+            Self::InvalidScope => "invalid_scope",
+            Self::AccessDenied => "access_denied",
+            Self::ServerError => "server_error",
+            Self::TemporarilyUnavailable => "temporarily_unavailable",
+            Self::Other(code) => code,
+        }
+    }
+}
+
+impl fmt::Display for OAuthErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 impl Error {
@@ -220,23 +337,34 @@ impl Error {
             Self::UpstreamUnexpected { .. } => ErrorKind::UpstreamUnexpected,
             Self::InvalidRedirectUri(_) => ErrorKind::InvalidRedirectUri,
             Self::Config(_) => ErrorKind::Config,
+            Self::OAuth { code, .. } => match code {
+                OAuthErrorCode::InvalidGrant => ErrorKind::InvalidGrant,
+                OAuthErrorCode::AccessDenied => ErrorKind::AccessDenied,
+                _ => ErrorKind::OAuthRefused,
+            },
+            Self::InvalidAccessToken { .. } => ErrorKind::InvalidAccessToken,
+            Self::InsufficientScope { .. } => ErrorKind::InsufficientScope,
         }
     }
 
     /// The HTTP status an app should answer its own client with for this error.
     ///
-    /// 400 for input that cannot be parsed, 401 for a token that is refused, 413 for over-size
-    /// input, 502 when Audius answered something unexpected, 503 when it cannot be reached,
-    /// 500 for configuration errors.
+    /// 400 for input that cannot be parsed, 401 for a token, code or grant that is refused, 403
+    /// for a declined authorization or an insufficient scope, 413 for over-size input, 502 when
+    /// Audius answered something unexpected or refused the request itself, 503 when it cannot
+    /// be reached, 500 for configuration errors.
     pub fn suggested_status(&self) -> u16 {
         match self.kind() {
             ErrorKind::Malformed | ErrorKind::InvalidRedirectUri => 400,
             ErrorKind::BadSignature
             | ErrorKind::WalletMismatch
             | ErrorKind::Stale
-            | ErrorKind::Replayed => 401,
+            | ErrorKind::Replayed
+            | ErrorKind::InvalidGrant
+            | ErrorKind::InvalidAccessToken => 401,
+            ErrorKind::AccessDenied | ErrorKind::InsufficientScope => 403,
             ErrorKind::TooLarge => 413,
-            ErrorKind::UpstreamUnexpected => 502,
+            ErrorKind::UpstreamUnexpected | ErrorKind::OAuthRefused => 502,
             ErrorKind::UpstreamUnavailable => 503,
             ErrorKind::Config => 500,
         }

@@ -7,6 +7,7 @@ pub mod client;
 pub mod clock;
 pub mod error;
 pub mod login_url;
+pub mod oauth;
 pub mod redirect_uri;
 pub mod replay;
 pub mod return_to;
@@ -16,8 +17,9 @@ pub mod verify;
 pub mod wallet;
 
 pub use client::{ApiClient, ApiClientBuilder, ApiResponse, HostSource};
-pub use error::{Error, ErrorKind, Result, TokenPart};
+pub use error::{Error, ErrorKind, OAuthErrorCode, Result, TokenPart};
 pub use login_url::{Display, Environment, LoginUrl, ResponseMode, Scope, State};
+pub use oauth::{AccessToken, AuthorizeUrl, OAuthClient, PkceVerifier, RefreshToken, TokenSet};
 pub use redirect_uri::RedirectUri;
 pub use token::{Claims, ProfilePicture, Signature, Token};
 pub use user_id::UserId;

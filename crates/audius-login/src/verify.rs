@@ -99,6 +99,48 @@ pub struct VerifiedProfile {
     pub claims: Claims,
 }
 
+impl VerifiedProfile {
+    /// The profile of a user record, as the authorization-code flow learns it (`GET /v1/me`
+    /// with the user's access token): no token was verified, so there is no `email`, no
+    /// `signer` and no `issued_at`, and [`claims`](Self::claims) is made from the record
+    /// (`userId`, `sub`, `name`, `handle`, `verified`, `profilePicture`).
+    pub fn from_api_user(user: &ApiUser) -> Self {
+        let mut map = Map::new();
+        map.insert("userId".into(), Value::String(user.id.hashid()));
+        map.insert("name".into(), Value::String(user.name.clone()));
+        map.insert("handle".into(), Value::String(user.handle.clone()));
+        map.insert("verified".into(), Value::Bool(user.is_verified));
+        map.insert(
+            "profilePicture".into(),
+            user.raw.get("profile_picture").cloned().unwrap_or(Value::Null),
+        );
+        map.insert("sub".into(), Value::String(user.id.hashid()));
+        // A hashid made only of digits reads as a decimal id: then write the decimal id.
+        let claims = match Claims::from_map(map.clone()) {
+            Ok(claims) if claims.user_id == user.id => claims,
+            _ => {
+                let decimal = Value::String(user.id.get().to_string());
+                map.insert("userId".into(), decimal.clone());
+                map.insert("sub".into(), decimal);
+                Claims::from_map(map).expect("a decimal userId is always accepted")
+            }
+        };
+        Self {
+            user_id: user.id,
+            handle: user.handle.clone(),
+            name: user.name.clone(),
+            email: None,
+            verified: user.is_verified,
+            profile_picture: user.profile_picture.clone(),
+            wallet: user.wallet,
+            signer: None,
+            issued_at: None,
+            source: ProfileSource::UserRecord,
+            claims,
+        }
+    }
+}
+
 /// Settings shared by both verifiers.
 #[derive(Clone)]
 pub struct VerifyOptions {
@@ -417,7 +459,7 @@ impl UserDirectory {
     }
 }
 
-fn unexpected_or_unavailable(status: u16, answer: &crate::ApiResponse) -> Error {
+pub(crate) fn unexpected_or_unavailable(status: u16, answer: &crate::ApiResponse) -> Error {
     match status {
         429 => Error::unavailable(
             format!(
