@@ -130,6 +130,38 @@ impl Setup {
         })
     }
 
+    /// For tests and embedding, without reading the environment: the app answers on `listener`,
+    /// at `app_url` (`http://localhost:<port>/` or any address that reaches the listener; the
+    /// callback is `{app_url}auth/audius/callback`), talks to the Audius at `environment` (for
+    /// example `sandbox.environment()`), and takes the answer through `mode`. The verifier is
+    /// the local one; the session key is random; the caller keeps its sandbox (`sandbox` is
+    /// `None`).
+    pub fn with_environment(
+        app_name: &str,
+        listener: TcpListener,
+        app_url: Url,
+        environment: Environment,
+        mode: ResponseMode,
+    ) -> Result<Self, String> {
+        let redirect_uri = app_url
+            .join("auth/audius/callback")
+            .map_err(|e| format!("cannot make the callback URL from {app_url}: {e}"))?;
+        let audius = AudiusLogin::builder(app_name, redirect_uri.as_str())
+            .response_mode(mode)
+            .environment(environment)
+            .verifier_kind(VerifierKind::Local)
+            .build()
+            .map_err(|e| format!("invalid Audius login settings: {e}"))?;
+        Ok(Self {
+            audius,
+            session_key: Key::generate(),
+            listener,
+            app_url,
+            sandbox: None,
+            key_was_generated: true,
+        })
+    }
+
     /// Prints where things are.
     pub fn announce(&self) {
         if self.key_was_generated {
