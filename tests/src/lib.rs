@@ -2,3 +2,5 @@
 //! the sandbox, and the external programs the suites drive (ChromeDriver and Chromium,
 //! `redis-server`), started and stopped by the tests themselves.
 #![forbid(unsafe_code)]
+
+pub mod browser;
