@@ -265,10 +265,9 @@ impl TokenSet {
             )));
         }
         let expires_in = match value.get("expires_in") {
-            Some(Value::Number(n)) => n
-                .as_u64()
-                .filter(|s| *s > 0)
-                .ok_or_else(|| bad("the token answer's expires_in is not a positive integer".into()))?,
+            Some(Value::Number(n)) => n.as_u64().filter(|s| *s > 0).ok_or_else(|| {
+                bad("the token answer's expires_in is not a positive integer".into())
+            })?,
             _ => return Err(bad("the token answer has no expires_in number".into())),
         };
         let scope = value
@@ -664,11 +663,7 @@ fn oauth_failure(answer: &ApiResponse) -> Error {
 pub fn callback_error(code: &str, description: Option<&str>) -> Error {
     Error::OAuth {
         code: OAuthErrorCode::parse(code),
-        description: description
-            .unwrap_or_default()
-            .chars()
-            .take(500)
-            .collect(),
+        description: description.unwrap_or_default().chars().take(500).collect(),
         status: 0,
     }
 }
@@ -723,7 +718,10 @@ mod tests {
         }))
         .unwrap();
         let shown = format!("{set:?}");
-        assert!(!shown.contains("AAAA") && !shown.contains("RRRR"), "{shown}");
+        assert!(
+            !shown.contains("AAAA") && !shown.contains("RRRR"),
+            "{shown}"
+        );
         assert!(shown.contains("AccessToken(..)") && shown.contains("RefreshToken(..)"));
         assert_eq!(set.expires_in, Duration::from_secs(3600));
         assert_eq!(set.scope, Scope::Write);
@@ -836,7 +834,11 @@ mod tests {
     #[test]
     fn bearer_failures() {
         assert_eq!(
-            bearer_failure(&answer(401, r#"{"code":401,"error":"Invalid access token"}"#)).kind(),
+            bearer_failure(&answer(
+                401,
+                r#"{"code":401,"error":"Invalid access token"}"#
+            ))
+            .kind(),
             ErrorKind::InvalidAccessToken
         );
         assert_eq!(

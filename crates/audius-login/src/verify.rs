@@ -112,7 +112,10 @@ impl VerifiedProfile {
         map.insert("verified".into(), Value::Bool(user.is_verified));
         map.insert(
             "profilePicture".into(),
-            user.raw.get("profile_picture").cloned().unwrap_or(Value::Null),
+            user.raw
+                .get("profile_picture")
+                .cloned()
+                .unwrap_or(Value::Null),
         );
         map.insert("sub".into(), Value::String(user.id.hashid()));
         // A hashid made only of digits reads as a decimal id: then write the decimal id.
