@@ -10,6 +10,7 @@ mod mint;
 pub mod oauth;
 mod routes;
 mod server;
+mod token_api;
 pub mod users;
 pub mod verify;
 
@@ -17,7 +18,7 @@ pub use error::SandboxError;
 pub use faults::{Fault, FaultAction, FaultRoute};
 pub use log::LoggedRequest;
 pub use mint::TokenOverrides;
-pub use oauth::{AuthorizationCode, CodeStore, DeveloperApp};
+pub use oauth::{AuthorizationCode, CodeStore, DeveloperApp, TokenStore};
 pub use server::{
     DEFAULT_BIND, HEADER_READ_TIMEOUT, MAX_BODY_BYTES, MAX_CONNECTIONS, MAX_HOSTS, MAX_URI_BYTES,
     Sandbox, SandboxBuilder, SandboxHandle,

@@ -32,6 +32,10 @@ pub struct LoggedRequest {
     pub content_type: Option<String>,
     /// The fault applied, described (`status 503`, `drop after 100 ms`, ...), if any.
     pub fault: Option<String>,
+    /// For `POST /v1/oauth/token`: the body's `grant_type` (`authorization_code`,
+    /// `refresh_token`, ...), when it could be read. Codes, verifiers and tokens are never
+    /// logged.
+    pub grant_type: Option<String>,
     /// When it arrived (the system clock, not the sandbox's clock).
     #[serde(with = "time::serde::rfc3339")]
     pub at: OffsetDateTime,
@@ -98,6 +102,7 @@ impl LoggedRequest {
             authorization: parts.headers.contains_key(http::header::AUTHORIZATION),
             content_type: header(http::header::CONTENT_TYPE),
             fault,
+            grant_type: None,
             at: OffsetDateTime::now_utc(),
         }
     }

@@ -118,6 +118,10 @@ impl Params {
         )
     }
 
+    pub(crate) fn from_pairs(pairs: Vec<(String, String)>) -> Self {
+        Self(pairs)
+    }
+
     pub(crate) fn get(&self, name: &str) -> Option<&str> {
         self.0
             .iter()
@@ -406,9 +410,14 @@ pub(crate) async fn login_page(
 
 fn render_login(shared: &Shared, request: &LoginRequest, raw_query: &str) -> Response {
     let app = escape(&request.app_label());
-    let wants = match request.scope {
-        Scope::Read => "wants to know who you are: your name, handle, email and profile picture",
-        Scope::Write => {
+    let wants = match (request.scope, &request.flow) {
+        (Scope::Read, Flow::Implicit) => {
+            "wants to know who you are: your name, handle, email and profile picture"
+        }
+        (Scope::Read, Flow::Code { .. }) => {
+            "wants to read your Audius profile: your name, handle and profile picture"
+        }
+        (Scope::Write, _) => {
             "wants to know who you are and to <strong>act on your behalf</strong> on Audius"
         }
     };
@@ -501,10 +510,28 @@ pub(crate) async fn approve_form(State(state): State<AppState>, body: Bytes) -> 
     }
 }
 
-/// `POST /oauth/auth/cancel`: nothing is sent back.
+/// The `error_description` of a declined authorization.
+pub const ACCESS_DENIED_DESCRIPTION: &str = "The user denied the authorization request";
+
+/// `POST /oauth/auth/cancel`: in the implicit flow (and the code flow's postmessage channel)
+/// nothing is sent back; in the code flow with a redirect URI, the browser goes back with
+/// `error=access_denied` (and `error_description`, and `state`), in the requested mode.
 pub(crate) async fn cancel_form(State(state): State<AppState>, body: Bytes) -> Response {
     let form = parse_form(&body);
-    let app = parse_request(&form.query, &state.shared)
+    let request = parse_request(&form.query, &state.shared);
+    if let Ok(request) = &request
+        && matches!(request.flow, Flow::Code { .. })
+        && let RedirectUri::Url(url) = &request.redirect
+    {
+        let mut pairs: Vec<(&str, &str)> = Vec::with_capacity(3);
+        if let Some(state) = &request.state {
+            pairs.push(("state", state));
+        }
+        pairs.push(("error", "access_denied"));
+        pairs.push(("error_description", ACCESS_DENIED_DESCRIPTION));
+        return redirect_with(url, request.response_mode, &pairs);
+    }
+    let app = request
         .map(|r| r.app_label())
         .unwrap_or_else(|_| "the app".to_owned());
     let body = format!(
@@ -554,26 +581,31 @@ fn approve(shared: &Shared, request: &LoginRequest, user: &SandboxUser) -> Respo
             &value,
         ),
         RedirectUri::Url(url) => {
-            let mut target = url.clone();
             let mut pairs: Vec<(&str, &str)> = Vec::with_capacity(2);
             if let Some(state) = &request.state {
                 pairs.push(("state", state));
             }
             pairs.push((name, &value));
-            match request.response_mode {
-                ResponseMode::Fragment => {
-                    let fragment = url::form_urlencoded::Serializer::new(String::new())
-                        .extend_pairs(pairs)
-                        .finish();
-                    target.set_fragment(Some(&fragment));
-                }
-                ResponseMode::Query => {
-                    target.query_pairs_mut().extend_pairs(pairs);
-                }
-            }
-            redirect_to(target.as_str())
+            redirect_with(url, request.response_mode, &pairs)
         }
     }
+}
+
+/// `302` to `url` with `pairs` in its fragment or appended to its query.
+fn redirect_with(url: &url::Url, mode: ResponseMode, pairs: &[(&str, &str)]) -> Response {
+    let mut target = url.clone();
+    match mode {
+        ResponseMode::Fragment => {
+            let fragment = url::form_urlencoded::Serializer::new(String::new())
+                .extend_pairs(pairs)
+                .finish();
+            target.set_fragment(Some(&fragment));
+        }
+        ResponseMode::Query => {
+            target.query_pairs_mut().extend_pairs(pairs);
+        }
+    }
+    redirect_to(target.as_str())
 }
 
 fn redirect_to(location: &str) -> Response {

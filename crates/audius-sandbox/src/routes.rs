@@ -15,6 +15,7 @@ use crate::faults::{FaultRoute, FaultSpec};
 use crate::html::{PICTURE_SIZES, avatar_svg};
 use crate::login::{self, Params};
 use crate::server::{MAX_BODY_BYTES, Shared, error_json, json_response};
+use crate::token_api;
 use crate::users::SandboxUser;
 use crate::verify::verify_token;
 
@@ -33,7 +34,16 @@ pub(crate) fn router(shared: Arc<Shared>, host: usize) -> Router {
         .route("/v1/users/handle/{handle}", get(user_by_handle))
         .route("/v1/users/{id}", get(user_by_id))
         .route("/v1/users/{id}/managers", get(managers))
+        .route("/v1/users/{id}/favorites", get(token_api::user_favorites))
         .route("/v1/oauth/authorize", get(login::authorize))
+        .route("/v1/oauth/token", post(token_api::token))
+        .route("/v1/oauth/revoke", post(token_api::revoke))
+        .route("/v1/oauth/me", get(token_api::oauth_me))
+        .route("/v1/me", get(token_api::me))
+        .route(
+            "/v1/tracks/{track_id}/favorites",
+            post(token_api::favorite).delete(token_api::unfavorite),
+        )
         .route("/oauth/auth", get(login::login_page))
         .route("/oauth/auth/approve", post(login::approve_form))
         .route("/oauth/auth/cancel", post(login::cancel_form))

@@ -1,13 +1,14 @@
 //! The sandbox server: the builder, the running handle, and the accept loop with fault
 //! injection in front of the routes.
 
+use std::collections::VecDeque;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use audius_login::clock::{Clock, SystemClock};
-use audius_login::{Environment, ProfilePicture};
+use audius_login::{Environment, ProfilePicture, UserId};
 use axum::body::Body;
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
@@ -24,7 +25,8 @@ use crate::error::SandboxError;
 use crate::faults::{Fault, FaultAction, FaultRoute, FaultTable};
 use crate::log::{DEFAULT_LOG_CAPACITY, LoggedRequest, RequestLog};
 use crate::mint::TokenOverrides;
-use crate::oauth::{CodeStore, DeveloperApp};
+use crate::oauth::{CodeStore, DeveloperApp, TokenStore};
+use crate::token_api::{MAX_FAVORITES, logged_grant_type, oauth_error};
 use crate::users::{SandboxUser, SandboxUsers};
 
 /// Default address: `127.0.0.1:0` (a free port).
@@ -49,6 +51,9 @@ pub(crate) struct Shared {
     pub(crate) faults: Vec<Mutex<FaultTable>>,
     pub(crate) log: Mutex<RequestLog>,
     pub(crate) codes: CodeStore,
+    pub(crate) tokens: TokenStore,
+    /// Favorited tracks: user, track id, when; oldest first.
+    pub(crate) favorites: Mutex<VecDeque<(UserId, u64, time::OffsetDateTime)>>,
     pub(crate) shutdown: CancellationToken,
 }
 
@@ -159,6 +164,34 @@ impl Shared {
         }
     }
 
+    /// Adds (or, with `add` false, removes) a favorite.
+    pub(crate) fn set_favorite(
+        &self,
+        user: UserId,
+        track: u64,
+        add: bool,
+        at: time::OffsetDateTime,
+    ) {
+        let mut favorites = lock(&self.favorites);
+        favorites.retain(|(u, t, _)| !(*u == user && *t == track));
+        if add {
+            if favorites.len() >= MAX_FAVORITES {
+                favorites.pop_front();
+            }
+            favorites.push_back((user, track, at));
+        }
+    }
+
+    /// A user's favorited tracks and when, newest first.
+    pub(crate) fn favorites_of(&self, user: UserId) -> Vec<(u64, time::OffsetDateTime)> {
+        lock(&self.favorites)
+            .iter()
+            .rev()
+            .filter(|(u, _, _)| *u == user)
+            .map(|(_, t, at)| (*t, *at))
+            .collect()
+    }
+
     pub(crate) fn requests(&self) -> Vec<LoggedRequest> {
         lock(&self.log).all()
     }
@@ -195,6 +228,7 @@ pub struct SandboxBuilder {
     faults: Vec<(usize, String, Fault)>,
     log_capacity: usize,
     code_capacity: usize,
+    family_capacity: usize,
 }
 
 impl Default for SandboxBuilder {
@@ -209,6 +243,7 @@ impl Default for SandboxBuilder {
             faults: Vec::new(),
             log_capacity: DEFAULT_LOG_CAPACITY,
             code_capacity: crate::oauth::DEFAULT_CODE_CAPACITY,
+            family_capacity: crate::oauth::DEFAULT_FAMILY_CAPACITY,
         }
     }
 }
@@ -263,7 +298,10 @@ impl SandboxBuilder {
         self
     }
 
-    /// The clock used for `iat` and code expiry. Default: [`SystemClock`].
+    /// The clock used for `iat`, and for the expiry of codes (10 minutes), access tokens (one
+    /// hour) and refresh tokens (30 days). Give it a
+    /// [`ManualClock`](audius_login::clock::ManualClock) to move time in tests. Default:
+    /// [`SystemClock`].
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
         self
@@ -285,6 +323,13 @@ impl SandboxBuilder {
     /// How many PKCE codes are kept at once. Default: 10,000.
     pub fn code_capacity(mut self, capacity: usize) -> Self {
         self.code_capacity = capacity;
+        self
+    }
+
+    /// How many token families (one per code exchange) are kept at once; revoked and expired
+    /// ones are forgotten first, then the oldest. Default: 10,000.
+    pub fn token_family_capacity(mut self, capacity: usize) -> Self {
+        self.family_capacity = capacity;
         self
     }
 
@@ -344,6 +389,8 @@ impl SandboxBuilder {
             hosts,
             log: Mutex::new(RequestLog::new(self.log_capacity)),
             codes: CodeStore::with_capacity(self.code_capacity),
+            tokens: TokenStore::with_capacity(self.family_capacity),
+            favorites: Mutex::new(VecDeque::new()),
             shutdown: CancellationToken::new(),
         });
         for (host, route, fault) in self.faults {
@@ -509,6 +556,21 @@ impl SandboxHandle {
         &self.shared.codes
     }
 
+    /// The access and refresh tokens issued by `POST /v1/oauth/token`.
+    pub fn tokens(&self) -> &TokenStore {
+        &self.shared.tokens
+    }
+
+    /// The tracks `user` favorited through the write endpoint (numeric track ids), newest
+    /// first.
+    pub fn favorites(&self, user: UserId) -> Vec<u64> {
+        self.shared
+            .favorites_of(user)
+            .into_iter()
+            .map(|(track, _)| track)
+            .collect()
+    }
+
     /// The sandbox's clock.
     pub fn clock(&self) -> &Arc<dyn Clock> {
         &self.shared.clock
@@ -620,23 +682,59 @@ impl Host {
         };
         if !control {
             let (parts, body) = req.into_parts();
-            lock(&self.shared.log).push(LoggedRequest::from_parts(
-                self.index,
-                &parts,
-                fault.as_ref().map(Fault::describe),
-            ));
+            let mut body = Body::new(body);
+            let mut grant_type = None;
+            if parts.method == Method::POST && path == TOKEN_ROUTE {
+                // Read the body now, to log its grant_type (never the codes or tokens).
+                let read = tokio::time::timeout(
+                    HEADER_READ_TIMEOUT,
+                    axum::body::to_bytes(body, MAX_BODY_BYTES),
+                )
+                .await;
+                let bytes = match read {
+                    Ok(Ok(bytes)) => bytes,
+                    Ok(Err(_)) => {
+                        return Ok(with_cors(
+                            oauth_error(
+                                StatusCode::PAYLOAD_TOO_LARGE,
+                                "invalid_request",
+                                "Invalid request body: too large or cut short",
+                            ),
+                            cors,
+                        ));
+                    }
+                    Err(_) => {
+                        return Ok(with_cors(
+                            oauth_error(
+                                StatusCode::REQUEST_TIMEOUT,
+                                "invalid_request",
+                                "Invalid request body: not received in time",
+                            ),
+                            cors,
+                        ));
+                    }
+                };
+                grant_type = logged_grant_type(&parts.headers, &bytes);
+                body = Body::from(bytes);
+            }
+            let mut entry =
+                LoggedRequest::from_parts(self.index, &parts, fault.as_ref().map(Fault::describe));
+            entry.grant_type = grant_type;
+            lock(&self.shared.log).push(entry);
+            let oauth = parts.method == Method::POST && OAUTH_POST_ROUTES.contains(&path.as_str());
             return self
-                .answer(Request::from_parts(parts, body), fault, cors)
+                .answer(Request::from_parts(parts, body), fault, cors, oauth)
                 .await;
         }
-        self.answer(req, None, true).await
+        self.answer(req.map(Body::new), None, true, false).await
     }
 
     async fn answer(
         &self,
-        req: Request<Incoming>,
+        req: Request<Body>,
         fault: Option<Fault>,
         cors: bool,
+        oauth: bool,
     ) -> Result<Response<Body>, DropConnection> {
         if let Some(fault) = fault {
             if !fault.latency.is_zero() {
@@ -647,7 +745,7 @@ impl Host {
                     }
                 }
             }
-            if let Some(response) = fault_response(fault.action)? {
+            if let Some(response) = fault_response(fault.action, oauth)? {
                 return Ok(with_cors(response, cors));
             }
         }
@@ -662,8 +760,17 @@ impl Host {
     }
 }
 
-/// What a fault answers instead of the route; `None` to answer normally.
-fn fault_response(action: FaultAction) -> Result<Option<Response<Body>>, DropConnection> {
+/// The token endpoint (its request bodies are read before routing, to log the grant type).
+const TOKEN_ROUTE: &str = "/v1/oauth/token";
+/// The OAuth endpoints, whose errors are `{"error", "error_description"}`.
+const OAUTH_POST_ROUTES: [&str; 2] = [TOKEN_ROUTE, "/v1/oauth/revoke"];
+
+/// What a fault answers instead of the route; `None` to answer normally. On the OAuth endpoints
+/// a 5xx status is `{"error": "server_error", "error_description": ..}`.
+fn fault_response(
+    action: FaultAction,
+    oauth: bool,
+) -> Result<Option<Response<Body>>, DropConnection> {
     let response = match action {
         FaultAction::Pass => return Ok(None),
         FaultAction::Drop => return Err(DropConnection),
@@ -674,7 +781,11 @@ fn fault_response(action: FaultAction) -> Result<Option<Response<Body>>, DropCon
                 status.as_u16(),
                 status.canonical_reason().unwrap_or("error")
             );
-            let mut r = error_json(status, &text);
+            let mut r = if oauth && status.is_server_error() {
+                oauth_error(status, "server_error", &text)
+            } else {
+                error_json(status, &text)
+            };
             if status == StatusCode::TOO_MANY_REQUESTS {
                 r.headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
@@ -767,7 +878,7 @@ fn with_cors(mut response: Response<Body>, cors: bool) -> Response<Body> {
 }
 
 /// The answer to a CORS preflight: 204, any origin, the usual methods, the headers asked for.
-fn preflight(req: &Request<Incoming>) -> Response<Body> {
+fn preflight(req: &Request<Body>) -> Response<Body> {
     let asked = req
         .headers()
         .get(header::ACCESS_CONTROL_REQUEST_HEADERS)
