@@ -10,6 +10,7 @@ pub mod middleware;
 mod pages;
 pub mod routes;
 mod session;
+pub mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod user;

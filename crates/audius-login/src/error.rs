@@ -25,6 +25,7 @@
 //! | [`ErrorKind::OAuthRefused`] | any other OAuth error (`invalid_request`, ...) | the request itself was refused |
 //! | [`ErrorKind::InvalidAccessToken`] | 401 on a Bearer call | the access token is missing, invalid, expired or revoked |
 //! | [`ErrorKind::InsufficientScope`] | 403 `... write scope required` | the token's scope does not allow the call |
+//! | [`ErrorKind::StoreUnavailable`] | — | a shared store (the Redis replay cache) could not be reached in time |
 
 use std::fmt;
 use std::time::Duration;
@@ -55,6 +56,9 @@ pub enum ErrorKind {
     InvalidRedirectUri,
     /// A builder was given settings that cannot work together.
     Config,
+    /// A shared store (such as the Redis replay cache) could not be reached, failed, or did not
+    /// answer within its timeout. Nothing is known about the token: try again later.
+    StoreUnavailable,
     /// The OAuth server refused a code or refresh token (`invalid_grant`): invalid, expired,
     /// already used, revoked, or issued for another client, redirect URI or verifier.
     InvalidGrant,
@@ -83,6 +87,7 @@ impl ErrorKind {
             Self::UpstreamUnexpected => "upstream_unexpected",
             Self::InvalidRedirectUri => "invalid_redirect_uri",
             Self::Config => "config",
+            Self::StoreUnavailable => "store_unavailable",
             Self::InvalidGrant => "invalid_grant",
             Self::AccessDenied => "access_denied",
             Self::OAuthRefused => "oauth_refused",
@@ -231,6 +236,15 @@ pub enum Error {
     /// A builder was given settings that cannot work.
     #[error("configuration error: {0}")]
     Config(String),
+    /// A shared store (such as the Redis replay cache) could not be reached, failed, or did not
+    /// answer within its timeout.
+    #[error("the {store} is unavailable: {message}")]
+    StoreUnavailable {
+        /// Which store (`"replay cache"`, ...).
+        store: &'static str,
+        /// What happened, in words (never a token).
+        message: String,
+    },
     /// An OAuth endpoint (or the authorization redirect) answered an OAuth error:
     /// `{"error": code, "error_description": text}`.
     #[error("OAuth error {code} (HTTP {status}): {description}")]
@@ -337,6 +351,7 @@ impl Error {
             Self::UpstreamUnexpected { .. } => ErrorKind::UpstreamUnexpected,
             Self::InvalidRedirectUri(_) => ErrorKind::InvalidRedirectUri,
             Self::Config(_) => ErrorKind::Config,
+            Self::StoreUnavailable { .. } => ErrorKind::StoreUnavailable,
             Self::OAuth { code, .. } => match code {
                 OAuthErrorCode::InvalidGrant => ErrorKind::InvalidGrant,
                 OAuthErrorCode::AccessDenied => ErrorKind::AccessDenied,
@@ -351,8 +366,8 @@ impl Error {
     ///
     /// 400 for input that cannot be parsed, 401 for a token, code or grant that is refused, 403
     /// for a declined authorization or an insufficient scope, 413 for over-size input, 502 when
-    /// Audius answered something unexpected or refused the request itself, 503 when it cannot
-    /// be reached, 500 for configuration errors.
+    /// Audius answered something unexpected or refused the request itself, 503 when it or a
+    /// shared store cannot be reached, 500 for configuration errors.
     pub fn suggested_status(&self) -> u16 {
         match self.kind() {
             ErrorKind::Malformed | ErrorKind::InvalidRedirectUri => 400,
@@ -365,7 +380,7 @@ impl Error {
             ErrorKind::AccessDenied | ErrorKind::InsufficientScope => 403,
             ErrorKind::TooLarge => 413,
             ErrorKind::UpstreamUnexpected | ErrorKind::OAuthRefused => 502,
-            ErrorKind::UpstreamUnavailable => 503,
+            ErrorKind::UpstreamUnavailable | ErrorKind::StoreUnavailable => 503,
             ErrorKind::Config => 500,
         }
     }
