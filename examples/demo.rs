@@ -15,10 +15,14 @@
 //! | `AUDIUS_APP_NAME` | `Audius Login Demo` | the name the login page shows |
 //! | `AUDIUS_REDIRECT_URI` | `http://<BIND>/auth/audius/callback` | the callback URL (must match the app's address) |
 //! | `AUDIUS_VERIFIER` | `local` | `local` or `api` |
+//! | `AUDIUS_FLOW` | `implicit` | `implicit` (identity, with email) or `code` (OAuth 2.0 code flow with PKCE: API access as the user with scope `write`, no email) |
+//! | `AUDIUS_API_KEY` | none (embedded sandbox + code flow: the demo app's key, registered for the callback) | the app's API key |
 //! | `SESSION_KEY` | random (with a warning) | 64 bytes, hex or base64: the session cookie key, shared by instances |
+//! | `REDIS_URL` | none (sessions in the encrypted cookie) | sessions and the replay cache in Redis, shared by instances (`redis://127.0.0.1:6379/`) |
 //!
 //! Routes: `/` (the button, or the profile), `/me` (the `AudiusUser` as JSON, or 401 JSON),
-//! `/artists` (verified artists only), `POST /auth/logout`. The app itself is
+//! `/me/audius` (code flow: Audius' `/v1/me` fetched as the signed-in user; 401 JSON when
+//! signed out), `/artists` (verified artists only), `POST /auth/logout`. The app itself is
 //! `audius_login_examples::demo`, which the end-to-end suites drive too.
 
 #[actix_web::main]

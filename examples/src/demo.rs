@@ -1,8 +1,10 @@
 //! The demo app: `/` (the button, or the profile), `/me` (the `AudiusUser` as JSON, or 401
-//! JSON), `/artists` (verified artists only), and the login routes.
+//! JSON), `/me/audius` (code flow: Audius' `/v1/me` fetched as the signed-in user), `/artists`
+//! (verified artists only), and the login routes.
 
 use actix_audius_login::{
-    AudiusLogin, AudiusUser, ButtonOptions, ButtonSize, ResponseMode, VerifiedArtist,
+    AudiusClient, AudiusLogin, AudiusUser, ButtonOptions, ButtonSize, Flow, ResponseMode,
+    VerifiedArtist,
 };
 use actix_web::dev::Server;
 use actix_web::{App, HttpResponse, HttpServer, web};
@@ -12,7 +14,7 @@ use crate::{Setup, escape, page};
 /// Builds the demo's server on the setup's listener (not yet running: await or spawn it).
 pub fn server(setup: &Setup) -> std::io::Result<Server> {
     let audius = setup.audius.clone();
-    let key = setup.session_key.clone();
+    let sessions = setup.session_middleware_factory();
     let listener = setup.listener.try_clone()?;
     Ok(HttpServer::new(move || {
         let audius = audius.clone();
@@ -21,9 +23,12 @@ pub fn server(setup: &Setup) -> std::io::Result<Server> {
             .configure(audius.routes())
             .route("/", web::get().to(home))
             .route("/me", web::get().to(me))
+            .route("/me/audius", web::get().to(me_at_audius))
             .route("/artists", web::get().to(artists))
             .wrap(audius.middleware())
-            .wrap(crate::session_middleware(&audius, key.clone()))
+            .wrap(sessions())
+            // Outermost: a session store outage (Redis down) is a clear 503, not a hang.
+            .wrap(audius.session_store_guard())
     })
     .listen(listener)?
     .run())
@@ -55,6 +60,33 @@ async fn home(user: Option<AudiusUser>, audius: web::Data<AudiusLogin>) -> HttpR
 
 async fn me(user: AudiusUser) -> HttpResponse {
     HttpResponse::Ok().json(user)
+}
+
+/// Code flow: the user as Audius describes them now, fetched with the session's access token
+/// (refreshed when needed). 401 JSON when signed out.
+async fn me_at_audius(
+    audius: web::Data<AudiusLogin>,
+    req: actix_web::HttpRequest,
+) -> Result<HttpResponse, actix_web::Error> {
+    use actix_web::FromRequest as _;
+    if audius.flow() != Flow::AuthorizationCode {
+        return Ok(HttpResponse::NotFound().json(serde_json::json!({
+            "error": "code_flow_only",
+            "message": "/me/audius calls the Audius API as the user: run the demo with AUDIUS_FLOW=code",
+        })));
+    }
+    let client = AudiusClient::extract(&req).await?;
+    let profile = client.me().await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "id": profile.user_id.get(),
+        "hashid": profile.user_id.hashid(),
+        "handle": profile.handle,
+        "name": profile.name,
+        "verified": profile.verified,
+        "email": profile.email,
+        "scope": client.scope().as_str(),
+        "access_token_expires_at": client.access_token_expires_at().unix_timestamp(),
+    })))
 }
 
 async fn artists(artist: VerifiedArtist) -> HttpResponse {

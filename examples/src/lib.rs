@@ -8,14 +8,99 @@ pub mod demo;
 
 use std::net::TcpListener;
 
-use actix_audius_login::{AudiusLogin, AudiusUser, Environment, ResponseMode, VerifierKind};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_audius_login::store::{GuardedStore, ReconnectingStore};
+use actix_audius_login::{
+    AudiusLogin, AudiusUser, Environment, Flow, ResponseMode, Scope, VerifierKind,
+};
 use actix_session::SessionMiddleware;
-use actix_session::storage::CookieSessionStore;
+use actix_session::storage::{
+    CookieSessionStore, LoadError, RedisSessionStore, SaveError, SessionKey, SessionStore,
+    UpdateError,
+};
 use actix_web::HttpResponse;
 use actix_web::cookie::{Key, SameSite};
-use audius_sandbox::{Sandbox, SandboxHandle};
+use audius_login::replay::RedisReplayCache;
+use audius_sandbox::{DeveloperApp, Sandbox, SandboxHandle};
 use base64::Engine as _;
 use url::Url;
+
+/// The API key the demo registers with the embedded sandbox for the code flow
+/// (`AUDIUS_FLOW=code`), with the demo's callback URL and `postmessage`.
+pub const DEMO_API_KEY: &str = "de30de30de30de30de30de30de30de30de30de30";
+
+/// How long a session-store call may take before the request is answered `503`.
+pub const SESSION_STORE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// The demo's session store: the cookie itself (default), or Redis (`REDIS_URL`), which
+/// reconnects after an outage and answers within [`SESSION_STORE_TIMEOUT`].
+#[derive(Clone)]
+pub enum DemoStore {
+    /// actix-session's cookie store: the whole session in the (encrypted) cookie.
+    Cookie,
+    /// actix-session's Redis store: the cookie holds only the session id.
+    Redis(GuardedStore<ReconnectingStore<RedisSessionStore>>),
+}
+
+impl DemoStore {
+    /// A Redis store at `url` (connected on first use, so the app starts while Redis is down).
+    pub fn redis(url: &str) -> Self {
+        let url = url.to_owned();
+        let store = ReconnectingStore::lazy(move || {
+            let url = url.clone();
+            Box::pin(async move { RedisSessionStore::new(url).await })
+        });
+        Self::Redis(GuardedStore::new(store).timeout(SESSION_STORE_TIMEOUT))
+    }
+}
+
+type SessionState = HashMap<String, String>;
+type Ttl = actix_web::cookie::time::Duration;
+
+impl SessionStore for DemoStore {
+    async fn load(&self, key: &SessionKey) -> Result<Option<SessionState>, LoadError> {
+        match self {
+            Self::Cookie => CookieSessionStore::default().load(key).await,
+            Self::Redis(s) => s.load(key).await,
+        }
+    }
+
+    async fn save(&self, state: SessionState, ttl: &Ttl) -> Result<SessionKey, SaveError> {
+        match self {
+            Self::Cookie => CookieSessionStore::default().save(state, ttl).await,
+            Self::Redis(s) => s.save(state, ttl).await,
+        }
+    }
+
+    async fn update(
+        &self,
+        key: SessionKey,
+        state: SessionState,
+        ttl: &Ttl,
+    ) -> Result<SessionKey, UpdateError> {
+        match self {
+            Self::Cookie => CookieSessionStore::default().update(key, state, ttl).await,
+            Self::Redis(s) => s.update(key, state, ttl).await,
+        }
+    }
+
+    async fn update_ttl(&self, key: &SessionKey, ttl: &Ttl) -> Result<(), anyhow::Error> {
+        match self {
+            Self::Cookie => CookieSessionStore::default().update_ttl(key, ttl).await,
+            Self::Redis(s) => s.update_ttl(key, ttl).await,
+        }
+    }
+
+    async fn delete(&self, key: &SessionKey) -> Result<(), anyhow::Error> {
+        match self {
+            Self::Cookie => CookieSessionStore::default().delete(key).await,
+            Self::Redis(s) => s.delete(key).await,
+        }
+    }
+}
 
 /// Logs to stderr; `RUST_LOG` overrides the default `info`.
 pub fn init_tracing() {
@@ -37,6 +122,10 @@ pub struct Setup {
     /// The embedded sandbox, when no `AUDIUS_ENV` was given. Kept alive with the app.
     pub sandbox: Option<SandboxHandle>,
     pub key_was_generated: bool,
+    /// Where sessions live: the cookie, or Redis (`REDIS_URL`).
+    pub store: DemoStore,
+    /// `REDIS_URL`, when given.
+    pub redis_url: Option<String>,
 }
 
 fn env(name: &str) -> Option<String> {
@@ -55,6 +144,17 @@ impl Setup {
         default_app_name: &str,
         forced_mode: Option<ResponseMode>,
     ) -> Result<Self, String> {
+        Self::from_vars(default_app_name, forced_mode, &env).await
+    }
+
+    /// As [`Setup::from_env_with`], reading the variables through `var` instead of the process
+    /// environment (tests set them without touching the environment).
+    pub async fn from_vars(
+        default_app_name: &str,
+        forced_mode: Option<ResponseMode>,
+        var: &(dyn Fn(&str) -> Option<String> + Sync),
+    ) -> Result<Self, String> {
+        let env = |name: &str| var(name).filter(|v| !v.trim().is_empty());
         let bind = env("BIND").unwrap_or_else(|| "127.0.0.1:8080".into());
         let listener =
             TcpListener::bind(&bind).map_err(|e| format!("cannot listen on {bind}: {e}"))?;
@@ -86,9 +186,32 @@ impl Setup {
                 ));
             }
         };
+        let flow = match env("AUDIUS_FLOW").as_deref() {
+            None | Some("implicit") => Flow::Implicit,
+            Some("code") => Flow::AuthorizationCode,
+            Some(other) => {
+                return Err(format!(
+                    "AUDIUS_FLOW must be implicit or code, not {other:?}"
+                ));
+            }
+        };
+        let redirect_uri =
+            env("AUDIUS_REDIRECT_URI").unwrap_or_else(|| format!("{app_url}auth/audius/callback"));
+        let mut api_key = env("AUDIUS_API_KEY");
         let (environment, sandbox) = match env("AUDIUS_ENV").as_deref() {
             None | Some("sandbox") => {
+                // The code flow needs a developer app registered for the demo's callback.
+                let app = DeveloperApp::new(
+                    "Audius Login Demo",
+                    api_key.as_deref().unwrap_or(DEMO_API_KEY),
+                    vec![redirect_uri.clone(), "postmessage".into()],
+                )
+                .map_err(|e| format!("cannot register the demo app with the sandbox: {e}"))?;
+                if flow == Flow::AuthorizationCode && api_key.is_none() {
+                    api_key = Some(DEMO_API_KEY.into());
+                }
                 let sandbox = Sandbox::builder()
+                    .app(app)
                     .start()
                     .await
                     .map_err(|e| format!("the embedded sandbox did not start: {e}"))?;
@@ -106,13 +229,32 @@ impl Setup {
                 )
             }
         };
-        let redirect_uri =
-            env("AUDIUS_REDIRECT_URI").unwrap_or_else(|| format!("{app_url}auth/audius/callback"));
         let app_name = env("AUDIUS_APP_NAME").unwrap_or_else(|| default_app_name.into());
-        let audius = AudiusLogin::builder(app_name, &redirect_uri)
+        let redis_url = env("REDIS_URL");
+        let mut builder = AudiusLogin::builder(app_name, &redirect_uri)
             .response_mode(mode)
             .environment(environment)
             .verifier_kind(verifier)
+            .flow(flow);
+        if let Some(key) = &api_key {
+            builder = builder.api_key(key.clone());
+        }
+        if flow == Flow::AuthorizationCode {
+            // The demo shows the client acting for the user, so it asks for `write`.
+            builder = builder.scope(Scope::Write);
+        }
+        let store = match &redis_url {
+            Some(url) => {
+                // Tokens accepted by one instance are refused by all.
+                let replay = RedisReplayCache::builder(url.clone())
+                    .build()
+                    .map_err(|e| format!("REDIS_URL {url:?}: {e}"))?;
+                builder = builder.replay_cache(Arc::new(replay));
+                DemoStore::redis(url)
+            }
+            None => DemoStore::Cookie,
+        };
+        let audius = builder
             .build()
             .map_err(|e| format!("invalid Audius login settings: {e}"))?;
 
@@ -127,6 +269,8 @@ impl Setup {
             app_url,
             sandbox,
             key_was_generated,
+            store,
+            redis_url,
         })
     }
 
@@ -159,6 +303,8 @@ impl Setup {
             app_url,
             sandbox: None,
             key_was_generated: true,
+            store: DemoStore::Cookie,
+            redis_url: None,
         })
     }
 
@@ -171,7 +317,12 @@ impl Setup {
             );
         }
         println!("Log In with Audius demo listening on {}", self.app_url);
+        println!("  flow:      {:?}", self.audius.flow());
         println!("  channel:   {:?}", self.audius.response_mode());
+        match &self.redis_url {
+            Some(url) => println!("  sessions:  Redis at {url} (and the replay cache)"),
+            None => println!("  sessions:  in the encrypted cookie"),
+        }
         println!("  callback:  {}", self.audius.redirect_uri());
         match &self.sandbox {
             Some(sandbox) => {
@@ -188,6 +339,26 @@ impl Setup {
             }
             None => println!("  Audius:    {}", self.audius.environment().login_page()),
         }
+    }
+}
+
+impl Setup {
+    /// The session middleware on the setup's store (see [`session_middleware`] for the cookie
+    /// settings).
+    pub fn session_middleware(&self) -> SessionMiddleware<DemoStore> {
+        session_middleware_on(self.store.clone(), &self.audius, self.session_key.clone())
+    }
+
+    /// A factory of [`Setup::session_middleware`], for `HttpServer::new`'s closure (`Send`).
+    pub fn session_middleware_factory(
+        &self,
+    ) -> impl Fn() -> SessionMiddleware<DemoStore> + Clone + Send + 'static {
+        let (store, audius, key) = (
+            self.store.clone(),
+            self.audius.clone(),
+            self.session_key.clone(),
+        );
+        move || session_middleware_on(store.clone(), &audius, key.clone())
     }
 }
 
@@ -213,7 +384,16 @@ fn parse_key(text: &str) -> Result<Key, String> {
 /// `SameSite=Lax` (the login comes back by a top-level cross-site navigation), `Secure` unless
 /// the app runs on plain-http localhost.
 pub fn session_middleware(audius: &AudiusLogin, key: Key) -> SessionMiddleware<CookieSessionStore> {
-    SessionMiddleware::builder(CookieSessionStore::default(), key)
+    session_middleware_on(CookieSessionStore::default(), audius, key)
+}
+
+/// [`session_middleware`] on any store.
+pub fn session_middleware_on<S: SessionStore>(
+    store: S,
+    audius: &AudiusLogin,
+    key: Key,
+) -> SessionMiddleware<S> {
+    SessionMiddleware::builder(store, key)
         .cookie_name("audius-demo".into())
         .cookie_secure(audius.cookie_secure())
         .cookie_http_only(true)

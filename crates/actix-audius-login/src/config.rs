@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use actix_web::HttpRequest;
 use audius_login::clock::{Clock, SystemClock};
+use audius_login::oauth::OAuthClient;
 use audius_login::replay::{MemoryReplayCache, ReplayCache};
 use audius_login::return_to::sanitize_return_to;
 use audius_login::{
@@ -16,22 +17,43 @@ use audius_login::{
 };
 use url::Url;
 
+use crate::oauth::{DEFAULT_REFRESH_MARGIN, DEFAULT_TRACKED_SESSIONS, Families};
 use crate::user::AudiusUser;
+
+/// Which Log In with Audius flow an [`AudiusLogin`] runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum Flow {
+    /// The implicit flow (spec sections 1 to 4): the login page hands over a signed token,
+    /// verified here. Gives identity, **with the email**, and nothing to call the API with.
+    /// (Default.)
+    #[default]
+    Implicit,
+    /// The authorization-code flow with PKCE (`audius-login-pkce.md`): the login page hands
+    /// over a one-time code, exchanged here for access and refresh tokens kept in the session
+    /// (never sent to the page), with which [`AudiusClient`](crate::AudiusClient) calls the
+    /// Audius API as the user. Gives **no email**. Needs the app's API key
+    /// ([`AudiusLoginBuilder::api_key`]), registered with Audius together with the callback URL.
+    AuthorizationCode,
+}
 
 /// How the login page answers the app (spec section 2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 #[non_exhaustive]
 pub enum ResponseMode {
-    /// The page navigates to the callback with `#state=..&token=..`; a tiny bridge page served
+    /// The page navigates to the callback with `#state=..&token=..` (code flow:
+    /// `#state=..&code=..`); a tiny bridge page served
     /// by the callback route hands the fragment to the server and removes it from history. The
     /// token never reaches server logs. (Default.)
     #[default]
     Fragment,
-    /// The page navigates to the callback with `?state=..&token=..`. Simplest; the token appears
-    /// in the callback URL (and so in access logs).
+    /// The page navigates to the callback with `?state=..&token=..` (code flow:
+    /// `?state=..&code=..`). Simplest; the token appears in the callback URL (and so in access
+    /// logs); a code there is harmless (one use, and useless without the session's verifier).
     Query,
-    /// The login page opens in a popup and posts `{state, token}` to the opener; the button's
-    /// script checks the message's origin and source and posts it to the callback.
+    /// The login page opens in a popup and posts `{state, token}` (code flow: `{state, code}`)
+    /// to the opener; the button's script checks the message's origin and source and posts it to
+    /// the callback.
     PostMessage,
 }
 
@@ -129,6 +151,10 @@ pub(crate) struct Config {
     pub(crate) login_deadline: Option<Duration>,
     pub(crate) on_login: Option<Arc<OnLoginFn>>,
     pub(crate) directory: Option<Arc<UserDirectory>>,
+    pub(crate) flow: Flow,
+    pub(crate) oauth: OAuthClient,
+    pub(crate) refresh_margin: Duration,
+    pub(crate) families: Families,
 }
 
 impl fmt::Debug for AudiusLogin {
@@ -136,6 +162,7 @@ impl fmt::Debug for AudiusLogin {
         let c = &self.inner;
         f.debug_struct("AudiusLogin")
             .field("app_name", &c.app_name)
+            .field("flow", &c.flow)
             .field("redirect_uri", &c.redirect_uri.as_str())
             .field("response_mode", &c.response_mode)
             .field("environment", &c.environment)
@@ -190,6 +217,21 @@ impl AudiusLogin {
     /// The answer channel.
     pub fn response_mode(&self) -> ResponseMode {
         self.inner.response_mode
+    }
+
+    /// The flow: implicit (identity with email) or authorization code (API access, no email).
+    pub fn flow(&self) -> Flow {
+        self.inner.flow
+    }
+
+    /// The scope asked for.
+    pub fn scope(&self) -> Scope {
+        self.inner.scope
+    }
+
+    /// The OAuth client of the code flow (also used by every flow to revoke tokens at logout).
+    pub fn oauth_client(&self) -> &OAuthClient {
+        &self.inner.oauth
     }
 
     /// The Audius environment.
@@ -258,6 +300,9 @@ pub struct AudiusLoginBuilder {
     on_login: Option<Arc<OnLoginFn>>,
     user_cache_ttl: Duration,
     user_cache_capacity: usize,
+    flow: Flow,
+    refresh_margin: Duration,
+    tracked_sessions: usize,
 }
 
 impl AudiusLoginBuilder {
@@ -290,7 +335,34 @@ impl AudiusLoginBuilder {
             on_login: None,
             user_cache_ttl: audius_login::verify::DEFAULT_USER_CACHE_TTL,
             user_cache_capacity: audius_login::verify::DEFAULT_USER_CACHE_CAPACITY,
+            flow: Flow::Implicit,
+            refresh_margin: DEFAULT_REFRESH_MARGIN,
+            tracked_sessions: DEFAULT_TRACKED_SESSIONS,
         }
+    }
+
+    /// The flow. Default: [`Flow::Implicit`]. [`Flow::AuthorizationCode`] needs
+    /// [`api_key`](Self::api_key) (sent as `client_id`), and the callback URL (or `postmessage`)
+    /// registered for that key; the verifier, replay-cache and token-age settings then do not
+    /// apply (the code is one use, and is checked by Audius).
+    pub fn flow(mut self, flow: Flow) -> Self {
+        self.flow = flow;
+        self
+    }
+
+    /// Code flow: refresh the access token this long before it expires, so that a call made
+    /// just before expiry does not fail. Default: 60 s.
+    pub fn refresh_margin(mut self, margin: Duration) -> Self {
+        self.refresh_margin = margin;
+        self
+    }
+
+    /// Code flow: how many signed-in sessions this process tracks at once for refresh
+    /// coordination (one lock and the newest tokens per session, least recently used forgotten
+    /// first). Default: 10,000.
+    pub fn tracked_sessions(mut self, count: usize) -> Self {
+        self.tracked_sessions = count.max(1);
+        self
     }
 
     /// The answer channel. Default: [`ResponseMode::Fragment`].
@@ -306,7 +378,8 @@ impl AudiusLoginBuilder {
         self
     }
 
-    /// The app's API key (40 hex characters), sent as `api_key`. Default: none.
+    /// The app's API key (40 hex characters), sent as `api_key` (code flow: `client_id`).
+    /// Default: none.
     pub fn api_key(mut self, key: impl Into<String>) -> Self {
         self.api_key = Some(key.into());
         self
@@ -361,8 +434,9 @@ impl AudiusLoginBuilder {
         self
     }
 
-    /// The API client of the built-in verifiers. Default: a client for the environment's API
-    /// with the core crate's defaults (3 s connect, 10 s total, 1 MiB bodies).
+    /// The API client of the built-in verifiers, of the code flow's token calls and of
+    /// [`AudiusClient`](crate::AudiusClient). Default: a client for the environment's API with
+    /// the core crate's defaults (3 s connect, 10 s total, 1 MiB bodies).
     pub fn api_client(mut self, client: ApiClient) -> Self {
         self.api_client = Some(client);
         self
@@ -490,6 +564,11 @@ impl AudiusLoginBuilder {
         if self.scope == Scope::Write && api_key.is_none() {
             return config("scope write needs an API key".into());
         }
+        if self.flow == Flow::AuthorizationCode && api_key.is_none() {
+            return config(
+                "the authorization-code flow needs the app's API key (sent as client_id)".into(),
+            );
+        }
         for (what, path) in [
             ("login path", &self.login_path),
             ("logout path", &self.logout_path),
@@ -517,13 +596,17 @@ impl AudiusLoginBuilder {
             .clock_skew(self.clock_skew)
             .clock(self.clock.clone())
             .profile_source(self.profile_source);
+        let client = match self.api_client {
+            Some(c) => c,
+            None => ApiClient::new(self.environment.api())?,
+        };
+        let mut oauth = OAuthClient::new(client.clone());
+        if let Some(key) = &api_key {
+            oauth = oauth.client_id(key)?;
+        }
         let (verifier, directory): (Arc<dyn Verifier>, _) = match self.verifier {
             Some(v) => (v, None),
             None => {
-                let client = match self.api_client {
-                    Some(c) => c,
-                    None => ApiClient::new(self.environment.api())?,
-                };
                 let directory = Arc::new(UserDirectory::with_cache(
                     client,
                     self.user_cache_ttl,
@@ -572,6 +655,10 @@ impl AudiusLoginBuilder {
                 login_deadline: self.login_deadline,
                 on_login: self.on_login,
                 directory,
+                flow: self.flow,
+                oauth,
+                refresh_margin: self.refresh_margin,
+                families: Families::new(self.tracked_sessions),
             }),
         })
     }
@@ -582,6 +669,7 @@ impl fmt::Debug for AudiusLoginBuilder {
         f.debug_struct("AudiusLoginBuilder")
             .field("app_name", &self.app_name)
             .field("redirect_uri", &self.redirect_uri)
+            .field("flow", &self.flow)
             .field("response_mode", &self.response_mode)
             .finish_non_exhaustive()
     }

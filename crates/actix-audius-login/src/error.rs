@@ -16,6 +16,9 @@
 //! | token missing / malformed / too large | 400 / 400 / 413 | `missing_token` / `malformed_token` / `token_too_large` |
 //! | callback body unreadable | 400 | `invalid_callback` |
 //! | token refused by Audius (signature, wallet) | 401 | `token_refused` |
+//! | code flow: code missing / refused by Audius (invalid, expired, used, PKCE) | 400 / 401 | `missing_code` / `code_refused` |
+//! | code flow: the user declined at Audius (`error=access_denied`) | 403 | `access_denied` |
+//! | code flow: the token's scope does not allow the call | 403 | `insufficient_scope` |
 //! | token too old / already used | 401 | `stale_token` / `replayed_token` |
 //! | login refused by the app's `on_login` hook | 403 | `login_refused` |
 //! | cross-site request to a state-changing route | 403 | `cross_site_request` |
@@ -48,6 +51,16 @@ pub enum LoginErrorKind {
     StateExpired,
     /// The callback came without `token`.
     MissingToken,
+    /// Code flow: the callback came without `code`.
+    MissingCode,
+    /// Code flow: Audius refused the authorization code (unknown, expired, already used, or a
+    /// verifier, client or redirect URI that does not match).
+    CodeRefused,
+    /// Code flow: the user declined the authorization (or Audius answered another error on the
+    /// redirect).
+    AccessDenied,
+    /// Code flow: the access token's scope does not allow the call (`write` needed).
+    InsufficientScope,
     /// The callback's body could not be read (wrong type, too large, bad encoding).
     InvalidCallback,
     /// The token cannot be parsed.
@@ -85,6 +98,10 @@ impl LoginErrorKind {
             StateMismatch => "state_mismatch",
             StateExpired => "state_expired",
             MissingToken => "missing_token",
+            MissingCode => "missing_code",
+            CodeRefused => "code_refused",
+            AccessDenied => "access_denied",
+            InsufficientScope => "insufficient_scope",
             InvalidCallback => "invalid_callback",
             MalformedToken => "malformed_token",
             TokenTooLarge => "token_too_large",
@@ -104,10 +121,13 @@ impl LoginErrorKind {
     pub fn status(self) -> StatusCode {
         use LoginErrorKind::*;
         match self {
-            NotSignedIn | TokenRefused | StaleToken | ReplayedToken => StatusCode::UNAUTHORIZED,
-            NotVerifiedArtist | LoginRefused | CrossSiteRequest => StatusCode::FORBIDDEN,
-            MissingState | StateMismatch | StateExpired | MissingToken | InvalidCallback
-            | MalformedToken => StatusCode::BAD_REQUEST,
+            NotSignedIn | TokenRefused | StaleToken | ReplayedToken | CodeRefused => {
+                StatusCode::UNAUTHORIZED
+            }
+            NotVerifiedArtist | LoginRefused | CrossSiteRequest | AccessDenied
+            | InsufficientScope => StatusCode::FORBIDDEN,
+            MissingState | StateMismatch | StateExpired | MissingToken | MissingCode
+            | InvalidCallback | MalformedToken => StatusCode::BAD_REQUEST,
             TokenTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             AudiusUnavailable | SessionUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             AudiusUnexpected => StatusCode::BAD_GATEWAY,
@@ -122,6 +142,8 @@ impl LoginErrorKind {
             NotSignedIn => "Sign in required",
             NotVerifiedArtist => "Verified artists only",
             LoginRefused => "Login refused",
+            AccessDenied => "Login cancelled",
+            InsufficientScope => "Not allowed",
             CrossSiteRequest => "Request refused",
             AudiusUnavailable | AudiusUnexpected => "Audius is unavailable",
             SessionUnavailable => "Service unavailable",
@@ -250,6 +272,28 @@ impl From<audius_login::Error> for AudiusLoginError {
                 LoginErrorKind::AudiusUnexpected,
                 format!("Audius answered unexpectedly; please try again later ({e})."),
             ),
+            K::InvalidGrant => (
+                LoginErrorKind::CodeRefused,
+                format!(
+                    "Audius did not accept this login ({}). Please log in again.",
+                    oauth_description(&e)
+                ),
+            ),
+            K::AccessDenied => (
+                LoginErrorKind::AccessDenied,
+                format!(
+                    "The login was cancelled at Audius ({}).",
+                    oauth_description(&e)
+                ),
+            ),
+            K::OAuthRefused | K::InvalidAccessToken => (
+                LoginErrorKind::AudiusUnexpected,
+                format!("Audius refused the request; please try again later ({e})."),
+            ),
+            K::InsufficientScope => (
+                LoginErrorKind::InsufficientScope,
+                format!("This needs more access to your Audius account than was granted ({e})."),
+            ),
             _ => (LoginErrorKind::Misconfigured, e.to_string()),
         };
         Self(Box::new(Inner {
@@ -258,6 +302,17 @@ impl From<audius_login::Error> for AudiusLoginError {
             source: Some(e),
             presentation: Presentation::Json,
         }))
+    }
+}
+
+/// The `error_description` of an OAuth error (its code when there is none), else the error.
+fn oauth_description(e: &audius_login::Error) -> String {
+    match e {
+        audius_login::Error::OAuth {
+            code, description, ..
+        } if description.is_empty() => code.to_string(),
+        audius_login::Error::OAuth { description, .. } => description.clone(),
+        other => other.to_string(),
     }
 }
 

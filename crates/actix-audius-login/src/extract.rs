@@ -11,7 +11,8 @@ use serde::Serialize;
 
 use crate::config::{AudiusLogin, UnauthenticatedResponse};
 use crate::error::{AudiusLoginError, LoginErrorKind, Presentation, wants_html};
-use crate::session::{USER_KEY, read_user};
+use crate::oauth::{CodeFlow, read_tokens, revoke_in_background};
+use crate::session::{TOKENS_KEY, USER_KEY, read_user};
 use crate::user::AudiusUser;
 
 /// The user read once per request, cached in the request's extensions.
@@ -151,7 +152,9 @@ pub trait AudiusRequestExt {
         self.audius_user().is_some()
     }
 
-    /// Signs the user out, keeping the rest of the session (whose id is renewed).
+    /// Signs the user out, keeping the rest of the session (whose id is renewed). The code
+    /// flow's tokens, if any, are removed too and revoked at Audius in the background (best
+    /// effort).
     fn forget_audius_user(&self);
 }
 
@@ -162,9 +165,20 @@ impl AudiusRequestExt for HttpRequest {
 
     fn forget_audius_user(&self) {
         let session = self.get_session();
+        let tokens = read_tokens(&session);
         session.remove(USER_KEY);
+        session.remove(TOKENS_KEY);
         session.renew();
         self.extensions_mut().insert(CachedUser(None));
+        if let Some(tokens) = tokens {
+            let code_flow = self.extensions().get::<CodeFlow>().map(|c| c.0.clone());
+            match code_flow.or_else(|| self.extensions().get::<AudiusLogin>().cloned()) {
+                Some(config) => revoke_in_background(&config, tokens),
+                None => tracing::warn!(
+                    "no Audius login middleware: the removed tokens could not be revoked"
+                ),
+            }
+        }
     }
 }
 

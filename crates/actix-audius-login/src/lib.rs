@@ -7,6 +7,7 @@ pub mod error;
 mod extract;
 pub mod guard;
 pub mod middleware;
+pub mod oauth;
 mod pages;
 pub mod routes;
 mod session;
@@ -19,10 +20,11 @@ pub use audius_login;
 pub use audius_login::{Display, Environment, ProfilePicture, Scope, UserId};
 pub use button::{ButtonCorners, ButtonOptions, ButtonSize, ButtonWidth, HoverGrowth};
 pub use config::{
-    AudiusLogin, AudiusLoginBuilder, LoginEvent, LogoutBehavior, ResponseMode,
+    AudiusLogin, AudiusLoginBuilder, Flow, LoginEvent, LogoutBehavior, ResponseMode,
     UnauthenticatedResponse, VerifierKind,
 };
 pub use error::{AudiusLoginError, LoginErrorKind};
 pub use extract::{AudiusRequestExt, VerifiedArtist};
 pub use middleware::{AudiusLoginMiddleware, RequireLogin};
+pub use oauth::AudiusClient;
 pub use user::AudiusUser;

@@ -42,6 +42,7 @@ use futures_util::future::LocalBoxFuture;
 
 use crate::config::AudiusLogin;
 use crate::extract::{require_user, require_verified_artist};
+use crate::oauth::{CodeFlow, is_code_flow, upgrade_session_tokens};
 
 impl AudiusLogin {
     /// The middleware to wrap the `App` with (before the session middleware; see the
@@ -69,6 +70,15 @@ impl AudiusLogin {
 
 /// Makes the Audius login settings available to extractors and guards. See the
 /// [module docs](self).
+///
+/// Two configurations may be installed on one app, one per flow (identity with the implicit
+/// flow, API access with the code flow): the implicit one then answers for [`AudiusUser`],
+/// guards and [`RequireLogin`], the code-flow one for [`AudiusClient`], whatever the order of
+/// the two `.wrap` calls. With the code flow, the middleware also makes sure that a session
+/// written during the request carries the newest tokens (see [`crate::oauth`]).
+///
+/// [`AudiusUser`]: crate::AudiusUser
+/// [`AudiusClient`]: crate::AudiusClient
 #[derive(Debug, Clone)]
 pub struct AudiusLoginMiddleware {
     config: AudiusLogin,
@@ -107,13 +117,36 @@ where
 {
     type Response = ServiceResponse<B>;
     type Error = Error;
-    type Future = S::Future;
+    type Future = LocalBoxFuture<'static, Result<Self::Response, Self::Error>>;
 
     forward_ready!(service);
 
     fn call(&self, req: ServiceRequest) -> Self::Future {
-        req.extensions_mut().insert(self.config.clone());
-        self.service.call(req)
+        let code_flow = is_code_flow(&self.config);
+        {
+            let mut ext = req.extensions_mut();
+            // The identity (implicit) configuration answers for the user when both are here.
+            let replace = match ext.get::<AudiusLogin>() {
+                None => true,
+                Some(existing) => !code_flow && is_code_flow(existing),
+            };
+            if replace {
+                ext.insert(self.config.clone());
+            }
+            if code_flow {
+                ext.insert(CodeFlow(self.config.clone()));
+            }
+        }
+        let fut = self.service.call(req);
+        if !code_flow {
+            return Box::pin(fut);
+        }
+        let config = self.config.clone();
+        Box::pin(async move {
+            let res = fut.await?;
+            upgrade_session_tokens(res.request(), &config.inner);
+            Ok(res)
+        })
     }
 }
 

@@ -2,9 +2,9 @@
 //!
 //! | route | default path | what |
 //! |---|---|---|
-//! | login | `GET /auth/audius/login?return_to=/path` | new state in the session, 302 to the Audius login page |
-//! | callback | the redirect URI's path, `GET` and `POST` | checks state, verifies the token, signs in, 302/303 to the return-to |
-//! | logout | `POST /auth/logout` | refuses cross-site requests, purges the session, 303 to the landing page |
+//! | login | `GET /auth/audius/login?return_to=/path` | new state (code flow: and PKCE verifier) in the session, 302 to the Audius login page (code flow: `{api}/v1/oauth/authorize`) |
+//! | callback | the redirect URI's path, `GET` and `POST` | checks state, verifies the token (code flow: exchanges the code, reads `/v1/me`), signs in, 302/303 to the return-to |
+//! | logout | `POST /auth/logout` | refuses cross-site requests, revokes the code flow's tokens (best effort), purges the session, 303 to the landing page |
 //! | assets | `GET /auth/audius/assets/{login.js,button.css}` | the popup script and the button stylesheet |
 
 use actix_session::SessionExt as _;
@@ -12,15 +12,17 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::{Method, StatusCode};
 use actix_web::web::{self, ServiceConfig};
 use actix_web::{HttpMessage as _, HttpRequest, HttpResponse};
+use audius_login::oauth::{AuthorizeUrl, MAX_CODE_LEN, PkceVerifier};
 use audius_login::return_to::sanitize_return_to;
 use audius_login::{LoginUrl, RedirectUri, State};
 use futures_util::StreamExt as _;
 use serde::{Deserialize, Serialize};
 
-use crate::config::{AudiusLogin, LoginEvent, LogoutBehavior, ResponseMode};
+use crate::config::{AudiusLogin, Flow, LoginEvent, LogoutBehavior, ResponseMode};
 use crate::error::{AudiusLoginError, LoginErrorKind};
+use crate::oauth::{self, CodeFlow, StoredTokens, read_tokens};
 use crate::pages;
-use crate::session::{self, PendingLogin, USER_KEY};
+use crate::session::{self, PendingLogin, TOKENS_KEY, USER_KEY};
 use crate::user::AudiusUser;
 
 /// Largest callback body read: a token (16 KiB) and a state, with room for encoding.
@@ -56,7 +58,11 @@ impl AudiusLogin {
             .service(web::resource(c.logout_path.as_str()).route(web::post().to(
                 move |req: HttpRequest| {
                     let a = logout.clone();
-                    async move { logout_handler(&a, &req).map_err(|e| present(&a, &req, e)) }
+                    async move {
+                        logout_handler(&a, &req)
+                            .await
+                            .map_err(|e| present(&a, &req, e))
+                    }
                 },
             )))
             .service(
@@ -118,21 +124,42 @@ fn start_login(audius: &AudiusLogin, req: &HttpRequest) -> Result<HttpResponse, 
             audius_login::ResponseMode::Fragment,
         ),
     };
-    let mut builder = LoginUrl::builder()
-        .scope(c.scope)
-        .app_name(c.app_name.clone())
-        .redirect_uri(redirect_uri)
-        .state(&state)
-        .response_mode(mode)
-        .display(c.display)
-        .environment(c.environment.clone());
-    if let Some(key) = &c.api_key {
-        builder = builder.api_key(key.clone());
-    }
-    if c.response_mode == ResponseMode::PostMessage {
-        builder = builder.origin(c.app_origin.clone());
-    }
-    let url = builder.build()?;
+    let popup = c.response_mode == ResponseMode::PostMessage;
+    let (url, verifier) = match c.flow {
+        Flow::Implicit => {
+            let mut builder = LoginUrl::builder()
+                .scope(c.scope)
+                .app_name(c.app_name.clone())
+                .redirect_uri(redirect_uri)
+                .state(&state)
+                .response_mode(mode)
+                .display(c.display)
+                .environment(c.environment.clone());
+            if let Some(key) = &c.api_key {
+                builder = builder.api_key(key.clone());
+            }
+            if popup {
+                builder = builder.origin(c.app_origin.clone());
+            }
+            (builder.build()?, None)
+        }
+        Flow::AuthorizationCode => {
+            let verifier = PkceVerifier::generate();
+            let mut builder = AuthorizeUrl::builder()
+                .client_id(c.api_key.clone().unwrap_or_default())
+                .redirect_uri(redirect_uri)
+                .scope(c.scope)
+                .state(&state)
+                .pkce(&verifier)
+                .response_mode(mode)
+                .display(c.display)
+                .environment(c.environment.clone());
+            if popup {
+                builder = builder.origin(c.app_origin.clone());
+            }
+            (builder.build()?, Some(verifier))
+        }
+    };
     session::push_pending(
         &req.get_session(),
         c,
@@ -140,9 +167,10 @@ fn start_login(audius: &AudiusLogin, req: &HttpRequest) -> Result<HttpResponse, 
             state,
             return_to,
             started_at: session::now(c).unix_timestamp(),
+            verifier,
         },
     )?;
-    tracing::debug!(mode = ?c.response_mode, "starting an Audius login");
+    tracing::debug!(mode = ?c.response_mode, flow = ?c.flow, "starting an Audius login");
     let mut res = HttpResponse::Found()
         .insert_header((header::LOCATION, url.as_str()))
         .finish();
@@ -150,13 +178,37 @@ fn start_login(audius: &AudiusLogin, req: &HttpRequest) -> Result<HttpResponse, 
     Ok(res)
 }
 
-/// The two values a callback carries.
+/// What a callback carries: `state` and `token` (implicit flow), or `state` and `code`, or
+/// `state`, `error` and `error_description` (code flow).
 #[derive(Debug, Default, Deserialize)]
 struct CallbackParams {
     #[serde(default)]
     state: Option<String>,
     #[serde(default)]
     token: Option<String>,
+    #[serde(default)]
+    code: Option<String>,
+    #[serde(default)]
+    error: Option<String>,
+    #[serde(default)]
+    error_description: Option<String>,
+}
+
+impl CallbackParams {
+    /// The parameters of a query string or form.
+    fn from_pairs(pairs: &str) -> Self {
+        Self {
+            state: first_param(pairs, "state"),
+            token: first_param(pairs, "token"),
+            code: first_param(pairs, "code"),
+            error: first_param(pairs, "error"),
+            error_description: first_param(pairs, "error_description"),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.state.is_none() && self.token.is_none() && self.code.is_none() && self.error.is_none()
+    }
 }
 
 /// How to answer a successful callback.
@@ -181,14 +233,10 @@ async fn callback_get_handler(
     req: HttpRequest,
 ) -> Result<HttpResponse, actix_web::Error> {
     let c = &audius.inner;
-    let query = req.query_string();
-    let params = CallbackParams {
-        state: first_param(query, "state"),
-        token: first_param(query, "token"),
-    };
+    let params = CallbackParams::from_pairs(req.query_string());
     match c.response_mode {
         ResponseMode::Query => finish(audius, req, params, Answer::Found).await,
-        ResponseMode::Fragment if params.state.is_none() && params.token.is_none() => {
+        ResponseMode::Fragment if params.is_empty() => {
             let mut res = HttpResponse::Ok()
                 .content_type("text/html; charset=utf-8")
                 .insert_header(("content-security-policy", pages::bridge_csp()))
@@ -255,11 +303,7 @@ async fn callback_post_handler(
     } else if content_type == "application/x-www-form-urlencoded" {
         let text = std::str::from_utf8(&bytes)
             .map_err(|_| invalid("The callback form is not UTF-8.".into()))?;
-        let params = CallbackParams {
-            state: first_param(text, "state"),
-            token: first_param(text, "token"),
-        };
-        (params, Answer::SeeOther)
+        (CallbackParams::from_pairs(text), Answer::SeeOther)
     } else {
         return Err(invalid(format!(
             "The callback takes application/json or a form, not {content_type:?}."
@@ -354,14 +398,21 @@ async fn complete(
 ) -> Result<(AudiusUser, String), CallbackError> {
     let c = &audius.inner;
     let session = req.get_session();
-    let state = params.state.filter(|s| !s.is_empty()).ok_or_else(|| {
-        AudiusLoginError::new(
-            LoginErrorKind::MissingState,
-            "The login answer carries no state. Please log in again.",
-        )
-    })?;
+    let state = params
+        .state
+        .clone()
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| {
+            AudiusLoginError::new(
+                LoginErrorKind::MissingState,
+                "The login answer carries no state. Please log in again.",
+            )
+        })?;
     // The state is consumed here, whatever happens next.
     let attempt = session::take_pending(&session, c, &state)?;
+    if c.flow == Flow::AuthorizationCode {
+        return complete_code_flow(audius, req, params, attempt).await;
+    }
     let token = params.token.filter(|t| !t.is_empty()).ok_or_else(|| {
         AudiusLoginError::new(
             LoginErrorKind::MissingToken,
@@ -376,39 +427,144 @@ async fn complete(
         return Err(audius_login::Error::Replayed.into());
     }
     let user = AudiusUser::from_profile(&profile, session::now(c));
-    if let Some(hook) = &c.on_login {
-        let event = LoginEvent {
-            user: user.clone(),
-            profile,
-            return_to: attempt.return_to.clone(),
-        };
-        if let Err(e) = hook(req.clone(), event).await {
-            return Err(match e.as_error::<AudiusLoginError>() {
-                Some(login_error) => CallbackError::Login(AudiusLoginError::new(
-                    login_error.kind(),
-                    login_error.message(),
-                )),
-                None => CallbackError::Hook(e),
-            });
-        }
+    run_hook(audius, req, &user, profile, &attempt.return_to).await?;
+    // Tokens of another user (a code-flow login in the same session) no longer apply.
+    if let Some(tokens) = read_tokens(&session)
+        && tokens.user_id != user.id
+    {
+        session.remove(TOKENS_KEY);
+        oauth::revoke_in_background(audius, tokens);
     }
     session::sign_in(&session, &user)?;
     crate::extract::cache_user(req, Some(user.clone()));
     Ok((user, attempt.return_to))
 }
 
-fn logout_handler(
+/// Runs the `on_login` hook, if any.
+async fn run_hook(
+    audius: &AudiusLogin,
+    req: &HttpRequest,
+    user: &AudiusUser,
+    profile: audius_login::VerifiedProfile,
+    return_to: &str,
+) -> Result<(), CallbackError> {
+    let Some(hook) = &audius.inner.on_login else {
+        return Ok(());
+    };
+    let event = LoginEvent {
+        user: user.clone(),
+        profile,
+        return_to: return_to.to_owned(),
+    };
+    hook(req.clone(), event)
+        .await
+        .map_err(|e| match e.as_error::<AudiusLoginError>() {
+            Some(login_error) => CallbackError::Login(AudiusLoginError::new(
+                login_error.kind(),
+                login_error.message(),
+            )),
+            None => CallbackError::Hook(e),
+        })
+}
+
+/// The code flow's callback, after the state was checked: the code exchanged for tokens with
+/// the session's verifier, the user read from `/v1/me`, the tokens kept in the session.
+async fn complete_code_flow(
+    audius: &AudiusLogin,
+    req: &HttpRequest,
+    params: CallbackParams,
+    attempt: PendingLogin,
+) -> Result<(AudiusUser, String), CallbackError> {
+    let c = &audius.inner;
+    let session = req.get_session();
+    if let Some(error) = params.error.filter(|e| !e.is_empty()) {
+        let error: String = error.chars().take(64).collect();
+        return Err(audius_login::oauth::callback_error(
+            &error,
+            params.error_description.as_deref(),
+        )
+        .into());
+    }
+    let verifier = attempt.verifier.ok_or_else(|| {
+        AudiusLoginError::new(
+            LoginErrorKind::StateMismatch,
+            "This login was not started for the authorization-code flow. Please log in again.",
+        )
+    })?;
+    let code = params.code.filter(|t| !t.is_empty()).ok_or_else(|| {
+        AudiusLoginError::new(
+            LoginErrorKind::MissingCode,
+            "The login answer carries no authorization code. Please log in again.",
+        )
+    })?;
+    if code.len() > MAX_CODE_LEN {
+        return Err(AudiusLoginError::new(
+            LoginErrorKind::TokenTooLarge,
+            format!("The authorization code is over {MAX_CODE_LEN} bytes."),
+        )
+        .into());
+    }
+    let redirect_uri = match c.response_mode {
+        ResponseMode::PostMessage => RedirectUri::PostMessage,
+        _ => RedirectUri::Url(c.redirect_uri.clone()),
+    };
+    let set = c
+        .oauth
+        .exchange_code(&code, &verifier, &redirect_uri)
+        .await?;
+    let now = session::now(c);
+    let profile = match c.oauth.me(&set.access_token).await {
+        Ok(p) => p,
+        Err(e) => {
+            let tokens = StoredTokens::new(set, 0, now);
+            oauth::revoke(c, &tokens).await;
+            return Err(e.into());
+        }
+    };
+    let mut user = AudiusUser::from_profile(&profile, now);
+    let tokens = StoredTokens::new(set, user.id, now);
+    // An identity login of the same user (implicit flow, in the same session) keeps its email.
+    if let Some(signed_in) = session::read_user(&session, Some(c))
+        && signed_in.id == user.id
+    {
+        user.email = signed_in.email;
+    }
+    if let Err(e) = run_hook(audius, req, &user, profile, &attempt.return_to).await {
+        oauth::revoke(c, &tokens).await;
+        return Err(e);
+    }
+    if let Some(old) = read_tokens(&session) {
+        oauth::revoke_in_background(audius, old);
+    }
+    session::sign_in(&session, &user)?;
+    oauth::write_tokens(&session, &tokens)?;
+    crate::extract::cache_user(req, Some(user.clone()));
+    tracing::debug!(scope = ?tokens.scope, "Audius tokens kept in the session");
+    Ok((user, attempt.return_to))
+}
+
+async fn logout_handler(
     audius: &AudiusLogin,
     req: &HttpRequest,
 ) -> Result<HttpResponse, AudiusLoginError> {
     same_origin(audius, req)?;
     let session = req.get_session();
+    let tokens = read_tokens(&session);
     match audius.inner.logout_behavior {
         LogoutBehavior::PurgeSession => session.purge(),
         LogoutBehavior::ForgetUser => {
             session.remove(USER_KEY);
+            session.remove(TOKENS_KEY);
             session.renew();
         }
+    }
+    crate::extract::cache_user(req, None);
+    if let Some(tokens) = tokens {
+        // Revoked with the code flow's configuration when there is one (it tracks the session's
+        // newest tokens), else with this one's client: revocation needs no client_id.
+        let code_flow = req.extensions().get::<CodeFlow>().cloned();
+        let config = code_flow.map_or_else(|| audius.clone(), |CodeFlow(c)| c);
+        oauth::revoke(&config.inner, &tokens).await;
     }
     tracing::debug!("signed out");
     let mut res = HttpResponse::SeeOther()

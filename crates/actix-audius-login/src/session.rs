@@ -2,6 +2,7 @@
 
 use actix_session::Session;
 use audius_login::State;
+use audius_login::oauth::PkceVerifier;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
@@ -13,8 +14,11 @@ use crate::user::AudiusUser;
 pub(crate) const USER_KEY: &str = "audius.user";
 /// Session key of the pending login attempts.
 pub(crate) const PENDING_KEY: &str = "audius.pending";
+/// Session key of the code flow's tokens ([`crate::oauth::StoredTokens`]).
+pub(crate) const TOKENS_KEY: &str = "audius.tokens";
 
-/// One login attempt: its state, where to go after, and when it started (Unix seconds).
+/// One login attempt: its state, where to go after, when it started (Unix seconds), and for the
+/// code flow its PKCE verifier.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct PendingLogin {
     #[serde(rename = "s")]
@@ -23,6 +27,8 @@ pub(crate) struct PendingLogin {
     pub(crate) return_to: String,
     #[serde(rename = "t")]
     pub(crate) started_at: i64,
+    #[serde(rename = "v", default, skip_serializing_if = "Option::is_none")]
+    pub(crate) verifier: Option<PkceVerifier>,
 }
 
 fn session_error(e: impl std::fmt::Display) -> AudiusLoginError {

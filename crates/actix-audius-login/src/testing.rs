@@ -4,7 +4,8 @@
 //! `sandbox.environment()`), then either drive a real server with [`TestClient`], or an
 //! in-process `actix_web::test` service with [`sign_in_service`]. Both go through the app's real
 //! login route, the sandbox's real login page (its `sandbox_user` automation hook approves at
-//! once) and the app's real callback, in whatever channel the app uses.
+//! once) and the app's real callback, in whatever channel and flow the app uses (the code flow
+//! through `/v1/oauth/authorize`, its code exchanged by the callback as in production).
 //!
 //! ```no_run
 //! use actix_audius_login::{AudiusLogin, testing::TestClient};
@@ -27,7 +28,7 @@ use actix_web::http::header;
 use actix_web::test;
 use url::Url;
 
-use crate::config::{AudiusLogin, ResponseMode};
+use crate::config::{AudiusLogin, Flow, ResponseMode};
 
 /// Why a test login did not complete.
 #[derive(Debug, thiserror::Error)]
@@ -38,11 +39,20 @@ fn fail<T>(message: impl Into<String>) -> Result<T, TestLoginError> {
     Err(TestLoginError(message.into()))
 }
 
-/// What the sandbox answered for an approved login: `(state, token)`.
+/// The name of the value the login page hands over: `token` (implicit flow) or `code`.
+fn answer_name(audius: &AudiusLogin) -> &'static str {
+    match audius.inner.flow {
+        Flow::AuthorizationCode => "code",
+        _ => "token",
+    }
+}
+
+/// What the sandbox answered for an approved login: `(state, token or code, location)`.
 async fn approve(
     login_page: &str,
     handle: &str,
     mode: ResponseMode,
+    name: &str,
 ) -> Result<(String, String, Option<String>), TestLoginError> {
     let mut url = Url::parse(login_page)
         .map_err(|e| TestLoginError(format!("the login route sent {login_page:?}: {e}")))?;
@@ -52,18 +62,30 @@ async fn approve(
         .timeout(std::time::Duration::from_secs(30))
         .build()
         .map_err(|e| TestLoginError(e.to_string()))?;
-    let answer = client
-        .get(url)
+    let mut answer = client
+        .get(url.clone())
         .send()
         .await
         .map_err(|e| TestLoginError(format!("the sandbox did not answer: {e}")))?;
+    // The code flow starts at `{api}/v1/oauth/authorize`, which sends the browser on to the
+    // login page with the same query (`sandbox_user` included): follow that one hop.
+    if url.path().ends_with("/v1/oauth/authorize")
+        && let Some(page) = answer.headers().get(header::LOCATION.as_str())
+    {
+        let page = page.to_str().unwrap_or_default().to_owned();
+        answer = client
+            .get(&page)
+            .send()
+            .await
+            .map_err(|e| TestLoginError(format!("the sandbox did not answer: {e}")))?;
+    }
     let status = answer.status();
     if mode == ResponseMode::PostMessage {
         let page = answer
             .text()
             .await
             .map_err(|e| TestLoginError(e.to_string()))?;
-        let (state, token) = postmessage_payload(&page).ok_or_else(|| {
+        let (state, token) = postmessage_payload(&page, name).ok_or_else(|| {
             TestLoginError(format!("no answer in the sandbox's page (HTTP {status})"))
         })?;
         return Ok((state, token, None));
@@ -85,22 +107,23 @@ async fn approve(
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.into_owned())
     };
-    match (get("state"), get("token")) {
+    match (get("state"), get(name)) {
         (Some(state), Some(token)) => Ok((state, token, Some(location.to_string()))),
         _ => fail(format!(
-            "the sandbox's answer carries no state and token: {location}"
+            "the sandbox's answer carries no state and {name}: {location}"
         )),
     }
 }
 
-/// `{state, token}` from the sandbox's postmessage page (`var message = {...};`).
-fn postmessage_payload(page: &str) -> Option<(String, String)> {
+/// `{state, token}` (or `{state, code}`) from the sandbox's postmessage page
+/// (`var message = {...};`).
+fn postmessage_payload(page: &str, name: &str) -> Option<(String, String)> {
     let start = page.find("var message = ")? + "var message = ".len();
     let end = start + page[start..].find(';')?;
     let message: serde_json::Value = serde_json::from_str(&page[start..end]).ok()?;
     Some((
         message.get("state")?.as_str()?.to_owned(),
-        message.get("token")?.as_str()?.to_owned(),
+        message.get(name)?.as_str()?.to_owned(),
     ))
 }
 
@@ -167,14 +190,15 @@ impl TestClient {
             ));
         };
         let page = page.to_str().unwrap_or_default().to_owned();
-        let (state, token, location) = approve(&page, handle, c.response_mode).await?;
+        let name = answer_name(&self.audius);
+        let (state, token, location) = approve(&page, handle, c.response_mode, name).await?;
         let done = match (c.response_mode, location) {
             (ResponseMode::Query, Some(location)) => self.client.get(location).send().await,
             _ => {
                 self.client
                     .post(self.url(&c.callback_path))
                     .header("origin", c.app_origin.as_str())
-                    .json(&serde_json::json!({ "state": state, "token": token }))
+                    .json(&serde_json::json!({ "state": state, name: token }))
                     .send()
                     .await
             }
@@ -218,7 +242,8 @@ where
         ));
     };
     let page = page.to_str().unwrap_or_default().to_owned();
-    let (state, token, location) = approve(&page, handle, c.response_mode).await?;
+    let name = answer_name(audius);
+    let (state, token, location) = approve(&page, handle, c.response_mode, name).await?;
     let request = match (c.response_mode, location) {
         (ResponseMode::Query, Some(location)) => {
             let url = Url::parse(&location).map_err(|e| TestLoginError(e.to_string()))?;
@@ -231,7 +256,7 @@ where
         _ => test::TestRequest::post()
             .uri(&c.callback_path)
             .insert_header(("origin", c.app_origin.as_str()))
-            .set_json(serde_json::json!({ "state": state, "token": token })),
+            .set_json(serde_json::json!({ "state": state, name: token })),
     };
     let done = test::call_service(app, request.cookie(cookie).to_request()).await;
     if !(done.status().is_success() || done.status().is_redirection()) {
