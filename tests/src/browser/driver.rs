@@ -162,7 +162,9 @@ impl ChromeDriver {
                 )
                 .into());
             }
-            if let Ok(res) = http.get(&status).send().await
+            // Only once our ChromeDriver says it listens: another one may hold the port.
+            if self.log_says_started()
+                && let Ok(res) = http.get(&status).send().await
                 && let Ok(body) = res.json::<Value>().await
                 && body["value"]["ready"] == json!(true)
             {
@@ -178,6 +180,11 @@ impl ChromeDriver {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    fn log_says_started(&self) -> bool {
+        std::fs::read_to_string(self.dir.path().join("chromedriver.log"))
+            .is_ok_and(|log| log.contains("ChromeDriver was started successfully"))
     }
 
     /// `http://127.0.0.1:<port>/`.

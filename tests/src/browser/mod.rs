@@ -425,13 +425,14 @@ where
         Err(panic) => Some(format!("panicked: {}", panic_message(panic.as_ref()))),
     };
     if let Some(reason) = &failure {
+        // ChromeDriver's log as it was at the failure, before the dump adds its own commands.
+        let driver_log = driver.log_tail(60);
         let dump = tokio::time::timeout(Duration::from_secs(30), browser.dump())
             .await
             .unwrap_or_else(|_| "(the browser did not answer within 30 s)".to_owned());
         eprintln!(
             "\n===== scenario {name:?} FAILED: {reason}\n===== the browser:{dump}\n\
-             ===== ChromeDriver's log (tail):\n{}\n===== end of {name:?}\n",
-            driver.log_tail(60)
+             ===== ChromeDriver's log (tail, at the failure):\n{driver_log}\n===== end of {name:?}\n"
         );
     }
     if let Err(e) = session.close().await {
