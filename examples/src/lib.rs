@@ -469,7 +469,16 @@ pub fn profile_card(user: &AudiusUser, logout_path: &str) -> String {
         id = user.id,
         hashid = escape(&user.hashid),
         email = escape(user.email.as_deref().unwrap_or("(none)")),
-        at = user.signed_in_at,
+        at = {
+            let at = user.signed_in_at;
+            format!(
+                "{} {:02}:{:02}:{:02} UTC",
+                at.date(),
+                at.hour(),
+                at.minute(),
+                at.second()
+            )
+        },
         logout = escape(logout_path),
     )
 }

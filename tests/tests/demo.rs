@@ -1,0 +1,172 @@
+//! The demo app as its README runs it, configured through the same variables
+//! (`Setup::from_vars`, the code behind `Setup::from_env`): the code flow with `/me/audius`,
+//! `/me/audius` refused in the implicit flow, and two instances sharing sessions and the replay
+//! cache in Redis (`REDIS_URL`, `SESSION_KEY`, `AUDIUS_ENV` naming one sandbox).
+#![allow(clippy::unwrap_used)]
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use audius_login_e2e::redis::RedisServer;
+use audius_login_examples::{SESSION_STORE_TIMEOUT, Setup, demo};
+use audius_sandbox::Sandbox;
+use reqwest::header::{ACCEPT, LOCATION};
+use serde_json::Value;
+use url::Url;
+
+/// Starts the demo with `vars` (plus `BIND=127.0.0.1:0`); returns its base URL and the setup
+/// (which keeps the embedded sandbox alive).
+async fn start_demo(vars: &[(&str, &str)]) -> (Url, Setup) {
+    let mut vars: HashMap<String, String> = vars
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    vars.entry("BIND".into()).or_insert("127.0.0.1:0".into());
+    let setup = Setup::from_vars("Demo under test", None, &move |name: &str| {
+        vars.get(name).cloned()
+    })
+    .await
+    .unwrap();
+    let server = demo::server(&setup).unwrap();
+    actix_web::rt::spawn(server);
+    (setup.app_url.clone(), setup)
+}
+
+fn browser() -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap()
+}
+
+fn location(res: &reqwest::Response) -> Url {
+    Url::parse(res.headers()[LOCATION].to_str().unwrap()).unwrap()
+}
+
+/// A login through the query channel: the app's login route, Audius (the `authorize` hop of
+/// the code flow, if any), the sandbox's automation hook, the callback.
+async fn login(client: &reqwest::Client, app: &Url, handle: &str) {
+    let res = client
+        .get(app.join("/auth/audius/login").unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 302);
+    let mut page = location(&res);
+    if page.path().ends_with("/v1/oauth/authorize") {
+        let res = client.get(page).send().await.unwrap();
+        assert_eq!(res.status(), 302);
+        page = location(&res);
+    }
+    page.query_pairs_mut().append_pair("sandbox_user", handle);
+    let res = client.get(page).send().await.unwrap();
+    assert_eq!(res.status(), 302, "{:?}", res.text().await);
+    let res = client.get(location(&res)).send().await.unwrap();
+    assert_eq!(res.status(), 302, "{:?}", res.text().await);
+}
+
+async fn get_json(client: &reqwest::Client, url: Url) -> (u16, Value) {
+    let res = client
+        .get(url)
+        .header(ACCEPT, "application/json")
+        .send()
+        .await
+        .unwrap();
+    let status = res.status().as_u16();
+    (status, res.json().await.unwrap_or(Value::Null))
+}
+
+#[actix_web::test]
+async fn code_flow_demo_calls_audius_as_the_user() {
+    let (app, setup) =
+        start_demo(&[("AUDIUS_FLOW", "code"), ("AUDIUS_RESPONSE_MODE", "query")]).await;
+    let client = browser();
+    let (status, body) = get_json(&client, app.join("/me/audius").unwrap()).await;
+    assert_eq!(status, 401, "signed out: {body}");
+    assert_eq!(body["error"], "not_signed_in");
+
+    login(&client, &app, "artist").await;
+    let (status, body) = get_json(&client, app.join("/me/audius").unwrap()).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["handle"], "artist");
+    assert_eq!(body["verified"], true);
+    assert_eq!(body["scope"], "write");
+    assert_eq!(body["email"], Value::Null, "the code flow gives no email");
+    let sandbox = setup.sandbox.as_ref().unwrap();
+    assert!(
+        sandbox
+            .requests()
+            .iter()
+            .any(|r| r.path == "/v1/me" && r.authorization),
+        "fetched from Audius with the user's access token"
+    );
+}
+
+#[actix_web::test]
+async fn implicit_flow_demo_explains_me_audius() {
+    let (app, _setup) = start_demo(&[("AUDIUS_RESPONSE_MODE", "query")]).await;
+    let client = browser();
+    login(&client, &app, "listener").await;
+    let (status, body) = get_json(&client, app.join("/me").unwrap()).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["email"], "listener@sandbox.audius.invalid");
+    let (status, body) = get_json(&client, app.join("/me/audius").unwrap()).await;
+    assert_eq!(status, 404);
+    assert_eq!(body["error"], "code_flow_only");
+}
+
+#[actix_web::test]
+async fn demo_instances_share_sessions_in_redis_and_survive_an_outage() {
+    let mut redis = RedisServer::start().await;
+    let sandbox = Sandbox::builder().start().await.unwrap();
+    let key = "ab".repeat(64);
+    let url = redis.url();
+    let env = sandbox.base_url().to_string();
+    let vars = [
+        ("REDIS_URL", url.as_str()),
+        ("SESSION_KEY", key.as_str()),
+        ("AUDIUS_ENV", env.as_str()),
+        ("AUDIUS_RESPONSE_MODE", "query"),
+    ];
+    let (a, setup_a) = start_demo(&vars).await;
+    let (b, _setup_b) = start_demo(&vars).await;
+    assert!(setup_a.redis_url.is_some());
+
+    // Signed in on A, known on B: the cookie holds only the session id, the rest is in Redis.
+    let client = browser();
+    login(&client, &a, "listener").await;
+    let (status, body) = get_json(&client, b.join("/me").unwrap()).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["handle"], "listener");
+
+    // Redis down: a clear 503 within the store timeout, no hang.
+    redis.stop().await;
+    let started = Instant::now();
+    let (status, body) = get_json(&client, a.join("/me").unwrap()).await;
+    let took = started.elapsed();
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"], "session_unavailable");
+    assert!(
+        took < SESSION_STORE_TIMEOUT * 5,
+        "answered in {took:?}, the store timeout is {SESSION_STORE_TIMEOUT:?}"
+    );
+
+    // Redis back (empty: persistence is off): served again without a restart; the session is
+    // gone with Redis' memory, so the user is signed out, and can sign in again.
+    redis.restart().await;
+    let mut answer = (0, Value::Null);
+    for _ in 0..50 {
+        answer = get_json(&client, a.join("/me").unwrap()).await;
+        if answer.0 != 503 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(answer.0, 401, "{}", answer.1);
+    login(&client, &b, "artist").await;
+    let (status, body) = get_json(&client, a.join("/me").unwrap()).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["handle"], "artist");
+}
