@@ -91,3 +91,43 @@ async fn sign_in_service_gives_a_session_cookie_for_in_process_tests() {
         assert_eq!(me["handle"], "listener");
     }
 }
+
+#[actix_web::test]
+async fn test_client_signs_in_through_the_code_flow() {
+    use actix_audius_login::Flow;
+    // An app with no redirect URI registered: Audius falls back to the rules of spec section 5.
+    let key = "7e57c0de7e57c0de7e57c0de7e57c0de7e57c0de";
+    let developer_app = audius_sandbox::DeveloperApp::new("Tested", key, vec![]).unwrap();
+    let sandbox = std::sync::Arc::new(
+        audius_sandbox::Sandbox::builder()
+            .app(developer_app)
+            .start()
+            .await
+            .unwrap(),
+    );
+    for mode in [
+        ResponseMode::Query,
+        ResponseMode::Fragment,
+        ResponseMode::PostMessage,
+    ] {
+        let app = common::start_with(sandbox.clone(), mode, |b| {
+            b.flow(Flow::AuthorizationCode).api_key(key)
+        })
+        .await;
+        let client = TestClient::new(&app.audius, app.base.clone());
+        client
+            .sign_in_as("listener")
+            .await
+            .unwrap_or_else(|e| panic!("{mode:?}: {e}"));
+        let me: serde_json::Value = client
+            .get("/me")
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(me["handle"], "listener", "{mode:?}");
+        assert_eq!(me["email"], serde_json::Value::Null, "{mode:?}: no email");
+    }
+}
