@@ -1,0 +1,360 @@
+//! Logins against the embedded sandbox, driven through an in-process app.
+//!
+//! One login is: `GET` the app's login route (in process: a new session with a pending state,
+//! and a redirect to the sandbox's login page), `GET` that page with `sandbox_user=<handle>`
+//! over a keep-alive loopback connection (the sandbox signs a token and redirects to the
+//! callback with `?state=..&token=..`), then `GET` the callback (in process; timed alone).
+//!
+//! Tokens are deterministic per user per second, and the app refuses a token it has already
+//! accepted: [`UserPicker`] never hands out a user who logged in less than two seconds ago.
+
+use std::cell::{Cell, RefCell};
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use actix_audius_login::{AudiusLogin, AudiusLoginBuilder, ResponseMode, VerifierKind};
+use actix_web::body::MessageBody;
+use actix_web::cookie::Cookie;
+use actix_web::dev::{Service, ServiceResponse};
+use actix_web::http::header::LOCATION;
+use actix_web::test::{self, TestRequest};
+use audius_login::UserId;
+use audius_sandbox::{Role, Sandbox, SandboxHandle, SandboxUser, SandboxUsers};
+use url::Url;
+
+use crate::BenchResult;
+use crate::apps::{AUTH_PATH, REDIRECT_URI};
+use crate::load::Connection;
+
+/// The handle of the user with the longest session the sandbox allows (a 30-character handle,
+/// a 100-character name, a long email, verified, with a picture).
+pub const LONG_USER: &str = "longest_handle_allowed_here_30";
+
+/// The handle of the `i`-th generated benchmark user.
+pub fn bench_handle(i: usize) -> String {
+    format!("bench_{i:05}")
+}
+
+/// The built-in users, `count` generated listeners (`bench_00000`, ...; ids from 1,000,000; with
+/// a picture) and [`LONG_USER`].
+pub fn bench_users(count: usize) -> BenchResult<SandboxUsers> {
+    let mut users = SandboxUsers::builtin();
+    for i in 0..count {
+        let user = SandboxUser::new(
+            UserId::new(1_000_000 + i as u64),
+            bench_handle(i),
+            format!("Bench User {i}"),
+            Role::Listener,
+        )?;
+        users = users.with_user(user)?;
+    }
+    let long = SandboxUser::new(
+        UserId::new(999_999_999),
+        LONG_USER,
+        "N".repeat(100),
+        Role::Artist,
+    )?
+    .verified(true)
+    .has_picture(true)
+    .email(format!(
+        "{}@a-rather-long-mail-domain.example",
+        "e".repeat(64)
+    ));
+    Ok(users.with_user(long)?)
+}
+
+/// Starts a sandbox with `users` on its own tokio runtime (one worker thread), so that it
+/// answers while the caller's thread is busy, as a remote Audius would. Keep the runtime alive
+/// as long as the sandbox is used.
+pub fn start_sandbox(
+    users: SandboxUsers,
+    log_capacity: usize,
+) -> BenchResult<(tokio::runtime::Runtime, SandboxHandle)> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("sandbox")
+        .enable_all()
+        .build()?;
+    let handle = runtime.block_on(
+        Sandbox::builder()
+            .users(users)
+            .log_capacity(log_capacity)
+            .start(),
+    )?;
+    Ok((runtime, handle))
+}
+
+/// The loopback address of the sandbox's host 0 (the login page).
+pub fn sandbox_addr(sandbox: &SandboxHandle) -> BenchResult<SocketAddr> {
+    let base = sandbox.base_url();
+    let addrs = base.socket_addrs(|| None)?;
+    addrs
+        .into_iter()
+        .next()
+        .ok_or_else(|| format!("no address for {base}").into())
+}
+
+/// The benchmark apps' settings: the query channel, the sandbox, the given verifier; every
+/// other setting at its default.
+pub fn audius_builder(sandbox: &SandboxHandle, kind: VerifierKind) -> AudiusLoginBuilder {
+    AudiusLogin::builder("Bench App", REDIRECT_URI)
+        .response_mode(ResponseMode::Query)
+        .environment(sandbox.environment())
+        .verifier_kind(kind)
+}
+
+/// Hands out users round robin, skipping those who logged in less than two seconds ago.
+#[derive(Debug)]
+pub struct UserPicker {
+    handles: Vec<String>,
+    last_second: Vec<i64>,
+    cursor: usize,
+    waits: usize,
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+impl UserPicker {
+    /// A picker over these handles.
+    pub fn new(handles: Vec<String>) -> Self {
+        let n = handles.len();
+        Self {
+            handles,
+            last_second: vec![i64::MIN / 2; n],
+            cursor: 0,
+            waits: 0,
+        }
+    }
+
+    /// The next user free to log in, or `None` when every user logged in within two seconds.
+    pub fn next_user(&mut self) -> Option<String> {
+        let now = unix_now();
+        for _ in 0..self.handles.len() {
+            let i = self.cursor;
+            self.cursor = (self.cursor + 1) % self.handles.len();
+            if now - self.last_second[i] >= 2 {
+                self.last_second[i] = now;
+                return Some(self.handles[i].clone());
+            }
+        }
+        self.waits += 1;
+        None
+    }
+
+    /// How many times every user had logged in within two seconds (the caller then waits):
+    /// non-zero means logins were throttled by the number of users.
+    pub fn waits(&self) -> usize {
+        self.waits
+    }
+}
+
+/// A login started: the session cookie holding its state, and the callback to call.
+#[derive(Debug, Clone)]
+pub struct PendingLogin {
+    /// The session cookie set by the login route.
+    pub cookie: Cookie<'static>,
+    /// Path and query of the callback, as the sandbox redirected to it.
+    pub callback: String,
+}
+
+fn first_cookie<B>(res: &ServiceResponse<B>) -> Option<Cookie<'static>> {
+    res.response().cookies().next().map(|c| c.into_owned())
+}
+
+/// Starts a login on `app` and has the sandbox approve it as `handle`.
+pub async fn start_login<S, B>(
+    app: &S,
+    audius: &AudiusLogin,
+    sandbox: &mut Connection,
+    handle: &str,
+) -> BenchResult<PendingLogin>
+where
+    S: Service<actix_http::Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
+    B: MessageBody,
+{
+    let res = test::call_service(
+        app,
+        TestRequest::get().uri(audius.login_path()).to_request(),
+    )
+    .await;
+    if res.status().as_u16() != 302 {
+        return Err(format!("the login route answered {}", res.status()).into());
+    }
+    let cookie = first_cookie(&res).ok_or("the login route set no session cookie")?;
+    let page = res
+        .headers()
+        .get(LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .ok_or("the login route sent no Location")?;
+    let mut url = Url::parse(page)?;
+    url.query_pairs_mut().append_pair("sandbox_user", handle);
+    let target = format!("{}?{}", url.path(), url.query().unwrap_or_default());
+    let answer = sandbox.get(&target, None, true).await?;
+    let Some(location) = answer.location.filter(|_| answer.status == 302) else {
+        return Err(format!(
+            "the sandbox answered {} for {handle}: {}",
+            answer.status,
+            String::from_utf8_lossy(&answer.body)
+        )
+        .into());
+    };
+    let location = Url::parse(&location)?;
+    Ok(PendingLogin {
+        cookie,
+        callback: format!(
+            "{}?{}",
+            location.path(),
+            location.query().unwrap_or_default()
+        ),
+    })
+}
+
+/// Calls the callback of a started login; returns the signed-in session cookie and how long
+/// the callback took (the in-process service call alone).
+pub async fn finish_login<S, B>(
+    app: &S,
+    pending: PendingLogin,
+) -> BenchResult<(Cookie<'static>, Duration)>
+where
+    S: Service<actix_http::Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
+    B: MessageBody,
+{
+    let request = TestRequest::get()
+        .uri(&pending.callback)
+        .cookie(pending.cookie)
+        .to_request();
+    let start = Instant::now();
+    let res = test::call_service(app, request).await;
+    let took = start.elapsed();
+    if res.status().as_u16() != 302 {
+        let status = res.status();
+        let body = test::read_body(res).await;
+        return Err(format!(
+            "the callback answered {status}: {}",
+            String::from_utf8_lossy(&body)
+        )
+        .into());
+    }
+    let cookie = first_cookie(&res).ok_or("the callback set no session cookie")?;
+    Ok((cookie, took))
+}
+
+/// What [`run_logins`] did.
+#[derive(Debug, Clone, Default)]
+pub struct LoginRun {
+    /// Completed logins.
+    pub logins: usize,
+    /// Authenticated requests made after them.
+    pub requests: usize,
+    /// Wall time.
+    pub elapsed: Duration,
+    /// Each callback's duration.
+    pub callbacks: Vec<Duration>,
+}
+
+impl LoginRun {
+    /// Logins per second.
+    pub fn per_second(&self) -> f64 {
+        self.logins as f64 / self.elapsed.as_secs_f64()
+    }
+}
+
+/// Runs `count` logins on `app`, `concurrency` at a time (each flow with its own keep-alive
+/// connection to the sandbox), each followed by `requests_per_login` authenticated `GET`s of
+/// [`AUTH_PATH`] with the new session cookie (which must answer 200). Call inside an actix
+/// system: the flows are local tasks.
+pub async fn run_logins<S, B>(
+    app: Rc<S>,
+    audius: &AudiusLogin,
+    sandbox: SocketAddr,
+    picker: Rc<RefCell<UserPicker>>,
+    count: usize,
+    concurrency: usize,
+    requests_per_login: usize,
+) -> BenchResult<LoginRun>
+where
+    S: Service<actix_http::Request, Response = ServiceResponse<B>, Error = actix_web::Error>
+        + 'static,
+    B: MessageBody + 'static,
+{
+    let remaining = Rc::new(Cell::new(count));
+    let start = Instant::now();
+    let mut flows = Vec::new();
+    for _ in 0..concurrency.max(1) {
+        let app = app.clone();
+        let audius = audius.clone();
+        let picker = picker.clone();
+        let remaining = remaining.clone();
+        flows.push(actix_rt::spawn(async move {
+            let mut connection = Connection::open(sandbox).await?;
+            let mut run = LoginRun::default();
+            while remaining.get() > 0 {
+                remaining.set(remaining.get() - 1);
+                let handle = loop {
+                    let next = picker.borrow_mut().next_user();
+                    match next {
+                        Some(h) => break h,
+                        None => actix_rt::time::sleep(Duration::from_millis(50)).await,
+                    }
+                };
+                let pending = start_login(&*app, &audius, &mut connection, &handle).await?;
+                let (cookie, took) = finish_login(&*app, pending).await?;
+                run.logins += 1;
+                run.callbacks.push(took);
+                for _ in 0..requests_per_login {
+                    let res = test::call_service(
+                        &*app,
+                        TestRequest::get()
+                            .uri(AUTH_PATH)
+                            .cookie(cookie.clone())
+                            .to_request(),
+                    )
+                    .await;
+                    if res.status().as_u16() != 200 {
+                        return Err(
+                            format!("an authenticated request answered {}", res.status()).into(),
+                        );
+                    }
+                    run.requests += 1;
+                }
+            }
+            Ok::<_, crate::BenchError>(run)
+        }));
+    }
+    let mut total = LoginRun::default();
+    for flow in flows {
+        let run = flow.await??;
+        total.logins += run.logins;
+        total.requests += run.requests;
+        total.callbacks.extend(run.callbacks);
+    }
+    total.elapsed = start.elapsed();
+    Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn picker_never_repeats_a_user_within_two_seconds() {
+        let mut picker = UserPicker::new(vec!["a".into(), "b".into()]);
+        assert_eq!(picker.next_user().as_deref(), Some("a"));
+        assert_eq!(picker.next_user().as_deref(), Some("b"));
+        assert_eq!(picker.next_user(), None);
+        assert_eq!(picker.waits(), 1);
+    }
+
+    #[test]
+    fn the_long_user_is_valid() {
+        let users = bench_users(2).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(users.len(), 6 + 2 + 1);
+        assert!(users.get(LONG_USER).is_some());
+        assert!(users.get(&bench_handle(1)).is_some());
+    }
+}
