@@ -251,6 +251,21 @@ impl From<audius_login::Error> for AudiusLoginError {
                 LoginErrorKind::MalformedToken,
                 format!("The login token is malformed: {e}"),
             ),
+            // Audius' answer over its cap is Audius' fault (502), not the user's input (413).
+            K::TooLarge
+                if matches!(
+                    e,
+                    audius_login::Error::TooLarge {
+                        what: audius_login::error::Limited::ResponseBody,
+                        ..
+                    }
+                ) =>
+            {
+                (
+                    LoginErrorKind::AudiusUnexpected,
+                    format!("Audius answered unexpectedly; please try again later ({e})."),
+                )
+            }
             K::TooLarge => (LoginErrorKind::TokenTooLarge, e.to_string()),
             K::BadSignature | K::WalletMismatch => (
                 LoginErrorKind::TokenRefused,

@@ -261,11 +261,14 @@ async fn open_redirect_payloads_never_leave_the_origin() {
     let (mut kept, mut fallback) = (0, 0);
     for (i, payload) in payloads.iter().enumerate() {
         let page = app.begin_login(Some(payload)).await;
-        // A distinct token per login (the replay cache refuses a repeated one).
+        // A distinct token per login (the replay cache refuses a repeated one): a claim of its
+        // own, since `iat = now - i` repeats itself when the clock ticks between two logins.
         let token = mint(
             &app,
             "listener",
-            TokenOverrides::default().iat(now() - i as i64),
+            TokenOverrides::default()
+                .iat(now() - i as i64)
+                .claim("n", serde_json::json!(i)),
         );
         let (status, target) = callback(&app, Some(&state_of(&page)), Some(&token)).await;
         assert_eq!(status, 302, "{payload:?}: {target}");
@@ -329,6 +332,26 @@ async fn audius_down_or_hanging_gives_503_never_a_panic() {
             started.elapsed() < Duration::from_secs(3),
             "the client timeout cuts the hang short"
         );
+
+        // Audius answers, but with nonsense: 502, not a 500 of ours, not a panic.
+        for (fault, what) in [
+            (Fault::garbage(), "garbage"),
+            (Fault::truncate(), "truncated"),
+            (Fault::oversize(), "oversized"),
+        ] {
+            sandbox.clear_faults();
+            sandbox.set_fault(0, "/v1/users", fault).unwrap();
+            let state = state_of(&app.begin_login(None).await);
+            let (status, code) = callback(&app, Some(&state), Some(&token)).await;
+            assert!(
+                (status, code.as_str()) == (502, "audius_unexpected")
+                    || (status, code.as_str()) == (503, "audius_unavailable"),
+                "{kind:?} {what}: {status} {code}"
+            );
+            if what == "garbage" {
+                assert_eq!((status, code.as_str()), (502, "audius_unexpected"));
+            }
+        }
 
         sandbox.clear_faults();
         let state = state_of(&app.begin_login(None).await);
