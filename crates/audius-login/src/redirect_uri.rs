@@ -148,8 +148,15 @@ impl RedirectUri {
             .map_err(|e| RedirectUriError::new(Syntax, format!("not a valid URL: {e}")))?;
         check_url(&url, "")?;
         // What is sent is the normalised URL: it must pass the text rules too (`http:..`
-        // normalises to `http://../`).
+        // normalises to `http://../`), and hold only RFC 3986 characters (the URL parser
+        // percent-decodes hosts: `http://%60x/` is the host "`x", which it allows).
         check_text(url.as_str(), " (after normalisation)")?;
+        check_characters(url.as_str()).map_err(|e| {
+            RedirectUriError::new(
+                RedirectRule::Syntax,
+                format!("{} (after normalisation)", e.message()),
+            )
+        })?;
         Ok(Self::Url(url))
     }
 

@@ -134,7 +134,8 @@ mod redis_store {
     /// unreachable, failing or slow Redis is [`Error::StoreUnavailable`] (suggested status 503),
     /// never a panic or a hang. The connection is a [`ConnectionManager`] configured to fail at
     /// once instead of backing off, and to reconnect on the next call: when Redis comes back, the
-    /// cache works again without a restart. Cheap to clone (shared connection).
+    /// cache works again without a restart (a command that finds its connection dropped is sent
+    /// once more, on the new connection). Cheap to clone (shared connection).
     ///
     /// ```no_run
     /// use std::sync::Arc;
@@ -271,9 +272,18 @@ mod redis_store {
                     .await
                     .map_err(|e| unavailable(format!("cannot connect to Redis: {e}")))?;
                 let mut conn = conn.clone();
-                cmd.query_async::<redis::Value>(&mut conn)
-                    .await
-                    .map_err(|e| unavailable(format!("Redis failed: {e}")))
+                match cmd.query_async::<redis::Value>(&mut conn).await {
+                    // The connection died (Redis restarted): the manager reconnects at once;
+                    // try once more on the new connection. (Were a `SET NX` applied before the
+                    // connection broke, the retry reads as a replay: a refusal, never an
+                    // accepted replay.)
+                    Err(e) if e.is_connection_dropped() || e.is_io_error() => {
+                        tracing::debug!(error = %e, "Redis connection dropped; retrying once");
+                        cmd.query_async::<redis::Value>(&mut conn).await
+                    }
+                    other => other,
+                }
+                .map_err(|e| unavailable(format!("Redis failed: {e}")))
             };
             match tokio::time::timeout(self.timeout, call).await {
                 Ok(result) => result,

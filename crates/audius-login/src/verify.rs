@@ -471,6 +471,12 @@ pub(crate) fn unexpected_or_unavailable(status: u16, answer: &crate::ApiResponse
             ),
             Some(429),
         ),
+        // The client fails over on these and reports them as unavailable; an answer read
+        // directly (`ApiVerifier::interpret`) means the same.
+        500..=599 => Error::unavailable(
+            format!("Audius answered HTTP {status}: {}", answer.error_message()),
+            Some(status),
+        ),
         300..=399 => Error::UpstreamUnexpected {
             status,
             message: format!(
