@@ -110,11 +110,27 @@
 //!   [`GuardedStore`] they get `503` within the timeout; but when Redis comes back, service
 //!   resumes only when the manager's next attempt is due (up to about two minutes later).
 //!   Startup (`RedisSessionStore::new`) also waits through those retries when Redis is down.
+//!   Fix: wrap it in a [`ReconnectingStore`] (inside the [`GuardedStore`]): after a failed or
+//!   timed-out call it builds a new `RedisSessionStore` (a new connection) on the next call, so
+//!   the first request after Redis is back is served. The e2e suite proves it by killing and
+//!   restarting `redis-server` (`tests/tests/scale_redis.rs`,
+//!   `redis_down_is_503_within_the_timeout_and_service_resumes`).
 //! - `RedisSessionStore::builder_pooled(pool)` (feature `redis-pool`, a `deadpool-redis`
 //!   pool) opens connections on demand and checks them before reuse: with [`GuardedStore`],
 //!   requests get `503` while Redis is down, and the first request after it is back is served.
 //!   Prefer it where Redis may restart. Give the pool a `wait` timeout too
 //!   (`deadpool_redis::Config::pool`), or rely on [`GuardedStore::timeout`].
+//!
+//! ```text
+//! // Cargo.toml: actix-session = { version = "0.11", features = ["redis-session"] }
+//! let url = redis_url.clone();
+//! let store = ReconnectingStore::new(RedisSessionStore::new(redis_url).await?, move || {
+//!     let url = url.clone();
+//!     Box::pin(async move { RedisSessionStore::new(url).await })
+//! });
+//! // Cloned into every worker's `SessionMiddleware::new(store.clone(), key.clone())`.
+//! let store = GuardedStore::new(store).timeout(Duration::from_secs(1));
+//! ```
 //!
 //! ```text
 //! // Cargo.toml: actix-session = { version = "0.11", features = ["redis-pool"] },
@@ -395,6 +411,248 @@ impl<S: SessionStore> SessionStore for GuardedStore<S> {
             Ok(Err(e)) => Err(self.store_error("delete", e)),
             Err(timeout) => Err(timeout),
         }
+    }
+}
+
+/// The future a [`ReconnectingStore`]'s `connect` function returns.
+pub type ConnectFuture<S> = LocalBoxFuture<'static, Result<S, anyhow::Error>>;
+
+type ConnectFn<S> = dyn Fn() -> ConnectFuture<S> + Send + Sync;
+
+struct Reconnecting<S> {
+    /// The store in use and its generation; `None` once it failed (the next call reconnects).
+    current: std::sync::Mutex<(u64, Option<S>)>,
+    connect: Box<ConnectFn<S>>,
+    /// Set while one call is reconnecting: the others fail at once instead of piling up.
+    connecting: std::sync::atomic::AtomicBool,
+}
+
+/// A session store that is built again (a new connection) after it failed: for stores whose
+/// own client does not come back promptly when the backend does, such as actix-session's
+/// `RedisSessionStore` (its `ConnectionManager` waits a minute or two between attempts; see
+/// [Redis](self#redis)). Wrap it in a [`GuardedStore`] for the timeouts and the `503`.
+///
+/// After a call fails with an error of the store itself (not a (de)serialisation error), or is
+/// abandoned before it finished (a [`GuardedStore`] timeout), the store is dropped and the next
+/// call runs `connect` first. Only one call reconnects at a time; the calls meanwhile fail at
+/// once with "reconnecting" (outages, for the guard). Cheap to clone (shared state); `Send`, so
+/// it can be built once and cloned into the `HttpServer` factory.
+///
+/// With Redis (actix-session's `redis-session` feature), see [Redis](self#redis); with any
+/// store:
+///
+/// ```
+/// use std::time::Duration;
+/// use actix_audius_login::store::{GuardedStore, ReconnectingStore};
+/// use actix_session::storage::CookieSessionStore;
+///
+/// let store = ReconnectingStore::new(CookieSessionStore::default(), || {
+///     Box::pin(async { Ok(CookieSessionStore::default()) })
+/// });
+/// assert_eq!(store.generation(), 0);
+/// let store = GuardedStore::new(store).timeout(Duration::from_secs(1));
+/// # let _ = store;
+/// ```
+pub struct ReconnectingStore<S> {
+    shared: std::sync::Arc<Reconnecting<S>>,
+}
+
+impl<S> Clone for ReconnectingStore<S> {
+    fn clone(&self) -> Self {
+        Self {
+            shared: std::sync::Arc::clone(&self.shared),
+        }
+    }
+}
+
+impl<S> fmt::Debug for ReconnectingStore<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (generation, connected) = self
+            .shared
+            .current
+            .lock()
+            .map(|c| (c.0, c.1.is_some()))
+            .unwrap_or((0, false));
+        f.debug_struct("ReconnectingStore")
+            .field("store", &std::any::type_name::<S>())
+            .field("generation", &generation)
+            .field("connected", &connected)
+            .finish()
+    }
+}
+
+/// Marks the store failed when a call is dropped before it finished (a timeout above).
+struct Abandoned<'a, S: Clone> {
+    store: &'a ReconnectingStore<S>,
+    generation: u64,
+    armed: bool,
+}
+
+impl<S: Clone> Drop for Abandoned<'_, S> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.store.failed(self.generation);
+        }
+    }
+}
+
+impl<S: Clone> ReconnectingStore<S> {
+    /// Uses `store` until it fails, then `connect` to build a new one (on the next call).
+    pub fn new<F>(store: S, connect: F) -> Self
+    where
+        F: Fn() -> ConnectFuture<S> + Send + Sync + 'static,
+    {
+        Self::with_current(Some(store), connect)
+    }
+
+    /// Builds the store with `connect` on the first call (an app can start while the backend
+    /// is down).
+    pub fn lazy<F>(connect: F) -> Self
+    where
+        F: Fn() -> ConnectFuture<S> + Send + Sync + 'static,
+    {
+        Self::with_current(None, connect)
+    }
+
+    fn with_current<F>(store: Option<S>, connect: F) -> Self
+    where
+        F: Fn() -> ConnectFuture<S> + Send + Sync + 'static,
+    {
+        Self {
+            shared: std::sync::Arc::new(Reconnecting {
+                current: std::sync::Mutex::new((0, store)),
+                connect: Box::new(connect),
+                connecting: std::sync::atomic::AtomicBool::new(false),
+            }),
+        }
+    }
+
+    /// How many times the store was (re)built since this value was created (0: the first
+    /// store given to [`new`](Self::new) is still in use).
+    pub fn generation(&self) -> u64 {
+        self.shared.current.lock().map(|c| c.0).unwrap_or(0)
+    }
+
+    /// Forgets the store of `generation` (if still current): the next call reconnects.
+    fn failed(&self, generation: u64) {
+        if let Ok(mut current) = self.shared.current.lock()
+            && current.0 == generation
+            && current.1.take().is_some()
+        {
+            tracing::warn!(
+                generation,
+                "session store failed; reconnecting on the next call"
+            );
+        }
+    }
+
+    /// The store to use, reconnecting first when needed.
+    async fn store(&self) -> Result<(u64, S), anyhow::Error> {
+        use std::sync::atomic::Ordering;
+        if let Ok(current) = self.shared.current.lock()
+            && let Some(store) = &current.1
+        {
+            return Ok((current.0, store.clone()));
+        }
+        if self.shared.connecting.swap(true, Ordering::AcqRel) {
+            return Err(anyhow::anyhow!("reconnecting to the session store"));
+        }
+        /// Clears the flag however the attempt ends (also when abandoned).
+        struct Done<'a>(&'a std::sync::atomic::AtomicBool);
+        impl Drop for Done<'_> {
+            fn drop(&mut self) {
+                self.0.store(false, std::sync::atomic::Ordering::Release);
+            }
+        }
+        let _done = Done(&self.shared.connecting);
+        let store = (self.shared.connect)()
+            .await
+            .map_err(|e| e.context("cannot reconnect to the session store"))?;
+        let mut current = self
+            .shared
+            .current
+            .lock()
+            .map_err(|_| anyhow::anyhow!("session store state poisoned"))?;
+        current.0 += 1;
+        current.1 = Some(store.clone());
+        tracing::info!(generation = current.0, "reconnected to the session store");
+        Ok((current.0, store))
+    }
+
+    /// Runs one call on the current store; `failed` tells which results mean the store failed.
+    async fn run<T, E, Fut>(
+        &self,
+        call: impl FnOnce(S) -> Fut,
+        failed: impl FnOnce(&Result<T, E>) -> bool,
+        wrap: impl FnOnce(anyhow::Error) -> E,
+    ) -> Result<T, E>
+    where
+        Fut: Future<Output = Result<T, E>>,
+    {
+        let (generation, store) = self.store().await.map_err(wrap)?;
+        let mut guard = Abandoned {
+            store: self,
+            generation,
+            armed: true,
+        };
+        let result = call(store).await;
+        guard.armed = false;
+        if failed(&result) {
+            self.failed(generation);
+        }
+        result
+    }
+}
+
+impl<S: SessionStore + Clone> SessionStore for ReconnectingStore<S> {
+    async fn load(&self, session_key: &SessionKey) -> Result<Option<State>, LoadError> {
+        self.run(
+            |s| async move { s.load(session_key).await },
+            |r| matches!(r, Err(LoadError::Other(_))),
+            LoadError::Other,
+        )
+        .await
+    }
+
+    async fn save(&self, session_state: State, ttl: &Ttl) -> Result<SessionKey, SaveError> {
+        self.run(
+            |s| async move { s.save(session_state, ttl).await },
+            |r| matches!(r, Err(SaveError::Other(_))),
+            SaveError::Other,
+        )
+        .await
+    }
+
+    async fn update(
+        &self,
+        session_key: SessionKey,
+        session_state: State,
+        ttl: &Ttl,
+    ) -> Result<SessionKey, UpdateError> {
+        self.run(
+            |s| async move { s.update(session_key, session_state, ttl).await },
+            |r| matches!(r, Err(UpdateError::Other(_))),
+            UpdateError::Other,
+        )
+        .await
+    }
+
+    async fn update_ttl(&self, session_key: &SessionKey, ttl: &Ttl) -> Result<(), anyhow::Error> {
+        self.run(
+            |s| async move { s.update_ttl(session_key, ttl).await },
+            Result::is_err,
+            |e| e,
+        )
+        .await
+    }
+
+    async fn delete(&self, session_key: &SessionKey) -> Result<(), anyhow::Error> {
+        self.run(
+            |s| async move { s.delete(session_key).await },
+            Result::is_err,
+            |e| e,
+        )
+        .await
     }
 }
 
@@ -866,6 +1124,83 @@ mod tests {
         let (slow, fast) = futures_util::future::join(slow, fast).await;
         assert_eq!(slow.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(fast.status(), 200);
+    }
+
+    #[actix_web::test]
+    async fn reconnecting_store_builds_a_new_store_after_a_failure() {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+        // The first store stays broken (as a ConnectionManager waiting on its backoff): only a
+        // new one helps. `connect` fails while the backend is "down".
+        let broken = Flaky::new();
+        broken.mode.set(Mode::Fail);
+        let down = Arc::new(AtomicBool::new(true));
+        let connects = Arc::new(AtomicUsize::new(0));
+        let store = {
+            let (down, connects) = (Arc::clone(&down), Arc::clone(&connects));
+            ReconnectingStore::new(broken, move || -> ConnectFuture<Flaky> {
+                connects.fetch_add(1, Ordering::SeqCst);
+                let down = down.load(Ordering::SeqCst);
+                Box::pin(async move {
+                    if down {
+                        Err(anyhow::anyhow!("connection refused"))
+                    } else {
+                        Ok(Flaky::new())
+                    }
+                })
+            })
+        };
+        let app = app!(GuardedStore::new(store.clone()), SessionStoreGuard::new());
+        // The broken store fails: 503, and it is dropped.
+        let res = answer(&app, get("/count").to_request()).await;
+        assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(connects.load(Ordering::SeqCst), 0);
+        // Reconnecting fails while the backend is down: 503 again.
+        let res = answer(&app, get("/count").to_request()).await;
+        assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(connects.load(Ordering::SeqCst), 1);
+        assert_eq!(store.generation(), 0);
+        // Back: the next call reconnects and is served; later calls reuse the new store.
+        down.store(false, Ordering::SeqCst);
+        let res = answer(&app, get("/count").to_request()).await;
+        assert_eq!(res.status(), 200);
+        let cookie = session_cookie(&res);
+        let res = answer(
+            &app,
+            get("/count")
+                .cookie(actix_web::cookie::Cookie::new("id", cookie))
+                .to_request(),
+        )
+        .await;
+        assert_eq!(body(res).await, "2");
+        assert_eq!(connects.load(Ordering::SeqCst), 2);
+        assert_eq!(store.generation(), 1);
+    }
+
+    #[actix_web::test]
+    async fn reconnecting_store_drops_a_store_whose_call_was_abandoned() {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let hanging = Flaky::new();
+        hanging.mode.set(Mode::Hang);
+        let connects = Arc::new(AtomicUsize::new(0));
+        let store = {
+            let connects = Arc::clone(&connects);
+            ReconnectingStore::new(hanging, move || -> ConnectFuture<Flaky> {
+                connects.fetch_add(1, Ordering::SeqCst);
+                Box::pin(async { Ok(Flaky::new()) })
+            })
+        };
+        let app = app!(
+            GuardedStore::new(store.clone()).timeout(Duration::from_millis(100)),
+            SessionStoreGuard::new()
+        );
+        let res = answer(&app, get("/count").to_request()).await;
+        assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let res = answer(&app, get("/count").to_request()).await;
+        assert_eq!(res.status(), 200);
+        assert_eq!(connects.load(Ordering::SeqCst), 1);
+        assert!(format!("{store:?}").contains("generation: 1"));
     }
 
     #[actix_web::test]
