@@ -269,6 +269,63 @@ async fn postmessage_mode_login_in_a_popup() {
     .await;
 }
 
+/// The code flow's `/me/audius` for this browser: `(status, body)`.
+async fn me_at_audius(b: &Browser) -> Result<(u16, Value)> {
+    let (status, body) = b.fetch("/me/audius").await?;
+    Ok((status, serde_json::from_str(&body).unwrap_or(Value::Null)))
+}
+
+/// 3b. The code flow in the browser, through the fragment bridge and through the popup: the
+/// code reaches the callback, never stays in the address bar, and the app calls Audius as the
+/// user.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn code_flow_login_through_the_bridge_and_the_popup() {
+    scenario("code flow login", |b| async move {
+        // Fragment: the bridge page forwards `#state=..&code=..`.
+        let app = DemoApp::start_code_flow(ResponseMode::Fragment).await?;
+        b.goto(&app.at("/")).await?;
+        b.click("#audius-login-button").await?;
+        let login = wait_for_sandbox_login(&b, &app).await?;
+        ensure!(
+            param(&login, "response_type").as_deref() == Some("code")
+                && param(&login, "code_challenge_method").as_deref() == Some("S256"),
+            "not a PKCE code-flow login: {login}"
+        );
+        approve_as(&b, "artist").await?;
+        b.wait_for_attr("#profile", "data-handle", "artist").await?;
+        let href = b.js("return window.location.href;", vec![]).await?;
+        let href = href.as_str().unwrap_or_default().to_owned();
+        ensure!(
+            href == app.at("/"),
+            "after login the address is {href}, not the landing page"
+        );
+        let (status, body) = me_at_audius(&b).await?;
+        ensure!(
+            status == 200 && body["handle"] == json!("artist") && body["scope"] == json!("write"),
+            "/me/audius answered {status}: {body}"
+        );
+
+        // Popup: the login page posts `{state, code}` to the opener.
+        let app = DemoApp::start_code_flow(ResponseMode::PostMessage).await?;
+        b.goto(&app.at("/")).await?;
+        b.find("#audius-login-button").await?;
+        let (opener, popup) = open_popup(&b).await?;
+        wait_for_sandbox_login(&b, &app).await?;
+        approve_as(&b, "listener").await?;
+        b.wait_for_window_closed(&popup).await?;
+        b.switch_to(&opener).await?;
+        b.wait_for_attr("#profile", "data-handle", "listener")
+            .await?;
+        let (status, body) = me_at_audius(&b).await?;
+        ensure!(
+            status == 200 && body["handle"] == json!("listener"),
+            "/me/audius answered {status}: {body}"
+        );
+        Ok(())
+    })
+    .await;
+}
+
 /// 4. A popup closed by the user: the page says the login was abandoned; a later login works.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn closed_popup_is_reported_and_a_later_login_works() {

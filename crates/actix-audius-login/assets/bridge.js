@@ -8,6 +8,16 @@
     /* history may be unavailable */
   }
   var params = new URLSearchParams(hash);
+  // The implicit flow answers with a token, the code flow with a code (or an error).
+  function answer() {
+    var body = { state: params.get('state') || '' };
+    ['token', 'code', 'error', 'error_description'].forEach(function (name) {
+      if (params.has(name)) {
+        body[name] = params.get(name);
+      }
+    });
+    return body;
+  }
   function fail(message) {
     page.querySelector('[data-status]').textContent = message;
     page.querySelector('[data-retry]').hidden = false;
@@ -16,7 +26,7 @@
     method: 'POST',
     credentials: 'same-origin',
     headers: { 'Content-Type': 'application/json', 'Accept': 'application/json' },
-    body: JSON.stringify({ state: params.get('state') || '', token: params.get('token') || '' })
+    body: JSON.stringify(answer())
   }).then(function (response) {
     return response.json().then(function (body) {
       if (response.ok) {

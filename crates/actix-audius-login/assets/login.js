@@ -1,9 +1,10 @@
 /* Log In with Audius: the popup (postmessage) channel. Served by actix-audius-login.
  *
  * A click on an element with data-audius-popup opens the login route in a 375x785 popup. The
- * popup answers with window.opener.postMessage({state, token}, ourOrigin); a message is accepted
+ * popup answers with window.opener.postMessage({state, token}, ourOrigin) ({state, code} in the
+ * code flow, {state, error} when declined); a message is accepted
  * only from the Audius login page's origin (data-audius-origin) AND from the popup this script
- * opened. The state and token are posted to the callback, which checks the state against the
+ * opened. The state and the answer are posted to the callback, which checks the state against the
  * session. Events (bubbling, cancelable) on the button:
  *   audius-login:success   detail {redirect, user}   default: go to detail.redirect
  *   audius-login:error     detail {code, message}    default: show the message
@@ -77,9 +78,18 @@
         return;
       }
       var data = event.data;
-      if (!data || typeof data !== 'object' || typeof data.state !== 'string' ||
-          typeof data.token !== 'string' || data.state.length > 512 || data.token.length > 16384) {
+      // {state, token} (implicit flow), {state, code} (code flow) or {state, error}.
+      var name = ['token', 'code', 'error'].filter(function (n) {
+        return data && typeof data === 'object' && typeof data[n] === 'string';
+      })[0];
+      if (!name || typeof data.state !== 'string' || data.state.length > 512 ||
+          data[name].length > 16384) {
         return;
+      }
+      var answer = { state: data.state };
+      answer[name] = data[name];
+      if (name === 'error' && typeof data.error_description === 'string') {
+        answer.error_description = data.error_description.slice(0, 1024);
       }
       finish();
       try {
@@ -91,7 +101,7 @@
         method: 'POST',
         credentials: 'same-origin',
         headers: { 'Content-Type': 'application/json', 'Accept': 'application/json' },
-        body: JSON.stringify({ state: data.state, token: data.token })
+        body: JSON.stringify(answer)
       }).then(function (response) {
         return response.json().then(function (body) {
           return { ok: response.ok, body: body };

@@ -76,6 +76,44 @@ impl DemoApp {
         })
     }
 
+    /// Starts a sandbox and the demo app running the authorization-code flow (scope `write`)
+    /// through `mode`, as `AUDIUS_FLOW=code` does: a developer app registered with the
+    /// sandbox for the demo's callback and `postmessage`.
+    pub async fn start_code_flow(mode: ResponseMode) -> Result<Self> {
+        let listener = TcpListener::bind(("127.0.0.1", 0))?;
+        let port = listener.local_addr()?.port();
+        let url = Url::parse(&format!("http://localhost:{port}/"))?;
+        let callback = url.join("auth/audius/callback")?;
+        let key = audius_login_examples::DEMO_API_KEY;
+        let developer_app = audius_sandbox::DeveloperApp::new(
+            "Audius Login E2E",
+            key,
+            vec![callback.to_string(), "postmessage".into()],
+        )?;
+        let sandbox = Sandbox::builder().app(developer_app).start().await?;
+        let mut setup = Setup::with_environment(
+            "Audius Login E2E",
+            listener,
+            url.clone(),
+            sandbox.environment(),
+            mode,
+        )?;
+        setup.audius = actix_audius_login::AudiusLogin::builder("Audius Login E2E", callback)
+            .response_mode(mode)
+            .environment(sandbox.environment())
+            .flow(actix_audius_login::Flow::AuthorizationCode)
+            .api_key(key)
+            .scope(actix_audius_login::Scope::Write)
+            .build()?;
+        let server = audius_login_examples::demo::server(&setup)?;
+        Ok(Self {
+            sandbox,
+            url,
+            mode,
+            _server: Running::spawn(server),
+        })
+    }
+
     /// A URL of the app: `path` joined to its base.
     pub fn at(&self, path: &str) -> String {
         self.url
