@@ -133,30 +133,26 @@ impl RedirectUri {
         if input.eq_ignore_ascii_case("postmessage") {
             return Ok(Self::PostMessage);
         }
-        let decoded = percent_decode_str(input).decode_utf8_lossy();
-        for (form, text) in [("", input), (" (after percent-decoding)", decoded.as_ref())] {
-            check_text(text, form)?;
+        let url = judge(input)?;
+        // What is sent is the normalised URL: it must pass every rule on its own, and stay
+        // itself (`itT:/./%2f8` normalises to `itt:/%2f8`, whose decoded form `itt://8` has an
+        // IP host that the input's decoded form `itT:/.//8` did not have).
+        if url.as_str() != input {
+            let again = judge(url.as_str()).map_err(|e| {
+                let message = if e.message.ends_with("(after normalisation)") {
+                    e.message
+                } else {
+                    format!("{} (after normalisation)", e.message)
+                };
+                RedirectUriError::new(e.rule, message)
+            })?;
+            if again != url {
+                return Err(RedirectUriError::new(
+                    Syntax,
+                    format!("the URL changes each time it is normalised ({url}, then {again})"),
+                ));
+            }
         }
-        check_characters(input)?;
-        // The decoded form, when it is a URL, must pass the URL rules too.
-        if decoded != input
-            && let Ok(url) = Url::parse(&decoded)
-        {
-            check_url(&url, " (after percent-decoding)")?;
-        }
-        let url = Url::parse(input)
-            .map_err(|e| RedirectUriError::new(Syntax, format!("not a valid URL: {e}")))?;
-        check_url(&url, "")?;
-        // What is sent is the normalised URL: it must pass the text rules too (`http:..`
-        // normalises to `http://../`), and hold only RFC 3986 characters (the URL parser
-        // percent-decodes hosts: `http://%60x/` is the host "`x", which it allows).
-        check_text(url.as_str(), " (after normalisation)")?;
-        check_characters(url.as_str()).map_err(|e| {
-            RedirectUriError::new(
-                RedirectRule::Syntax,
-                format!("{} (after normalisation)", e.message()),
-            )
-        })?;
         Ok(Self::Url(url))
     }
 
@@ -193,6 +189,36 @@ impl std::str::FromStr for RedirectUri {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Self::parse(s)
     }
+}
+
+/// Every rule but the length and `postmessage` ones, on one text: the URL it parses to.
+fn judge(input: &str) -> Result<Url, RedirectUriError> {
+    use RedirectRule::*;
+    let decoded = percent_decode_str(input).decode_utf8_lossy();
+    for (form, text) in [("", input), (" (after percent-decoding)", decoded.as_ref())] {
+        check_text(text, form)?;
+    }
+    check_characters(input)?;
+    // The decoded form, when it is a URL, must pass the URL rules too.
+    if decoded != input
+        && let Ok(url) = Url::parse(&decoded)
+    {
+        check_url(&url, " (after percent-decoding)")?;
+    }
+    let url = Url::parse(input)
+        .map_err(|e| RedirectUriError::new(Syntax, format!("not a valid URL: {e}")))?;
+    check_url(&url, "")?;
+    // What is sent is the normalised URL: it must pass the text rules too (`http:..`
+    // normalises to `http://../`), and hold only RFC 3986 characters (the URL parser
+    // percent-decodes hosts: `http://%60x/` is the host "`x", which it allows).
+    check_text(url.as_str(), " (after normalisation)")?;
+    check_characters(url.as_str()).map_err(|e| {
+        RedirectUriError::new(
+            RedirectRule::Syntax,
+            format!("{} (after normalisation)", e.message()),
+        )
+    })?;
+    Ok(url)
 }
 
 /// Scheme, fragment and traversal rules on a text form.

@@ -111,6 +111,21 @@ fn percent_encoded_host_with_a_forbidden_character_is_refused() {
     assert_eq!(ok.as_str(), "http://localhost:3000/cb");
 }
 
+/// The second crash the redirect-URI fuzzer found: `itT:/./%2f8` was accepted, but what is sent
+/// is its normal form `itt:/%2f8`, whose decoded form `itt://8` has the IP host 0.0.0.8 (the
+/// dot segment hid it). The normal form must pass every rule itself: refused now.
+#[test]
+fn a_normal_form_that_breaks_a_rule_is_refused() {
+    use audius_login::RedirectUri;
+    use audius_login::redirect_uri::RedirectRule;
+    let e = RedirectUri::parse("itT:/./%2f8").unwrap_err();
+    assert_eq!(e.rule(), RedirectRule::IpHost, "{e}");
+    assert!(e.message().contains("after normalisation"), "{e}");
+    // Normalisation that changes nothing a rule looks at is fine.
+    let ok = RedirectUri::parse("HTTP://LOCALHOST:3000/a/./b").unwrap();
+    assert_eq!(ok.as_str(), "http://localhost:3000/a/b");
+}
+
 /// The checks themselves catch what they are meant to: a panic in a check is reported with the
 /// input's name (the harness above is not vacuous).
 #[test]
