@@ -415,20 +415,31 @@ async fn login_in_every_channel_and_calls_as_the_user() {
 
 #[actix_web::test]
 async fn write_scope_acts_for_the_user_and_a_read_token_gets_403() {
-    for (scope, status) in [(Scope::Write, 200), (Scope::Read, 403)] {
-        let w = world(ResponseMode::Query, scope).await;
-        let b = browser();
-        assert_signed_in(&b.login(&w.app, "artist").await, ResponseMode::Query);
-        let track = audius_login::UserId::new(42).hashid();
-        let res = b.post(&w.app, &format!("/audius/favorite/{track}")).await;
-        assert_eq!(res.status(), status, "{scope:?}: {:?}", res.text().await);
-        let artist = w.sandbox.user("artist").unwrap().id;
-        let favorites = w.sandbox.favorites(artist);
-        assert_eq!(
-            favorites.contains(&42),
-            scope == Scope::Write,
-            "{favorites:?}"
-        );
+    for mode in [
+        ResponseMode::Query,
+        ResponseMode::Fragment,
+        ResponseMode::PostMessage,
+    ] {
+        for (scope, status) in [(Scope::Write, 200), (Scope::Read, 403)] {
+            let w = world(mode, scope).await;
+            let b = browser();
+            assert_signed_in(&b.login(&w.app, "artist").await, mode);
+            let track = audius_login::UserId::new(42).hashid();
+            let res = b.post(&w.app, &format!("/audius/favorite/{track}")).await;
+            assert_eq!(
+                res.status(),
+                status,
+                "{mode:?} {scope:?}: {:?}",
+                res.text().await
+            );
+            let artist = w.sandbox.user("artist").unwrap().id;
+            let favorites = w.sandbox.favorites(artist);
+            assert_eq!(
+                favorites.contains(&42),
+                scope == Scope::Write,
+                "{mode:?} {scope:?}: {favorites:?}"
+            );
+        }
     }
 }
 
