@@ -246,6 +246,71 @@ impl LoadResult {
     }
 }
 
+/// Keep-alive connections to one [`LoadTarget`], kept open between [`LoadPool::run`]s, so that
+/// short runs of several targets can be interleaved without reconnecting.
+pub struct LoadPool {
+    target: LoadTarget,
+    connections: Vec<RawConnection>,
+}
+
+impl LoadPool {
+    /// Opens `connections` (at least one) keep-alive connections to `target`.
+    pub async fn open(target: LoadTarget, connections: usize) -> BenchResult<Self> {
+        let mut opened = Vec::with_capacity(connections.max(1));
+        for _ in 0..connections.max(1) {
+            opened.push(
+                RawConnection::open(target.addr, &target.path, target.cookie.as_deref()).await?,
+            );
+        }
+        Ok(Self {
+            target,
+            connections: opened,
+        })
+    }
+
+    /// Runs every connection, one request in flight on each, for `duration`. Must run on a
+    /// tokio runtime; the connections are spawned on it and come back when done.
+    pub async fn run(&mut self, duration: Duration) -> BenchResult<LoadResult> {
+        let cpu = || self.target.server_thread.as_deref().and_then(thread_cpu);
+        let cpu_before = cpu();
+        let start = Instant::now();
+        let deadline = start + duration;
+        let tasks: Vec<_> = std::mem::take(&mut self.connections)
+            .into_iter()
+            .map(|mut connection| {
+                tokio::spawn(async move {
+                    let (mut ok, mut failed) = (0u64, 0u64);
+                    while Instant::now() < deadline {
+                        if connection.request().await? == 200 {
+                            ok += 1;
+                        } else {
+                            failed += 1;
+                        }
+                    }
+                    Ok::<_, crate::BenchError>((connection, ok, failed))
+                })
+            })
+            .collect();
+        let (mut ok, mut failed) = (0, 0);
+        for task in tasks {
+            let (connection, o, f) = task.await??;
+            self.connections.push(connection);
+            ok += o;
+            failed += f;
+        }
+        let elapsed = start.elapsed();
+        let server_cpu = cpu()
+            .zip(cpu_before)
+            .map(|(after, before)| after.saturating_sub(before));
+        Ok(LoadResult {
+            ok,
+            failed,
+            elapsed,
+            server_cpu,
+        })
+    }
+}
+
 /// Runs `connections` keep-alive connections against `target`, one request in flight on each,
 /// for `duration` (connections are opened before the clock starts). Must run on a tokio
 /// runtime; the connections are spawned on it.
@@ -254,47 +319,10 @@ pub async fn run(
     connections: usize,
     duration: Duration,
 ) -> BenchResult<LoadResult> {
-    let mut opened = Vec::with_capacity(connections);
-    for _ in 0..connections.max(1) {
-        opened
-            .push(RawConnection::open(target.addr, &target.path, target.cookie.as_deref()).await?);
-    }
-    let cpu = || target.server_thread.as_deref().and_then(thread_cpu);
-    let cpu_before = cpu();
-    let start = Instant::now();
-    let deadline = start + duration;
-    let tasks: Vec<_> = opened
-        .into_iter()
-        .map(|mut connection| {
-            tokio::spawn(async move {
-                let (mut ok, mut failed) = (0u64, 0u64);
-                while Instant::now() < deadline {
-                    if connection.request().await? == 200 {
-                        ok += 1;
-                    } else {
-                        failed += 1;
-                    }
-                }
-                Ok::<_, crate::BenchError>((ok, failed))
-            })
-        })
-        .collect();
-    let (mut ok, mut failed) = (0, 0);
-    for task in tasks {
-        let (o, f) = task.await??;
-        ok += o;
-        failed += f;
-    }
-    let elapsed = start.elapsed();
-    let server_cpu = cpu()
-        .zip(cpu_before)
-        .map(|(after, before)| after.saturating_sub(before));
-    Ok(LoadResult {
-        ok,
-        failed,
-        elapsed,
-        server_cpu,
-    })
+    LoadPool::open(target.clone(), connections)
+        .await?
+        .run(duration)
+        .await
 }
 
 #[cfg(test)]
