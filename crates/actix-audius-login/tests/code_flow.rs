@@ -515,10 +515,15 @@ async fn a_401_from_audius_refreshes_once_and_retries() {
     );
 }
 
-#[actix_web::test]
-async fn refresh_token_reuse_revokes_the_family_and_forces_a_new_login() {
-    // Two instances without sticky sessions: B does not know that A refreshed, and refreshes
-    // the same refresh token again; Audius detects the reuse and revokes the family.
+/// Two instances of the app (same session key, same sandbox, same clock), A and B.
+struct TwoInstances {
+    clock: Arc<ManualClock>,
+    sandbox: Arc<SandboxHandle>,
+    a: CodeApp,
+    b: CodeApp,
+}
+
+async fn two_instances(mode: ResponseMode) -> TwoInstances {
     let clock = Arc::new(ManualClock::at_unix(START));
     let (listener_a, base_a) = listener();
     let (listener_b, base_b) = listener();
@@ -531,23 +536,37 @@ async fn refresh_token_reuse_revokes_the_family_and_forces_a_new_login() {
     )
     .await;
     let key = Key::generate();
+    let start = |(listener, base), key| {
+        start_app(
+            (listener, base),
+            &sandbox,
+            mode,
+            Scope::Read,
+            clock.clone(),
+            key,
+        )
+    };
+    let a = start((listener_a, base_a), key.clone());
+    let b = start((listener_b, base_b), key);
+    TwoInstances {
+        clock,
+        sandbox,
+        a,
+        b,
+    }
+}
+
+#[actix_web::test]
+async fn refresh_token_reuse_revokes_the_family_and_forces_a_new_login() {
+    // Two instances without sticky sessions: B does not know that A refreshed, and refreshes
+    // the same refresh token again; Audius detects the reuse and revokes the family.
     let mode = ResponseMode::Query;
-    let a = start_app(
-        (listener_a, base_a),
-        &sandbox,
-        mode,
-        Scope::Read,
-        clock.clone(),
-        key.clone(),
-    );
-    let b_app = start_app(
-        (listener_b, base_b),
-        &sandbox,
-        mode,
-        Scope::Read,
-        clock.clone(),
-        key,
-    );
+    let TwoInstances {
+        clock,
+        sandbox,
+        a,
+        b: b_app,
+    } = two_instances(mode).await;
     let browser_a = browser();
     assert_signed_in(&browser_a.login(&a, "listener").await, mode);
     let old_cookie = browser_a.session_cookie(&a);
@@ -577,35 +596,13 @@ async fn refresh_token_reuse_revokes_the_family_and_forces_a_new_login() {
 
 #[actix_web::test]
 async fn logout_revokes_the_tokens_at_audius() {
-    let clock = Arc::new(ManualClock::at_unix(START));
-    let (listener_a, base_a) = listener();
-    let (listener_b, base_b) = listener();
-    let sandbox = sandbox(
-        &[
-            format!("{base_a}auth/audius/callback"),
-            format!("{base_b}auth/audius/callback"),
-        ],
-        clock.clone(),
-    )
-    .await;
-    let key = Key::generate();
     let mode = ResponseMode::Fragment;
-    let a = start_app(
-        (listener_a, base_a),
-        &sandbox,
-        mode,
-        Scope::Read,
-        clock.clone(),
-        key.clone(),
-    );
-    let b_app = start_app(
-        (listener_b, base_b),
-        &sandbox,
-        mode,
-        Scope::Read,
-        clock.clone(),
-        key,
-    );
+    let TwoInstances {
+        clock: _,
+        sandbox,
+        a,
+        b: b_app,
+    } = two_instances(mode).await;
     let browser_a = browser();
     assert_signed_in(&browser_a.login(&a, "artist").await, mode);
     let old_cookie = browser_a.session_cookie(&a);

@@ -6,11 +6,11 @@ use std::collections::HashMap;
 use std::net::TcpListener;
 use std::sync::Arc;
 
-use actix_audius_login::ResponseMode;
+use actix_audius_login::{AudiusLogin, Flow, ResponseMode, Scope};
 use actix_web::dev::ServerHandle;
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use audius_login_examples::Setup;
-use audius_sandbox::{Sandbox, SandboxHandle, SandboxUser, TokenOverrides};
+use audius_sandbox::{DeveloperApp, Sandbox, SandboxHandle, SandboxUser, TokenOverrides};
 use url::Url;
 
 use super::Result;
@@ -54,38 +54,25 @@ pub struct DemoApp {
 impl DemoApp {
     /// Starts a sandbox and the demo app answering through `mode`.
     pub async fn start(mode: ResponseMode) -> Result<Self> {
-        let sandbox = Sandbox::builder().start().await?;
-        let listener = TcpListener::bind(("127.0.0.1", 0))?;
-        let port = listener.local_addr()?.port();
-        // `localhost`, not 127.0.0.1: the sandbox is on 127.0.0.1, so the two are different
-        // origins and different sites, as an app and Audius are.
-        let url = Url::parse(&format!("http://localhost:{port}/"))?;
-        let setup = Setup::with_environment(
-            "Audius Login E2E",
-            listener,
-            url.clone(),
-            sandbox.environment(),
-            mode,
-        )?;
-        let server = audius_login_examples::demo::server(&setup)?;
-        Ok(Self {
-            sandbox,
-            url,
-            mode,
-            _server: Running::spawn(server),
-        })
+        Self::start_flow(mode, Flow::Implicit).await
     }
 
     /// Starts a sandbox and the demo app running the authorization-code flow (scope `write`)
     /// through `mode`, as `AUDIUS_FLOW=code` does: a developer app registered with the
     /// sandbox for the demo's callback and `postmessage`.
     pub async fn start_code_flow(mode: ResponseMode) -> Result<Self> {
+        Self::start_flow(mode, Flow::AuthorizationCode).await
+    }
+
+    async fn start_flow(mode: ResponseMode, flow: Flow) -> Result<Self> {
         let listener = TcpListener::bind(("127.0.0.1", 0))?;
         let port = listener.local_addr()?.port();
+        // `localhost`, not 127.0.0.1: the sandbox is on 127.0.0.1, so the two are different
+        // origins and different sites, as an app and Audius are.
         let url = Url::parse(&format!("http://localhost:{port}/"))?;
         let callback = url.join("auth/audius/callback")?;
         let key = audius_login_examples::DEMO_API_KEY;
-        let developer_app = audius_sandbox::DeveloperApp::new(
+        let developer_app = DeveloperApp::new(
             "Audius Login E2E",
             key,
             vec![callback.to_string(), "postmessage".into()],
@@ -98,13 +85,15 @@ impl DemoApp {
             sandbox.environment(),
             mode,
         )?;
-        setup.audius = actix_audius_login::AudiusLogin::builder("Audius Login E2E", callback)
-            .response_mode(mode)
-            .environment(sandbox.environment())
-            .flow(actix_audius_login::Flow::AuthorizationCode)
-            .api_key(key)
-            .scope(actix_audius_login::Scope::Write)
-            .build()?;
+        if flow == Flow::AuthorizationCode {
+            setup.audius = AudiusLogin::builder("Audius Login E2E", callback)
+                .response_mode(mode)
+                .environment(sandbox.environment())
+                .flow(flow)
+                .api_key(key)
+                .scope(Scope::Write)
+                .build()?;
+        }
         let server = audius_login_examples::demo::server(&setup)?;
         Ok(Self {
             sandbox,
