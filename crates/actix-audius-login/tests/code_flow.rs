@@ -391,6 +391,13 @@ async fn login_in_every_channel_and_calls_as_the_user() {
             assert!(!text.contains("token") && !text.contains(&code), "{text}");
         }
         assert_eq!(grants(&w.sandbox, "authorization_code"), 1);
+        // The tokens are in the session, which the cookie carries encrypted.
+        let cookie = b.session_cookie(&w.app);
+        assert!(cookie.starts_with("id="), "{cookie}");
+        assert!(
+            !cookie.contains("audius") && !cookie.contains("tokens"),
+            "the session cookie is readable: {cookie}"
+        );
 
         // The session's user: the code flow gives no email.
         let me: Value = b.get(&w.app, "/me").await.json().await.unwrap();
