@@ -421,7 +421,7 @@ type ConnectFn<S> = dyn Fn() -> ConnectFuture<S> + Send + Sync;
 
 struct Reconnecting<S> {
     /// The store in use and its generation; `None` once it failed (the next call reconnects).
-    current: std::sync::Mutex<(u64, Option<S>)>,
+    current: std::sync::Mutex<(u64, Option<std::sync::Arc<S>>)>,
     connect: Box<ConnectFn<S>>,
     /// Set while one call is reconnecting: the others fail at once instead of piling up.
     connecting: std::sync::atomic::AtomicBool,
@@ -435,8 +435,9 @@ struct Reconnecting<S> {
 /// After a call fails with an error of the store itself (not a (de)serialisation error), or is
 /// abandoned before it finished (a [`GuardedStore`] timeout), the store is dropped and the next
 /// call runs `connect` first. Only one call reconnects at a time; the calls meanwhile fail at
-/// once with "reconnecting" (outages, for the guard). Cheap to clone (shared state); `Send`, so
-/// it can be built once and cloned into the `HttpServer` factory.
+/// once with "reconnecting" (outages, for the guard). Cheap to clone (shared state); `Send`
+/// when the store is `Send + Sync`, so it can be built once and cloned into the `HttpServer`
+/// factory. The store itself need not be `Clone` (it is kept behind an `Arc`).
 ///
 /// With Redis (actix-session's `redis-session` feature), see [Redis](self#redis); with any
 /// store:
@@ -482,13 +483,13 @@ impl<S> fmt::Debug for ReconnectingStore<S> {
 }
 
 /// Marks the store failed when a call is dropped before it finished (a timeout above).
-struct Abandoned<'a, S: Clone> {
+struct Abandoned<'a, S> {
     store: &'a ReconnectingStore<S>,
     generation: u64,
     armed: bool,
 }
 
-impl<S: Clone> Drop for Abandoned<'_, S> {
+impl<S> Drop for Abandoned<'_, S> {
     fn drop(&mut self) {
         if self.armed {
             self.store.failed(self.generation);
@@ -496,13 +497,13 @@ impl<S: Clone> Drop for Abandoned<'_, S> {
     }
 }
 
-impl<S: Clone> ReconnectingStore<S> {
+impl<S> ReconnectingStore<S> {
     /// Uses `store` until it fails, then `connect` to build a new one (on the next call).
     pub fn new<F>(store: S, connect: F) -> Self
     where
         F: Fn() -> ConnectFuture<S> + Send + Sync + 'static,
     {
-        Self::with_current(Some(store), connect)
+        Self::with_current(Some(std::sync::Arc::new(store)), connect)
     }
 
     /// Builds the store with `connect` on the first call (an app can start while the backend
@@ -514,7 +515,7 @@ impl<S: Clone> ReconnectingStore<S> {
         Self::with_current(None, connect)
     }
 
-    fn with_current<F>(store: Option<S>, connect: F) -> Self
+    fn with_current<F>(store: Option<std::sync::Arc<S>>, connect: F) -> Self
     where
         F: Fn() -> ConnectFuture<S> + Send + Sync + 'static,
     {
@@ -547,12 +548,12 @@ impl<S: Clone> ReconnectingStore<S> {
     }
 
     /// The store to use, reconnecting first when needed.
-    async fn store(&self) -> Result<(u64, S), anyhow::Error> {
+    async fn store(&self) -> Result<(u64, std::sync::Arc<S>), anyhow::Error> {
         use std::sync::atomic::Ordering;
         if let Ok(current) = self.shared.current.lock()
             && let Some(store) = &current.1
         {
-            return Ok((current.0, store.clone()));
+            return Ok((current.0, std::sync::Arc::clone(store)));
         }
         if self.shared.connecting.swap(true, Ordering::AcqRel) {
             return Err(anyhow::anyhow!("reconnecting to the session store"));
@@ -565,16 +566,18 @@ impl<S: Clone> ReconnectingStore<S> {
             }
         }
         let _done = Done(&self.shared.connecting);
-        let store = (self.shared.connect)()
-            .await
-            .map_err(|e| e.context("cannot reconnect to the session store"))?;
+        let store = std::sync::Arc::new(
+            (self.shared.connect)()
+                .await
+                .map_err(|e| e.context("cannot reconnect to the session store"))?,
+        );
         let mut current = self
             .shared
             .current
             .lock()
             .map_err(|_| anyhow::anyhow!("session store state poisoned"))?;
         current.0 += 1;
-        current.1 = Some(store.clone());
+        current.1 = Some(std::sync::Arc::clone(&store));
         tracing::info!(generation = current.0, "reconnected to the session store");
         Ok((current.0, store))
     }
@@ -582,7 +585,7 @@ impl<S: Clone> ReconnectingStore<S> {
     /// Runs one call on the current store; `failed` tells which results mean the store failed.
     async fn run<T, E, Fut>(
         &self,
-        call: impl FnOnce(S) -> Fut,
+        call: impl FnOnce(std::sync::Arc<S>) -> Fut,
         failed: impl FnOnce(&Result<T, E>) -> bool,
         wrap: impl FnOnce(anyhow::Error) -> E,
     ) -> Result<T, E>
@@ -604,7 +607,7 @@ impl<S: Clone> ReconnectingStore<S> {
     }
 }
 
-impl<S: SessionStore + Clone> SessionStore for ReconnectingStore<S> {
+impl<S: SessionStore> SessionStore for ReconnectingStore<S> {
     async fn load(&self, session_key: &SessionKey) -> Result<Option<State>, LoadError> {
         self.run(
             |s| async move { s.load(session_key).await },
