@@ -22,10 +22,11 @@ use audius_sandbox::{Fault, Role, Sandbox, SandboxHandle, SandboxUser, SandboxUs
 use reqwest::header::{ACCEPT, LOCATION};
 use url::Url;
 
-/// Bound on one attempt of the API client (connecting included).
-const API_TIMEOUT: Duration = Duration::from_secs(1);
-/// Bound on a health check.
-const HEALTH_TIMEOUT: Duration = Duration::from_secs(1);
+/// Bound on one attempt of the API client (connecting included). Generous: a healthy host on a
+/// busy 2-core machine must never look hung.
+const API_TIMEOUT: Duration = Duration::from_secs(2);
+/// Bound on a health check (as generous).
+const HEALTH_TIMEOUT: Duration = Duration::from_secs(2);
 /// API calls a login makes with the API verifier: `verify_token` and the user record.
 const CALLS_PER_LOGIN: u32 = 2;
 /// Hosts one call may try.

@@ -28,8 +28,9 @@ use url::Url;
 
 /// The callback URL both instances announce (the load balancer's address).
 const PUBLIC_CALLBACK: &str = "http://localhost:8080/auth/audius/callback";
-/// The bound on every session-store call.
-const STORE_TIMEOUT: Duration = Duration::from_millis(800);
+/// The bound on every session-store call (generous: a healthy Redis on a busy 2-core machine
+/// must never look down).
+const STORE_TIMEOUT: Duration = Duration::from_millis(1500);
 /// What a `503` may take beyond the store timeouts on a busy 2-core machine: a bound on a
 /// hang, not a speed claim.
 const SLACK: Duration = Duration::from_secs(5);
@@ -50,7 +51,7 @@ impl Drop for Instance {
 async fn audius(sandbox: &SandboxHandle, redis: &RedisServer) -> AudiusLogin {
     let replay = RedisReplayCache::builder(redis.url())
         .key_prefix("scale-test:replay:")
-        .timeout(Duration::from_secs(1))
+        .timeout(Duration::from_secs(2))
         .connect()
         .await
         .expect("Redis answers");
@@ -332,7 +333,7 @@ async fn redis_down_is_503_within_the_timeout_and_service_resumes() {
     assert_eq!(handle_on(&client, &a).await.as_deref(), Some("artist"));
 
     redis.stop().await;
-    for round in 0..3 {
+    for round in 0..2 {
         for instance in [&a, &b] {
             // A request with a session: the load fails.
             let started = Instant::now();
