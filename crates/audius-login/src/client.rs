@@ -88,11 +88,14 @@ impl ApiResponse {
     }
 
     /// The server's error message: `error` (a string, or `error_description` beside an OAuth
-    /// `error` code), else `message`, else the start of the body.
+    /// `error` code), else `message`, else the start of the body (blank strings are skipped:
+    /// the message is never empty).
     pub fn error_message(&self) -> String {
         if let Ok(Value::Object(obj)) = serde_json::from_slice::<Value>(&self.body) {
             for key in ["error_description", "error", "message"] {
-                if let Some(Value::String(s)) = obj.get(key) {
+                if let Some(Value::String(s)) = obj.get(key)
+                    && !s.trim().is_empty()
+                {
                     return s.clone();
                 }
             }

@@ -126,6 +126,37 @@ fn a_normal_form_that_breaks_a_rule_is_refused() {
     assert_eq!(ok.as_str(), "http://localhost:3000/a/b");
 }
 
+/// The crash the API-answer fuzzer found: `{"code": 400, "error": ""}` gave an empty error
+/// message (a refusal without words). Blank texts are skipped now; the body speaks instead.
+#[test]
+fn a_blank_error_text_never_gives_an_empty_message() {
+    use audius_login::{ApiResponse, ApiVerifier, ErrorKind};
+    for body in [
+        r#"{"code":400,"error":""}"#,
+        r#"{"error":"   ","message":""}"#,
+        r#"{"error_description":"","error":"invalid_grant"}"#,
+    ] {
+        let answer = ApiResponse {
+            status: 400,
+            body: bytes::Bytes::from(body),
+            host: url::Url::parse("http://api.example").unwrap(),
+            location: None,
+        };
+        let message = answer.error_message();
+        assert!(!message.trim().is_empty(), "{body}");
+        let e = ApiVerifier::interpret(&answer).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Malformed);
+        assert!(!e.to_string().trim().is_empty());
+    }
+    let oauth = ApiResponse {
+        status: 400,
+        body: bytes::Bytes::from(r#"{"error_description":"","error":"invalid_grant"}"#),
+        host: url::Url::parse("http://api.example").unwrap(),
+        location: None,
+    };
+    assert_eq!(oauth.error_message(), "invalid_grant");
+}
+
 /// The checks themselves catch what they are meant to: a panic in a check is reported with the
 /// input's name (the harness above is not vacuous).
 #[test]
