@@ -24,8 +24,19 @@ pub const MAX_RETURN_TO_LEN: usize = 2048;
 const BASE: &str = "http://return-to.invalid/";
 
 /// Returns the normalised path (with query and fragment) when `input` is a same-origin path,
-/// else `None`.
+/// else `None`. The normalised path passes every rule itself (and is kept as it is), so
+/// sanitising is idempotent: `/./%2f%2fevil` is refused, since its normal form `/%2f%2fevil`
+/// decodes to `//evil`.
 pub fn sanitize_return_to(input: &str) -> Option<String> {
+    let out = sanitize_once(input)?;
+    if out != input && sanitize_once(&out).as_deref() != Some(out.as_str()) {
+        return None;
+    }
+    Some(out)
+}
+
+/// Every rule, on one text: its normal form, when it passes.
+fn sanitize_once(input: &str) -> Option<String> {
     if input.is_empty() || input.len() > MAX_RETURN_TO_LEN {
         return None;
     }
@@ -100,6 +111,9 @@ mod tests {
             "/a\r\nSet-Cookie: x=1",
             "/a%0d%0aSet-Cookie:x=1",
             "/caf\u{e9}",
+            // Found by the fuzzer: a dot segment hid the `//` of the normal form.
+            "/./%2f%2f%67%6f%6f%67%/%",
+            "/./%2f%2fevil.example",
         ] {
             assert_eq!(sanitize_return_to(input), None, "{input:?}");
         }

@@ -157,6 +157,19 @@ fn a_blank_error_text_never_gives_an_empty_message() {
     assert_eq!(oauth.error_message(), "invalid_grant");
 }
 
+/// The crash the return-to fuzzer found: `/./%2f%2f%67%6f%6f%67%/%` was kept as
+/// `/%2f%2f%67%6f%6f%67%/%`, which sanitising again refused (it decodes to `//goog...`): the dot
+/// segment hid a protocol-relative start. The normal form must pass every rule itself: refused.
+#[test]
+fn a_return_to_whose_normal_form_breaks_a_rule_is_refused() {
+    use audius_login::return_to::sanitize_return_to;
+    assert_eq!(sanitize_return_to("/./%2f%2f%67%6f%6f%67%/%"), None);
+    assert_eq!(sanitize_return_to("/./%2f%2fevil.example/"), None);
+    assert_eq!(sanitize_return_to("/%2f%2fevil.example/"), None);
+    // Dot segments that hide nothing are still normalised away.
+    assert_eq!(sanitize_return_to("/a/./b/../c").as_deref(), Some("/a/c"));
+}
+
 /// The checks themselves catch what they are meant to: a panic in a check is reported with the
 /// input's name (the harness above is not vacuous).
 #[test]
