@@ -134,6 +134,13 @@ impl RedirectUri {
             return Ok(Self::PostMessage);
         }
         let url = judge(input)?;
+        if url.as_str().len() > MAX_REDIRECT_URI_LEN {
+            // `https:host/...` gains `//` when normalised.
+            return Err(RedirectUriError::new(
+                Syntax,
+                format!("longer than {MAX_REDIRECT_URI_LEN} characters (after normalisation)"),
+            ));
+        }
         // What is sent is the normalised URL: it must pass every rule on its own, and stay
         // itself (`itT:/./%2f8` normalises to `itt:/%2f8`, whose decoded form `itt://8` has an
         // IP host that the input's decoded form `itT:/.//8` did not have).

@@ -170,6 +170,28 @@ fn a_return_to_whose_normal_form_breaks_a_rule_is_refused() {
     assert_eq!(sanitize_return_to("/a/./b/../c").as_deref(), Some("/a/c"));
 }
 
+/// The third crash the redirect-URI fuzzer found: a URI of at most 2,000 characters whose
+/// normal form is longer (`https:host/...` gains `//`), so the form actually sent broke the
+/// length rule. Refused now.
+#[test]
+fn a_normal_form_over_the_length_limit_is_refused() {
+    use audius_login::RedirectUri;
+    use audius_login::redirect_uri::{MAX_REDIRECT_URI_LEN, RedirectRule};
+    let head = "https:example.com/";
+    let input = format!("{head}{}", "a".repeat(MAX_REDIRECT_URI_LEN - head.len()));
+    assert_eq!(input.len(), MAX_REDIRECT_URI_LEN);
+    let e = RedirectUri::parse(&input).unwrap_err();
+    assert_eq!(e.rule(), RedirectRule::Syntax);
+    assert!(e.message().contains("after normalisation"), "{e}");
+    // The same URI already in its normal form, at the limit, is accepted.
+    let normal = format!(
+        "https://example.com/{}",
+        "a".repeat(MAX_REDIRECT_URI_LEN - 20)
+    );
+    assert_eq!(normal.len(), MAX_REDIRECT_URI_LEN);
+    assert_eq!(RedirectUri::parse(&normal).unwrap().as_str(), normal);
+}
+
 /// The checks themselves catch what they are meant to: a panic in a check is reported with the
 /// input's name (the harness above is not vacuous).
 #[test]
