@@ -12,7 +12,6 @@
 //! refuses every token), every refusal is JSON with a stable error code.
 #![no_main]
 
-use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::Arc;
 
@@ -102,7 +101,10 @@ fn harness() -> Harness {
 }
 
 thread_local! {
-    static HARNESS: RefCell<Option<Harness>> = const { RefCell::new(None) };
+    /// Leaked on purpose: dropping the actix system while thread-locals are destroyed at exit
+    /// touches actix-http's own thread-locals, already gone (a panic after the last run, which
+    /// libFuzzer reports as a crash with an empty input).
+    static HARNESS: &'static Harness = Box::leak(Box::new(harness()));
 }
 
 fn session_cookie(res: &ServiceResponse<BoxBody>) -> Option<Cookie<'static>> {
@@ -116,9 +118,7 @@ fuzz_target!(|data: &[u8]| {
     let Some((&channel, rest)) = data.split_first() else {
         return;
     };
-    HARNESS.with(|cell| {
-        let mut slot = cell.borrow_mut();
-        let h = slot.get_or_insert_with(harness);
+    HARNESS.with(|h| {
         let call = Rc::clone(&h.call);
         let login_path = h.audius.login_path().to_owned();
         let callback_path = h.audius.callback_path().to_owned();
