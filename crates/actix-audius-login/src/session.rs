@@ -1,8 +1,8 @@
 //! What this crate keeps in the actix-session session, under its own keys.
 
 use actix_session::Session;
-use audius_login::State;
 use audius_login::oauth::PkceVerifier;
+use audius_login::{ProfilePicture, State};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
@@ -105,17 +105,150 @@ pub(crate) fn take_pending(
     Ok(attempt)
 }
 
+/// The signed-in user as the session keeps it: one-letter keys, the time as Unix nanoseconds
+/// (no RFC 3339 to parse on every request), the picture URLs' common prefix written once. The
+/// session is a cookie by default, so every byte here is sent, decrypted and parsed on every
+/// request.
+#[derive(Debug, Serialize, Deserialize)]
+struct StoredUser {
+    #[serde(rename = "i")]
+    id: u64,
+    #[serde(rename = "x")]
+    hashid: String,
+    #[serde(rename = "h")]
+    handle: String,
+    #[serde(rename = "n")]
+    name: String,
+    #[serde(rename = "e", default, skip_serializing_if = "Option::is_none")]
+    email: Option<String>,
+    #[serde(rename = "v", default, skip_serializing_if = "std::ops::Not::not")]
+    verified: bool,
+    /// `[prefix, 150x150 suffix, 480x480 suffix, 1000x1000 suffix, mirrors...]`, `null` for a
+    /// missing size.
+    #[serde(rename = "p", default, skip_serializing_if = "Vec::is_empty")]
+    picture: Vec<Option<String>>,
+    #[serde(rename = "t")]
+    signed_in_at: i64,
+    #[serde(rename = "u", default, skip_serializing_if = "is_zero")]
+    signed_in_nanos: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+fn pack_picture(picture: Option<&ProfilePicture>) -> Vec<Option<String>> {
+    let Some(p) = picture else {
+        return Vec::new();
+    };
+    let sizes = [&p.small, &p.medium, &p.large];
+    let mut prefix: Option<&str> = None;
+    for url in sizes.iter().filter_map(|u| u.as_deref()) {
+        prefix = Some(match prefix {
+            None => url,
+            Some(pre) => {
+                let common = pre
+                    .char_indices()
+                    .zip(url.chars())
+                    .find(|((_, a), b)| a != b)
+                    .map_or(pre.len().min(url.len()), |((i, _), _)| i);
+                &pre[..common]
+            }
+        });
+    }
+    let prefix = prefix.unwrap_or("");
+    let mut out = vec![Some(prefix.to_owned())];
+    out.extend(
+        sizes
+            .iter()
+            .map(|u| u.as_deref().map(|u| u[prefix.len()..].to_owned())),
+    );
+    out.extend(p.mirrors.iter().cloned().map(Some));
+    out
+}
+
+fn unpack_picture(packed: Vec<Option<String>>) -> Result<Option<ProfilePicture>, &'static str> {
+    if packed.is_empty() {
+        return Ok(None);
+    }
+    if packed.len() < 4 {
+        return Err("a picture with fewer than four parts");
+    }
+    let mut parts = packed.into_iter();
+    let prefix = parts.next().flatten().ok_or("a picture without a prefix")?;
+    let mut url = || {
+        parts.next().flatten().map(|s| {
+            let mut url = String::with_capacity(prefix.len() + s.len());
+            url.push_str(&prefix);
+            url.push_str(&s);
+            url
+        })
+    };
+    let mut picture = ProfilePicture::default();
+    picture.small = url();
+    picture.medium = url();
+    picture.large = url();
+    picture.mirrors = parts
+        .map(|m| m.ok_or("a null mirror"))
+        .collect::<Result<_, _>>()?;
+    Ok(Some(picture))
+}
+
+impl StoredUser {
+    fn new(user: &AudiusUser) -> Self {
+        Self {
+            id: user.id,
+            hashid: user.hashid.clone(),
+            handle: user.handle.clone(),
+            name: user.name.clone(),
+            email: user.email.clone(),
+            verified: user.verified,
+            picture: pack_picture(user.profile_picture.as_ref()),
+            signed_in_at: user.signed_in_at.unix_timestamp(),
+            signed_in_nanos: user.signed_in_at.nanosecond(),
+        }
+    }
+
+    fn into_user(self) -> Result<AudiusUser, &'static str> {
+        Ok(AudiusUser {
+            id: self.id,
+            hashid: self.hashid,
+            handle: self.handle,
+            name: self.name,
+            email: self.email,
+            verified: self.verified,
+            profile_picture: unpack_picture(self.picture)?,
+            signed_in_at: OffsetDateTime::from_unix_timestamp(self.signed_in_at)
+                .ok()
+                .and_then(|t| t.replace_nanosecond(self.signed_in_nanos).ok())
+                .ok_or("a sign-in time out of range")?,
+        })
+    }
+}
+
 /// Signs the user in: a new session id, no pending attempts, the user stored.
 pub(crate) fn sign_in(session: &Session, user: &AudiusUser) -> Result<(), AudiusLoginError> {
     session.renew();
     session.remove(PENDING_KEY);
-    session.insert(USER_KEY, user).map_err(session_error)
+    session
+        .insert(USER_KEY, StoredUser::new(user))
+        .map_err(session_error)
 }
 
 /// The signed-in user, if any and still within the login deadline. An unreadable or expired
 /// entry is removed.
 pub(crate) fn read_user(session: &Session, config: Option<&Config>) -> Option<AudiusUser> {
-    let user = match session.get::<AudiusUser>(USER_KEY) {
+    // Sessions written before the compact format hold the user as `AudiusUser` serializes.
+    let stored = session
+        .get::<StoredUser>(USER_KEY)
+        .map_err(|e| e.to_string())
+        .and_then(|u| {
+            u.map(StoredUser::into_user)
+                .transpose()
+                .map_err(str::to_owned)
+        })
+        .or_else(|e| session.get::<AudiusUser>(USER_KEY).map_err(|_| e));
+    let user = match stored {
         Ok(user) => user?,
         Err(e) => {
             tracing::warn!(error = %e, "unreadable Audius user in the session; treating as signed out");
@@ -135,4 +268,82 @@ pub(crate) fn read_user(session: &Session, config: Option<&Config>) -> Option<Au
 /// When the user signed in, for a fresh `AudiusUser`.
 pub(crate) fn now(config: &Config) -> OffsetDateTime {
     config.clock.now()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn user(picture: Option<ProfilePicture>) -> AudiusUser {
+        AudiusUser {
+            id: 7,
+            hashid: "OeJ7n".into(),
+            handle: "artist".into(),
+            name: "Ari \"Artist\" ✔".into(),
+            email: Some("artist@sandbox.audius.invalid".into()),
+            verified: true,
+            profile_picture: picture,
+            signed_in_at: OffsetDateTime::from_unix_timestamp(1_750_000_000)
+                .unwrap()
+                .replace_nanosecond(123_456_789)
+                .unwrap(),
+        }
+    }
+
+    fn round_trip(u: &AudiusUser) -> AudiusUser {
+        let json = serde_json::to_string(&StoredUser::new(u)).unwrap();
+        serde_json::from_str::<StoredUser>(&json)
+            .unwrap()
+            .into_user()
+            .unwrap()
+    }
+
+    #[test]
+    fn the_compact_form_keeps_everything() {
+        let mut full = ProfilePicture::default();
+        full.small = Some("https://cn.example/content/Qm1/150x150.jpg".into());
+        full.medium = Some("https://cn.example/content/Qm1/480x480.jpg".into());
+        full.large = Some("https://cn.example/content/Qm1/1000x1000.jpg".into());
+        full.mirrors = vec!["https://m1.example".into(), "https://m2.example".into()];
+        let mut partial = ProfilePicture::default();
+        partial.medium = Some("https://cn.example/ü/480x480.jpg".into());
+        let mut mirrors_only = ProfilePicture::default();
+        mirrors_only.mirrors = vec!["https://m1.example".into()];
+        for picture in [None, Some(full), Some(partial), Some(mirrors_only)] {
+            let u = user(picture);
+            assert_eq!(round_trip(&u), u);
+        }
+    }
+
+    #[test]
+    fn the_compact_form_is_smaller_and_old_sessions_still_read() {
+        let mut picture = ProfilePicture::default();
+        picture.small = Some("https://cn.example/content/Qm1/150x150.jpg".into());
+        picture.medium = Some("https://cn.example/content/Qm1/480x480.jpg".into());
+        picture.large = Some("https://cn.example/content/Qm1/1000x1000.jpg".into());
+        let u = user(Some(picture));
+        let old = serde_json::to_string(&u).unwrap();
+        let new = serde_json::to_string(&StoredUser::new(&u)).unwrap();
+        assert!(
+            new.len() * 3 < old.len() * 2,
+            "{} vs {}",
+            new.len(),
+            old.len()
+        );
+        // A session written in the old form: read through the fallback.
+        assert!(serde_json::from_str::<StoredUser>(&old).is_err());
+        assert_eq!(serde_json::from_str::<AudiusUser>(&old).unwrap(), u);
+    }
+
+    #[test]
+    fn a_broken_compact_picture_is_an_error_not_a_panic() {
+        for packed in [
+            vec![Some("p".to_owned())],
+            vec![None, None, None, None],
+            vec![Some("p".into()), None, None, None, None],
+        ] {
+            assert!(unpack_picture(packed).is_err());
+        }
+    }
 }
