@@ -427,11 +427,10 @@ async fn replay_cache_down_refuses_the_login_and_service_resumes() {
     let callback = approve(&client, &page, "listener").await;
     let started = Instant::now();
     let refused = deliver(&client, &a, &callback).await;
-    // Never an accepted login without the replay check; a server-side error, promptly.
-    // (The status is 500 `misconfigured` today, to become 503: see SECURITY.md, known gaps.)
-    assert!(refused.status().is_server_error(), "{}", refused.status());
+    // Never an accepted login without the replay check: 503, promptly.
+    assert_eq!(refused.status(), 503);
     assert!(started.elapsed() < Duration::from_secs(2) + SLACK);
-    assert!(!error_code(refused).await.is_empty());
+    assert_eq!(error_code(refused).await, "session_unavailable");
     assert_eq!(handle_on(&client, &a).await, None);
 
     // Back: the next login is accepted (the cache reconnects on its own).

@@ -23,7 +23,7 @@
 //! | login refused by the app's `on_login` hook | 403 | `login_refused` |
 //! | cross-site request to a state-changing route | 403 | `cross_site_request` |
 //! | Audius unreachable / answered unexpectedly | 503 / 502 | `audius_unavailable` / `audius_unexpected` |
-//! | session store unreachable | 503 | `session_unavailable` |
+//! | session store or shared replay cache (Redis) unreachable | 503 | `session_unavailable` |
 //! | misconfiguration (middleware missing, ...) | 500 | `misconfigured` |
 
 use std::fmt;
@@ -308,6 +308,11 @@ impl From<audius_login::Error> for AudiusLoginError {
             K::InsufficientScope => (
                 LoginErrorKind::InsufficientScope,
                 format!("This needs more access to your Audius account than was granted ({e})."),
+            ),
+            // The replay cache (Redis) cannot be reached: the login is refused, for now.
+            K::StoreUnavailable => (
+                LoginErrorKind::SessionUnavailable,
+                format!("Logins are unavailable right now; please try again in a moment ({e})."),
             ),
             _ => (LoginErrorKind::Misconfigured, e.to_string()),
         };
