@@ -289,23 +289,36 @@ pub(crate) fn upgrade_session_tokens(req: &HttpRequest, config: &Config) {
 /// Revokes the session's tokens at Audius (best effort: a failure is logged) and forgets them
 /// here. Bounded by the API client's timeouts.
 pub(crate) async fn revoke(config: &Config, tokens: &StoredTokens) {
-    let newest = config.families.newest(tokens);
-    config.families.mark_dead(&tokens.family);
-    match config.oauth.revoke(newest.refresh.secret()).await {
-        Ok(()) => tracing::debug!("revoked the Audius tokens"),
-        Err(e) => tracing::warn!(error = %e, "could not revoke the Audius tokens (ignored)"),
+    let newest = retire(&config.families, tokens);
+    send_revocation(config, &newest).await;
+}
+
+/// As [`revoke`], without waiting: spawned on the current tokio runtime, if there is one. The
+/// family is retired at once (no refresh after this call).
+pub(crate) fn revoke_in_background(config: &AudiusLogin, tokens: StoredTokens) {
+    let newest = retire(&config.inner.families, &tokens);
+    let config = config.clone();
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) => {
+            handle.spawn(async move { send_revocation(&config.inner, &newest).await });
+        }
+        Err(_) => tracing::warn!("no runtime to revoke the Audius tokens on; not revoked"),
     }
 }
 
-/// As [`revoke`], without waiting: spawned on the current tokio runtime, if there is one.
-pub(crate) fn revoke_in_background(config: &AudiusLogin, tokens: StoredTokens) {
-    let config = config.clone();
-    config.inner.families.mark_dead(&tokens.family);
-    match tokio::runtime::Handle::try_current() {
-        Ok(handle) => {
-            handle.spawn(async move { revoke(&config.inner, &tokens).await });
-        }
-        Err(_) => tracing::warn!("no runtime to revoke the Audius tokens on; not revoked"),
+/// Marks the family dead here and gives the newest tokens known for it (the ones to revoke:
+/// the session may hold an older, already rotated refresh token). The newest must be read
+/// before the family is marked dead, which forgets them.
+fn retire(families: &Families, tokens: &StoredTokens) -> StoredTokens {
+    let newest = families.newest(tokens);
+    families.mark_dead(&tokens.family);
+    newest
+}
+
+async fn send_revocation(config: &Config, tokens: &StoredTokens) {
+    match config.oauth.revoke(tokens.refresh.secret()).await {
+        Ok(()) => tracing::debug!("revoked the Audius tokens"),
+        Err(e) => tracing::warn!(error = %e, "could not revoke the Audius tokens (ignored)"),
     }
 }
 
@@ -643,6 +656,16 @@ mod tests {
         families.entry("c");
         assert_eq!(families.len(), 2);
         assert!(families.peek("fam").is_none());
+    }
+
+    #[test]
+    fn retiring_a_stale_session_revokes_the_newest_tokens() {
+        let families = Families::new(4);
+        families.entry("fam").latest().tokens = Some(tokens(3));
+        // The session still holds generation 1 (a stale cookie): generation 3 is revoked.
+        let revoked = retire(&families, &tokens(1));
+        assert_eq!(revoked.refresh.secret(), "r3");
+        assert!(matches!(families.known(&tokens(3)), Known::Dead));
     }
 
     #[test]

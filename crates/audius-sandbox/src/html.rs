@@ -21,7 +21,8 @@ pub(crate) fn escape(text: &str) -> String {
 }
 
 /// A JSON value written so that it is safe inside an inline `<script>`: `<`, `>`, `&`, U+2028
-/// and U+2029 are written as `\uXXXX` escapes (the value is unchanged for JavaScript).
+/// and U+2029 are written as JSON `\u` escapes such as `\u003c` (the value is unchanged for
+/// JavaScript).
 pub(crate) fn script_json(value: &serde_json::Value) -> String {
     let text = serde_json::to_string(value).unwrap_or_else(|_| "null".to_owned());
     let mut out = String::with_capacity(text.len());
