@@ -26,6 +26,7 @@
 //! | session store or shared replay cache (Redis) unreachable | 503 | `session_unavailable` |
 //! | misconfiguration (middleware missing, ...) | 500 | `misconfigured` |
 
+use std::borrow::Cow;
 use std::fmt;
 
 use actix_web::http::StatusCode;
@@ -170,6 +171,16 @@ pub(crate) enum Presentation {
     Redirect(String),
 }
 
+impl Presentation {
+    /// The HTML page with links to `login_path` and `landing`.
+    pub(crate) fn html(login_path: &str, landing: &str) -> Self {
+        Self::Html {
+            login_path: login_path.to_owned(),
+            landing: landing.to_owned(),
+        }
+    }
+}
+
 /// The one error type of this crate. See the [module docs](self) for the table of kinds.
 #[derive(Debug)]
 pub struct AudiusLoginError(Box<Inner>);
@@ -177,7 +188,9 @@ pub struct AudiusLoginError(Box<Inner>);
 #[derive(Debug)]
 struct Inner {
     kind: LoginErrorKind,
-    message: String,
+    /// Borrowed for the fixed messages (the not-signed-in one is built, and mostly thrown away
+    /// by `Option<AudiusUser>`, on every anonymous request).
+    message: Cow<'static, str>,
     source: Option<audius_login::Error>,
     presentation: Presentation,
 }
@@ -191,9 +204,18 @@ struct JsonBody<'a> {
 impl AudiusLoginError {
     /// An error of this kind with this message (answering JSON until it is given a request).
     pub fn new(kind: LoginErrorKind, message: impl Into<String>) -> Self {
+        Self::with_message(kind, Cow::Owned(message.into()))
+    }
+
+    /// An error with a fixed message: nothing is copied.
+    pub(crate) fn fixed(kind: LoginErrorKind, message: &'static str) -> Self {
+        Self::with_message(kind, Cow::Borrowed(message))
+    }
+
+    fn with_message(kind: LoginErrorKind, message: Cow<'static, str>) -> Self {
         Self(Box::new(Inner {
             kind,
-            message: message.into(),
+            message,
             source: None,
             presentation: Presentation::Json,
         }))
@@ -231,15 +253,11 @@ impl AudiusLoginError {
 
     /// Answers HTML to browsers (with links to `login_path` and `landing`), JSON to others.
     pub(crate) fn for_client(self, req: &HttpRequest, login_path: &str, landing: &str) -> Self {
-        let presentation = if wants_html(req) {
-            Presentation::Html {
-                login_path: login_path.to_owned(),
-                landing: landing.to_owned(),
-            }
+        if wants_html(req) {
+            self.with_presentation(Presentation::html(login_path, landing))
         } else {
-            Presentation::Json
-        };
-        self.with_presentation(presentation)
+            self
+        }
     }
 }
 
@@ -318,7 +336,7 @@ impl From<audius_login::Error> for AudiusLoginError {
         };
         Self(Box::new(Inner {
             kind,
-            message,
+            message: Cow::Owned(message),
             source: Some(e),
             presentation: Presentation::Json,
         }))

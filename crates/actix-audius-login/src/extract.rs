@@ -6,6 +6,7 @@ use std::ops::Deref;
 
 use actix_session::SessionExt as _;
 use actix_web::dev::{Payload, ServiceRequest};
+use actix_web::http::Method;
 use actix_web::{FromRequest, HttpMessage as _, HttpRequest};
 use serde::Serialize;
 
@@ -15,24 +16,14 @@ use crate::oauth::{CodeFlow, read_tokens, revoke_in_background};
 use crate::session::{TOKENS_KEY, USER_KEY, read_user};
 use crate::user::AudiusUser;
 
-/// The user read once per request, cached in the request's extensions.
-#[derive(Clone)]
-struct CachedUser(Option<AudiusUser>);
-
-/// Replaces the cached user of this request (after sign-in or sign-out).
-pub(crate) fn cache_user(req: &HttpRequest, user: Option<AudiusUser>) {
-    req.extensions_mut().insert(CachedUser(user));
-}
-
-/// The signed-in user of this request: one session read, cached for the rest of the request.
+/// The signed-in user of this request, read from the session. Reading it again is cheap: the
+/// parsed user is kept per worker thread for the session content it came from (see
+/// [`read_user`]), and every sign-in or sign-out changes the session itself, so a later read in
+/// the same request sees it.
 pub(crate) fn current_user(req: &HttpRequest) -> Option<AudiusUser> {
-    if let Some(CachedUser(user)) = req.extensions().get::<CachedUser>() {
-        return user.clone();
-    }
-    let config = req.extensions().get::<AudiusLogin>().cloned();
-    let user = read_user(&req.get_session(), config.as_ref().map(|c| &*c.inner));
-    req.extensions_mut().insert(CachedUser(user.clone()));
-    user
+    let session = req.get_session();
+    let ext = req.extensions();
+    read_user(&session, ext.get::<AudiusLogin>().map(|c| &*c.inner))
 }
 
 fn config_of(req: &HttpRequest) -> Result<AudiusLogin, AudiusLoginError> {
@@ -50,26 +41,32 @@ pub(crate) fn not_signed_in(req: &HttpRequest, config: &AudiusLogin) -> AudiusLo
         .app_data::<UnauthenticatedResponse>()
         .copied()
         .unwrap_or(config.inner.unauthenticated);
-    let navigable = matches!(req.method().as_str(), "GET" | "HEAD");
-    let redirect = match mode {
-        UnauthenticatedResponse::Json => false,
-        UnauthenticatedResponse::Redirect => navigable,
-        UnauthenticatedResponse::Auto => navigable && wants_html(req),
-    };
-    let err = AudiusLoginError::new(
+    let err = AudiusLoginError::fixed(
         LoginErrorKind::NotSignedIn,
         "Sign in with Audius to continue.",
     );
+    if mode == UnauthenticatedResponse::Json {
+        return err;
+    }
+    let navigable = matches!(*req.method(), Method::GET | Method::HEAD);
+    let browser = wants_html(req);
+    let redirect = match mode {
+        UnauthenticatedResponse::Redirect => navigable,
+        _ => navigable && browser,
+    };
     if redirect {
         let here = match req.uri().path_and_query() {
             Some(pq) => pq.as_str().to_owned(),
             None => req.path().to_owned(),
         };
         err.with_presentation(Presentation::Redirect(config.login_url_for(&here)))
-    } else if mode == UnauthenticatedResponse::Json {
-        err
+    } else if browser {
+        err.with_presentation(Presentation::html(
+            &config.inner.login_path,
+            &config.inner.landing_path,
+        ))
     } else {
-        err.for_client(req, &config.inner.login_path, &config.inner.landing_path)
+        err
     }
 }
 
@@ -144,7 +141,8 @@ impl FromRequest for VerifiedArtist {
 
 /// Audius login on a request: read the user without an extractor, or sign them out.
 pub trait AudiusRequestExt {
-    /// The signed-in user, if any (one session read per request, then cached).
+    /// The signed-in user, if any (read from the session; parsed once per worker thread for a
+    /// given session content).
     fn audius_user(&self) -> Option<AudiusUser>;
 
     /// Whether a user is signed in.
@@ -169,7 +167,6 @@ impl AudiusRequestExt for HttpRequest {
         session.remove(USER_KEY);
         session.remove(TOKENS_KEY);
         session.renew();
-        self.extensions_mut().insert(CachedUser(None));
         if let Some(tokens) = tokens {
             let code_flow = self.extensions().get::<CodeFlow>().map(|c| c.0.clone());
             match code_flow.or_else(|| self.extensions().get::<AudiusLogin>().cloned()) {

@@ -2,8 +2,9 @@
 //!
 //! [`AudiusLoginMiddleware`] (from [`AudiusLogin::middleware`]) makes the settings available to
 //! the extractors and guards of every request. It reads nothing by itself: the user is read from
-//! the session the first time something asks (one session read, then cached for the request), so
-//! requests that never look at the user cost nothing.
+//! the session when something asks (parsed once per worker thread for a given session, then
+//! copied out), so requests that never look at the user cost nothing more than the settings'
+//! insert into the request.
 //!
 //! [`RequireLogin`] (from [`AudiusLogin::require_login`] or
 //! [`AudiusLogin::require_verified_artist`]) guards a whole scope:
@@ -38,7 +39,7 @@ use std::rc::Rc;
 use actix_web::body::EitherBody;
 use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
 use actix_web::{Error, HttpMessage as _, ResponseError as _};
-use futures_util::future::LocalBoxFuture;
+use futures_util::future::{Either, LocalBoxFuture};
 
 use crate::config::AudiusLogin;
 use crate::extract::{require_user, require_verified_artist};
@@ -117,7 +118,9 @@ where
 {
     type Response = ServiceResponse<B>;
     type Error = Error;
-    type Future = LocalBoxFuture<'static, Result<Self::Response, Self::Error>>;
+    /// The inner service's own future with the implicit flow (nothing to do after it), a boxed
+    /// one with the code flow (which checks the session's tokens on the way out).
+    type Future = Either<S::Future, LocalBoxFuture<'static, Result<Self::Response, Self::Error>>>;
 
     forward_ready!(service);
 
@@ -139,14 +142,14 @@ where
         }
         let fut = self.service.call(req);
         if !code_flow {
-            return Box::pin(fut);
+            return Either::Left(fut);
         }
         let config = self.config.clone();
-        Box::pin(async move {
+        Either::Right(Box::pin(async move {
             let res = fut.await?;
             upgrade_session_tokens(res.request(), &config.inner);
             Ok(res)
-        })
+        }))
     }
 }
 

@@ -58,7 +58,7 @@ use time::OffsetDateTime;
 
 use crate::config::{AudiusLogin, Config, Flow};
 use crate::error::{AudiusLoginError, LoginErrorKind};
-use crate::extract::{cache_user, current_user, not_signed_in};
+use crate::extract::{current_user, not_signed_in};
 use crate::session::{TOKENS_KEY, USER_KEY};
 use crate::user::AudiusUser;
 
@@ -439,7 +439,6 @@ fn signed_out(req: &HttpRequest, config: &AudiusLogin, why: &str) -> AudiusLogin
     session.remove(USER_KEY);
     session.remove(TOKENS_KEY);
     session.renew();
-    cache_user(req, None);
     not_signed_in(req, config)
 }
 

@@ -436,7 +436,6 @@ async fn complete(
         oauth::revoke_in_background(audius, tokens);
     }
     session::sign_in(&session, &user)?;
-    crate::extract::cache_user(req, Some(user.clone()));
     Ok((user, attempt.return_to))
 }
 
@@ -538,7 +537,6 @@ async fn complete_code_flow(
     }
     session::sign_in(&session, &user)?;
     oauth::write_tokens(&session, &tokens)?;
-    crate::extract::cache_user(req, Some(user.clone()));
     tracing::debug!(scope = ?tokens.scope, "Audius tokens kept in the session");
     Ok((user, attempt.return_to))
 }
@@ -558,7 +556,6 @@ async fn logout_handler(
             session.renew();
         }
     }
-    crate::extract::cache_user(req, None);
     if let Some(tokens) = tokens {
         // Revoked with the code flow's configuration when there is one (it tracks the session's
         // newest tokens), else with this one's client: revocation needs no client_id.

@@ -1,8 +1,12 @@
 //! What this crate keeps in the actix-session session, under its own keys.
 
+use std::cell::RefCell;
+use std::num::NonZeroUsize;
+
 use actix_session::Session;
 use audius_login::oauth::PkceVerifier;
 use audius_login::{ProfilePicture, State};
+use lru::LruCache;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
@@ -235,21 +239,48 @@ pub(crate) fn sign_in(session: &Session, user: &AudiusUser) -> Result<(), Audius
         .map_err(session_error)
 }
 
+/// How many parsed users each worker thread keeps, by the session text they came from.
+const PARSED_USERS_PER_THREAD: usize = 512;
+
+thread_local! {
+    /// Users already parsed on this thread, keyed by the exact session text they were parsed
+    /// from (least recently used first out). Parsing is a pure function of that text, which the
+    /// session store authenticated, so a hit gives exactly what parsing would: a signed-in user
+    /// making request after request is parsed once, not on every request.
+    static PARSED_USERS: RefCell<LruCache<Box<str>, AudiusUser>> = RefCell::new(LruCache::new(
+        NonZeroUsize::new(PARSED_USERS_PER_THREAD).unwrap_or(NonZeroUsize::MIN),
+    ));
+}
+
+/// The user in the session's text: the compact form, or the form sessions written before it
+/// hold (`AudiusUser`'s own serialization).
+fn parse_user(text: &str) -> Result<AudiusUser, String> {
+    serde_json::from_str::<StoredUser>(text)
+        .map_err(|e| e.to_string())
+        .and_then(|u| u.into_user().map_err(str::to_owned))
+        .or_else(|e| serde_json::from_str::<AudiusUser>(text).map_err(|_| e))
+}
+
+/// The user in the session's text, parsed at most once per thread for the same text.
+fn parse_user_memoized(text: &str) -> Result<AudiusUser, String> {
+    let hit = PARSED_USERS.with(|memo| memo.borrow_mut().get(text).cloned());
+    if let Some(user) = hit {
+        return Ok(user);
+    }
+    let user = parse_user(text)?;
+    PARSED_USERS.with(|memo| memo.borrow_mut().put(text.into(), user.clone()));
+    Ok(user)
+}
+
 /// The signed-in user, if any and still within the login deadline. An unreadable or expired
 /// entry is removed.
 pub(crate) fn read_user(session: &Session, config: Option<&Config>) -> Option<AudiusUser> {
-    // Sessions written before the compact format hold the user as `AudiusUser` serializes.
-    let stored = session
-        .get::<StoredUser>(USER_KEY)
-        .map_err(|e| e.to_string())
-        .and_then(|u| {
-            u.map(StoredUser::into_user)
-                .transpose()
-                .map_err(str::to_owned)
-        })
-        .or_else(|e| session.get::<AudiusUser>(USER_KEY).map_err(|_| e));
-    let user = match stored {
-        Ok(user) => user?,
+    let parsed = {
+        let entries = session.entries();
+        parse_user_memoized(entries.get(USER_KEY)?)
+    };
+    let user = match parsed {
+        Ok(user) => user,
         Err(e) => {
             tracing::warn!(error = %e, "unreadable Audius user in the session; treating as signed out");
             session.remove(USER_KEY);
@@ -334,6 +365,36 @@ mod tests {
         // A session written in the old form: read through the fallback.
         assert!(serde_json::from_str::<StoredUser>(&old).is_err());
         assert_eq!(serde_json::from_str::<AudiusUser>(&old).unwrap(), u);
+    }
+
+    #[test]
+    fn parsed_users_are_kept_by_their_exact_text() {
+        let a = user(None);
+        let mut b = user(None);
+        b.handle = "other".into();
+        let text_a = serde_json::to_string(&StoredUser::new(&a)).unwrap();
+        let text_b = serde_json::to_string(&StoredUser::new(&b)).unwrap();
+        for _ in 0..3 {
+            assert_eq!(parse_user_memoized(&text_a).unwrap(), a);
+            assert_eq!(parse_user_memoized(&text_b).unwrap(), b);
+        }
+        assert!(PARSED_USERS.with(|m| m.borrow().contains(text_a.as_str())));
+        // An unreadable text is an error every time, and is not kept.
+        let broken = &text_a[..text_a.len() - 1];
+        assert!(parse_user_memoized(broken).is_err());
+        assert!(parse_user_memoized(broken).is_err());
+        assert!(!PARSED_USERS.with(|m| m.borrow().contains(broken)));
+        // Bounded: the oldest text goes first.
+        for i in 0..PARSED_USERS_PER_THREAD as u64 {
+            let mut u = user(None);
+            u.id = 1000 + i;
+            parse_user_memoized(&serde_json::to_string(&StoredUser::new(&u)).unwrap()).unwrap();
+        }
+        PARSED_USERS.with(|m| {
+            let m = m.borrow();
+            assert_eq!(m.len(), PARSED_USERS_PER_THREAD);
+            assert!(!m.contains(text_a.as_str()));
+        });
     }
 
     #[test]

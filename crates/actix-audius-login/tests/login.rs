@@ -152,6 +152,12 @@ async fn optional_user_and_request_extension_both_ways() {
     assert_eq!(app.get("/who").await.text().await.unwrap(), "nopicture");
     let me: Value = app.me().await.json().await.unwrap();
     assert!(me.get("profile_picture").is_none(), "no picture: {me}");
+    // Signing out in the middle of a request: the rest of the request sees it.
+    assert_eq!(
+        app.get("/forget").await.text().await.unwrap(),
+        "nopicture, then nobody"
+    );
+    assert_eq!(app.get("/who").await.text().await.unwrap(), "nobody");
 }
 
 #[actix_web::test]

@@ -65,6 +65,7 @@ pub async fn start_with(
             .route("/me", web::get().to(me))
             .route("/artists", web::get().to(artists))
             .route("/who", web::get().to(who))
+            .route("/forget", web::get().to(forget))
             .route("/session/{key}", web::get().to(session_value))
             .route(
                 "/guarded",
@@ -161,6 +162,15 @@ async fn session_value(req: HttpRequest, key: web::Path<String>) -> String {
 async fn who(req: HttpRequest) -> String {
     req.audius_user()
         .map_or_else(|| "nobody".into(), |u| u.handle)
+}
+
+/// Reads the user, signs them out, and reads again in the same request.
+async fn forget(user: AudiusUser, req: HttpRequest) -> String {
+    req.forget_audius_user();
+    let after = req
+        .audius_user()
+        .map_or_else(|| "nobody".into(), |u| u.handle);
+    format!("{}, then {after}", user.handle)
 }
 
 impl TestApp {
