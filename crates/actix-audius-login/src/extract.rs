@@ -5,7 +5,7 @@ use std::future::{Ready, ready};
 use std::ops::Deref;
 
 use actix_session::SessionExt as _;
-use actix_web::dev::{Payload, ServiceRequest};
+use actix_web::dev::{Extensions, Payload, ServiceRequest};
 use actix_web::http::Method;
 use actix_web::{FromRequest, HttpMessage as _, HttpRequest};
 use serde::Serialize;
@@ -16,18 +16,39 @@ use crate::oauth::{CodeFlow, read_tokens, revoke_in_background};
 use crate::session::{TOKENS_KEY, USER_KEY, read_user};
 use crate::user::AudiusUser;
 
+/// An implicit-flow configuration whose routes are mounted on the app (`App::configure`): the
+/// middleware finds it in the app data and then has nothing to insert into each request.
+#[derive(Clone)]
+pub(crate) struct MountedLogin(pub(crate) AudiusLogin);
+
+/// The configuration that answers for the user: the implicit flow's (inserted by its middleware
+/// or, where the middleware found it mounted, from the app data), else the code flow's.
+pub(crate) fn login_config_in(
+    ext: &Extensions,
+    mounted: Option<&MountedLogin>,
+) -> Option<AudiusLogin> {
+    ext.get::<AudiusLogin>()
+        .or(mounted.map(|m| &m.0))
+        .or_else(|| ext.get::<CodeFlow>().map(|c| &c.0))
+        .cloned()
+}
+
+/// [`login_config_in`] for a request.
+pub(crate) fn login_config(req: &HttpRequest) -> Option<AudiusLogin> {
+    login_config_in(&req.extensions(), req.app_data::<MountedLogin>())
+}
+
 /// The signed-in user of this request, read from the session. Reading it again is cheap: the
 /// parsed user is kept per worker thread for the session content it came from (see
 /// [`read_user`]), and every sign-in or sign-out changes the session itself, so a later read in
 /// the same request sees it.
 pub(crate) fn current_user(req: &HttpRequest) -> Option<AudiusUser> {
-    let session = req.get_session();
-    let ext = req.extensions();
-    read_user(&session, ext.get::<AudiusLogin>().map(|c| &*c.inner))
+    let config = login_config(req);
+    read_user(&req.get_session(), config.as_ref().map(|c| &*c.inner))
 }
 
 fn config_of(req: &HttpRequest) -> Result<AudiusLogin, AudiusLoginError> {
-    req.extensions().get::<AudiusLogin>().cloned().ok_or_else(|| {
+    login_config(req).ok_or_else(|| {
         AudiusLoginError::new(
             LoginErrorKind::Misconfigured,
             "The Audius login middleware is not installed: add .wrap(audius.middleware()) to the App.",
@@ -73,7 +94,7 @@ pub(crate) fn not_signed_in(req: &HttpRequest, config: &AudiusLogin) -> AudiusLo
 /// The user, or the configured answer for a missing one.
 pub(crate) fn require_user(req: &HttpRequest) -> Result<AudiusUser, AudiusLoginError> {
     let config = config_of(req)?;
-    current_user(req).ok_or_else(|| not_signed_in(req, &config))
+    read_user(&req.get_session(), Some(&config.inner)).ok_or_else(|| not_signed_in(req, &config))
 }
 
 /// The verified-artist user, or the configured answers (missing user; 403 otherwise).
@@ -169,7 +190,7 @@ impl AudiusRequestExt for HttpRequest {
         session.renew();
         if let Some(tokens) = tokens {
             let code_flow = self.extensions().get::<CodeFlow>().map(|c| c.0.clone());
-            match code_flow.or_else(|| self.extensions().get::<AudiusLogin>().cloned()) {
+            match code_flow.or_else(|| login_config(self)) {
                 Some(config) => revoke_in_background(&config, tokens),
                 None => tracing::warn!(
                     "no Audius login middleware: the removed tokens could not be revoked"

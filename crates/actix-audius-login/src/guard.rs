@@ -18,12 +18,12 @@
 use actix_session::SessionExt as _;
 use actix_web::guard::{Guard, GuardContext};
 
-use crate::config::AudiusLogin;
+use crate::extract::{MountedLogin, login_config_in};
 use crate::session::read_user;
 use crate::user::AudiusUser;
 
 fn user_of(ctx: &GuardContext<'_>) -> Option<AudiusUser> {
-    let config = ctx.req_data().get::<AudiusLogin>().cloned();
+    let config = login_config_in(&ctx.req_data(), ctx.app_data::<MountedLogin>());
     read_user(&ctx.get_session(), config.as_ref().map(|c| &*c.inner))
 }
 

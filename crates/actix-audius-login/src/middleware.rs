@@ -3,8 +3,10 @@
 //! [`AudiusLoginMiddleware`] (from [`AudiusLogin::middleware`]) makes the settings available to
 //! the extractors and guards of every request. It reads nothing by itself: the user is read from
 //! the session when something asks (parsed once per worker thread for a given session, then
-//! copied out), so requests that never look at the user cost nothing more than the settings'
-//! insert into the request.
+//! copied out), so requests that never look at the user cost next to nothing: where the routes
+//! are mounted on the app itself (`App::configure(audius.routes())`), the settings are found in
+//! the app data and the middleware adds nothing to the request; otherwise (routes in a scope, or
+//! the code flow) it inserts the settings into the request's extensions.
 //!
 //! [`RequireLogin`] (from [`AudiusLogin::require_login`] or
 //! [`AudiusLogin::require_verified_artist`]) guards a whole scope:
@@ -35,6 +37,7 @@
 
 use std::future::{Ready, ready};
 use std::rc::Rc;
+use std::sync::Arc;
 
 use actix_web::body::EitherBody;
 use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
@@ -42,7 +45,7 @@ use actix_web::{Error, HttpMessage as _, ResponseError as _};
 use futures_util::future::{Either, LocalBoxFuture};
 
 use crate::config::AudiusLogin;
-use crate::extract::{require_user, require_verified_artist};
+use crate::extract::{MountedLogin, require_user, require_verified_artist};
 use crate::oauth::{CodeFlow, is_code_flow, upgrade_session_tokens};
 
 impl AudiusLogin {
@@ -125,25 +128,21 @@ where
     forward_ready!(service);
 
     fn call(&self, req: ServiceRequest) -> Self::Future {
-        let code_flow = is_code_flow(&self.config);
-        {
-            let mut ext = req.extensions_mut();
-            // The identity (implicit) configuration answers for the user when both are here.
-            let replace = match ext.get::<AudiusLogin>() {
-                None => true,
-                Some(existing) => !code_flow && is_code_flow(existing),
-            };
-            if replace {
-                ext.insert(self.config.clone());
+        if !is_code_flow(&self.config) {
+            // Where the routes are mounted on the app, the extractors find this configuration
+            // in the app data: nothing to insert (the common case, and the cheapest).
+            let mounted = req
+                .app_data::<MountedLogin>()
+                .is_some_and(|m| Arc::ptr_eq(&m.0.inner, &self.config.inner));
+            if !mounted {
+                req.extensions_mut().insert(self.config.clone());
             }
-            if code_flow {
-                ext.insert(CodeFlow(self.config.clone()));
-            }
+            return Either::Left(self.service.call(req));
         }
+        // The code flow's configuration answers for the user only where no implicit one is
+        // installed (see `login_config_in`).
+        req.extensions_mut().insert(CodeFlow(self.config.clone()));
         let fut = self.service.call(req);
-        if !code_flow {
-            return Either::Left(fut);
-        }
         let config = self.config.clone();
         Either::Right(Box::pin(async move {
             let res = fut.await?;

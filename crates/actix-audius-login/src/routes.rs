@@ -33,6 +33,9 @@ impl AudiusLogin {
     pub fn routes(&self) -> impl FnOnce(&mut ServiceConfig) + 'static {
         let this = self.clone();
         move |cfg: &mut ServiceConfig| {
+            if this.inner.flow == Flow::Implicit {
+                cfg.app_data(crate::extract::MountedLogin(this.clone()));
+            }
             let c = &this.inner;
             let login = this.clone();
             let callback_get = this.clone();
