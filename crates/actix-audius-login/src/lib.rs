@@ -27,4 +27,4 @@ pub use error::{AudiusLoginError, LoginErrorKind};
 pub use extract::{AudiusRequestExt, VerifiedArtist};
 pub use middleware::{AudiusLoginMiddleware, RequireLogin};
 pub use oauth::AudiusClient;
-pub use user::AudiusUser;
+pub use user::{AudiusUser, AudiusUserData};

@@ -529,7 +529,7 @@ async fn complete_code_flow(
     if let Some(signed_in) = session::read_user(&session, Some(c))
         && signed_in.id == user.id
     {
-        user.email = signed_in.email;
+        user.email.clone_from(&signed_in.email);
     }
     if let Err(e) = run_hook(audius, req, &user, profile, &attempt.return_to).await {
         oauth::revoke(c, &tokens).await;

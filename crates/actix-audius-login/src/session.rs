@@ -12,7 +12,7 @@ use time::OffsetDateTime;
 
 use crate::config::Config;
 use crate::error::{AudiusLoginError, LoginErrorKind};
-use crate::user::AudiusUser;
+use crate::user::{AudiusUser, AudiusUserData};
 
 /// Session key of the signed-in user.
 pub(crate) const USER_KEY: &str = "audius.user";
@@ -214,7 +214,7 @@ impl StoredUser {
     }
 
     fn into_user(self) -> Result<AudiusUser, &'static str> {
-        Ok(AudiusUser {
+        Ok(AudiusUser::new(AudiusUserData {
             id: self.id,
             hashid: self.hashid,
             handle: self.handle,
@@ -226,7 +226,7 @@ impl StoredUser {
                 .ok()
                 .and_then(|t| t.replace_nanosecond(self.signed_in_nanos).ok())
                 .ok_or("a sign-in time out of range")?,
-        })
+        }))
     }
 }
 
@@ -307,7 +307,7 @@ mod tests {
     use super::*;
 
     fn user(picture: Option<ProfilePicture>) -> AudiusUser {
-        AudiusUser {
+        AudiusUser::new(AudiusUserData {
             id: 7,
             hashid: "OeJ7n".into(),
             handle: "artist".into(),
@@ -319,7 +319,7 @@ mod tests {
                 .unwrap()
                 .replace_nanosecond(123_456_789)
                 .unwrap(),
-        }
+        })
     }
 
     fn round_trip(u: &AudiusUser) -> AudiusUser {

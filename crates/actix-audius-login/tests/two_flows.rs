@@ -40,11 +40,11 @@ fn session() -> SessionMiddleware<CookieSessionStore> {
 }
 
 async fn me(user: AudiusUser) -> String {
-    user.handle
+    user.handle.clone()
 }
 
 async fn who(user: Option<AudiusUser>) -> String {
-    user.map_or_else(|| "nobody".into(), |u| u.handle)
+    user.map_or_else(|| "nobody".into(), |u| u.handle.clone())
 }
 
 /// Where a browser without a login is sent from `/me`, and what `/who` and a guarded route say.

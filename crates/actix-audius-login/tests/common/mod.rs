@@ -161,7 +161,7 @@ async fn session_value(req: HttpRequest, key: web::Path<String>) -> String {
 
 async fn who(req: HttpRequest) -> String {
     req.audius_user()
-        .map_or_else(|| "nobody".into(), |u| u.handle)
+        .map_or_else(|| "nobody".into(), |u| u.handle.clone())
 }
 
 /// Reads the user, signs them out, and reads again in the same request.
@@ -169,7 +169,7 @@ async fn forget(user: AudiusUser, req: HttpRequest) -> String {
     req.forget_audius_user();
     let after = req
         .audius_user()
-        .map_or_else(|| "nobody".into(), |u| u.handle);
+        .map_or_else(|| "nobody".into(), |u| u.handle.clone());
     format!("{}, then {after}", user.handle)
 }
 
