@@ -60,6 +60,12 @@ struct Args {
     /// Requests made by `--profile`.
     #[arg(long, default_value_t = 20_000)]
     profile_requests: usize,
+    /// Harness check: over loopback, a second bare server stands in for this project's app
+    /// (same cookie, same paths), so the three ratios measure the harness's own bias and should
+    /// come out near 1 (`auth_vs_identity` near the cookie's cost alone). The rest of the run is
+    /// as usual.
+    #[arg(long, conflicts_with = "profile")]
+    null_check: bool,
 }
 
 /// The request configurations `--profile` can run.
@@ -81,6 +87,8 @@ enum ProfileConfig {
 #[derive(Debug, Clone)]
 struct Plan {
     quick: bool,
+    /// `--null-check`: a second bare server in place of this project's app over loopback.
+    null_check: bool,
     /// Generated sandbox users (tokens are deterministic per user per second).
     users: usize,
     /// Interleaved rounds of the request figures.
@@ -111,6 +119,7 @@ impl Plan {
     fn smoke() -> Self {
         Self {
             quick: true,
+            null_check: false,
             users: 120,
             rounds: 1,
             inproc_round: Duration::from_millis(5),
@@ -133,6 +142,7 @@ impl Plan {
         if quick {
             Self {
                 quick,
+                null_check: false,
                 users: 2_000,
                 rounds: 5,
                 inproc_round: Duration::from_millis(80),
@@ -152,6 +162,7 @@ impl Plan {
         } else {
             Self {
                 quick,
+                null_check: false,
                 users: 5_000,
                 rounds: 15,
                 inproc_round: Duration::from_millis(400),
@@ -223,11 +234,12 @@ fn main() -> ExitCode {
             }
         };
     }
-    let plan = if args.smoke {
+    let mut plan = if args.smoke {
         Plan::smoke()
     } else {
         Plan::new(args.quick)
     };
+    plan.null_check = args.null_check;
     match run(&plan) {
         Ok(report) => {
             say(format!("done in {:.1} s", started.elapsed().as_secs_f64()));
@@ -991,11 +1003,15 @@ fn recorded_thread(slot: &ThreadSlot) -> Option<String> {
 
 /// Starts a one-worker server of the app built by `$app`; the worker records its thread.
 macro_rules! server {
-    ($slot:expr, $app:expr) => {{
+    ($slot:expr, $core:expr, $app:expr) => {{
         let slot: ThreadSlot = $slot.clone();
+        let core: Option<core_affinity::CoreId> = $core;
         spawn_server(move || {
             let server = actix_web::HttpServer::new(move || {
                 record_thread(&slot);
+                if let Some(core) = core {
+                    core_affinity::set_for_current(core);
+                }
                 $app
             })
             .workers(1)
@@ -1005,6 +1021,16 @@ macro_rules! server {
             Ok((server.run(), addr))
         })?
     }};
+}
+
+/// Cores for the loopback figures: the load generator on the first, the server workers on the
+/// last, so that neither runs on the other's core between requests. Left to the scheduler, the
+/// two move between the cores of a 2-core machine, and a server's CPU time per request swings
+/// by a third from one 40 ms run to the next with where the generator happened to be. `None`
+/// with fewer than two cores.
+fn loopback_cores() -> Option<(core_affinity::CoreId, core_affinity::CoreId)> {
+    let ids = core_affinity::get_core_ids()?;
+    Some((*ids.first()?, *ids.get(1..)?.last()?))
 }
 
 fn loopback_figures(
@@ -1017,10 +1043,27 @@ fn loopback_figures(
     let audius = audius_builder(sandbox, VerifierKind::Local).build()?;
     let (k1, k2, k3) = (key.clone(), key.clone(), key.clone());
     let slots: [ThreadSlot; 3] = Default::default();
-    let (bare_addr, bare) = server!(slots[0], apps::bare_app(k1.clone()));
-    let (identity_addr, identity) = server!(slots[1], apps::identity_app(k2.clone()));
-    let (audius_addr, audius_server) =
-        server!(slots[2], apps::audius_app(k3.clone(), audius.clone()));
+    let cores = loopback_cores();
+    match cores {
+        Some((client, server)) => say(format!(
+            "loopback: load generator pinned to core {}, server workers to core {}",
+            client.id, server.id
+        )),
+        None => say("loopback: fewer than two cores: nothing pinned"),
+    }
+    let server_core = cores.map(|(_, server)| server);
+    let (bare_addr, bare) = server!(slots[0], server_core, apps::bare_app(k1.clone()));
+    let (identity_addr, identity) = server!(slots[1], server_core, apps::identity_app(k2.clone()));
+    let (audius_addr, audius_server) = if plan.null_check {
+        say("loopback: NULL CHECK: the \"audius\" rows below are a second bare server");
+        server!(slots[2], server_core, apps::bare_app(k3.clone()))
+    } else {
+        server!(
+            slots[2],
+            server_core,
+            apps::audius_app(k3.clone(), audius.clone())
+        )
+    };
     // The workers build their apps as they start: wait for them to say which thread they are.
     let waiting = Instant::now();
     while slots.iter().any(|s| recorded_thread(s).is_none())
@@ -1066,50 +1109,63 @@ fn loopback_figures(
     let mut rates: [Vec<f64>; CONFIGS] = Default::default();
     let mut capacity: [Vec<f64>; CONFIGS] = Default::default();
     let mut busy: [Vec<f64>; CONFIGS] = Default::default();
-    let result: BenchResult<()> = runtime.block_on(async {
-        let mut pools = Vec::with_capacity(CONFIGS);
-        for target in &targets {
-            pools.push(load::LoadPool::open(target.clone(), plan.http_connections).await?);
+    // The load generator runs on a thread of its own, pinned to its core (the main thread keeps
+    // its affinity for the rest of the run).
+    let generate = || -> BenchResult<()> {
+        if let Some((client, _)) = cores {
+            core_affinity::set_for_current(client);
         }
-        for round in 0..=plan.rounds {
-            let budget = if round == 0 {
-                plan.http_round
-            } else {
-                plan.http_round * CONFIGS as u32
-            };
-            let mut chunk_rates: [Vec<f64>; CONFIGS] = Default::default();
-            let mut chunk_capacity: [Vec<f64>; CONFIGS] = Default::default();
-            let mut chunk_busy: [Vec<f64>; CONFIGS] = Default::default();
-            let start = Instant::now();
-            let mut turn = 0;
-            while start.elapsed() < budget {
-                for i in 0..CONFIGS {
-                    let config = (i + turn) % CONFIGS;
-                    let run = pools[config].run(HTTP_CHUNK).await?;
-                    if run.failed > 0 {
-                        return Err(format!(
-                            "{}: {} requests did not answer 200",
-                            CONFIG_NAMES[config], run.failed
-                        )
-                        .into());
-                    }
-                    chunk_rates[config].push(run.per_second());
-                    chunk_capacity[config].extend(run.per_server_cpu_second());
-                    chunk_busy[config].extend(run.server_busy());
-                }
-                turn += 1;
+        runtime.block_on(async {
+            let mut pools = Vec::with_capacity(CONFIGS);
+            for target in &targets {
+                pools.push(load::LoadPool::open(target.clone(), plan.http_connections).await?);
             }
-            if round > 0 {
-                for config in 0..CONFIGS {
-                    rates[config].push(upper_quantile(&chunk_rates[config]));
-                    if !chunk_capacity[config].is_empty() {
-                        capacity[config].push(upper_quantile(&chunk_capacity[config]));
+            for round in 0..=plan.rounds {
+                let budget = if round == 0 {
+                    plan.http_round
+                } else {
+                    plan.http_round * CONFIGS as u32
+                };
+                let mut chunk_rates: [Vec<f64>; CONFIGS] = Default::default();
+                let mut chunk_capacity: [Vec<f64>; CONFIGS] = Default::default();
+                let mut chunk_busy: [Vec<f64>; CONFIGS] = Default::default();
+                let start = Instant::now();
+                let mut turn = 0;
+                while start.elapsed() < budget {
+                    for i in 0..CONFIGS {
+                        let config = (i + turn) % CONFIGS;
+                        let run = pools[config].run(HTTP_CHUNK).await?;
+                        if run.failed > 0 {
+                            return Err(format!(
+                                "{}: {} requests did not answer 200",
+                                CONFIG_NAMES[config], run.failed
+                            )
+                            .into());
+                        }
+                        chunk_rates[config].push(run.per_second());
+                        chunk_capacity[config].extend(run.per_server_cpu_second());
+                        chunk_busy[config].extend(run.server_busy());
                     }
-                    busy[config].push(median(&chunk_busy[config]));
+                    turn += 1;
+                }
+                if round > 0 {
+                    for config in 0..CONFIGS {
+                        rates[config].push(upper_quantile(&chunk_rates[config]));
+                        if !chunk_capacity[config].is_empty() {
+                            capacity[config].push(upper_quantile(&chunk_capacity[config]));
+                        }
+                        busy[config].push(median(&chunk_busy[config]));
+                    }
                 }
             }
-        }
-        Ok(())
+            Ok(())
+        })
+    };
+    let result = std::thread::scope(|scope| {
+        scope
+            .spawn(generate)
+            .join()
+            .unwrap_or_else(|_| Err("the load generator panicked".into()))
     });
     runtime.block_on(async {
         for handle in [bare, identity, audius_server] {
