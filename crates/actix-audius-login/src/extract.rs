@@ -43,17 +43,39 @@ pub(crate) fn login_config(req: &HttpRequest) -> Option<AudiusLogin> {
 /// [`read_user`]), and every sign-in or sign-out changes the session itself, so a later read in
 /// the same request sees it.
 pub(crate) fn current_user(req: &HttpRequest) -> Option<AudiusUser> {
-    let config = login_config(req);
-    read_user(&req.get_session(), config.as_ref().map(|c| &*c.inner))
+    with_login_config(req, |config| {
+        read_user(&req.get_session(), config.map(|c| &*c.inner))
+    })
+}
+
+/// Runs `f` with [`login_config`], borrowed where it is mounted on the app (the common case:
+/// no copy), copied out of the request's extensions otherwise (so `f` may change them).
+fn with_login_config<R>(req: &HttpRequest, f: impl FnOnce(Option<&AudiusLogin>) -> R) -> R {
+    let inserted = {
+        let ext = req.extensions();
+        match ext.get::<AudiusLogin>() {
+            Some(config) => Some(config.clone()),
+            None => match req.app_data::<MountedLogin>() {
+                Some(MountedLogin(config)) => {
+                    drop(ext);
+                    return f(Some(config));
+                }
+                None => ext.get::<CodeFlow>().map(|c| c.0.clone()),
+            },
+        }
+    };
+    f(inserted.as_ref())
 }
 
 fn config_of(req: &HttpRequest) -> Result<AudiusLogin, AudiusLoginError> {
-    login_config(req).ok_or_else(|| {
-        AudiusLoginError::new(
-            LoginErrorKind::Misconfigured,
-            "The Audius login middleware is not installed: add .wrap(audius.middleware()) to the App.",
-        )
-    })
+    login_config(req).ok_or_else(middleware_missing)
+}
+
+fn middleware_missing() -> AudiusLoginError {
+    AudiusLoginError::fixed(
+        LoginErrorKind::Misconfigured,
+        "The Audius login middleware is not installed: add .wrap(audius.middleware()) to the App.",
+    )
 }
 
 /// The answer for a request that needs a user and has none.
@@ -93,8 +115,10 @@ pub(crate) fn not_signed_in(req: &HttpRequest, config: &AudiusLogin) -> AudiusLo
 
 /// The user, or the configured answer for a missing one.
 pub(crate) fn require_user(req: &HttpRequest) -> Result<AudiusUser, AudiusLoginError> {
-    let config = config_of(req)?;
-    read_user(&req.get_session(), Some(&config.inner)).ok_or_else(|| not_signed_in(req, &config))
+    with_login_config(req, |config| {
+        let config = config.ok_or_else(middleware_missing)?;
+        read_user(&req.get_session(), Some(&config.inner)).ok_or_else(|| not_signed_in(req, config))
+    })
 }
 
 /// The verified-artist user, or the configured answers (missing user; 403 otherwise).

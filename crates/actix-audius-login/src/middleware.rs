@@ -35,6 +35,7 @@
 //!     .wrap(SessionMiddleware::new(store, key))   // runs first
 //! ```
 
+use std::cell::Cell;
 use std::future::{Ready, ready};
 use std::rc::Rc;
 use std::sync::Arc;
@@ -103,6 +104,7 @@ where
         ready(Ok(AudiusLoginService {
             service,
             config: self.config.clone(),
+            mounted: Cell::new(None),
         }))
     }
 }
@@ -112,6 +114,9 @@ where
 pub struct AudiusLoginService<S> {
     service: S,
     config: AudiusLogin,
+    /// Whether this configuration is mounted in the app data this middleware sees (known after
+    /// the first request).
+    mounted: Cell<Option<bool>>,
 }
 
 impl<S, B> Service<ServiceRequest> for AudiusLoginService<S>
@@ -131,9 +136,14 @@ where
         if !is_code_flow(&self.config) {
             // Where the routes are mounted on the app, the extractors find this configuration
             // in the app data: nothing to insert (the common case, and the cheapest).
-            let mounted = req
-                .app_data::<MountedLogin>()
-                .is_some_and(|m| Arc::ptr_eq(&m.0.inner, &self.config.inner));
+            // The app data a middleware sees is the same for every request: looked up once.
+            let mounted = self.mounted.get().unwrap_or_else(|| {
+                let mounted = req
+                    .app_data::<MountedLogin>()
+                    .is_some_and(|m| Arc::ptr_eq(&m.0.inner, &self.config.inner));
+                self.mounted.set(Some(mounted));
+                mounted
+            });
             if !mounted {
                 req.extensions_mut().insert(self.config.clone());
             }
