@@ -173,6 +173,7 @@ fn requests(c: &mut Criterion, system: &actix_rt::SystemRunner, f: &Fixture) {
                 App::new()
                     .route(AUTH_PATH, web::get().to(|| async { "ok" }))
                     .route(PAGE_PATH, web::get().to(|| async { "ok" }))
+                    .configure(f.audius.routes())
                     .wrap(f.audius.middleware())
                     .wrap(apps::session_middleware(&key)),
             )
