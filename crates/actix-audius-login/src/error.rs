@@ -183,7 +183,18 @@ impl Presentation {
 
 /// The one error type of this crate. See the [module docs](self) for the table of kinds.
 #[derive(Debug)]
-pub struct AudiusLoginError(Box<Inner>);
+pub struct AudiusLoginError(Repr);
+
+#[derive(Debug)]
+enum Repr {
+    /// A fixed message answering JSON: nothing allocated. The not-signed-in answer is built on
+    /// every anonymous `Option<AudiusUser>` request, and thrown away by actix-web.
+    Fixed(LoginErrorKind, &'static str),
+    Boxed(Box<Inner>),
+}
+
+/// The presentation of a [`Repr::Fixed`] error.
+const FIXED_PRESENTATION: Presentation = Presentation::Json;
 
 #[derive(Debug)]
 struct Inner {
@@ -207,18 +218,26 @@ impl AudiusLoginError {
         Self::with_message(kind, Cow::Owned(message.into()))
     }
 
-    /// An error with a fixed message: nothing is copied.
+    /// An error with a fixed message, answering JSON: nothing is allocated.
     pub(crate) fn fixed(kind: LoginErrorKind, message: &'static str) -> Self {
-        Self::with_message(kind, Cow::Borrowed(message))
+        Self(Repr::Fixed(kind, message))
     }
 
     fn with_message(kind: LoginErrorKind, message: Cow<'static, str>) -> Self {
-        Self(Box::new(Inner {
+        Self(Repr::Boxed(Box::new(Inner {
             kind,
             message,
             source: None,
             presentation: Presentation::Json,
-        }))
+        })))
+    }
+
+    /// How it answers.
+    fn presentation(&self) -> &Presentation {
+        match &self.0 {
+            Repr::Fixed(..) => &FIXED_PRESENTATION,
+            Repr::Boxed(inner) => &inner.presentation,
+        }
     }
 
     /// A refusal for an `on_login` hook: 403 `login_refused` with this message.
@@ -228,27 +247,46 @@ impl AudiusLoginError {
 
     /// What went wrong.
     pub fn kind(&self) -> LoginErrorKind {
-        self.0.kind
+        match &self.0 {
+            Repr::Fixed(kind, _) => *kind,
+            Repr::Boxed(inner) => inner.kind,
+        }
     }
 
     /// The stable code (same as `kind().code()`).
     pub fn code(&self) -> &'static str {
-        self.0.kind.code()
+        self.kind().code()
     }
 
     /// The message shown to the client.
     pub fn message(&self) -> &str {
-        &self.0.message
+        match &self.0 {
+            Repr::Fixed(_, message) => message,
+            Repr::Boxed(inner) => &inner.message,
+        }
     }
 
     /// The core crate's error behind this one, when there is one.
     pub fn core_error(&self) -> Option<&audius_login::Error> {
-        self.0.source.as_ref()
+        match &self.0 {
+            Repr::Fixed(..) => None,
+            Repr::Boxed(inner) => inner.source.as_ref(),
+        }
     }
 
-    pub(crate) fn with_presentation(mut self, presentation: Presentation) -> Self {
-        self.0.presentation = presentation;
-        self
+    pub(crate) fn with_presentation(self, presentation: Presentation) -> Self {
+        match self.0 {
+            Repr::Fixed(kind, message) => Self(Repr::Boxed(Box::new(Inner {
+                kind,
+                message: Cow::Borrowed(message),
+                source: None,
+                presentation,
+            }))),
+            Repr::Boxed(mut inner) => {
+                inner.presentation = presentation;
+                Self(Repr::Boxed(inner))
+            }
+        }
     }
 
     /// Answers HTML to browsers (with links to `login_path` and `landing`), JSON to others.
@@ -334,12 +372,12 @@ impl From<audius_login::Error> for AudiusLoginError {
             ),
             _ => (LoginErrorKind::Misconfigured, e.to_string()),
         };
-        Self(Box::new(Inner {
+        Self(Repr::Boxed(Box::new(Inner {
             kind,
             message: Cow::Owned(message),
             source: Some(e),
             presentation: Presentation::Json,
-        }))
+        })))
     }
 }
 
@@ -356,53 +394,52 @@ fn oauth_description(e: &audius_login::Error) -> String {
 
 impl fmt::Display for AudiusLoginError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.0.kind.code(), self.0.message)
+        write!(f, "{}: {}", self.code(), self.message())
     }
 }
 
 impl std::error::Error for AudiusLoginError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.0
-            .source
-            .as_ref()
+        self.core_error()
             .map(|e| e as &(dyn std::error::Error + 'static))
     }
 }
 
 impl ResponseError for AudiusLoginError {
     fn status_code(&self) -> StatusCode {
-        match self.0.presentation {
+        match self.presentation() {
             Presentation::Redirect(_) => StatusCode::FOUND,
-            _ => self.0.kind.status(),
+            _ => self.kind().status(),
         }
     }
 
     fn error_response(&self) -> HttpResponse {
-        let mut res = match &self.0.presentation {
+        let (kind, message) = (self.kind(), self.message());
+        let mut res = match self.presentation() {
             Presentation::Redirect(location) => HttpResponse::Found()
                 .insert_header((header::LOCATION, location.as_str()))
                 .finish(),
-            Presentation::Json => HttpResponse::build(self.0.kind.status()).json(JsonBody {
-                error: self.0.kind.code(),
-                message: &self.0.message,
+            Presentation::Json => HttpResponse::build(kind.status()).json(JsonBody {
+                error: kind.code(),
+                message,
             }),
             Presentation::Html {
                 login_path,
                 landing,
-            } => HttpResponse::build(self.0.kind.status())
+            } => HttpResponse::build(kind.status())
                 .content_type("text/html; charset=utf-8")
                 .body(pages::error_page(
-                    self.0.kind.title(),
-                    &self.0.message,
-                    self.0.kind.code(),
+                    kind.title(),
+                    message,
+                    kind.code(),
                     login_path,
                     landing,
                 )),
         };
         let headers = res.headers_mut();
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        if self.0.kind == LoginErrorKind::NotSignedIn
-            && !matches!(self.0.presentation, Presentation::Redirect(_))
+        if kind == LoginErrorKind::NotSignedIn
+            && !matches!(self.presentation(), Presentation::Redirect(_))
         {
             headers.insert(
                 header::WWW_AUTHENTICATE,
@@ -421,4 +458,60 @@ pub(crate) fn wants_html(req: &HttpRequest) -> bool {
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     accept.contains("text/html")
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use actix_web::body::MessageBody as _;
+
+    use super::*;
+
+    fn body(res: HttpResponse) -> String {
+        String::from_utf8(res.into_body().try_into_bytes().unwrap().to_vec()).unwrap()
+    }
+
+    #[test]
+    fn a_fixed_error_answers_like_any_other() {
+        let fixed = AudiusLoginError::fixed(LoginErrorKind::NotSignedIn, "Sign in.");
+        let owned = AudiusLoginError::new(LoginErrorKind::NotSignedIn, "Sign in.");
+        for e in [&fixed, &owned] {
+            assert_eq!(e.kind(), LoginErrorKind::NotSignedIn);
+            assert_eq!(e.message(), "Sign in.");
+            assert_eq!(e.to_string(), "not_signed_in: Sign in.");
+            assert!(e.core_error().is_none());
+            assert_eq!(e.status_code(), StatusCode::UNAUTHORIZED);
+            let res = e.error_response();
+            assert_eq!(
+                res.headers().get(header::WWW_AUTHENTICATE).unwrap(),
+                "Audius realm=\"app\""
+            );
+            assert_eq!(
+                body(res),
+                r#"{"error":"not_signed_in","message":"Sign in."}"#
+            );
+        }
+        // Given a presentation, it keeps its kind and message.
+        let page = fixed.with_presentation(Presentation::html("/login", "/"));
+        assert_eq!(
+            (page.kind(), page.message()),
+            (LoginErrorKind::NotSignedIn, "Sign in.")
+        );
+        let html = body(page.error_response());
+        assert!(
+            html.contains("Sign in.") && html.contains("/login"),
+            "{html}"
+        );
+        let redirect = AudiusLoginError::fixed(LoginErrorKind::NotSignedIn, "Sign in.")
+            .with_presentation(Presentation::Redirect("/login?return_to=%2F".into()));
+        assert_eq!(redirect.status_code(), StatusCode::FOUND);
+        assert_eq!(
+            redirect
+                .error_response()
+                .headers()
+                .get(header::LOCATION)
+                .unwrap(),
+            "/login?return_to=%2F"
+        );
+    }
 }
