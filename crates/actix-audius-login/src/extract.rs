@@ -49,7 +49,9 @@ pub(crate) fn current_user(req: &HttpRequest) -> Option<AudiusUser> {
 }
 
 /// Runs `f` with [`login_config`], borrowed where it is mounted on the app (the common case:
-/// no copy), copied out of the request's extensions otherwise (so `f` may change them).
+/// no copy), copied out of the request's extensions otherwise (so `f` may change them). The
+/// order is [`login_config_in`]'s (guards have no `HttpRequest`, hence the two); the
+/// precedence is tested in `tests/two_flows.rs`.
 fn with_login_config<R>(req: &HttpRequest, f: impl FnOnce(Option<&AudiusLogin>) -> R) -> R {
     let inserted = {
         let ext = req.extensions();
