@@ -21,16 +21,37 @@ use crate::user::AudiusUser;
 #[derive(Clone)]
 pub(crate) struct MountedLogin(pub(crate) AudiusLogin);
 
-/// The configuration that answers for the user: the implicit flow's (inserted by its middleware
-/// or, where the middleware found it mounted, from the app data), else the code flow's.
+/// Where the configuration that answers for the user was found.
+enum Found<'a> {
+    /// Mounted on the app with its routes: borrowed from the app data, no copy.
+    Mounted(&'a AudiusLogin),
+    /// Inserted into the request by a middleware: copied out, so the caller may change the
+    /// extensions.
+    Inserted(AudiusLogin),
+}
+
+/// The configuration that answers for the user, in this order: the implicit flow's inserted
+/// by its middleware, the implicit flow's mounted with its routes (where the middleware found
+/// it there and inserted nothing), the code flow's. Tested in `tests/two_flows.rs`.
+fn find_login_config<'a>(ext: &Extensions, mounted: Option<&'a MountedLogin>) -> Option<Found<'a>> {
+    if let Some(config) = ext.get::<AudiusLogin>() {
+        return Some(Found::Inserted(config.clone()));
+    }
+    if let Some(MountedLogin(config)) = mounted {
+        return Some(Found::Mounted(config));
+    }
+    ext.get::<CodeFlow>().map(|c| Found::Inserted(c.0.clone()))
+}
+
+/// [`find_login_config`], as a value (for guards, which have no `HttpRequest`).
 pub(crate) fn login_config_in(
     ext: &Extensions,
     mounted: Option<&MountedLogin>,
 ) -> Option<AudiusLogin> {
-    ext.get::<AudiusLogin>()
-        .or(mounted.map(|m| &m.0))
-        .or_else(|| ext.get::<CodeFlow>().map(|c| &c.0))
-        .cloned()
+    find_login_config(ext, mounted).map(|found| match found {
+        Found::Mounted(config) => config.clone(),
+        Found::Inserted(config) => config,
+    })
 }
 
 /// [`login_config_in`] for a request.
@@ -49,24 +70,14 @@ pub(crate) fn current_user(req: &HttpRequest) -> Option<AudiusUser> {
 }
 
 /// Runs `f` with [`login_config`], borrowed where it is mounted on the app (the common case:
-/// no copy), copied out of the request's extensions otherwise (so `f` may change them). The
-/// order is [`login_config_in`]'s (guards have no `HttpRequest`, hence the two); the
-/// precedence is tested in `tests/two_flows.rs`.
+/// no copy). The request's extensions are not borrowed while `f` runs.
 fn with_login_config<R>(req: &HttpRequest, f: impl FnOnce(Option<&AudiusLogin>) -> R) -> R {
-    let inserted = {
-        let ext = req.extensions();
-        match ext.get::<AudiusLogin>() {
-            Some(config) => Some(config.clone()),
-            None => match req.app_data::<MountedLogin>() {
-                Some(MountedLogin(config)) => {
-                    drop(ext);
-                    return f(Some(config));
-                }
-                None => ext.get::<CodeFlow>().map(|c| c.0.clone()),
-            },
-        }
-    };
-    f(inserted.as_ref())
+    let found = find_login_config(&req.extensions(), req.app_data::<MountedLogin>());
+    match &found {
+        Some(Found::Mounted(config)) => f(Some(config)),
+        Some(Found::Inserted(config)) => f(Some(config)),
+        None => f(None),
+    }
 }
 
 fn config_of(req: &HttpRequest) -> Result<AudiusLogin, AudiusLoginError> {
