@@ -1224,20 +1224,7 @@ mod tests {
             .as_object()
             .map(|o| o.keys().map(String::as_str).collect())
             .unwrap_or_default();
-        assert_eq!(
-            keys,
-            [
-                "auth_vs_identity",
-                "auth_vs_bare",
-                "anon_vs_bare",
-                "logins_per_s_api",
-                "logins_per_s_local",
-                "callback_p99_us_local",
-                "verify_vs_libsecp256k1",
-                "session_cookie_bytes",
-                "rss_growth_ratio"
-            ]
-        );
+        assert_eq!(keys, audius_login_bench::REPORT_KEYS);
     }
 
     #[test]

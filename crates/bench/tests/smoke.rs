@@ -22,20 +22,7 @@ fn the_last_line_is_the_json_report() {
     let json: serde_json::Value = serde_json::from_str(last).unwrap();
     let object = json.as_object().unwrap();
     let keys: Vec<&str> = object.keys().map(String::as_str).collect();
-    assert_eq!(
-        keys,
-        [
-            "auth_vs_identity",
-            "auth_vs_bare",
-            "anon_vs_bare",
-            "logins_per_s_api",
-            "logins_per_s_local",
-            "callback_p99_us_local",
-            "verify_vs_libsecp256k1",
-            "session_cookie_bytes",
-            "rss_growth_ratio"
-        ]
-    );
+    assert_eq!(keys, audius_login_bench::REPORT_KEYS);
     for (key, value) in object {
         let number = value.as_f64().unwrap_or(f64::NAN);
         assert!(number.is_finite() && number > 0.0, "{key} = {value}");
