@@ -1010,7 +1010,7 @@ macro_rules! server {
             let server = actix_web::HttpServer::new(move || {
                 record_thread(&slot);
                 if let Some(core) = core {
-                    core_affinity::set_for_current(core);
+                    pin(core, "a server worker");
                 }
                 $app
             })
@@ -1031,6 +1031,17 @@ macro_rules! server {
 fn loopback_cores() -> Option<(core_affinity::CoreId, core_affinity::CoreId)> {
     let ids = core_affinity::get_core_ids()?;
     Some((*ids.first()?, *ids.get(1..)?.last()?))
+}
+
+/// Pins the current thread to `core`; says so when the system refuses (the figures are then
+/// taken unpinned, as before pinning existed).
+fn pin(core: core_affinity::CoreId, who: &str) {
+    if !core_affinity::set_for_current(core) {
+        say(format!(
+            "loopback: could not pin {who} to core {}: it runs where the scheduler puts it",
+            core.id
+        ));
+    }
 }
 
 fn loopback_figures(
@@ -1113,7 +1124,7 @@ fn loopback_figures(
     // its affinity for the rest of the run).
     let generate = || -> BenchResult<()> {
         if let Some((client, _)) = cores {
-            core_affinity::set_for_current(client);
+            pin(client, "the load generator");
         }
         runtime.block_on(async {
             let mut pools = Vec::with_capacity(CONFIGS);
