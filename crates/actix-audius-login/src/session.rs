@@ -330,12 +330,18 @@ mod tests {
             .unwrap()
     }
 
+    /// A picture in the three sizes, under one prefix.
+    fn three_sizes() -> ProfilePicture {
+        let mut picture = ProfilePicture::default();
+        picture.small = Some("https://cn.example/content/Qm1/150x150.jpg".into());
+        picture.medium = Some("https://cn.example/content/Qm1/480x480.jpg".into());
+        picture.large = Some("https://cn.example/content/Qm1/1000x1000.jpg".into());
+        picture
+    }
+
     #[test]
     fn the_compact_form_keeps_everything() {
-        let mut full = ProfilePicture::default();
-        full.small = Some("https://cn.example/content/Qm1/150x150.jpg".into());
-        full.medium = Some("https://cn.example/content/Qm1/480x480.jpg".into());
-        full.large = Some("https://cn.example/content/Qm1/1000x1000.jpg".into());
+        let mut full = three_sizes();
         full.mirrors = vec!["https://m1.example".into(), "https://m2.example".into()];
         let mut partial = ProfilePicture::default();
         partial.medium = Some("https://cn.example/ü/480x480.jpg".into());
@@ -349,11 +355,7 @@ mod tests {
 
     #[test]
     fn the_compact_form_is_smaller_and_old_sessions_still_read() {
-        let mut picture = ProfilePicture::default();
-        picture.small = Some("https://cn.example/content/Qm1/150x150.jpg".into());
-        picture.medium = Some("https://cn.example/content/Qm1/480x480.jpg".into());
-        picture.large = Some("https://cn.example/content/Qm1/1000x1000.jpg".into());
-        let u = user(Some(picture));
+        let u = user(Some(three_sizes()));
         let old = serde_json::to_string(&u).unwrap();
         let new = serde_json::to_string(&StoredUser::new(&u)).unwrap();
         assert!(
