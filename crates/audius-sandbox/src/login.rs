@@ -1,29 +1,50 @@
 //! The login page, `GET /oauth/auth` (spec sections 1, 2 and 5; PKCE front half).
 //!
-//! The query is judged in this order; the first failure is a `400` page headed
-//! "Whoops, this is an invalid link (`<parameter>` missing or invalid)." (the spec's own text
-//! for `scope`, the same style for the others), with the reason below it and machine-readable
-//! hooks: `data-sandbox-page="invalid-link"`, `data-invalid-param` and, for redirect URIs,
-//! `data-rule` (the rule of spec section 5 that failed).
+//! Every refusal is a `400` page headed "Whoops, this is an invalid link (<reason>)." with the
+//! reasons of spec section 1 word for word, checked in the spec's order; below the heading, a
+//! sentence saying what exactly is wrong. Machine-readable hooks:
+//! `data-sandbox-page="invalid-link"`, `data-invalid-param` (the parameter at fault) and, for
+//! redirect URIs, `data-rule` (the rule of spec section 5 that failed, or `unregistered` for a
+//! code-flow URI the app did not register).
 //!
-//! 1. `scope`: `read` or `write` (code flow: a space-separated list of those; containing
-//!    `write` means `write`);
-//! 2. `api_key` (alias `client_id`): implicit flow, when given, exactly 40 hex characters
-//!    (no `0x`); code flow, required, 40 hex characters (`0x` optional, any case) of a
-//!    registered app; both given and different is an error;
-//! 3. `write` needs `api_key`; `read` needs `app_name` (at most 256 characters) or `api_key`;
-//! 4. `redirect_uri`: required; `audius_login::RedirectUri::parse` (section 5) in the implicit
-//!    flow; in the code flow, one of the app's registered URIs exactly (an app with none:
-//!    section 5, `http(s)` only, or `postmessage`);
-//! 5. `origin`: required with `postmessage`, a web origin;
-//! 6. `response_mode`: `fragment` or `query` (default: `fragment`; code flow: `query`);
-//! 7. `display`: `popup` (default) or `fullScreen`;
-//! 8. code flow: `code_challenge` (43 base64url characters) and `code_challenge_method=S256`.
+//! | step | failure | `<reason>` | `data-invalid-param` |
+//! |---|---|---|---|
+//! | 1 | `scope` missing or not `read`/`write` (code flow: a space-separated list of those; containing `write` means `write`) | [`SCOPE_INVALID`] | `scope` |
+//! | 2 | `redirect_uri` missing, unparsable or breaking a rule of section 5 (`audius_login::RedirectUri::parse`); code flow with a registered app: not one of its registered URIs exactly (an app with none: section 5, `http(s)` only, or `postmessage`) | [`REDIRECT_URI_INVALID`] | `redirect_uri` |
+//! | 3 | `redirect_uri=postmessage` without an `origin` that is a web origin (`scheme://host[:port]`) | [`ORIGIN_MISSING`] | `origin` |
+//! | 4 | `read` with neither `app_name` nor `api_key` | [`APP_NAME_MISSING`] | `app_name` |
+//! | 4 | `write`, or the code flow, without `api_key` (alias `client_id`) | [`API_KEY_MISSING`] | `api_key` (code flow: `client_id`) |
+//! | 4 | the key is not 40 hex characters (implicit flow: no `0x`; code flow: `0x` optional, any case), or no registered app has it | [`API_KEY_INVALID`] | `api_key` or `client_id` |
+//! | 5 | `response_mode` other than `fragment`/`query` | [`RESPONSE_MODE_INVALID`] | `response_mode` |
+//!
+//! Steps 1 to 5 are the spec's. The sandbox checks more, after them, in this order, with
+//! reasons worded in the same style (its own, except the two PKCE ones, which are the words of
+//! Audius' web client):
+//!
+//! | step | failure | `<reason>` | `data-invalid-param` |
+//! |---|---|---|---|
+//! | 6 | code flow without `code_challenge` | [`CODE_CHALLENGE_MISSING`] | `code_challenge` |
+//! | 6 | a `code_challenge` that is not 43 base64url characters | [`CODE_CHALLENGE_INVALID`] | `code_challenge` |
+//! | 6 | `code_challenge_method` other than `S256` | [`CODE_CHALLENGE_METHOD_INVALID`] | `code_challenge_method` |
+//! | 7 | `display` other than `popup`/`fullScreen` | [`DISPLAY_INVALID`] | `display` |
+//! | 8 | `app_name` over [`MAX_APP_NAME_LEN`] characters | [`APP_NAME_TOO_LONG`] | `app_name` |
+//! | 9 | `api_key` and `client_id` both given, naming different keys | [`API_KEY_CONFLICT`] | `api_key` |
+//!
+//! Before step 1, a link over [`MAX_LOGIN_QUERY_BYTES`] is not read at all
+//! ([`LINK_TOO_LONG`], `query`). After the link is valid, the `sandbox_user` hook and the
+//! Approve form refuse a missing or unknown user ([`SANDBOX_USER_MISSING`],
+//! [`SANDBOX_USER_UNKNOWN`], `sandbox_user`).
+//!
+//! Registered apps: [`DeveloperApp::builtin`], the users file's `apps` and
+//! [`SandboxBuilder::app`](crate::SandboxBuilder::app). `app_name` alone is enough for `read` in
+//! the implicit flow; any key given, in either flow, must be a registered app's.
 //!
 //! Empty parameters count as absent (as the page's JavaScript treats them); for a repeated
-//! parameter the first value counts; unknown parameters are ignored.
+//! parameter the first value counts; unknown parameters are ignored. When both `api_key` and
+//! `client_id` are given, `api_key` is the one judged at step 4.
 
 use audius_login::login_url::{Display, ResponseMode, normalize_api_key, normalize_origin};
+use audius_login::redirect_uri::RedirectRule;
 use audius_login::{RedirectUri, Scope};
 use axum::body::{Body, Bytes};
 use axum::extract::{RawQuery, State};
@@ -80,29 +101,79 @@ impl LoginRequest {
     }
 }
 
+/// The sentence of every refusal: `Whoops, this is an invalid link (<reason>).`
+pub fn invalid_link_sentence(reason: &str) -> String {
+    format!("Whoops, this is an invalid link ({reason}).")
+}
+
+/// Step 1 (spec): `scope` missing or not `read`/`write`.
+pub const SCOPE_INVALID: &str = "scope missing or invalid";
+/// Step 2 (spec): `redirect_uri` missing, unparsable, breaking a rule of section 5, or (code
+/// flow) not registered for the app.
+pub const REDIRECT_URI_INVALID: &str = "redirect URI missing or invalid";
+/// Step 3 (spec): `redirect_uri=postmessage` without a parsable `origin`.
+pub const ORIGIN_MISSING: &str = "redirect URI is set to `postMessage` but origin is missing";
+/// Step 4 (spec): `read` with neither `app_name` nor `api_key`.
+pub const APP_NAME_MISSING: &str = "app name missing";
+/// Step 4 (spec): `write` (or the code flow) without `api_key` / `client_id`.
+pub const API_KEY_MISSING: &str = "app API Key missing";
+/// Step 4 (spec): the key is not 40 hex characters, or no registered app has it.
+pub const API_KEY_INVALID: &str = "app API Key invalid";
+/// Step 5 (spec): `response_mode` other than `fragment`/`query`.
+pub const RESPONSE_MODE_INVALID: &str =
+    "response mode invalid - if set, must be \"fragment\" or \"query\"";
+/// Step 6 (Audius' web client's words, not in the spec): code flow without `code_challenge`.
+pub const CODE_CHALLENGE_MISSING: &str = "code_challenge is required for PKCE flow";
+/// Step 6 (the sandbox's own): a `code_challenge` that is not 43 base64url characters.
+pub const CODE_CHALLENGE_INVALID: &str =
+    "code_challenge invalid - must be base64url(SHA-256(verifier)), 43 characters";
+/// Step 6 (Audius' web client's words, not in the spec): `code_challenge_method` not `S256`.
+pub const CODE_CHALLENGE_METHOD_INVALID: &str = "code_challenge_method must be S256";
+/// Step 7 (the sandbox's own): `display` other than `popup`/`fullScreen`.
+pub const DISPLAY_INVALID: &str = "display invalid - if set, must be \"popup\" or \"fullScreen\"";
+/// Step 8 (the sandbox's own): `app_name` over [`MAX_APP_NAME_LEN`] characters.
+pub const APP_NAME_TOO_LONG: &str = "app name too long - if set, must be at most 256 characters";
+/// Step 9 (the sandbox's own): `api_key` and `client_id` name different keys.
+pub const API_KEY_CONFLICT: &str =
+    "app API Key and client_id differ - if both are set, they must be the same key";
+/// Before step 1 (the sandbox's own): a link over [`MAX_LOGIN_QUERY_BYTES`].
+pub const LINK_TOO_LONG: &str = "link too long - must be at most 32 KiB";
+/// After a valid link (the sandbox's own): Approve without a user.
+pub const SANDBOX_USER_MISSING: &str = "sandbox user missing";
+/// After a valid link (the sandbox's own): `sandbox_user` naming no sandbox user.
+pub const SANDBOX_USER_UNKNOWN: &str = "sandbox user unknown";
+
 /// Why a link is invalid.
 #[derive(Debug, Clone)]
 pub(crate) struct InvalidLink {
+    /// The parameter at fault (`data-invalid-param`).
     param: &'static str,
+    /// The reason in the heading.
+    reason: &'static str,
+    /// What exactly is wrong, below the heading.
     detail: String,
+    /// The redirect-URI rule that failed (`data-rule`).
     rule: Option<&'static str>,
 }
 
 impl InvalidLink {
-    fn new(param: &'static str, detail: impl Into<String>) -> Self {
+    fn new(param: &'static str, reason: &'static str, detail: impl Into<String>) -> Self {
         Self {
             param,
+            reason,
             detail: detail.into(),
             rule: None,
         }
     }
 
-    /// The heading: `Whoops, this is an invalid link (<param> missing or invalid).`
+    fn rule(mut self, rule: &'static str) -> Self {
+        self.rule = Some(rule);
+        self
+    }
+
+    /// The heading: `Whoops, this is an invalid link (<reason>).`
     pub(crate) fn title(&self) -> String {
-        format!(
-            "Whoops, this is an invalid link ({} missing or invalid).",
-            self.param
-        )
+        invalid_link_sentence(self.reason)
     }
 }
 
@@ -131,10 +202,16 @@ impl Params {
     }
 }
 
+/// Whether `key` is an implicit-flow `api_key`: exactly 40 hex characters, no `0x`.
+fn is_implicit_key(key: &str) -> bool {
+    key.len() == 40 && key.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
 fn parse_request(raw: &str, shared: &Shared) -> Result<LoginRequest, InvalidLink> {
     if raw.len() > MAX_LOGIN_QUERY_BYTES {
         return Err(InvalidLink::new(
             "query",
+            LINK_TOO_LONG,
             format!("the link is longer than {MAX_LOGIN_QUERY_BYTES} bytes"),
         ));
     }
@@ -155,116 +232,126 @@ fn parse_request(raw: &str, shared: &Shared) -> Result<LoginRequest, InvalidLink
         (Some(other), _) => {
             return Err(InvalidLink::new(
                 "scope",
+                SCOPE_INVALID,
                 format!("scope must be read or write, not {other:?}"),
             ));
         }
-        (None, _) => return Err(InvalidLink::new("scope", "scope is required")),
-    };
-
-    // 2. The app's key, api_key or its alias client_id.
-    let given_key = p.get("api_key").or_else(|| p.get("client_id"));
-    if let (Some(a), Some(c)) = (p.get("api_key"), p.get("client_id"))
-        && !a
-            .trim_start_matches("0x")
-            .eq_ignore_ascii_case(c.trim_start_matches("0x"))
-    {
-        return Err(InvalidLink::new(
-            "api_key",
-            "api_key and client_id name different apps",
-        ));
-    }
-    let mut app = None;
-    let flow_key = if code_flow {
-        let Some(key) = given_key else {
+        (None, _) => {
             return Err(InvalidLink::new(
-                "client_id",
-                "response_type=code needs client_id, the app's API key",
+                "scope",
+                SCOPE_INVALID,
+                "scope is required",
             ));
-        };
-        let key = normalize_api_key(key).map_err(|_| {
-            InvalidLink::new(
-                "client_id",
-                "client_id must be 40 hex characters (0x optional)",
-            )
-        })?;
-        let registered = shared.directory.app(&key).cloned().ok_or_else(|| {
-            InvalidLink::new(
-                "client_id",
-                format!("no app is registered with the key {key}"),
-            )
-        })?;
-        app = Some(registered);
-        Some(key)
-    } else {
-        if let Some(key) = given_key {
-            if key.len() != 40 || !key.bytes().all(|b| b.is_ascii_hexdigit()) {
-                return Err(InvalidLink::new(
-                    "api_key",
-                    "api_key must be exactly 40 hex characters, without 0x",
-                ));
-            }
-            app = shared.directory.app(key).cloned();
         }
-        given_key.map(str::to_owned)
     };
 
-    // 3. What each scope needs.
-    let app_name = p.get("app_name").map(str::to_owned);
-    if app_name
+    // The app's key, api_key or its alias client_id (api_key first), and its registered app,
+    // if any: the code flow judges the redirect URI by the app's registered ones.
+    let (key_param, given_key) = match (p.get("api_key"), p.get("client_id")) {
+        (Some(k), _) => ("api_key", Some(k)),
+        (None, Some(k)) => ("client_id", Some(k)),
+        (None, None) => (if code_flow { "client_id" } else { "api_key" }, None),
+    };
+    let well_formed_key = given_key.and_then(|k| {
+        if code_flow {
+            normalize_api_key(k).ok()
+        } else {
+            is_implicit_key(k).then(|| k.to_ascii_lowercase())
+        }
+    });
+    let app = well_formed_key
         .as_deref()
-        .is_some_and(|n| n.chars().count() > MAX_APP_NAME_LEN)
-    {
-        return Err(InvalidLink::new(
-            "app_name",
-            format!("app_name is longer than {MAX_APP_NAME_LEN} characters"),
-        ));
-    }
-    if scope == Scope::Write && flow_key.is_none() {
-        return Err(InvalidLink::new(
-            "api_key",
-            "scope write needs the app's api_key",
-        ));
-    }
-    if app_name.is_none() && flow_key.is_none() {
-        return Err(InvalidLink::new(
-            "app_name",
-            "scope read needs app_name or api_key",
-        ));
-    }
+        .and_then(|k| shared.directory.app(k))
+        .cloned();
 
-    // 4. redirect_uri.
+    // 2. redirect_uri: the rules of section 5; in the code flow, the app's registered URIs.
     let Some(redirect_raw) = p.get("redirect_uri") else {
-        return Err(InvalidLink::new("redirect_uri", "redirect_uri is required"));
+        return Err(InvalidLink::new(
+            "redirect_uri",
+            REDIRECT_URI_INVALID,
+            "redirect_uri is required",
+        ));
     };
-    let redirect = match &app {
-        Some(app) if code_flow => app
-            .check_redirect_uri(redirect_raw)
-            .map_err(|e| InvalidLink::new("redirect_uri", e))?,
-        _ => RedirectUri::parse(redirect_raw).map_err(|e| InvalidLink {
-            param: "redirect_uri",
-            detail: e.to_string(),
-            rule: Some(e.rule().as_str()),
-        })?,
-    };
+    let mut redirect = RedirectUri::parse(redirect_raw).map_err(|e| {
+        InvalidLink::new("redirect_uri", REDIRECT_URI_INVALID, e.to_string())
+            .rule(e.rule().as_str())
+    })?;
+    if code_flow && let Some(app) = &app {
+        redirect = app.check_redirect_uri(redirect_raw).map_err(|detail| {
+            let rule = if app.redirect_uris.is_empty() {
+                RedirectRule::Scheme.as_str()
+            } else {
+                "unregistered"
+            };
+            InvalidLink::new("redirect_uri", REDIRECT_URI_INVALID, detail).rule(rule)
+        })?;
+    }
 
-    // 5. origin, for postmessage.
+    // 3. origin, for postmessage.
     let origin = match (&redirect, p.get("origin")) {
         (RedirectUri::PostMessage, None) => {
             return Err(InvalidLink::new(
                 "origin",
+                ORIGIN_MISSING,
                 "redirect_uri=postmessage needs origin, the opener window's origin",
             ));
         }
         (RedirectUri::PostMessage, Some(o)) => Some(normalize_origin(o).map_err(|_| {
             InvalidLink::new(
                 "origin",
+                ORIGIN_MISSING,
                 format!("{o:?} is not a web origin (scheme://host[:port])"),
             )
         })?),
         (_, _) => None,
     };
 
-    // 6. response_mode.
+    // 4. The app name or key.
+    let app_name = p.get("app_name").map(str::to_owned);
+    let registered = match given_key {
+        None if code_flow => {
+            return Err(InvalidLink::new(
+                key_param,
+                API_KEY_MISSING,
+                "response_type=code needs client_id, the app's API key",
+            ));
+        }
+        None if scope == Scope::Write => {
+            return Err(InvalidLink::new(
+                key_param,
+                API_KEY_MISSING,
+                "scope write needs the app's api_key",
+            ));
+        }
+        None if app_name.is_none() => {
+            return Err(InvalidLink::new(
+                "app_name",
+                APP_NAME_MISSING,
+                "scope read needs app_name or api_key",
+            ));
+        }
+        None => None,
+        Some(_) => {
+            let Some(normalized) = well_formed_key else {
+                let detail = if code_flow {
+                    format!("{key_param} must be 40 hex characters (0x optional)")
+                } else {
+                    format!("{key_param} must be exactly 40 hex characters, without 0x")
+                };
+                return Err(InvalidLink::new(key_param, API_KEY_INVALID, detail));
+            };
+            let Some(app) = app else {
+                return Err(InvalidLink::new(
+                    key_param,
+                    API_KEY_INVALID,
+                    format!("no app is registered with the key {normalized}"),
+                ));
+            };
+            Some((normalized, app))
+        }
+    };
+
+    // 5. response_mode.
     let response_mode = match p.get("response_mode") {
         None if code_flow => ResponseMode::Query,
         None | Some("fragment") => ResponseMode::Fragment,
@@ -272,9 +359,43 @@ fn parse_request(raw: &str, shared: &Shared) -> Result<LoginRequest, InvalidLink
         Some(other) => {
             return Err(InvalidLink::new(
                 "response_mode",
+                RESPONSE_MODE_INVALID,
                 format!("response_mode must be fragment or query, not {other:?}"),
             ));
         }
+    };
+
+    // The sandbox's own checks, after the spec's.
+    // 6. PKCE.
+    let flow = match &registered {
+        Some((client_id, _)) if code_flow => {
+            let Some(challenge) = p.get("code_challenge") else {
+                return Err(InvalidLink::new(
+                    "code_challenge",
+                    CODE_CHALLENGE_MISSING,
+                    "response_type=code needs code_challenge",
+                ));
+            };
+            if !is_s256_challenge(challenge) {
+                return Err(InvalidLink::new(
+                    "code_challenge",
+                    CODE_CHALLENGE_INVALID,
+                    "code_challenge must be base64url(SHA-256(verifier)): 43 base64url characters",
+                ));
+            }
+            if p.get("code_challenge_method") != Some("S256") {
+                return Err(InvalidLink::new(
+                    "code_challenge_method",
+                    CODE_CHALLENGE_METHOD_INVALID,
+                    "code_challenge_method must be S256",
+                ));
+            }
+            Flow::Code {
+                client_id: client_id.clone(),
+                code_challenge: challenge.to_owned(),
+            }
+        }
+        _ => Flow::Implicit,
     };
 
     // 7. display.
@@ -284,49 +405,43 @@ fn parse_request(raw: &str, shared: &Shared) -> Result<LoginRequest, InvalidLink
         Some(other) => {
             return Err(InvalidLink::new(
                 "display",
+                DISPLAY_INVALID,
                 format!("display must be popup or fullScreen, not {other:?}"),
             ));
         }
     };
 
-    // 8. PKCE.
-    let flow = if code_flow {
-        let Some(challenge) = p.get("code_challenge") else {
-            return Err(InvalidLink::new(
-                "code_challenge",
-                "response_type=code needs code_challenge",
-            ));
-        };
-        if !is_s256_challenge(challenge) {
-            return Err(InvalidLink::new(
-                "code_challenge",
-                "code_challenge must be base64url(SHA-256(verifier)): 43 base64url characters",
-            ));
-        }
-        if p.get("code_challenge_method") != Some("S256") {
-            return Err(InvalidLink::new(
-                "code_challenge_method",
-                "code_challenge_method must be S256",
-            ));
-        }
-        Flow::Code {
-            client_id: flow_key.clone().unwrap_or_default(),
-            code_challenge: challenge.to_owned(),
-        }
-    } else {
-        Flow::Implicit
-    };
+    // 8. The app name's length.
+    if app_name
+        .as_deref()
+        .is_some_and(|n| n.chars().count() > MAX_APP_NAME_LEN)
+    {
+        return Err(InvalidLink::new(
+            "app_name",
+            APP_NAME_TOO_LONG,
+            format!("app_name is longer than {MAX_APP_NAME_LEN} characters"),
+        ));
+    }
+
+    // 9. api_key and client_id, both given, must be the same key.
+    if let (Some(a), Some(c)) = (p.get("api_key"), p.get("client_id"))
+        && !a
+            .trim_start_matches("0x")
+            .eq_ignore_ascii_case(c.trim_start_matches("0x"))
+    {
+        return Err(InvalidLink::new(
+            "api_key",
+            API_KEY_CONFLICT,
+            "api_key and client_id name different apps",
+        ));
+    }
 
     Ok(LoginRequest {
         flow,
         scope,
         app_name,
-        api_key: if code_flow {
-            given_key.map(str::to_owned)
-        } else {
-            flow_key
-        },
-        app,
+        api_key: given_key.map(str::to_owned),
+        app: registered.map(|(_, app)| app),
         redirect,
         redirect_raw: redirect_raw.to_owned(),
         origin,
@@ -362,7 +477,7 @@ pub(crate) fn invalid_page(invalid: &InvalidLink) -> Response {
         .unwrap_or_default();
     let body = format!(
         "<main data-sandbox-page=\"invalid-link\" data-invalid-param=\"{param}\"{rule}>{BANNER}\
-         <h1>{title}</h1><p class=\"detail\" id=\"detail\">{detail}</p></main>",
+         <h1 id=\"title\">{title}</h1><p class=\"detail\" id=\"detail\">{detail}</p></main>",
         param = escape(invalid.param),
         title = escape(&invalid.title()),
         detail = escape(&invalid.detail),
@@ -377,14 +492,22 @@ fn unknown_user(shared: &Shared, handle: Option<&str>) -> Response {
         .iter()
         .map(|u| u.handle.as_str())
         .collect();
-    let detail = match handle {
-        Some(h) => format!(
-            "no sandbox user has the handle {h:?}; the users are: {}",
-            known.join(", ")
+    let invalid = match handle {
+        Some(h) => InvalidLink::new(
+            "sandbox_user",
+            SANDBOX_USER_UNKNOWN,
+            format!(
+                "no sandbox user has the handle {h:?}; the users are: {}",
+                known.join(", ")
+            ),
         ),
-        None => "choose a sandbox user".to_owned(),
+        None => InvalidLink::new(
+            "sandbox_user",
+            SANDBOX_USER_MISSING,
+            "choose a sandbox user",
+        ),
     };
-    invalid_page(&InvalidLink::new("sandbox_user", detail))
+    invalid_page(&invalid)
 }
 
 /// `GET /oauth/auth`.

@@ -1,5 +1,7 @@
-//! `GET /v1/users/verify_token` against every vector of shared/testdata/tokens.json (signed by
-//! eth-account, an independent implementation) and against the table of spec section 4.1.
+//! The sandbox against the spec, word for word: `GET /v1/users/verify_token` against every
+//! vector of shared/testdata/tokens.json (signed by eth-account, an independent implementation)
+//! and against the table of spec section 4.1; the login page's refusals against the table of
+//! spec section 1.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -7,9 +9,10 @@ mod common;
 use audius_login::Token;
 use audius_login::token::{decode_segment, eip191_hash, encode_segment};
 use audius_sandbox::verify as texts;
-use audius_sandbox::{Sandbox, SandboxHandle, SandboxUser, TokenOverrides};
+use audius_sandbox::{DeveloperApp, Sandbox, SandboxHandle, SandboxUser, TokenOverrides};
 use common::{http, vector, vectors, verify};
 use serde_json::{Map, Value, json};
+use url::Url;
 
 /// The secp256k1 group order, big-endian.
 const N: [u8; 32] = [
@@ -135,6 +138,52 @@ fn padded_without_0x(token: &str) -> String {
 
 fn error_body(status: u16, text: &str) -> Value {
     json!({"code": status, "error": text})
+}
+
+/// The statuses and texts of spec section 4.1, copied from its table: the constants the tests
+/// below compare with are these, word for word.
+#[test]
+fn verify_token_texts_are_the_specs() {
+    let table = [
+        (texts::INVALID_FORMAT, "Invalid JWT token format"),
+        (
+            texts::SIGNATURE_NOT_DECODED,
+            "The JWT signature could not be decoded",
+        ),
+        (
+            texts::SIGNATURE_INCORRECTLY_SIGNED,
+            "The JWT signature was incorrectly signed",
+        ),
+        (
+            texts::WALLET_NOT_RECOVERED,
+            "The JWT signature is invalid - wallet could not be recovered",
+        ),
+        (
+            texts::PAYLOAD_NOT_DECODED,
+            "JWT payload could not be decoded",
+        ),
+        (
+            texts::PAYLOAD_NOT_UNMARSHALLED,
+            "JWT payload could not be unmarshalled",
+        ),
+        (texts::MISSING_USER_ID, "JWT payload missing userId field"),
+        (
+            texts::USER_ID_NOT_STRING,
+            "JWT payload userId must be a string",
+        ),
+        (texts::INVALID_USER_ID, "Invalid JWT payload userId"),
+        (
+            texts::INVALID_WALLET,
+            "The JWT signature is invalid - invalid wallet",
+        ),
+        (
+            texts::WALLET_DOES_NOT_MATCH,
+            "The JWT signature is invalid - the wallet does not match the user",
+        ),
+    ];
+    for (ours, spec) in table {
+        assert_eq!(ours, spec);
+    }
 }
 
 #[tokio::test]
@@ -472,5 +521,351 @@ async fn managers_and_wallets() {
                 assert_eq!(body["data"], Value::Object(claims));
             }
         }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The login page's refusals (spec section 1): "Whoops, this is an invalid link (<reason>).",
+// word for word, in the spec's order (scope, redirect URI, origin, app name or key, response mode).
+// ---------------------------------------------------------------------------------------------
+
+/// The reasons of spec section 1, copied from its table (not from the sandbox's constants).
+const SCOPE: &str = "scope missing or invalid";
+const REDIRECT_URI: &str = "redirect URI missing or invalid";
+const ORIGIN: &str = "redirect URI is set to `postMessage` but origin is missing";
+const APP_NAME_MISSING: &str = "app name missing";
+const API_KEY_MISSING: &str = "app API Key missing";
+const API_KEY_INVALID: &str = "app API Key invalid";
+const RESPONSE_MODE: &str = r#"response mode invalid - if set, must be "fragment" or "query""#;
+
+/// An app registered through the builder (implicit-flow links may use its key).
+const BUILDER_KEY: &str = "b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0";
+/// A well-formed key no app has.
+const UNREGISTERED_KEY: &str = "0123456789abcdef0123456789abcdef01234567";
+const CB: &str = "http://localhost:3000/cb";
+
+/// The text of the page's `<h1>`, HTML entities decoded.
+fn heading(page: &str) -> String {
+    let start = page.find("<h1").expect("a heading");
+    let start = start + page[start..].find('>').unwrap() + 1;
+    let end = start + page[start..].find("</h1>").unwrap();
+    page[start..end]
+        .replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+}
+
+/// `GET /oauth/auth?<params>`: status and page.
+async fn login_page(sandbox: &SandboxHandle, params: &[(&str, &str)]) -> (u16, String, Url) {
+    let mut url = sandbox.login_page_url();
+    url.query_pairs_mut().extend_pairs(params);
+    let resp = http().get(url.clone()).send().await.unwrap();
+    (resp.status().as_u16(), resp.text().await.unwrap(), url)
+}
+
+async fn registered_sandbox() -> SandboxHandle {
+    Sandbox::builder()
+        .app(DeveloperApp::new("Builder App", BUILDER_KEY, vec![]).unwrap())
+        .start()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn login_page_refuses_each_row_of_the_table_in_audius_words() {
+    let sandbox = registered_sandbox().await;
+    let challenge = audius_sandbox::oauth::pkce_challenge(&"v".repeat(43));
+    let code = |key: &'static str| -> Vec<(&'static str, String)> {
+        vec![
+            ("response_type", "code".into()),
+            ("client_id", key.into()),
+            ("scope", "read".into()),
+            ("redirect_uri", "postmessage".into()),
+            ("origin", "http://localhost:3000".into()),
+            ("code_challenge", challenge.clone()),
+            ("code_challenge_method", "S256".into()),
+        ]
+    };
+    let owned = |p: &[(&'static str, &str)]| -> Vec<(&'static str, String)> {
+        p.iter().map(|(k, v)| (*k, (*v).to_owned())).collect()
+    };
+    // One link (or more) per row, with the reason the spec gives for it.
+    let rows: Vec<(Vec<(&'static str, String)>, &str)> = vec![
+        // scope missing or not read/write
+        (owned(&[("app_name", "A"), ("redirect_uri", CB)]), SCOPE),
+        (
+            owned(&[("scope", "admin"), ("app_name", "A"), ("redirect_uri", CB)]),
+            SCOPE,
+        ),
+        // redirect_uri missing, unparsable, or breaking a rule of section 5
+        (owned(&[("scope", "read"), ("app_name", "A")]), REDIRECT_URI),
+        (
+            owned(&[
+                ("scope", "read"),
+                ("app_name", "A"),
+                ("redirect_uri", "not a url"),
+            ]),
+            REDIRECT_URI,
+        ),
+        (
+            owned(&[
+                ("scope", "read"),
+                ("app_name", "A"),
+                ("redirect_uri", "http://10.0.0.1/cb"),
+            ]),
+            REDIRECT_URI,
+        ),
+        // postmessage without a parsable origin
+        (
+            owned(&[
+                ("scope", "read"),
+                ("app_name", "A"),
+                ("redirect_uri", "postmessage"),
+            ]),
+            ORIGIN,
+        ),
+        (
+            owned(&[
+                ("scope", "read"),
+                ("app_name", "A"),
+                ("redirect_uri", "postmessage"),
+                ("origin", "not an origin"),
+            ]),
+            ORIGIN,
+        ),
+        // read with neither app_name nor api_key
+        (
+            owned(&[("scope", "read"), ("redirect_uri", CB)]),
+            APP_NAME_MISSING,
+        ),
+        // write without api_key
+        (
+            owned(&[("scope", "write"), ("app_name", "A"), ("redirect_uri", CB)]),
+            API_KEY_MISSING,
+        ),
+        // api_key not 40 hex characters...
+        (
+            owned(&[
+                ("scope", "write"),
+                ("api_key", "0xab"),
+                ("redirect_uri", CB),
+            ]),
+            API_KEY_INVALID,
+        ),
+        (
+            owned(&[
+                ("scope", "read"),
+                ("api_key", &BUILDER_KEY[1..]),
+                ("redirect_uri", CB),
+            ]),
+            API_KEY_INVALID,
+        ),
+        // ...or no registered app has it: in either scope, next to app_name too, in either flow,
+        // and under its alias client_id.
+        (
+            owned(&[
+                ("scope", "write"),
+                ("api_key", UNREGISTERED_KEY),
+                ("redirect_uri", CB),
+            ]),
+            API_KEY_INVALID,
+        ),
+        (
+            owned(&[
+                ("scope", "read"),
+                ("app_name", "A"),
+                ("api_key", UNREGISTERED_KEY),
+                ("redirect_uri", CB),
+            ]),
+            API_KEY_INVALID,
+        ),
+        (
+            owned(&[
+                ("scope", "read"),
+                ("client_id", UNREGISTERED_KEY),
+                ("redirect_uri", CB),
+            ]),
+            API_KEY_INVALID,
+        ),
+        (code(UNREGISTERED_KEY), API_KEY_INVALID),
+        // response_mode other than fragment/query
+        (
+            owned(&[
+                ("scope", "read"),
+                ("app_name", "A"),
+                ("redirect_uri", CB),
+                ("response_mode", "form_post"),
+            ]),
+            RESPONSE_MODE,
+        ),
+    ];
+    for (params, reason) in &rows {
+        let params: Vec<(&str, &str)> = params.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let (status, page, url) = login_page(&sandbox, &params).await;
+        assert_eq!(status, 400, "{url}");
+        assert_eq!(
+            heading(&page),
+            format!("Whoops, this is an invalid link ({reason})."),
+            "{url}"
+        );
+    }
+    // Every row of the table has a link above.
+    for reason in [
+        SCOPE,
+        REDIRECT_URI,
+        ORIGIN,
+        APP_NAME_MISSING,
+        API_KEY_MISSING,
+        API_KEY_INVALID,
+        RESPONSE_MODE,
+    ] {
+        assert!(rows.iter().any(|(_, r)| *r == reason), "{reason}");
+    }
+
+    // The registered keys are accepted: the built-in app's, the builder's, in either flow;
+    // app_name alone still works for read.
+    for params in [
+        owned(&[("scope", "read"), ("app_name", "A"), ("redirect_uri", CB)]),
+        owned(&[
+            ("scope", "write"),
+            ("api_key", audius_sandbox::oauth::BUILTIN_APP_API_KEY),
+            ("redirect_uri", CB),
+        ]),
+        owned(&[
+            ("scope", "read"),
+            ("client_id", BUILDER_KEY),
+            ("redirect_uri", CB),
+        ]),
+        owned(&[
+            ("scope", "write"),
+            ("api_key", &BUILDER_KEY.to_ascii_uppercase()),
+            ("redirect_uri", CB),
+        ]),
+        code(BUILDER_KEY),
+    ] {
+        let params: Vec<(&str, &str)> = params.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let (status, page, url) = login_page(&sandbox, &params).await;
+        assert_eq!(status, 200, "{url}: {page}");
+    }
+}
+
+#[tokio::test]
+async fn login_page_checks_in_the_specs_order() {
+    let sandbox = registered_sandbox().await;
+    let long_name = "n".repeat(300);
+    // Two (or more) rules fail at once: the earlier one in the spec's order is the one said.
+    let cases: Vec<(Vec<(&str, &str)>, &str)> = vec![
+        // scope before everything
+        (
+            vec![
+                ("scope", "admin"),
+                ("redirect_uri", "http://10.0.0.1/cb"),
+                ("api_key", UNREGISTERED_KEY),
+                ("response_mode", "form_post"),
+            ],
+            SCOPE,
+        ),
+        (vec![("scope", "admin")], SCOPE),
+        // redirect URI before the app name, the key and the response mode
+        (
+            vec![
+                ("scope", "read"),
+                ("redirect_uri", "https://app.example/cb#x"),
+                ("response_mode", "form_post"),
+            ],
+            REDIRECT_URI,
+        ),
+        (
+            vec![
+                ("scope", "write"),
+                ("api_key", UNREGISTERED_KEY),
+                ("redirect_uri", "javascript:alert(1)"),
+            ],
+            REDIRECT_URI,
+        ),
+        // origin before the app name, the key and the response mode
+        (
+            vec![
+                ("scope", "read"),
+                ("redirect_uri", "postmessage"),
+                ("response_mode", "form_post"),
+            ],
+            ORIGIN,
+        ),
+        (
+            vec![
+                ("scope", "write"),
+                ("redirect_uri", "postmessage"),
+                ("api_key", "nope"),
+            ],
+            ORIGIN,
+        ),
+        // app name or key before the response mode
+        (
+            vec![
+                ("scope", "read"),
+                ("redirect_uri", CB),
+                ("response_mode", "form_post"),
+            ],
+            APP_NAME_MISSING,
+        ),
+        (
+            vec![
+                ("scope", "write"),
+                ("app_name", "A"),
+                ("redirect_uri", CB),
+                ("response_mode", "form_post"),
+            ],
+            API_KEY_MISSING,
+        ),
+        (
+            vec![
+                ("scope", "read"),
+                ("api_key", UNREGISTERED_KEY),
+                ("redirect_uri", CB),
+                ("response_mode", "form_post"),
+            ],
+            API_KEY_INVALID,
+        ),
+        // the spec's rules before the sandbox's own (display, PKCE, app name length)
+        (
+            vec![
+                ("scope", "read"),
+                ("app_name", "A"),
+                ("redirect_uri", CB),
+                ("response_mode", "form_post"),
+                ("display", "modal"),
+            ],
+            RESPONSE_MODE,
+        ),
+        (
+            vec![
+                ("response_type", "code"),
+                ("scope", "read"),
+                ("client_id", BUILDER_KEY),
+                ("redirect_uri", CB),
+                ("response_mode", "form_post"),
+            ],
+            RESPONSE_MODE,
+        ),
+        (
+            vec![
+                ("scope", "write"),
+                ("app_name", &long_name),
+                ("redirect_uri", CB),
+            ],
+            API_KEY_MISSING,
+        ),
+    ];
+    for (params, reason) in &cases {
+        let (status, page, url) = login_page(&sandbox, params).await;
+        assert_eq!(status, 400, "{url}");
+        assert_eq!(
+            heading(&page),
+            format!("Whoops, this is an invalid link ({reason})."),
+            "{url}"
+        );
     }
 }

@@ -8,12 +8,14 @@ use std::sync::Arc;
 
 use audius_login::clock::ManualClock;
 use audius_login::{Scope, Token, UserId};
+use audius_sandbox::login::{self, MAX_LOGIN_QUERY_BYTES};
 use audius_sandbox::oauth::{BUILTIN_APP_API_KEY, pkce_challenge};
-use audius_sandbox::{Sandbox, SandboxHandle};
+use audius_sandbox::{DeveloperApp, Sandbox, SandboxHandle};
 use common::{http, verify};
 use serde_json::{Value, json};
 use url::Url;
 
+/// The key of an app the tests register with the sandbox builder.
 const KEY: &str = "0123456789abcdef0123456789abcdef01234567";
 /// A state that needs encoding: spaces, `&`, `=`, `+`, `%`, `#`, non-ASCII.
 const STATE: &str = "s t&a=t+e%20/#é☃~'\"<>";
@@ -57,8 +59,9 @@ fn pairs(text: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-/// Query parameters, the parameter the page must name, and the redirect rule if any.
-type Case<'a> = (Vec<(&'a str, &'a str)>, &'a str, Option<&'a str>);
+/// Query parameters, the parameter the page must name, the reason it must give, and the
+/// redirect rule if any.
+type Case<'a> = (Vec<(&'a str, &'a str)>, &'a str, &'a str, Option<&'a str>);
 
 fn base_params(redirect: &str) -> Vec<(&str, &str)> {
     vec![
@@ -68,21 +71,38 @@ fn base_params(redirect: &str) -> Vec<(&str, &str)> {
     ]
 }
 
+/// A sandbox where [`KEY`] is a registered app's key (no redirect URIs).
+async fn sandbox_with_key() -> SandboxHandle {
+    Sandbox::builder()
+        .app(DeveloperApp::new("Key App", KEY, vec![]).unwrap())
+        .start()
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn invalid_links() {
-    let sandbox = Sandbox::start().await.unwrap();
+    let sandbox = sandbox_with_key().await;
     let long_name = "n".repeat(257);
+    let long_link = "x".repeat(MAX_LOGIN_QUERY_BYTES);
     let cb = "http://localhost:3000/cb";
     let cases: Vec<Case<'_>> = vec![
-        (vec![("app_name", "A"), ("redirect_uri", cb)], "scope", None),
+        (
+            vec![("app_name", "A"), ("redirect_uri", cb)],
+            "scope",
+            login::SCOPE_INVALID,
+            None,
+        ),
         (
             vec![("scope", "admin"), ("app_name", "A"), ("redirect_uri", cb)],
             "scope",
+            login::SCOPE_INVALID,
             None,
         ),
         (
             vec![("scope", "READ"), ("app_name", "A"), ("redirect_uri", cb)],
             "scope",
+            login::SCOPE_INVALID,
             None,
         ),
         (
@@ -92,16 +112,19 @@ async fn invalid_links() {
                 ("redirect_uri", cb),
             ],
             "scope",
+            login::SCOPE_INVALID,
             None,
         ),
         (
             vec![("scope", ""), ("app_name", "A"), ("redirect_uri", cb)],
             "scope",
+            login::SCOPE_INVALID,
             None,
         ),
         (
             vec![("scope", "write"), ("app_name", "A"), ("redirect_uri", cb)],
             "api_key",
+            login::API_KEY_MISSING,
             None,
         ),
         (
@@ -111,6 +134,7 @@ async fn invalid_links() {
                 ("redirect_uri", cb),
             ],
             "api_key",
+            login::API_KEY_INVALID,
             None,
         ),
         (
@@ -120,15 +144,38 @@ async fn invalid_links() {
                 ("redirect_uri", cb),
             ],
             "api_key",
+            login::API_KEY_INVALID,
             None,
         ),
         (
+            // A registered key, but the implicit flow takes no 0x.
             vec![
                 ("scope", "read"),
                 ("api_key", "0x0123456789abcdef0123456789abcdef01234567"),
                 ("redirect_uri", cb),
             ],
             "api_key",
+            login::API_KEY_INVALID,
+            None,
+        ),
+        (
+            vec![
+                ("scope", "read"),
+                ("api_key", "ffffffffffffffffffffffffffffffffffffffff"),
+                ("redirect_uri", cb),
+            ],
+            "api_key",
+            login::API_KEY_INVALID,
+            None,
+        ),
+        (
+            vec![
+                ("scope", "read"),
+                ("client_id", "ffffffffffffffffffffffffffffffffffffffff"),
+                ("redirect_uri", cb),
+            ],
+            "client_id",
+            login::API_KEY_INVALID,
             None,
         ),
         (
@@ -139,16 +186,19 @@ async fn invalid_links() {
                 ("redirect_uri", cb),
             ],
             "api_key",
+            login::API_KEY_CONFLICT,
             None,
         ),
         (
             vec![("scope", "read"), ("redirect_uri", cb)],
             "app_name",
+            login::APP_NAME_MISSING,
             None,
         ),
         (
             vec![("scope", "read"), ("app_name", ""), ("redirect_uri", cb)],
             "app_name",
+            login::APP_NAME_MISSING,
             None,
         ),
         (
@@ -158,65 +208,87 @@ async fn invalid_links() {
                 ("redirect_uri", cb),
             ],
             "app_name",
+            login::APP_NAME_TOO_LONG,
             None,
         ),
         (
             vec![("scope", "read"), ("app_name", "A")],
             "redirect_uri",
+            login::REDIRECT_URI_INVALID,
             None,
         ),
         (
             base_params("https://app.example/cb#frag"),
             "redirect_uri",
+            login::REDIRECT_URI_INVALID,
             Some("fragment"),
         ),
         (
             base_params("https://app.example/cb%23frag"),
             "redirect_uri",
+            login::REDIRECT_URI_INVALID,
             Some("fragment"),
         ),
         (
             base_params("https://user:pw@app.example/cb"),
             "redirect_uri",
+            login::REDIRECT_URI_INVALID,
             Some("userinfo"),
         ),
         (
             base_params("https://app.example/a/../b"),
             "redirect_uri",
+            login::REDIRECT_URI_INVALID,
             Some("traversal"),
         ),
         (
             base_params("https://app.example/a/%2e%2e/b"),
             "redirect_uri",
+            login::REDIRECT_URI_INVALID,
             Some("traversal"),
         ),
         (
             base_params("http://10.0.0.1/cb"),
             "redirect_uri",
+            login::REDIRECT_URI_INVALID,
             Some("ip_host"),
         ),
         (
             base_params("http://0x0a.1/cb"),
             "redirect_uri",
+            login::REDIRECT_URI_INVALID,
             Some("ip_host"),
         ),
         (
             base_params("http://[2001:db8::1]/cb"),
             "redirect_uri",
+            login::REDIRECT_URI_INVALID,
             Some("ip_host"),
         ),
         (
             base_params("javascript:alert(1)"),
             "redirect_uri",
+            login::REDIRECT_URI_INVALID,
             Some("scheme"),
         ),
         (
             base_params("data:text/html,hi"),
             "redirect_uri",
+            login::REDIRECT_URI_INVALID,
             Some("scheme"),
         ),
-        (base_params("not a url"), "redirect_uri", Some("syntax")),
-        (base_params("postmessage"), "origin", None),
+        (
+            base_params("not a url"),
+            "redirect_uri",
+            login::REDIRECT_URI_INVALID,
+            Some("syntax"),
+        ),
+        (
+            base_params("postmessage"),
+            "origin",
+            login::ORIGIN_MISSING,
+            None,
+        ),
         (
             vec![
                 ("scope", "read"),
@@ -225,6 +297,7 @@ async fn invalid_links() {
                 ("origin", "http://x.example/path"),
             ],
             "origin",
+            login::ORIGIN_MISSING,
             None,
         ),
         (
@@ -235,6 +308,7 @@ async fn invalid_links() {
                 ("response_mode", "form_post"),
             ],
             "response_mode",
+            login::RESPONSE_MODE_INVALID,
             None,
         ),
         (
@@ -245,6 +319,7 @@ async fn invalid_links() {
                 ("display", "modal"),
             ],
             "display",
+            login::DISPLAY_INVALID,
             None,
         ),
         (
@@ -255,33 +330,61 @@ async fn invalid_links() {
                 ("sandbox_user", "ghost"),
             ],
             "sandbox_user",
+            login::SANDBOX_USER_UNKNOWN,
+            None,
+        ),
+        (
+            vec![("scope", "admin"), ("junk", &long_link)],
+            "query",
+            login::LINK_TOO_LONG,
             None,
         ),
     ];
-    for (params, param, rule) in &cases {
+    for (params, param, reason, rule) in &cases {
         let url = login_url(&sandbox, params);
         let (status, headers, body) = get(url.clone()).await;
         assert_eq!(status, 400, "{url}");
         assert_eq!(headers["content-type"], "text/html; charset=utf-8");
-        let title = format!("Whoops, this is an invalid link ({param} missing or invalid).");
+        let title = format!(
+            "<h1 id=\"title\">{}</h1>",
+            escape(&login::invalid_link_sentence(reason))
+        );
         assert!(body.contains(&title), "{url}: {body}");
         assert!(
             body.contains(&format!("data-invalid-param=\"{param}\"")),
             "{url}: {body}"
         );
-        if let Some(rule) = rule {
-            assert!(
+        assert!(body.contains("data-sandbox-page=\"invalid-link\""));
+        match rule {
+            Some(rule) => assert!(
                 body.contains(&format!("data-rule=\"{rule}\"")),
                 "{url}: {body}"
-            );
+            ),
+            None => assert!(!body.contains("data-rule="), "{url}: {body}"),
         }
         assert!(headers.get("location").is_none());
     }
     // The spec's own words for scope.
     let (_, _, body) = get(login_url(&sandbox, &cases[0].0)).await;
     assert!(body.contains("Whoops, this is an invalid link (scope missing or invalid)."));
+    // The quotes of the response-mode reason are escaped in the page, and only there.
+    let response_mode = cases.iter().find(|c| c.1 == "response_mode").unwrap();
+    let (_, _, body) = get(login_url(&sandbox, &response_mode.0)).await;
+    assert!(body.contains(
+        "Whoops, this is an invalid link (response mode invalid - if set, must be \
+         &quot;fragment&quot; or &quot;query&quot;)."
+    ));
     // Nothing was approved by any of them.
     assert!(sandbox.codes().is_empty());
+}
+
+/// HTML escaping as the page does it (element content and attribute values).
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;")
 }
 
 #[tokio::test]
@@ -356,7 +459,12 @@ async fn the_page_lists_users_and_escapes_everything() {
 #[tokio::test]
 async fn approve_fragment_via_the_form() {
     let clock = Arc::new(ManualClock::at_unix(1_700_000_000));
-    let sandbox = Sandbox::builder().clock(clock).start().await.unwrap();
+    let sandbox = Sandbox::builder()
+        .clock(clock)
+        .app(DeveloperApp::new("Key App", KEY, vec![]).unwrap())
+        .start()
+        .await
+        .unwrap();
     let url = login_url(
         &sandbox,
         &[
@@ -576,7 +684,8 @@ async fn cancel_sends_nothing_back() {
     let approve = sandbox.base_url().join("oauth/auth/approve").unwrap();
     let (status, _, page) = post_form(approve.clone(), &[("query", url.query().unwrap())]).await;
     assert_eq!(status, 400);
-    assert!(page.contains("(sandbox_user missing or invalid)"));
+    assert!(page.contains("Whoops, this is an invalid link (sandbox user missing)."));
+    assert!(page.contains("data-invalid-param=\"sandbox_user\""));
     let (status, _, _) = post_form(
         approve.clone(),
         &[("query", url.query().unwrap()), ("sandbox_user", "ghost")],
@@ -601,7 +710,7 @@ async fn cancel_sends_nothing_back() {
 
 #[tokio::test]
 async fn sandbox_user_hook_with_postmessage() {
-    let sandbox = Sandbox::start().await.unwrap();
+    let sandbox = sandbox_with_key().await;
     let url = login_url(
         &sandbox,
         &[
@@ -717,32 +826,71 @@ async fn pkce_front_half() {
             .collect()
     };
     let cases = [
-        (variant("client_id", None), "client_id"),
+        (
+            variant("client_id", None),
+            "client_id",
+            login::API_KEY_MISSING,
+            None,
+        ),
         (
             variant(
                 "client_id",
                 Some("ffffffffffffffffffffffffffffffffffffffff"),
             ),
             "client_id",
+            login::API_KEY_INVALID,
+            None,
         ),
-        (variant("client_id", Some("0x12")), "client_id"),
+        (
+            variant("client_id", Some("0x12")),
+            "client_id",
+            login::API_KEY_INVALID,
+            None,
+        ),
         (
             variant("redirect_uri", Some("http://localhost:8080/other")),
             "redirect_uri",
+            login::REDIRECT_URI_INVALID,
+            Some("unregistered"),
         ),
-        (variant("code_challenge", None), "code_challenge"),
-        (variant("code_challenge", Some("short")), "code_challenge"),
+        (
+            variant("redirect_uri", Some("http://10.0.0.1/cb")),
+            "redirect_uri",
+            login::REDIRECT_URI_INVALID,
+            Some("ip_host"),
+        ),
+        (
+            variant("code_challenge", None),
+            "code_challenge",
+            login::CODE_CHALLENGE_MISSING,
+            None,
+        ),
+        (
+            variant("code_challenge", Some("short")),
+            "code_challenge",
+            login::CODE_CHALLENGE_INVALID,
+            None,
+        ),
         (
             variant("code_challenge_method", None),
             "code_challenge_method",
+            login::CODE_CHALLENGE_METHOD_INVALID,
+            None,
         ),
         (
             variant("code_challenge_method", Some("plain")),
             "code_challenge_method",
+            login::CODE_CHALLENGE_METHOD_INVALID,
+            None,
         ),
-        (variant("scope", Some("read profile")), "scope"),
+        (
+            variant("scope", Some("read profile")),
+            "scope",
+            login::SCOPE_INVALID,
+            None,
+        ),
     ];
-    for (params, param) in cases {
+    for (params, param, reason, rule) in cases {
         let mut url = sandbox.login_page_url();
         url.query_pairs_mut().extend_pairs(&params);
         let (status, _, page) = get(url.clone()).await;
@@ -751,5 +899,64 @@ async fn pkce_front_half() {
             page.contains(&format!("data-invalid-param=\"{param}\"")),
             "{url}: {page}"
         );
+        assert!(
+            page.contains(&escape(&login::invalid_link_sentence(reason))),
+            "{url}: {page}"
+        );
+        if let Some(rule) = rule {
+            assert!(
+                page.contains(&format!("data-rule=\"{rule}\"")),
+                "{url}: {page}"
+            );
+        }
     }
+}
+
+#[tokio::test]
+async fn code_flow_app_without_redirect_uris() {
+    // KEY's app registered no redirect URIs: section 5, http(s) only, or postmessage.
+    let sandbox = sandbox_with_key().await;
+    let challenge = pkce_challenge("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk");
+    let link = |redirect: &'static str| {
+        login_url(
+            &sandbox,
+            &[
+                ("response_type", "code"),
+                ("client_id", KEY),
+                ("redirect_uri", redirect),
+                ("scope", "read"),
+                ("code_challenge", &challenge),
+                ("code_challenge_method", "S256"),
+                ("sandbox_user", "listener"),
+            ],
+        )
+    };
+    let (status, headers, _) = get(link("https://app.example/cb")).await;
+    assert_eq!(status, 302);
+    assert!(
+        location(&headers)
+            .as_str()
+            .starts_with("https://app.example/cb?code=")
+    );
+    let (status, _, page) = get(link("myapp://callback")).await;
+    assert_eq!(status, 400);
+    assert!(page.contains(&login::invalid_link_sentence(login::REDIRECT_URI_INVALID)));
+    assert!(page.contains("data-rule=\"scheme\""), "{page}");
+    // The implicit flow takes a custom scheme, with the same key.
+    let (status, headers, _) = get(login_url(
+        &sandbox,
+        &[
+            ("client_id", KEY),
+            ("redirect_uri", "myapp://callback"),
+            ("scope", "read"),
+            ("sandbox_user", "listener"),
+        ],
+    ))
+    .await;
+    assert_eq!(status, 302);
+    assert!(
+        location(&headers)
+            .as_str()
+            .starts_with("myapp://callback#token=")
+    );
 }
