@@ -26,7 +26,7 @@ use crate::faults::{Fault, FaultAction, FaultRoute, FaultTable};
 use crate::log::{DEFAULT_LOG_CAPACITY, LoggedRequest, RequestLog};
 use crate::mint::TokenOverrides;
 use crate::oauth::{CodeStore, DeveloperApp, TokenStore};
-use crate::token_api::{MAX_FAVORITES, logged_grant_type, oauth_error};
+use crate::token_api::{INVALID_REQUEST_BODY, MAX_FAVORITES, logged_grant_type, oauth_error};
 use crate::users::{SandboxUser, SandboxUsers};
 
 /// Default address: `127.0.0.1:0` (a free port).
@@ -698,7 +698,7 @@ impl Host {
                             oauth_error(
                                 StatusCode::PAYLOAD_TOO_LARGE,
                                 "invalid_request",
-                                "Invalid request body: too large or cut short",
+                                INVALID_REQUEST_BODY,
                             ),
                             cors,
                         ));
@@ -708,7 +708,7 @@ impl Host {
                             oauth_error(
                                 StatusCode::REQUEST_TIMEOUT,
                                 "invalid_request",
-                                "Invalid request body: not received in time",
+                                INVALID_REQUEST_BODY,
                             ),
                             cors,
                         ));

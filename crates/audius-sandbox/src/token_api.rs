@@ -5,7 +5,7 @@
 
 use audius_login::login_url::normalize_api_key;
 use audius_login::{Scope, UserId};
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::{Path, RawQuery, State};
 use axum::response::Response;
 use http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -15,7 +15,11 @@ use serde_json::{Value, json};
 use crate::login::Params;
 use crate::oauth::{AccessError, AccessGrant, verify_pkce};
 use crate::routes::{AppState, user_json};
-use crate::server::{Shared, error_json, json_response};
+use crate::server::{MAX_BODY_BYTES, Shared, error_json, json_response};
+
+/// The `error_description` of a body that cannot be parsed (or read: over
+/// [`MAX_BODY_BYTES`], `413`; not received in time, `408`), in the spec's words.
+pub(crate) const INVALID_REQUEST_BODY: &str = "Invalid request body";
 
 /// Most favorites the sandbox keeps (all users together); beyond, the oldest are forgotten.
 pub(crate) const MAX_FAVORITES: usize = 100_000;
@@ -96,7 +100,7 @@ pub(crate) async fn token(
 ) -> Response {
     let shared = &state.shared;
     let Some(p) = body_params(&headers, &body) else {
-        return invalid_request("Invalid request body");
+        return invalid_request(INVALID_REQUEST_BODY);
     };
     let now = shared.clock.now();
     match p.get("grant_type") {
@@ -151,10 +155,19 @@ pub(crate) async fn token(
 pub(crate) async fn revoke(
     State(state): State<AppState>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
+    // Read here rather than by the `Bytes` extractor, whose refusal of an over-size body is
+    // plain text: an OAuth endpoint answers in OAuth errors.
+    let Ok(body) = axum::body::to_bytes(body, MAX_BODY_BYTES).await else {
+        return oauth_error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "invalid_request",
+            INVALID_REQUEST_BODY,
+        );
+    };
     let Some(p) = body_params(&headers, &body) else {
-        return invalid_request("Invalid request body");
+        return invalid_request(INVALID_REQUEST_BODY);
     };
     let Some(token) = p.get("token") else {
         return invalid_request("token is required");

@@ -831,3 +831,25 @@ async fn core_oauth_client_agrees_with_the_sandbox() {
         .count();
     assert_eq!(posts, 1);
 }
+
+/// A body over the sandbox's limit cannot be parsed: `invalid_request` "Invalid request body"
+/// (the spec's words), with the status of a size limit, on both OAuth POST endpoints.
+#[tokio::test]
+async fn oversized_bodies_are_invalid_request_bodies() {
+    let env = start().await;
+    let big = format!(
+        "grant_type=refresh_token&refresh_token={}",
+        "x".repeat(audius_sandbox::MAX_BODY_BYTES)
+    );
+    for path in ["/v1/oauth/token", "/v1/oauth/revoke"] {
+        let (status, body) = env
+            .raw(path, "application/x-www-form-urlencoded", big.clone())
+            .await;
+        assert_eq!(status, 413, "{path}");
+        assert_eq!(
+            body,
+            json!({"error": "invalid_request", "error_description": "Invalid request body"}),
+            "{path}"
+        );
+    }
+}
