@@ -1,6 +1,6 @@
 //! The login page, `GET /oauth/auth` (spec sections 1, 2 and 5; PKCE front half).
 //!
-//! Every refusal is a `400` page headed "Whoops, this is an invalid link (<reason>)." with the
+//! Every refusal is a `400` page headed "Whoops, this is an invalid link (`<reason>`)." with the
 //! reasons of spec section 1 word for word, checked in the spec's order; below the heading, a
 //! sentence saying what exactly is wrong. Machine-readable hooks:
 //! `data-sandbox-page="invalid-link"`, `data-invalid-param` (the parameter at fault) and, for

@@ -292,7 +292,9 @@ impl SandboxBuilder {
         self
     }
 
-    /// Registers one more developer app. Default: only [`DeveloperApp::builtin`].
+    /// Registers one more developer app: the login page accepts its key (`api_key` or
+    /// `client_id`) in both flows, and, in the code flow, its redirect URIs. Default: only
+    /// [`DeveloperApp::builtin`] (and the users file's `apps`).
     pub fn app(mut self, app: DeveloperApp) -> Self {
         self.apps.push(app);
         self

@@ -53,6 +53,11 @@
 //! exists is an error) or `replace` (the file's users and grants replace the built-in ones;
 //! registered apps are always kept). A bare JSON list of users means `extend`. Unknown fields
 //! are refused, so a typo is an error rather than a silently ignored setting.
+//!
+//! The registered apps (the built-in one, the file's `apps`, and those given to
+//! [`SandboxBuilder::app`](crate::SandboxBuilder::app)) hold the only keys the login page
+//! accepts, in either flow: any other `api_key` or `client_id` is "app API Key invalid" (see
+//! [`crate::login`]).
 
 use std::fmt;
 use std::path::{Path, PathBuf};
