@@ -798,3 +798,23 @@ pub(crate) async fn authorize(
     }
     redirect_to(&location)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reasons_name_the_limits_they_enforce() {
+        assert!(APP_NAME_TOO_LONG.contains(&format!("at most {MAX_APP_NAME_LEN} characters")));
+        assert_eq!(
+            MAX_LOGIN_QUERY_BYTES,
+            32 * 1024,
+            "LINK_TOO_LONG says 32 KiB"
+        );
+        assert!(LINK_TOO_LONG.ends_with("at most 32 KiB"));
+        assert_eq!(
+            invalid_link_sentence(SCOPE_INVALID),
+            "Whoops, this is an invalid link (scope missing or invalid)."
+        );
+    }
+}
