@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Fills fuzz/corpus/<target> (not committed) with seeds: the token vectors and the open-redirect
-# lists of shared/testdata, and the small hand-written seeds of fuzz/seeds/<target>.
+# lists of the repository's testdata/, and the small hand-written seeds of fuzz/seeds/<target>.
 set -euo pipefail
 cd "$(dirname "$0")"
-data=../../shared/testdata
+data=../testdata
 for t in token redirect_uri return_to callback api_response; do mkdir -p "corpus/$t"; done
 python3 - "$data" <<'PY'
 import hashlib, json, os, sys

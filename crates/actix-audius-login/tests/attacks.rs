@@ -251,7 +251,7 @@ async fn open_redirect_payloads_never_leave_the_origin() {
         b.max_token_age(Duration::from_secs(3600))
     })
     .await;
-    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/testdata/");
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../../testdata/");
     let mut payloads = Vec::new();
     for file in ["open-redirect-payloads.txt", "open-redirect-wordlist.txt"] {
         let text = std::fs::read_to_string(format!("{root}{file}")).unwrap();

@@ -122,11 +122,8 @@ fn strings(args: &[&str]) -> Vec<String> {
 // Test data
 
 fn vectors() -> Vec<Value> {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/testdata/tokens.json"
-    );
-    let text = std::fs::read_to_string(path).expect("shared/testdata/tokens.json is readable");
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../testdata/tokens.json");
+    let text = std::fs::read_to_string(path).expect("testdata/tokens.json is readable");
     let doc: Value = serde_json::from_str(&text).expect("tokens.json is JSON");
     doc["vectors"].as_array().expect("a vectors list").clone()
 }

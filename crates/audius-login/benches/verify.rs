@@ -21,13 +21,10 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use secp256k1::Message;
 use secp256k1::ecdsa::{RecoverableSignature, RecoveryId};
 
-/// The `basic` vector of `shared/testdata/tokens.json`: a current, realistic token.
+/// The `basic` vector of `testdata/tokens.json`: a current, realistic token.
 fn basic_token() -> String {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/testdata/tokens.json"
-    );
-    let text = std::fs::read_to_string(path).expect("shared/testdata/tokens.json is readable");
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../testdata/tokens.json");
+    let text = std::fs::read_to_string(path).expect("testdata/tokens.json is readable");
     let doc: serde_json::Value = serde_json::from_str(&text).expect("tokens.json is JSON");
     doc["vectors"]
         .as_array()

@@ -3,7 +3,7 @@
 //! own invariants (`tests/fuzz_regressions/checks.rs`, shared with `fuzz/fuzz_targets/`): token
 //! parsing and signer recovery, redirect-URI validation, return-to sanitising, and the API
 //! client's answer parsing. The inputs are shaped like the real thing (the token vectors of
-//! `shared/testdata` mutated, URL-like text, JSON answers) as well as arbitrary bytes.
+//! `testdata/` mutated, URL-like text, JSON answers) as well as arbitrary bytes.
 
 use proptest::prelude::*;
 use serde_json::{Value, json};
@@ -11,13 +11,10 @@ use serde_json::{Value, json};
 #[path = "fuzz_regressions/checks.rs"]
 mod checks;
 
-const TOKENS: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../../shared/testdata/tokens.json"
-);
+const TOKENS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../testdata/tokens.json");
 const PAYLOADS: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../../../shared/testdata/open-redirect-payloads.txt"
+    "/../../testdata/open-redirect-payloads.txt"
 );
 
 fn vector_tokens() -> Vec<String> {

@@ -1,4 +1,4 @@
-//! The open-redirect lists of `shared/testdata` through the redirect-URI rules and the return-to
+//! The open-redirect lists of `testdata/` through the redirect-URI rules and the return-to
 //! sanitiser, and property tests of the parsers that take untrusted text.
 
 use audius_login::RedirectUri;
@@ -8,11 +8,11 @@ use url::{Host, Url};
 
 const PAYLOADS: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../../../shared/testdata/open-redirect-payloads.txt"
+    "/../../testdata/open-redirect-payloads.txt"
 );
 const WORDLIST: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../../../shared/testdata/open-redirect-wordlist.txt"
+    "/../../testdata/open-redirect-wordlist.txt"
 );
 
 /// Every non-empty line of both lists, with the file it came from.
@@ -20,7 +20,7 @@ fn lines() -> Vec<(&'static str, String)> {
     let mut out = Vec::new();
     for (name, path) in [("payloads", PAYLOADS), ("wordlist", WORDLIST)] {
         let text = std::fs::read_to_string(path)
-            .unwrap_or_else(|e| panic!("shared/testdata {name} list is readable: {e}"));
+            .unwrap_or_else(|e| panic!("testdata {name} list is readable: {e}"));
         let before = out.len();
         // Lines are used exactly as written (no trimming: a leading space or tab is part of
         // the attack); only the line terminator is dropped.

@@ -1,4 +1,4 @@
-//! Every vector of `shared/testdata/tokens.json` (signed by eth-account, an independent
+//! Every vector of `testdata/tokens.json` (signed by eth-account, an independent
 //! implementation) through the library.
 
 #![allow(clippy::unwrap_used)]
@@ -6,12 +6,11 @@
 use audius_login::{ErrorKind, Token, UserId, Wallet};
 use serde_json::Value;
 
+/// The repository's token vectors (`testdata/README.md`), named from this crate.
+const TOKENS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../testdata/tokens.json");
+
 fn vectors() -> Vec<Value> {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/testdata/tokens.json"
-    );
-    let text = std::fs::read_to_string(path).expect("shared/testdata/tokens.json is readable");
+    let text = std::fs::read_to_string(TOKENS).expect("testdata/tokens.json is readable");
     let doc: Value = serde_json::from_str(&text).expect("tokens.json is JSON");
     doc["vectors"].as_array().expect("vectors list").clone()
 }
@@ -148,14 +147,7 @@ fn every_vector() {
 
 #[test]
 fn hashid_example_of_the_spec() {
-    let doc: Value = serde_json::from_str(
-        &std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../../shared/testdata/tokens.json"
-        ))
-        .unwrap(),
-    )
-    .unwrap();
+    let doc: Value = serde_json::from_str(&std::fs::read_to_string(TOKENS).unwrap()).unwrap();
     for (num, hash) in doc["hashids"]["example"].as_object().unwrap() {
         let id = UserId::new(num.parse().unwrap());
         assert_eq!(id.hashid(), hash.as_str().unwrap());

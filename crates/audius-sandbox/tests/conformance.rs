@@ -1,17 +1,19 @@
 //! The sandbox against the spec, word for word: `GET /v1/users/verify_token` against every
-//! vector of shared/testdata/tokens.json (signed by eth-account, an independent implementation)
-//! and against the table of spec section 4.1; the login page's refusals against the table of
-//! spec section 1.
+//! vector of testdata/tokens.json (signed by eth-account, an independent implementation) and
+//! against the table of spec section 4.1; the login page's refusals against the table of spec
+//! section 1.
 #![allow(clippy::unwrap_used)]
 
 mod common;
+mod token_vectors;
 
 use audius_login::Token;
 use audius_login::token::{decode_segment, eip191_hash, encode_segment};
 use audius_sandbox::verify as texts;
 use audius_sandbox::{DeveloperApp, Sandbox, SandboxHandle, SandboxUser, TokenOverrides};
-use common::{http, vector, vectors, verify};
+use common::{http, verify};
 use serde_json::{Map, Value, json};
+use token_vectors::{vector, vectors};
 use url::Url;
 
 /// The secp256k1 group order, big-endian.

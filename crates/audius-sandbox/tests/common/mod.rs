@@ -14,25 +14,6 @@ pub(crate) fn http() -> reqwest::Client {
         .unwrap()
 }
 
-/// The vectors of shared/testdata/tokens.json.
-pub(crate) fn vectors() -> Vec<Value> {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/testdata/tokens.json"
-    );
-    let text = std::fs::read_to_string(path).expect("shared/testdata/tokens.json is readable");
-    let doc: Value = serde_json::from_str(&text).expect("tokens.json is JSON");
-    doc["vectors"].as_array().expect("vectors list").clone()
-}
-
-/// A vector by name.
-pub(crate) fn vector(name: &str) -> Value {
-    vectors()
-        .into_iter()
-        .find(|v| v["name"] == name)
-        .unwrap_or_else(|| panic!("no vector {name}"))
-}
-
 /// `GET {base}v1/users/verify_token?token=` as status and JSON body.
 pub(crate) async fn verify(client: &reqwest::Client, base: &url::Url, token: &str) -> (u16, Value) {
     let mut url = base.join("v1/users/verify_token").unwrap();
