@@ -24,12 +24,12 @@ use crate::user::AudiusUser;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 #[non_exhaustive]
 pub enum Flow {
-    /// The implicit flow (spec sections 1 to 4): the login page hands over a signed token,
-    /// verified here. Gives identity, **with the email**, and nothing to call the API with.
-    /// (Default.)
+    /// The implicit flow (`docs/protocol.md` sections 1 to 4): the login page hands over a
+    /// signed token, verified here. Gives identity, **with the email**, and nothing to call the
+    /// API with. (Default.)
     #[default]
     Implicit,
-    /// The authorization-code flow with PKCE (`audius-login-pkce.md`): the login page hands
+    /// The authorization-code flow with PKCE (`docs/protocol-pkce.md`): the login page hands
     /// over a one-time code, exchanged here for access and refresh tokens kept in the session
     /// (never sent to the page), with which [`AudiusClient`](crate::AudiusClient) calls the
     /// Audius API as the user. Gives **no email**. Needs the app's API key
@@ -37,7 +37,7 @@ pub enum Flow {
     AuthorizationCode,
 }
 
-/// How the login page answers the app (spec section 2).
+/// How the login page answers the app (`docs/protocol.md` section 2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 #[non_exhaustive]
 pub enum ResponseMode {

@@ -130,7 +130,8 @@ pub(crate) struct VerifyArgs {
 /// `redirect-uri ...`
 #[derive(Debug, Subcommand)]
 pub(crate) enum RedirectUriCommand {
-    /// Judge a redirect URI by the rules of the spec (section 5) and print it normalised.
+    /// Judge a redirect URI by the rules of the spec (docs/protocol.md, section 5) and print it
+    /// normalised.
     ///
     /// Refused: the schemes javascript:, data:, vbscript: and file:; a fragment (#); userinfo
     /// (user:pass@); a path traversal (/.. or \..), also after percent-decoding; an IP host that

@@ -16,7 +16,7 @@
 //! | [`ErrorKind::InvalidRedirectUri`] | — | a redirect URI breaks a rule of spec section 5 |
 //! | [`ErrorKind::Config`] | — | a builder was given settings that cannot work |
 //!
-//! The authorization-code flow (`audius-login-pkce.md`) adds:
+//! The authorization-code flow (`docs/protocol-pkce.md`) adds:
 //!
 //! | kind | Audius answer | meaning |
 //! |---|---|---|

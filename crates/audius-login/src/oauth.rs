@@ -1,4 +1,4 @@
-//! The authorization-code flow with PKCE (OAuth 2.0, `audius-login-pkce.md`): the verifier and
+//! The authorization-code flow with PKCE (OAuth 2.0, `docs/protocol-pkce.md`): the verifier and
 //! its challenge, the authorization URL, the code exchange, refresh and revocation, and the user
 //! behind an access token (`GET /v1/me`).
 //!
@@ -215,7 +215,7 @@ secret_token!(
     RefreshToken
 );
 
-/// What a successful code exchange or refresh gives (spec section 2).
+/// What a successful code exchange or refresh gives (PKCE spec section 2).
 ///
 /// `Debug` shows the lifetime and scope, never the tokens.
 #[derive(Debug, Clone)]
@@ -290,7 +290,7 @@ impl TokenSet {
     }
 }
 
-/// Reads a scope as the spec writes it: `read`, `write`, or a space-separated list of those
+/// Reads a scope as the PKCE spec writes it: `read`, `write`, or a space-separated list of those
 /// (containing `write` means `write`). `None` for anything else.
 pub fn parse_scope(text: &str) -> Option<Scope> {
     let mut scope = None;
@@ -317,7 +317,7 @@ impl AuthorizeUrl {
     }
 }
 
-/// Builder of `{api}/v1/oauth/authorize?...` with every parameter of spec section 1.
+/// Builder of `{api}/v1/oauth/authorize?...` with every parameter of PKCE spec section 1.
 #[derive(Debug, Clone, Default)]
 pub struct AuthorizeUrlBuilder {
     client_id: Option<String>,
@@ -527,7 +527,7 @@ impl OAuthClient {
         }
     }
 
-    /// Exchanges an authorization code (spec section 2): `grant_type=authorization_code`,
+    /// Exchanges an authorization code (PKCE spec section 2): `grant_type=authorization_code`,
     /// `code`, `code_verifier`, `redirect_uri` (exactly as sent in the authorization request)
     /// and `client_id` when set. The code is used up by this call, whatever its outcome.
     ///
@@ -561,8 +561,8 @@ impl OAuthClient {
         token_answer(&answer)
     }
 
-    /// Refreshes (spec section 2): `grant_type=refresh_token`, `refresh_token`, and `client_id`
-    /// when set. Returns a new pair; the refresh token given is used up. Presenting it again
+    /// Refreshes (PKCE spec section 2): `grant_type=refresh_token`, `refresh_token`, and
+    /// `client_id` when set. Returns a new pair; the refresh token given is used up. Presenting it again
     /// revokes the whole family (reuse detection): call this once per refresh token.
     pub async fn refresh(&self, refresh_token: &RefreshToken) -> Result<TokenSet> {
         let mut pairs = vec![
@@ -576,7 +576,7 @@ impl OAuthClient {
         token_answer(&answer)
     }
 
-    /// Revokes a token, access or refresh, and with it its whole family (spec section 3).
+    /// Revokes a token, access or refresh, and with it its whole family (PKCE spec section 3).
     /// Audius answers `200 {}` even for a token it does not know.
     pub async fn revoke(&self, token: &str) -> Result<()> {
         let mut pairs = vec![("token", token)];

@@ -1,4 +1,4 @@
-//! The authorization-code flow with PKCE (`audius-login-pkce.md`): registered developer apps,
+//! The authorization-code flow with PKCE (`docs/protocol-pkce.md`): registered developer apps,
 //! the store of one-time codes issued by the login page, and the store of the access and
 //! refresh tokens issued for them.
 //!
@@ -378,7 +378,7 @@ pub struct IssuedTokens {
 }
 
 impl IssuedTokens {
-    /// The token endpoint's success body (spec section 2).
+    /// The token endpoint's success body (PKCE spec section 2).
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::json!({
             "access_token": self.access_token,

@@ -1,4 +1,4 @@
-//! The back half of the authorization-code flow (`audius-login-pkce.md` sections 2 to 4):
+//! The back half of the authorization-code flow (`docs/protocol-pkce.md` sections 2 to 4):
 //! `POST /v1/oauth/token`, `POST /v1/oauth/revoke`, `GET /v1/me`, `GET /v1/oauth/me`, and a
 //! write endpoint, `POST`/`DELETE /v1/tracks/{track_id}/favorites`, with
 //! `GET /v1/users/{id}/favorites` to read the result.
@@ -92,7 +92,7 @@ pub(crate) fn logged_grant_type(headers: &HeaderMap, body: &[u8]) -> Option<Stri
         .map(|g| g.chars().take(64).collect())
 }
 
-/// `POST /v1/oauth/token`: the code exchange and the refresh (spec section 2).
+/// `POST /v1/oauth/token`: the code exchange and the refresh (PKCE spec section 2).
 pub(crate) async fn token(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -151,7 +151,7 @@ pub(crate) async fn token(
 }
 
 /// `POST /v1/oauth/revoke`: revokes the token's family; `200 {}` always, except `400` for an
-/// unparsable body or a missing token (spec section 3).
+/// unparsable body or a missing token (PKCE spec section 3).
 pub(crate) async fn revoke(
     State(state): State<AppState>,
     headers: HeaderMap,

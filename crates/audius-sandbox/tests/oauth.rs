@@ -1,4 +1,4 @@
-//! The back half of the authorization-code flow (`audius-login-pkce.md` sections 2 to 4): the
+//! The back half of the authorization-code flow (`docs/protocol-pkce.md` sections 2 to 4): the
 //! token endpoint (every error text of its table), rotation and reuse detection, revocation,
 //! `/v1/me` and its older alias, the write endpoint and its scope check, the request log, a
 //! declined authorization, and the core crate's `OAuthClient` against all of it.
