@@ -38,8 +38,17 @@ use url::Url;
 
 use crate::error::{Error, Limited, Result};
 
-/// The HTTP method of [`ApiClient::send_with_bearer`] (reqwest's, which is the `http` crate's).
+/// The HTTP method of [`ApiClient::send_with_bearer`]: the [`http`](https://docs.rs/http/1)
+/// crate's (version 1, as reqwest, hyper 1, axum 0.7+ and tower-http use), re-exported here so
+/// that it can be named without depending on `http`. actix-web 4 has its own (`http` 0.2):
+/// `actix-audius-login`'s `AudiusClient` takes that one.
 pub use reqwest::Method;
+
+/// The HTTP status of an [`ApiResponse`]: the [`http`](https://docs.rs/http/1) crate's
+/// (version 1), re-exported here. It compares with a number (`answer.status == 404`) and with
+/// its constants (`answer.status == StatusCode::NOT_FOUND`), and `as_u16()` gives the number.
+/// actix-web 4 has its own (`http` 0.2): `actix-audius-login`'s `AudiusClient` answers that one.
+pub use reqwest::StatusCode;
 
 /// Default connect timeout: 3 s.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
@@ -66,10 +75,18 @@ pub enum HostSource {
 }
 
 /// An answer from the API: status, body (capped) and the host that gave it.
+///
+/// ```
+/// use audius_login::client::{ApiResponse, StatusCode};
+///
+/// fn found(answer: &ApiResponse) -> bool {
+///     answer.status == StatusCode::OK // or `answer.status == 200`
+/// }
+/// ```
 #[derive(Debug, Clone)]
 pub struct ApiResponse {
-    /// HTTP status.
-    pub status: u16,
+    /// HTTP status (the `http` crate's, version 1: [`StatusCode`]).
+    pub status: StatusCode,
     /// The body, at most the configured cap.
     pub body: Bytes,
     /// The host that answered.
@@ -82,7 +99,7 @@ impl ApiResponse {
     /// Parses the body as JSON, or [`Error::UpstreamUnexpected`] with the status.
     pub fn json<T: DeserializeOwned>(&self) -> Result<T> {
         serde_json::from_slice(&self.body).map_err(|e| Error::UpstreamUnexpected {
-            status: self.status,
+            status: self.status.as_u16(),
             message: format!("the body is not the JSON expected: {e}"),
         })
     }
@@ -103,7 +120,7 @@ impl ApiResponse {
         let text = String::from_utf8_lossy(&self.body);
         let text: String = text.chars().take(200).collect();
         if text.trim().is_empty() {
-            format!("HTTP {} with an empty body", self.status)
+            format!("HTTP {} with an empty body", self.status.as_u16())
         } else {
             text
         }
@@ -480,9 +497,9 @@ impl ApiClient {
             return Err(Error::unavailable(
                 format!(
                     "the discovery list at {bootstrap} answered HTTP {}",
-                    answer.status
+                    answer.status.as_u16()
                 ),
-                Some(answer.status),
+                Some(answer.status.as_u16()),
             ));
         }
         let list: List = answer.json()?;
@@ -574,15 +591,12 @@ impl ApiClient {
             let host = &hosts[idx];
             let url = join(host, request.path);
             match self.attempt(&url, &request).await {
-                Attempt::Answer(answer) if answer.status >= 500 => {
-                    tracing::warn!(%host, status = answer.status, "Audius host failed; failing over");
+                Attempt::Answer(answer) if answer.status.as_u16() >= 500 => {
+                    let status = answer.status.as_u16();
+                    tracing::warn!(%host, status, "Audius host failed; failing over");
                     last_error = Some(Error::unavailable(
-                        format!(
-                            "{host} answered HTTP {}: {}",
-                            answer.status,
-                            answer.error_message()
-                        ),
-                        Some(answer.status),
+                        format!("{host} answered HTTP {status}: {}", answer.error_message()),
+                        Some(status),
                     ));
                     self.note_failure(&hosts).await;
                     if request.retry == Retry::OnlyIfNotSent {
@@ -655,7 +669,7 @@ impl ApiClient {
                 let sent = !e.is_connect();
                 (describe(e, url), sent)
             })?;
-            let status = resp.status().as_u16();
+            let status = resp.status();
             let location = resp
                 .headers()
                 .get("location")
@@ -785,7 +799,7 @@ mod tests {
     #[test]
     fn error_message_shapes() {
         let r = |body: &str| ApiResponse {
-            status: 400,
+            status: StatusCode::BAD_REQUEST,
             body: Bytes::from(body.to_owned()),
             host: Url::parse("http://h").unwrap(),
             location: None,

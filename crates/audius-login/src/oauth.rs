@@ -584,7 +584,7 @@ impl OAuthClient {
             pairs.push(("client_id", id));
         }
         let answer = self.post(REVOKE_PATH, &pairs).await?;
-        match answer.status {
+        match answer.status.as_u16() {
             200..=299 => Ok(()),
             _ => Err(oauth_failure(&answer)),
         }
@@ -619,7 +619,7 @@ impl OAuthClient {
 /// anything else [`Error::UpstreamUnexpected`].
 pub fn bearer_failure(answer: &ApiResponse) -> Error {
     let message = answer.error_message();
-    match answer.status {
+    match answer.status.as_u16() {
         401 => Error::InvalidAccessToken { message },
         403 if message.to_ascii_lowercase().contains("scope") => {
             Error::InsufficientScope { message }
@@ -640,7 +640,7 @@ fn token_answer(answer: &ApiResponse) -> Result<TokenSet> {
 /// The error for a non-2xx OAuth answer: `{"error", "error_description"}` with a 4xx is an
 /// [`Error::OAuth`]; anything else as [`bearer_failure`] would say.
 fn oauth_failure(answer: &ApiResponse) -> Error {
-    if (400..500).contains(&answer.status)
+    if (400..500).contains(&answer.status.as_u16())
         && answer.status != 429
         && let Ok(Value::Object(body)) = serde_json::from_slice::<Value>(&answer.body)
         && let Some(code) = body.get("error").and_then(Value::as_str)
@@ -652,10 +652,10 @@ fn oauth_failure(answer: &ApiResponse) -> Error {
         return Error::OAuth {
             code: OAuthErrorCode::parse(code),
             description: description.chars().take(500).collect(),
-            status: answer.status,
+            status: answer.status.as_u16(),
         };
     }
-    unexpected_or_unavailable(answer.status, answer)
+    unexpected_or_unavailable(answer.status.as_u16(), answer)
 }
 
 /// The error a callback carries instead of a code (`error=access_denied&error_description=..`),
@@ -777,7 +777,7 @@ mod tests {
 
     fn answer(status: u16, body: &str) -> ApiResponse {
         ApiResponse {
-            status,
+            status: crate::client::StatusCode::from_u16(status).unwrap(),
             body: bytes::Bytes::from(body.to_owned()),
             host: Url::parse("http://h").unwrap(),
             location: None,

@@ -409,7 +409,7 @@ impl UserDirectory {
             .client
             .get(&format!("/v1/users/{}", id.hashid()))
             .await?;
-        match answer.status {
+        match answer.status.as_u16() {
             200 => {
                 let body: Value = answer.json()?;
                 let user = body
@@ -445,7 +445,7 @@ impl UserDirectory {
             .client
             .get(&format!("/v1/users/{}/managers", id.hashid()))
             .await?;
-        match answer.status {
+        match answer.status.as_u16() {
             200 => {
                 let body: Value = answer.json()?;
                 let list = body.get("data").and_then(Value::as_array).ok_or_else(|| {
@@ -562,7 +562,7 @@ impl ApiVerifier {
     /// Maps a `verify_token` answer to the verified claims or the typed error.
     pub fn interpret(answer: &crate::ApiResponse) -> Result<Claims> {
         let message = || answer.error_message();
-        match answer.status {
+        match answer.status.as_u16() {
             200 => {
                 let body: Value = answer.json()?;
                 let data = match body.get("data") {

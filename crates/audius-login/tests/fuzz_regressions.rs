@@ -137,7 +137,7 @@ fn a_blank_error_text_never_gives_an_empty_message() {
         r#"{"error_description":"","error":"invalid_grant"}"#,
     ] {
         let answer = ApiResponse {
-            status: 400,
+            status: audius_login::client::StatusCode::BAD_REQUEST,
             body: bytes::Bytes::from(body),
             host: url::Url::parse("http://api.example").unwrap(),
             location: None,
@@ -149,7 +149,7 @@ fn a_blank_error_text_never_gives_an_empty_message() {
         assert!(!e.to_string().trim().is_empty());
     }
     let oauth = ApiResponse {
-        status: 400,
+        status: audius_login::client::StatusCode::BAD_REQUEST,
         body: bytes::Bytes::from(r#"{"error_description":"","error":"invalid_grant"}"#),
         host: url::Url::parse("http://api.example").unwrap(),
         location: None,

@@ -8,6 +8,7 @@
 use audius_login::RedirectUri;
 use audius_login::return_to::{MAX_RETURN_TO_LEN, sanitize_return_to};
 use audius_login::token::{Signature, decode_segment};
+use audius_login::client::StatusCode;
 use audius_login::verify::ManagerGrant;
 use audius_login::{ApiResponse, ApiUser, ApiVerifier, ErrorKind, Token, UserId};
 use bytes::Bytes;
@@ -194,7 +195,8 @@ pub fn api_response(data: &[u8]) {
         .copied()
         .unwrap_or(100 + u16::from(first) * 2);
     let answer = ApiResponse {
-        status,
+        // Every status picked is in 100..=610, all valid.
+        status: StatusCode::from_u16(status).expect("a status in 100..=999"),
         body: Bytes::copy_from_slice(body),
         host: Url::parse("http://api.example").expect("static URL"),
         location: None,
