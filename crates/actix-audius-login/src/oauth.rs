@@ -44,10 +44,13 @@ use std::time::Duration;
 
 use actix_session::{Session, SessionExt as _, SessionStatus};
 use actix_web::dev::Payload;
+use actix_web::http::{Method, StatusCode};
+use actix_web::web::Bytes;
 use actix_web::{FromRequest, HttpMessage as _, HttpRequest};
-use audius_login::client::Method;
 use audius_login::oauth::{AccessToken, RefreshToken, TokenSet};
 use audius_login::{ApiResponse, ErrorKind, Scope, VerifiedProfile};
+use serde::de::DeserializeOwned;
+use url::Url;
 use base64::Engine as _;
 use futures_util::future::LocalBoxFuture;
 use lru::LruCache;
@@ -390,12 +393,13 @@ async fn refresh(config: &Config, seen: &StoredTokens) -> Result<StoredTokens, R
 ///     Ok(HttpResponse::Ok().body(format!("@{} on Audius", profile.handle)))
 /// }
 ///
-/// // A write call (needs the `write` scope; a `read` token gets Audius' 403 back).
-/// async fn favorite(audius: AudiusClient, track: web::Path<String>) -> Result<String, actix_web::Error> {
+/// // A write call (needs the `write` scope; a `read` token gets Audius' 403 back), its answer
+/// // passed on as it is: the status is actix-web's own `StatusCode`.
+/// async fn favorite(audius: AudiusClient, track: web::Path<String>) -> Result<HttpResponse, actix_web::Error> {
 ///     let answer = audius
 ///         .post_json(&format!("/v1/tracks/{track}/favorites"), &serde_json::json!({}))
 ///         .await?;
-///     Ok(format!("Audius answered {}", answer.status))
+///     Ok(HttpResponse::build(answer.status()).body(answer.into_body()))
 /// }
 /// ```
 pub struct AudiusClient {
@@ -526,11 +530,25 @@ impl AudiusClient {
     /// answer, success or not, is returned as it is (a second `401` too). `GET`s fail over to
     /// other hosts; other methods only when the connection was refused.
     ///
+    /// `method` is actix-web's own [`Method`](actix_web::http::Method), and the answer carries
+    /// actix-web's [`StatusCode`](actix_web::http::StatusCode): nothing to convert in a handler.
+    ///
     /// Errors: the "not signed in" answer when the tokens cannot be refreshed any more;
     /// `audius_unavailable` / `audius_unexpected` when Audius cannot be reached.
     pub async fn send(
         &self,
         method: Method,
+        path_and_query: &str,
+        json: Option<&Value>,
+    ) -> Result<AudiusResponse, AudiusLoginError> {
+        let method = core_method(&method)?;
+        AudiusResponse::from_core(self.send_core(method, path_and_query, json).await?)
+    }
+
+    /// [`send`](Self::send), with the core crate's types.
+    async fn send_core(
+        &self,
+        method: audius_login::client::Method,
         path_and_query: &str,
         json: Option<&Value>,
     ) -> Result<ApiResponse, AudiusLoginError> {
@@ -554,7 +572,7 @@ impl AudiusClient {
     }
 
     /// `GET path_and_query` as the user (see [`send`](Self::send)).
-    pub async fn get(&self, path_and_query: &str) -> Result<ApiResponse, AudiusLoginError> {
+    pub async fn get(&self, path_and_query: &str) -> Result<AudiusResponse, AudiusLoginError> {
         self.send(Method::GET, path_and_query, None).await
     }
 
@@ -563,19 +581,25 @@ impl AudiusClient {
         &self,
         path: &str,
         body: &Value,
-    ) -> Result<ApiResponse, AudiusLoginError> {
+    ) -> Result<AudiusResponse, AudiusLoginError> {
         self.send(Method::POST, path, Some(body)).await
     }
 
     /// `DELETE path` as the user (see [`send`](Self::send)).
-    pub async fn delete(&self, path: &str) -> Result<ApiResponse, AudiusLoginError> {
+    pub async fn delete(&self, path: &str) -> Result<AudiusResponse, AudiusLoginError> {
         self.send(Method::DELETE, path, None).await
     }
 
     /// The user as Audius describes them now (`GET /v1/me`): the same profile type as the
     /// implicit flow's, without email.
     pub async fn me(&self) -> Result<VerifiedProfile, AudiusLoginError> {
-        let answer = self.get(audius_login::oauth::ME_PATH).await?;
+        let answer = self
+            .send_core(
+                audius_login::client::Method::GET,
+                audius_login::oauth::ME_PATH,
+                None,
+            )
+            .await?;
         if answer.status != 200 {
             return Err(audius_login::oauth::bearer_failure(&answer).into());
         }
@@ -590,6 +614,103 @@ impl AudiusClient {
                 })
             })?;
         Ok(VerifiedProfile::from_api_user(&user))
+    }
+}
+
+/// actix-web's method (`http` 0.2) as the core crate's (`http` 1). Every method actix-web can
+/// hold is a valid token for both; a failure is reported, never replaced by another method.
+fn core_method(method: &Method) -> Result<audius_login::client::Method, AudiusLoginError> {
+    audius_login::client::Method::from_bytes(method.as_str().as_bytes()).map_err(|e| {
+        AudiusLoginError::new(
+            LoginErrorKind::Misconfigured,
+            format!("The HTTP method {method} cannot be sent to Audius: {e}"),
+        )
+    })
+}
+
+/// An answer of the Audius API to an [`AudiusClient`] call, success or not: the status (as
+/// actix-web's own [`StatusCode`]), the body (capped by the API client, 1 MiB by default) and
+/// the host that answered.
+///
+/// ```
+/// use actix_audius_login::AudiusClient;
+/// use actix_web::http::StatusCode;
+/// use actix_web::{HttpResponse, web};
+///
+/// async fn track(audius: AudiusClient, id: web::Path<String>) -> Result<HttpResponse, actix_web::Error> {
+///     let answer = audius.get(&format!("/v1/tracks/{id}")).await?;
+///     Ok(match answer.status() {
+///         StatusCode::OK => HttpResponse::Ok().json(answer.json::<serde_json::Value>()?),
+///         StatusCode::NOT_FOUND => HttpResponse::NotFound().body("no such track"),
+///         status => HttpResponse::build(status).body(answer.error_message()),
+///     })
+/// }
+/// ```
+#[derive(Debug, Clone)]
+pub struct AudiusResponse {
+    status: StatusCode,
+    core: ApiResponse,
+}
+
+impl AudiusResponse {
+    /// The core crate's answer, with its status as actix-web's type. Both types hold the same
+    /// range (100 to 999), so this cannot fail for an answer the core client accepted; if it
+    /// ever did, the error says so rather than inventing a status.
+    fn from_core(core: ApiResponse) -> Result<Self, AudiusLoginError> {
+        let status = StatusCode::from_u16(core.status.as_u16()).map_err(|e| {
+            AudiusLoginError::from(audius_login::Error::UpstreamUnexpected {
+                status: core.status.as_u16(),
+                message: format!("a status actix-web cannot hold: {e}"),
+            })
+        })?;
+        Ok(Self { status, core })
+    }
+
+    /// The HTTP status, actix-web's type: compare it with `StatusCode::OK`, or pass it to
+    /// `HttpResponse::build`.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// Whether the status is 2xx.
+    pub fn is_success(&self) -> bool {
+        self.status.is_success()
+    }
+
+    /// The body (at most the API client's cap).
+    pub fn body(&self) -> &Bytes {
+        &self.core.body
+    }
+
+    /// The body, taken.
+    pub fn into_body(self) -> Bytes {
+        self.core.body
+    }
+
+    /// The body as JSON; an unreadable body is `audius_unexpected` (502).
+    pub fn json<T: DeserializeOwned>(&self) -> Result<T, AudiusLoginError> {
+        self.core.json().map_err(AudiusLoginError::from)
+    }
+
+    /// Audius' error message (`error_description`, `error` or `message`), else the start of
+    /// the body; never empty.
+    pub fn error_message(&self) -> String {
+        self.core.error_message()
+    }
+
+    /// The host that answered.
+    pub fn host(&self) -> &Url {
+        &self.core.host
+    }
+
+    /// The `Location` header of a redirect (redirects are never followed).
+    pub fn location(&self) -> Option<&str> {
+        self.core.location.as_deref()
+    }
+
+    /// The core crate's answer (its status is the `http` 1 crate's type).
+    pub fn into_core(self) -> ApiResponse {
+        self.core
     }
 }
 
@@ -665,6 +786,39 @@ mod tests {
         let revoked = retire(&families, &tokens(1));
         assert_eq!(revoked.refresh.secret(), "r3");
         assert!(matches!(families.known(&tokens(3)), Known::Dead));
+    }
+
+    #[test]
+    fn actix_methods_reach_audius_unchanged() {
+        for method in [
+            Method::GET,
+            Method::HEAD,
+            Method::POST,
+            Method::PUT,
+            Method::PATCH,
+            Method::DELETE,
+            Method::OPTIONS,
+            Method::from_bytes(b"PURGE").unwrap(),
+        ] {
+            assert_eq!(core_method(&method).unwrap().as_str(), method.as_str());
+        }
+    }
+
+    #[test]
+    fn answers_keep_their_status_in_actix_types() {
+        for code in [100, 200, 204, 302, 401, 403, 404, 429, 500, 599, 999] {
+            let core = ApiResponse {
+                status: audius_login::client::StatusCode::from_u16(code).unwrap(),
+                body: Bytes::from_static(br#"{"error":"nope"}"#),
+                host: Url::parse("http://h").unwrap(),
+                location: None,
+            };
+            let answer = AudiusResponse::from_core(core).unwrap();
+            assert_eq!(answer.status(), StatusCode::from_u16(code).unwrap());
+            assert_eq!(answer.status().as_u16(), code);
+            assert_eq!(answer.is_success(), (200..300).contains(&code));
+            assert_eq!(answer.error_message(), "nope");
+        }
     }
 
     #[test]

@@ -113,11 +113,9 @@ fn start_app(
                                 &json!({ "is_save_of_repost": false }),
                             )
                             .await?;
+                        // actix-web's own status type: passed on with nothing to convert.
                         Ok::<_, actix_web::Error>(
-                            HttpResponse::build(
-                                actix_web::http::StatusCode::from_u16(answer.status).unwrap(),
-                            )
-                            .body(answer.body.to_vec()),
+                            HttpResponse::build(answer.status()).body(answer.into_body()),
                         )
                     },
                 ),
