@@ -57,6 +57,37 @@ pub enum ResponseMode {
     PostMessage,
 }
 
+/// The core crate's [`audius_login::ResponseMode`] (the login URL's `response_mode`, which has no
+/// popup: there the popup is `redirect_uri=postmessage`) is accepted wherever this one is:
+/// `AudiusLogin::builder(..).response_mode(audius_login::ResponseMode::Query)` works.
+impl From<audius_login::ResponseMode> for ResponseMode {
+    fn from(mode: audius_login::ResponseMode) -> Self {
+        match mode {
+            audius_login::ResponseMode::Fragment => Self::Fragment,
+            audius_login::ResponseMode::Query => Self::Query,
+        }
+    }
+}
+
+/// The core crate's `response_mode` for this channel: `Fragment` and `Query` have one;
+/// `PostMessage` does not (it is a redirect URI, `postmessage`, not a `response_mode`), and is
+/// refused with [`Error::Config`] rather than mapped to a mode that would mean something else.
+impl TryFrom<ResponseMode> for audius_login::ResponseMode {
+    type Error = Error;
+
+    fn try_from(mode: ResponseMode) -> Result<Self, Error> {
+        match mode {
+            ResponseMode::Fragment => Ok(Self::Fragment),
+            ResponseMode::Query => Ok(Self::Query),
+            ResponseMode::PostMessage => Err(Error::Config(
+                "the popup channel is redirect_uri=postmessage, not a response_mode: build the \
+                 login URL with RedirectUri::PostMessage"
+                    .into(),
+            )),
+        }
+    }
+}
+
 /// Which verifier checks tokens at the callback.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 #[non_exhaustive]
@@ -155,6 +186,8 @@ pub(crate) struct Config {
     pub(crate) oauth: OAuthClient,
     pub(crate) refresh_margin: Duration,
     pub(crate) families: Families,
+    /// Logins started recently, to explain a callback that comes back without its session.
+    pub(crate) issued_states: crate::diagnose::IssuedStates,
 }
 
 impl fmt::Debug for AudiusLogin {
@@ -365,9 +398,10 @@ impl AudiusLoginBuilder {
         self
     }
 
-    /// The answer channel. Default: [`ResponseMode::Fragment`].
-    pub fn response_mode(mut self, mode: ResponseMode) -> Self {
-        self.response_mode = mode;
+    /// The answer channel. Default: [`ResponseMode::Fragment`]. Takes this crate's
+    /// [`ResponseMode`] or the core crate's `audius_login::ResponseMode` (`Fragment`, `Query`).
+    pub fn response_mode(mut self, mode: impl Into<ResponseMode>) -> Self {
+        self.response_mode = mode.into();
         self
     }
 
@@ -536,7 +570,7 @@ impl AudiusLoginBuilder {
     /// Checks everything and builds. Fails with a typed error on a bad redirect URI, a path that
     /// does not start with `/`, a `write` scope without an API key, or an API client that
     /// cannot be built.
-    pub fn build(self) -> Result<AudiusLogin, Error> {
+    pub fn build(self) -> Result<AudiusLogin, crate::BuildError> {
         let config = |m: String| Err(Error::Config(m));
         let redirect = RedirectUri::parse(&self.redirect_uri)?;
         let Some(redirect_uri) = redirect.url().cloned() else {
@@ -659,6 +693,7 @@ impl AudiusLoginBuilder {
                 oauth,
                 refresh_margin: self.refresh_margin,
                 families: Families::new(self.tracked_sessions),
+                issued_states: Default::default(),
             }),
         })
     }

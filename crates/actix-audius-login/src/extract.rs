@@ -87,7 +87,9 @@ fn config_of(req: &HttpRequest) -> Result<AudiusLogin, AudiusLoginError> {
 fn middleware_missing() -> AudiusLoginError {
     AudiusLoginError::fixed(
         LoginErrorKind::Misconfigured,
-        "The Audius login middleware is not installed: add .wrap(audius.middleware()) to the App.",
+        "No Audius login settings reach this request: mount the routes on the App itself \
+         (App::new().configure(audius.routes())), or add .wrap(audius.middleware()) to the App \
+         (needed when the routes are mounted inside a scope, and for the code flow).",
     )
 }
 
@@ -149,6 +151,34 @@ pub(crate) fn require_verified_artist(req: &HttpRequest) -> Result<AudiusUser, A
         ),
     )
     .for_client(req, &config.inner.login_path, &config.inner.landing_path))
+}
+
+/// The login settings as a handler argument, with nothing to register: the configuration that
+/// answers for this request's user (the implicit flow's when there are two; see
+/// [`AudiusLoginMiddleware`](crate::AudiusLoginMiddleware)), found where the extractors find it
+/// (mounted with [`AudiusLogin::routes`] on the App, or put there by
+/// [`AudiusLogin::middleware`]). None there: `500 misconfigured`.
+///
+/// ```
+/// use actix_audius_login::{AudiusLogin, AudiusUser, ButtonOptions};
+/// use actix_web::HttpResponse;
+///
+/// async fn home(audius: AudiusLogin, user: Option<AudiusUser>) -> HttpResponse {
+///     match user {
+///         Some(user) => HttpResponse::Ok().body(format!("Hello, @{}", user.handle)),
+///         None => HttpResponse::Ok()
+///             .content_type("text/html; charset=utf-8")
+///             .body(audius.login_button(&ButtonOptions::default())),
+///     }
+/// }
+/// ```
+impl FromRequest for AudiusLogin {
+    type Error = AudiusLoginError;
+    type Future = Ready<Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(config_of(req))
+    }
 }
 
 impl FromRequest for AudiusUser {

@@ -3,6 +3,7 @@
 
 pub mod button;
 pub mod config;
+mod diagnose;
 pub mod error;
 mod extract;
 pub mod guard;
@@ -17,6 +18,14 @@ pub mod testing;
 mod user;
 
 pub use audius_login;
+
+/// The error of [`AudiusLoginBuilder::build`]: the core crate's [`audius_login::Error`], named
+/// here so that an app can write `Result<AudiusLogin, BuildError>` without depending on the core
+/// crate. Its [`kind()`](audius_login::Error::kind) says what was refused:
+/// [`InvalidRedirectUri`](audius_login::ErrorKind::InvalidRedirectUri) (the rule broken is in the
+/// message) or [`Config`](audius_login::ErrorKind::Config) (a setting, or settings that cannot
+/// work together).
+pub type BuildError = audius_login::Error;
 pub use audius_login::{Display, Environment, ProfilePicture, Scope, UserId};
 pub use button::{ButtonCorners, ButtonOptions, ButtonSize, ButtonWidth, HoverGrowth};
 pub use config::{
@@ -26,5 +35,5 @@ pub use config::{
 pub use error::{AudiusLoginError, LoginErrorKind};
 pub use extract::{AudiusRequestExt, VerifiedArtist};
 pub use middleware::{AudiusLoginMiddleware, RequireLogin};
-pub use oauth::AudiusClient;
+pub use oauth::{AudiusClient, AudiusResponse};
 pub use user::{AudiusUser, AudiusUserData};

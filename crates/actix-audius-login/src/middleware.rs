@@ -46,6 +46,7 @@ use actix_web::{Error, HttpMessage as _, ResponseError as _};
 use futures_util::future::{Either, LocalBoxFuture};
 
 use crate::config::AudiusLogin;
+use crate::diagnose::{session_loaded_after_middleware, session_middleware_missing};
 use crate::extract::{MountedLogin, require_user, require_verified_artist};
 use crate::oauth::{CodeFlow, is_code_flow, upgrade_session_tokens};
 
@@ -105,6 +106,7 @@ where
             service,
             config: self.config.clone(),
             mounted: Cell::new(None),
+            session_inside: Cell::new(None),
         }))
     }
 }
@@ -117,6 +119,9 @@ pub struct AudiusLoginService<S> {
     /// Whether this configuration is mounted in the app data this middleware sees (known after
     /// the first request).
     mounted: Cell<Option<bool>>,
+    /// Code flow: whether the session is loaded before this middleware runs (known after the
+    /// first request; the order of the middleware does not change).
+    session_inside: Cell<Option<bool>>,
 }
 
 impl<S, B> Service<ServiceRequest> for AudiusLoginService<S>
@@ -148,6 +153,18 @@ where
                 req.extensions_mut().insert(self.config.clone());
             }
             return Either::Left(self.service.call(req));
+        }
+        // The tokens refreshed during the request are written to the session on the way out,
+        // which only works with the session middleware outside this one: checked once.
+        let session_inside = self.session_inside.get().unwrap_or_else(|| {
+            let inside = !session_middleware_missing(req.request());
+            self.session_inside.set(Some(inside));
+            inside
+        });
+        if !session_inside {
+            return Either::Right(Box::pin(ready(Err(
+                session_loaded_after_middleware().into()
+            ))));
         }
         // The code flow's configuration answers for the user only where no implicit one is
         // installed (see `login_config_in`).

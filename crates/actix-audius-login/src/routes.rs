@@ -109,6 +109,11 @@ fn first_param(pairs: &str, name: &str) -> Option<String> {
 
 fn start_login(audius: &AudiusLogin, req: &HttpRequest) -> Result<HttpResponse, AudiusLoginError> {
     let c = &audius.inner;
+    // Without a session middleware the state would be forgotten, and the callback could only
+    // say "state mismatch": say what is wrong now.
+    if crate::diagnose::session_middleware_missing(req) {
+        return Err(crate::diagnose::no_session_middleware());
+    }
     let return_to = first_param(req.query_string(), "return_to")
         .and_then(|r| sanitize_return_to(&r))
         .unwrap_or_else(|| c.landing_path.clone());
@@ -163,13 +168,15 @@ fn start_login(audius: &AudiusLogin, req: &HttpRequest) -> Result<HttpResponse, 
             (builder.build()?, Some(verifier))
         }
     };
+    let started_at = session::now(c).unix_timestamp();
+    c.issued_states.remember(state.secret(), started_at);
     session::push_pending(
         &req.get_session(),
         c,
         PendingLogin {
             state,
             return_to,
-            started_at: session::now(c).unix_timestamp(),
+            started_at,
             verifier,
         },
     )?;
@@ -347,9 +354,19 @@ async fn finish(
     params: CallbackParams,
     answer: Answer,
 ) -> Result<HttpResponse, actix_web::Error> {
+    // Asked before the callback touches the session (see `explain_state_mismatch`).
+    let no_session = crate::diagnose::session_middleware_missing(&req);
+    let state = params.state.clone();
     let (user, return_to) = match complete(audius, &req, params).await {
         Ok(done) => done,
         Err(CallbackError::Login(e)) => {
+            let e = crate::diagnose::explain_state_mismatch(
+                &audius.inner,
+                &req,
+                state.as_deref(),
+                no_session,
+                e,
+            );
             tracing::info!(code = e.code(), error = %e, "Audius login refused");
             let e = if answer == Answer::Json {
                 e
