@@ -21,7 +21,8 @@ use actix_web::{App, HttpResponse, HttpServer, web};
 use audius_login::replay::MemoryReplayCache;
 use audius_sandbox::{Role, Sandbox, SandboxUser, SandboxUsers};
 use futures_util::StreamExt as _;
-use reqwest::header::ACCEPT;
+use actix_web::http::StatusCode;
+use actix_web::http::header::ACCEPT;
 use url::Url;
 
 /// Logins, one user each.
@@ -66,7 +67,7 @@ async fn one_login(
     base: &Url,
     handle: String,
 ) -> Result<(String, TestClient), String> {
-    let client = TestClient::new(audius, base.clone());
+    let client = TestClient::new(audius, base).map_err(|e| e.to_string())?;
     client
         .sign_in_as(&handle)
         .await
@@ -83,14 +84,14 @@ async fn one_login(
 async fn whoami(client: &TestClient) -> Result<String, String> {
     let res = client
         .get("/me")
-        .header(ACCEPT, "application/json")
+        .insert_header((ACCEPT, "application/json"))
         .send()
         .await
         .map_err(|e| e.to_string())?;
-    if res.status() != 200 {
+    if res.status() != StatusCode::OK {
         return Err(format!("/me answered {}", res.status()));
     }
-    let me: serde_json::Value = res.json().await.map_err(|e| e.to_string())?;
+    let me: serde_json::Value = res.json().map_err(|e| e.to_string())?;
     me["handle"]
         .as_str()
         .map(str::to_owned)
