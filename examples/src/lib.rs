@@ -6,6 +6,12 @@
 
 pub mod demo;
 
+/// The workspace README's code (the quick start, testing your own app), compiled by
+/// `cargo test --doc -p audius-login-examples`.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct WorkspaceReadme;
+
 use std::net::TcpListener;
 
 use std::collections::HashMap;

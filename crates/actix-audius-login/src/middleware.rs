@@ -1,39 +1,65 @@
 //! The middleware, and a per-scope requirement.
 //!
-//! [`AudiusLoginMiddleware`] (from [`AudiusLogin::middleware`]) makes the settings available to
-//! the extractors and guards of every request. It reads nothing by itself: the user is read from
-//! the session when something asks (parsed once per worker thread for a given session, then
-//! copied out), so requests that never look at the user cost next to nothing: where the routes
-//! are mounted on the app itself (`App::configure(audius.routes())`), the settings are found in
-//! the app data and the middleware adds nothing to the request; otherwise (routes in a scope, or
-//! the code flow) it inserts the settings into the request's extensions.
+//! # What [`AudiusLoginMiddleware`] does, and when it is needed
 //!
-//! [`RequireLogin`] (from [`AudiusLogin::require_login`] or
-//! [`AudiusLogin::require_verified_artist`]) guards a whole scope:
+//! The extractors ([`AudiusUser`](crate::AudiusUser), [`VerifiedArtist`](crate::VerifiedArtist),
+//! [`AudiusLogin`], [`AudiusClient`](crate::AudiusClient)), the guards and [`RequireLogin`] need
+//! the settings ([`AudiusLogin`]) of the request: its login route (where to send a browser
+//! without a login), its login deadline, its answer for a missing user. They find them in one
+//! of two places:
 //!
-//! ```no_run
-//! use actix_web::{web, App, HttpResponse};
-//! # fn make(audius: actix_audius_login::AudiusLogin) {
-//! let app = App::new()
-//!     .service(
-//!         web::scope("/account")
-//!             .wrap(audius.require_login())
-//!             .route("", web::get().to(|| async { HttpResponse::Ok().body("secret") })),
-//!     )
-//!     .wrap(audius.middleware());
-//! # }
-//! ```
+//! - **the app's data**, where [`AudiusLogin::routes`] puts them when the implicit flow's routes
+//!   are mounted on the `App` itself (`App::new().configure(audius.routes())`);
+//! - **the request**, where [`AudiusLogin::middleware`] puts them.
+//!
+//! So the middleware is **not needed** for the implicit flow with its routes on the `App` (the
+//! quick start): it then adds nothing to the request (it checks once that the settings are in
+//! the app's data), and leaving it out changes nothing. It **is needed**:
+//!
+//! | case | without the middleware |
+//! |---|---|
+//! | the routes mounted inside a `web::scope(..)` (a scope's data is seen only inside it) | outside that scope: `AudiusUser`, `VerifiedArtist`, `AudiusLogin`, `RequireLogin` answer `500 misconfigured`; `Option<AudiusUser>` is always `None` (actix-web turns an extractor's error into `None`); guards and `req.audius_user()` still read the user, without the login deadline |
+//! | the code flow ([`Flow::AuthorizationCode`](crate::Flow::AuthorizationCode)) | `AudiusClient`, and `AudiusUser` of an app with only the code flow, answer `500 misconfigured`; and nothing writes the newest tokens back after a refresh (see [`crate::oauth`]) |
+//!
+//! Every one of these is tested (`tests/middleware.rs`). Wrapping it where it is not needed
+//! costs next to nothing: it looks the settings up in the app's data once per worker, then only
+//! passes requests on.
 //!
 //! # Order
 //!
-//! actix-web runs the middleware registered **last** first. The session must be loaded before
-//! this middleware runs, so wrap this one first and the `SessionMiddleware` after it:
+//! actix-web runs the middleware registered **last** first. In the implicit flow the order
+//! does not matter: this middleware never touches the session. In the code flow it writes
+//! refreshed tokens to the session on the way out, so it must run **inside** the session
+//! middleware: register it **before** `SessionMiddleware`. Registered after it, every request is
+//! refused with `500 misconfigured` saying so (rather than losing refreshed tokens):
 //!
 //! ```text
 //! App::new()
 //!     .wrap(audius.middleware())                  // runs second
 //!     .wrap(SessionMiddleware::new(store, key))   // runs first
 //! ```
+//!
+//! # A whole scope: [`RequireLogin`]
+//!
+//! [`RequireLogin`] (from [`AudiusLogin::require_login`] or
+//! [`AudiusLogin::require_verified_artist`]) guards every route of a scope:
+//!
+//! ```no_run
+//! use actix_web::{web, App, HttpResponse};
+//! # fn make(audius: actix_audius_login::AudiusLogin) {
+//! let app = App::new()
+//!     .configure(audius.routes())
+//!     .service(
+//!         web::scope("/account")
+//!             .wrap(audius.require_login())
+//!             .route("", web::get().to(|| async { HttpResponse::Ok().body("secret") })),
+//!     );
+//! # }
+//! ```
+//!
+//! The user is read from the session only when something asks (parsed once per worker thread
+//! for a given session, then copied out), so requests that never look at the user cost next to
+//! nothing.
 
 use std::cell::Cell;
 use std::future::{Ready, ready};
@@ -51,8 +77,10 @@ use crate::extract::{MountedLogin, require_user, require_verified_artist};
 use crate::oauth::{CodeFlow, is_code_flow, upgrade_session_tokens};
 
 impl AudiusLogin {
-    /// The middleware to wrap the `App` with (before the session middleware; see the
-    /// [module docs](crate::middleware#order)).
+    /// The middleware that puts these settings into each request: needed for the code flow and
+    /// when the routes are mounted inside a scope, not for the implicit flow with its routes on
+    /// the `App` (see the [module docs](crate::middleware) for exactly what it does). Register
+    /// it before the session middleware ([order](crate::middleware#order)).
     pub fn middleware(&self) -> AudiusLoginMiddleware {
         AudiusLoginMiddleware {
             config: self.clone(),
@@ -74,8 +102,8 @@ impl AudiusLogin {
     }
 }
 
-/// Makes the Audius login settings available to extractors and guards. See the
-/// [module docs](self).
+/// Puts the Audius login settings into each request for extractors and guards (see the
+/// [module docs](self) for when that is needed).
 ///
 /// Two configurations may be installed on one app, one per flow (identity with the implicit
 /// flow, API access with the code flow): the implicit one then answers for [`AudiusUser`],
@@ -187,7 +215,8 @@ enum Requirement {
 
 /// Requires a signed-in user (or a verified artist) for every request of a scope. Requests
 /// without one get the configured answer (redirect to login, or 401 JSON; 403 for users who are
-/// not verified artists). Needs [`AudiusLoginMiddleware`] on the app.
+/// not verified artists). Finds the settings as the extractors do (see the
+/// [module docs](self)).
 #[derive(Debug, Clone)]
 pub struct RequireLogin {
     requirement: Requirement,

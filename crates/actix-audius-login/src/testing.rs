@@ -22,7 +22,7 @@
 //! use actix_web::http::StatusCode;
 //! use actix_web::{App, HttpResponse, web};
 //!
-//! #[actix_web::test]
+//! // In `tests/`, with `#[actix_web::test]` on it.
 //! async fn artists_get_in_and_listeners_do_not() -> Result<(), Box<dyn std::error::Error>> {
 //!     let sandbox = audius_sandbox::Sandbox::builder().start().await?;
 //!     let server = TestServer::bind()?; // a free port on 127.0.0.1, before the app exists
@@ -717,7 +717,7 @@ impl Drop for TestServer {
 /// use actix_web::cookie::Key;
 /// use actix_web::{App, HttpResponse, test, web};
 ///
-/// #[actix_web::test]
+/// // In `tests/`, with `#[actix_web::test]` on it.
 /// async fn me_answers_the_signed_in_user() -> Result<(), Box<dyn std::error::Error>> {
 ///     let sandbox = audius_sandbox::Sandbox::builder().start().await?;
 ///     // In process, nothing listens: any callback URL of the app will do.

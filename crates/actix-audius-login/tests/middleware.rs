@@ -235,9 +235,27 @@ async fn routes_inside_a_scope_need_the_middleware_and_say_so() {
             "{path}: {body}"
         );
     }
-    // `Option<AudiusUser>` turns any extractor error into `None` (actix-web's rule): the
-    // documented consequence.
-    assert_eq!(get(&app, "/who", None).await.1, "nobody");
+    // A user signed in (by the same app with its routes on the App, sharing the session key):
+    // `Option<AudiusUser>` turns the extractor's error into `None` (actix-web's rule), while
+    // guards and `req.audius_user()` still read the user, without the settings.
+    let signing_app = test::init_service(
+        App::new()
+            .configure(audius.routes())
+            .wrap(session(&key)),
+    )
+    .await;
+    let user = sign_in_service(&signing_app, &audius, "listener")
+        .await
+        .unwrap();
+    let user = Some(&user);
+    let ok = |body: &str| (StatusCode::OK, body.to_owned());
+    assert_eq!(get(&app, "/who", user).await, ok("nobody"));
+    assert_eq!(get(&app, "/guarded", user).await, ok("member"));
+    assert_eq!(get(&app, "/ext", user).await, ok("listener"));
+    assert_eq!(
+        get(&app, "/me", user).await.0,
+        StatusCode::INTERNAL_SERVER_ERROR
+    );
 
     // With the middleware, the same app knows the configuration everywhere.
     let app = test::init_service(
@@ -249,9 +267,11 @@ async fn routes_inside_a_scope_need_the_middleware_and_say_so() {
     )
     .await;
     assert_eq!(get(&app, "/me", None).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(get(&app, "/me", user).await, ok("listener"));
+    assert_eq!(get(&app, "/who", user).await, ok("listener"));
     assert_eq!(
         get(&app, "/config", None).await,
-        (StatusCode::OK, "/auth/audius/login".to_owned())
+        ok("/auth/audius/login")
     );
 }
 
