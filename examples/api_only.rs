@@ -6,55 +6,65 @@
 //! curl -i http://127.0.0.1:8080/api/me        # 401 JSON
 //! ```
 //!
-//! Clients log in through `/auth/audius/login` in a browser (query channel here), then call the
-//! API with the session cookie.
+//! Clients log in through `/auth/audius/login` in a browser (the query channel here: no
+//! JavaScript), then call the API with the session cookie. It runs on a local Audius sandbox
+//! (users `artist`, `listener`, ...); for the real Audius, leave out `.environment(..)` and use
+//! your app's callback URL.
 
-use audius_login_examples as shared;
-
-use actix_audius_login::{AudiusUser, ResponseMode, UnauthenticatedResponse};
+use actix_audius_login::{AudiusLogin, AudiusUser, ResponseMode, UnauthenticatedResponse};
+use actix_session::{SessionMiddleware, storage::CookieSessionStore};
+use actix_web::cookie::{Key, SameSite};
 use actix_web::{App, HttpResponse, HttpServer, web};
 
 #[actix_web::main]
-async fn main() -> std::io::Result<()> {
-    shared::init_tracing();
-    let setup =
-        match shared::Setup::from_env_with("Audius API example", Some(ResponseMode::Query)).await {
-            Ok(setup) => setup,
-            Err(message) => {
-                eprintln!("api_only: {message}");
-                std::process::exit(2);
-            }
-        };
-    let audius = setup.audius.clone();
-    let key = setup.session_key.clone();
-    let listener = setup.listener.try_clone()?;
-    setup.announce();
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    tracing_subscriber::fmt::init(); // RUST_LOG=info shows the logins
+    let sandbox = audius_sandbox::Sandbox::builder().start().await?;
+    let audius = AudiusLogin::builder(
+        "Audius API example",
+        "http://127.0.0.1:8080/auth/audius/callback",
+    )
+    .response_mode(ResponseMode::Query)
+    .environment(sandbox.environment())
+    .build()?;
+    // The session cookie's key. In production: the same 64 random bytes on every instance,
+    // `Key::try_from(bytes)`; a fresh key here, so sessions end with the process.
+    let key = Key::generate();
+
+    println!(
+        "listening on http://127.0.0.1:8080/ (Audius sandbox at {})",
+        sandbox.base_url()
+    );
     HttpServer::new(move || {
-        let audius = audius.clone();
         App::new()
             .configure(audius.routes())
             .service(
                 web::scope("/api")
                     // JSON 401 for everyone under /api, browsers included.
                     .app_data(UnauthenticatedResponse::Json)
-                    .route(
-                        "/me",
-                        web::get()
-                            .to(|user: AudiusUser| async move { HttpResponse::Ok().json(user) }),
-                    )
-                    .route(
-                        "/greeting",
-                        web::get().to(|user: AudiusUser| async move {
-                            HttpResponse::Ok().json(
-                                serde_json::json!({ "greeting": format!("hi @{}", user.handle) }),
-                            )
-                        }),
-                    ),
+                    .route("/me", web::get().to(me))
+                    .route("/greeting", web::get().to(greeting)),
             )
-            .wrap(audius.middleware())
-            .wrap(shared::session_middleware(&audius, key.clone()))
+            .wrap(
+                SessionMiddleware::builder(CookieSessionStore::default(), key.clone())
+                    // `Secure` except on plain-http localhost (as here).
+                    .cookie_secure(audius.cookie_secure())
+                    // The login answer arrives by a cross-site navigation: `Lax`, not `Strict`.
+                    .cookie_same_site(SameSite::Lax)
+                    .cookie_http_only(true)
+                    .build(),
+            )
     })
-    .listen(listener)?
+    .bind(("127.0.0.1", 8080))?
     .run()
-    .await
+    .await?;
+    Ok(())
+}
+
+async fn me(user: AudiusUser) -> HttpResponse {
+    HttpResponse::Ok().json(user)
+}
+
+async fn greeting(user: AudiusUser) -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({ "greeting": format!("hi @{}", user.handle) }))
 }

@@ -1,49 +1,54 @@
-//! A verified-artist gate: `/studio/*` is for verified Audius artists only.
+//! A verified-artist gate: `/studio` is for verified Audius artists only.
 //!
 //! ```text
 //! cargo run --example artist_gate
+//! # then open http://127.0.0.1:8080 and log in as `artist` (verified) or `listener` (not)
 //! ```
 //!
 //! Signed-out visitors are sent to log in (and come back); signed-in listeners get a 403 page;
 //! verified artists get in. The `verified` mark comes from Audius' user record, not from the
-//! token's self-signed claims.
+//! token's self-signed claims. It runs on a local Audius sandbox; for the real Audius, leave out
+//! `.environment(..)` and use your app's callback URL.
 
-use audius_login_examples as shared;
-
-use actix_audius_login::{ButtonOptions, VerifiedArtist, guard};
+use actix_audius_login::{AudiusLogin, ButtonOptions, VerifiedArtist, guard};
+use actix_session::{SessionMiddleware, storage::CookieSessionStore};
+use actix_web::cookie::{Key, SameSite};
 use actix_web::{App, HttpResponse, HttpServer, web};
 
 #[actix_web::main]
-async fn main() -> std::io::Result<()> {
-    shared::init_tracing();
-    let setup = match shared::Setup::from_env("Audius artist gate example").await {
-        Ok(setup) => setup,
-        Err(message) => {
-            eprintln!("artist_gate: {message}");
-            std::process::exit(2);
-        }
-    };
-    let audius = setup.audius.clone();
-    let key = setup.session_key.clone();
-    let listener = setup.listener.try_clone()?;
-    setup.announce();
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    tracing_subscriber::fmt::init(); // RUST_LOG=info shows the logins
+    let sandbox = audius_sandbox::Sandbox::builder().start().await?;
+    let audius = AudiusLogin::builder(
+        "Audius artist gate example",
+        "http://127.0.0.1:8080/auth/audius/callback",
+    )
+    .environment(sandbox.environment())
+    .build()?;
+    // The session cookie's key. In production: the same 64 random bytes on every instance,
+    // `Key::try_from(bytes)`; a fresh key here, so sessions end with the process.
+    let key = Key::generate();
+
+    println!(
+        "listening on http://127.0.0.1:8080/ (Audius sandbox at {})",
+        sandbox.base_url()
+    );
     HttpServer::new(move || {
-        let audius = audius.clone();
         let button = audius.login_button(&ButtonOptions::default().return_to("/studio"));
         App::new()
             .configure(audius.routes())
-            // The same path answers differently by who is asking (guards choose the route).
+            // The same path answers differently by who asks (guards choose the route).
             .route(
                 "/",
                 web::get().guard(guard::IsVerifiedArtist).to(|| async {
-                    shared::page("Home", "<h1>Welcome, artist</h1><p><a href=\"/studio\">Open your studio</a></p>", "")
+                    html("<h1>Welcome, artist</h1><a href=\"/studio\">Your studio</a>")
                 }),
             )
             .route(
                 "/",
                 web::get().to(move || {
-                    let button = button.clone();
-                    async move { shared::page("Home", &format!("<h1>Artists' studio</h1>{button}"), "") }
+                    let page = format!("<h1>Artists' studio</h1>{button}");
+                    async move { html(&page) }
                 }),
             )
             .service(
@@ -51,21 +56,29 @@ async fn main() -> std::io::Result<()> {
                     .wrap(audius.require_verified_artist())
                     .route("", web::get().to(studio)),
             )
-            .wrap(audius.middleware())
-            .wrap(shared::session_middleware(&audius, key.clone()))
+            .wrap(
+                SessionMiddleware::builder(CookieSessionStore::default(), key.clone())
+                    // `Secure` except on plain-http localhost (as here).
+                    .cookie_secure(audius.cookie_secure())
+                    // The login answer arrives by a cross-site navigation: `Lax`, not `Strict`.
+                    .cookie_same_site(SameSite::Lax)
+                    .cookie_http_only(true)
+                    .build(),
+            )
     })
-    .listen(listener)?
+    .bind(("127.0.0.1", 8080))?
     .run()
-    .await
+    .await?;
+    Ok(())
 }
 
-async fn studio(artist: VerifiedArtist) -> HttpResponse {
-    shared::page(
-        "Studio",
-        &format!(
-            "<h1>{}'s studio</h1><p>Verified artists only.</p>",
-            shared::escape(&artist.name)
-        ),
-        "",
-    )
+fn html(body: &str) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .body(format!("<!doctype html><title>Studio</title>{body}"))
+}
+
+/// Plain text: the artist's name needs no escaping there.
+async fn studio(artist: VerifiedArtist) -> String {
+    format!("{}'s studio: verified artists only.", artist.name)
 }

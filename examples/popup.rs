@@ -3,58 +3,92 @@
 //!
 //! ```text
 //! cargo run --example popup
+//! # then open http://127.0.0.1:8080
 //! ```
 //!
 //! The button's script accepts a message only from the Audius origin and only from the popup it
 //! opened, reports a closed or blocked popup (`audius-login:abandoned`, `audius-login:blocked`),
 //! and on success fires `audius-login:success`; this page handles it to show the user in place.
-
-use audius_login_examples as shared;
+//! It runs on a local Audius sandbox; for the real Audius, leave out `.environment(..)` and use
+//! your app's callback URL.
 
 use actix_audius_login::{AudiusLogin, AudiusUser, ButtonCorners, ButtonOptions, ResponseMode};
+use actix_session::{SessionMiddleware, storage::CookieSessionStore};
+use actix_web::cookie::{Key, SameSite};
 use actix_web::{App, HttpResponse, HttpServer, web};
 
 #[actix_web::main]
-async fn main() -> std::io::Result<()> {
-    shared::init_tracing();
-    let setup =
-        match shared::Setup::from_env_with("Audius popup example", Some(ResponseMode::PostMessage))
-            .await
-        {
-            Ok(setup) => setup,
-            Err(message) => {
-                eprintln!("popup: {message}");
-                std::process::exit(2);
-            }
-        };
-    let audius = setup.audius.clone();
-    let key = setup.session_key.clone();
-    let listener = setup.listener.try_clone()?;
-    setup.announce();
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    tracing_subscriber::fmt::init(); // RUST_LOG=info shows the logins
+    let sandbox = audius_sandbox::Sandbox::builder().start().await?;
+    let audius = AudiusLogin::builder(
+        "Audius popup example",
+        "http://127.0.0.1:8080/auth/audius/callback",
+    )
+    .response_mode(ResponseMode::PostMessage)
+    .environment(sandbox.environment())
+    .build()?;
+    // The session cookie's key. In production: the same 64 random bytes on every instance,
+    // `Key::try_from(bytes)`; a fresh key here, so sessions end with the process.
+    let key = Key::generate();
+
+    println!(
+        "listening on http://127.0.0.1:8080/ (Audius sandbox at {})",
+        sandbox.base_url()
+    );
     HttpServer::new(move || {
-        let audius = audius.clone();
         App::new()
-            .app_data(web::Data::new(audius.clone()))
             .configure(audius.routes())
             .route("/", web::get().to(home))
-            .wrap(audius.middleware())
-            .wrap(shared::session_middleware(&audius, key.clone()))
+            .wrap(
+                SessionMiddleware::builder(CookieSessionStore::default(), key.clone())
+                    // `Secure` except on plain-http localhost (as here).
+                    .cookie_secure(audius.cookie_secure())
+                    // The login answer arrives by a cross-site request: `Lax`, not `Strict`.
+                    .cookie_same_site(SameSite::Lax)
+                    .cookie_http_only(true)
+                    .build(),
+            )
     })
-    .listen(listener)?
+    .bind(("127.0.0.1", 8080))?
     .run()
-    .await
+    .await?;
+    Ok(())
 }
 
-async fn home(user: Option<AudiusUser>, audius: web::Data<AudiusLogin>) -> HttpResponse {
+/// The button, or the signed-in user with a logout form. `AudiusLogin` is a handler argument.
+async fn home(audius: AudiusLogin, user: Option<AudiusUser>) -> HttpResponse {
     let body = match user {
-        Some(user) => shared::profile_card(&user, audius.logout_path()),
+        Some(user) => format!(
+            "<p>Signed in as @{}</p><form method=\"post\" action=\"{}\"><button>Log out</button></form>",
+            escape(&user.handle),
+            audius.logout_path(),
+        ),
         None => format!(
-            "<h1>Popup login</h1><div id=\"login\">{}</div><div id=\"profile\"></div>{}\
-             <script>document.addEventListener('audius-login:abandoned', function (e) {{ \
-             console.log('login abandoned:', e.detail.message); }});</script>",
+            "<h1>Popup login</h1><div id=\"login\">{}</div><p id=\"profile\"></p>{IN_PLACE}",
             audius.login_button(&ButtonOptions::default().corners(ButtonCorners::Pill)),
-            shared::IN_PLACE_SCRIPT,
         ),
     };
-    shared::page("Popup login", &body, &shared::environment_banner(&audius))
+    HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .body(format!("<!doctype html><title>Popup login</title>{body}"))
+}
+
+/// Shows the user in place when the popup login succeeds (no reload), and logs an abandoned one.
+const IN_PLACE: &str = r#"<script>
+document.addEventListener('audius-login:success', function (event) {
+  event.preventDefault();
+  document.getElementById('profile').textContent = 'Signed in as @' + event.detail.user.handle;
+  document.getElementById('login').hidden = true;
+});
+document.addEventListener('audius-login:abandoned', function (event) {
+  console.log('login abandoned:', event.detail.message);
+});
+</script>"#;
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }

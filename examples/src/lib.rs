@@ -1,6 +1,6 @@
-//! What the example apps share: reading the environment, the embedded sandbox, the session
-//! middleware with the right cookie settings, a little HTML, and the demo app itself (so the
-//! end-to-end suites drive exactly the demo).
+//! The demo's helpers: reading the environment, the embedded sandbox, the session middleware
+//! on the cookie or Redis, a little HTML, and the demo app itself (so the end-to-end suites
+//! drive exactly the demo). The other examples stand on their own.
 #![forbid(unsafe_code)]
 #![allow(missing_docs)]
 
@@ -349,8 +349,8 @@ impl Setup {
 }
 
 impl Setup {
-    /// The session middleware on the setup's store (see [`session_middleware`] for the cookie
-    /// settings).
+    /// The session middleware on the setup's store (see [`session_middleware_on`] for the
+    /// cookie settings).
     pub fn session_middleware(&self) -> SessionMiddleware<DemoStore> {
         session_middleware_on(self.store.clone(), &self.audius, self.session_key.clone())
     }
@@ -386,14 +386,9 @@ fn parse_key(text: &str) -> Result<Key, String> {
     Ok(Key::from(&bytes))
 }
 
-/// The session middleware with the cookie settings the login needs: `HttpOnly`,
-/// `SameSite=Lax` (the login comes back by a top-level cross-site navigation), `Secure` unless
-/// the app runs on plain-http localhost.
-pub fn session_middleware(audius: &AudiusLogin, key: Key) -> SessionMiddleware<CookieSessionStore> {
-    session_middleware_on(CookieSessionStore::default(), audius, key)
-}
-
-/// [`session_middleware`] on any store.
+/// The demo's session middleware on any store, with the cookie settings the login needs:
+/// `HttpOnly`, `SameSite=Lax` (the login comes back by a top-level cross-site navigation),
+/// `Secure` unless the app runs on plain-http localhost. (The other examples write theirs out.)
 pub fn session_middleware_on<S: SessionStore>(
     store: S,
     audius: &AudiusLogin,

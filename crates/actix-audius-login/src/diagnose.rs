@@ -214,7 +214,11 @@ mod tests {
                 ),
         )
         .await;
-        let res = actix_test::call_service(&with, actix_test::TestRequest::get().uri("/set").to_request()).await;
+        let res = actix_test::call_service(
+            &with,
+            actix_test::TestRequest::get().uri("/set").to_request(),
+        )
+        .await;
         let cookie = res.response().cookies().next().unwrap().into_owned();
         let res = actix_test::call_service(
             &with,
@@ -235,18 +239,20 @@ mod tests {
                                "probe_left": false, "marker": "marker"})
         );
 
-        let without = actix_test::init_service(
-            App::new()
-                .route("/probe", web::get().to(probe))
-                .wrap_fn(|req, srv| {
+        let without =
+            actix_test::init_service(App::new().route("/probe", web::get().to(probe)).wrap_fn(
+                |req, srv| {
                     req.extensions_mut().insert("marker");
                     actix_web::dev::Service::call(srv, req)
-                }),
-        )
-        .await;
+                },
+            ))
+            .await;
         let seen: serde_json::Value = actix_test::read_body_json(
-            actix_test::call_service(&without, actix_test::TestRequest::get().uri("/probe").to_request())
-                .await,
+            actix_test::call_service(
+                &without,
+                actix_test::TestRequest::get().uri("/probe").to_request(),
+            )
+            .await,
         )
         .await;
         assert_eq!(

@@ -49,15 +49,15 @@ use actix_web::web::Bytes;
 use actix_web::{FromRequest, HttpMessage as _, HttpRequest};
 use audius_login::oauth::{AccessToken, RefreshToken, TokenSet};
 use audius_login::{ApiResponse, ErrorKind, Scope, VerifiedProfile};
-use serde::de::DeserializeOwned;
-use url::Url;
 use base64::Engine as _;
 use futures_util::future::LocalBoxFuture;
 use lru::LruCache;
 use rand::RngCore as _;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use time::OffsetDateTime;
+use url::Url;
 
 use crate::config::{AudiusLogin, Config, Flow};
 use crate::error::{AudiusLoginError, LoginErrorKind};

@@ -304,7 +304,11 @@ async fn approve(
         return Ok((state, token, None));
     }
     let Some(location) = answer.location() else {
-        return Err(TestError::refused(page_what, answer.status(), answer.body()));
+        return Err(TestError::refused(
+            page_what,
+            answer.status(),
+            answer.body(),
+        ));
     };
     let location = Url::parse(location).map_err(|e| {
         TestError::unexpected_because(format!("the sandbox redirected to {location:?}"), e)
@@ -445,7 +449,11 @@ impl TestClient {
         if done.status().is_success() || done.status().is_redirection() {
             Ok(())
         } else {
-            Err(TestError::refused(callback_what, done.status(), done.body()))
+            Err(TestError::refused(
+                callback_what,
+                done.status(),
+                done.body(),
+            ))
         }
     }
 

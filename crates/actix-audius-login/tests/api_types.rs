@@ -68,8 +68,7 @@ async fn handlers_get_the_settings_without_registering_them() {
             )),
     )
     .await;
-    let body =
-        test::call_and_read_body(&app, TestRequest::get().uri("/paths").to_request()).await;
+    let body = test::call_and_read_body(&app, TestRequest::get().uri("/paths").to_request()).await;
     assert_eq!(body, "/sign-in /auth/audius/callback");
 
     // Nowhere to find them: a typed 500, not a panic.

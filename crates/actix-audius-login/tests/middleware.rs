@@ -238,12 +238,8 @@ async fn routes_inside_a_scope_need_the_middleware_and_say_so() {
     // A user signed in (by the same app with its routes on the App, sharing the session key):
     // `Option<AudiusUser>` turns the extractor's error into `None` (actix-web's rule), while
     // guards and `req.audius_user()` still read the user, without the settings.
-    let signing_app = test::init_service(
-        App::new()
-            .configure(audius.routes())
-            .wrap(session(&key)),
-    )
-    .await;
+    let signing_app =
+        test::init_service(App::new().configure(audius.routes()).wrap(session(&key))).await;
     let user = sign_in_service(&signing_app, &audius, "listener")
         .await
         .unwrap();
@@ -269,10 +265,7 @@ async fn routes_inside_a_scope_need_the_middleware_and_say_so() {
     assert_eq!(get(&app, "/me", None).await.0, StatusCode::UNAUTHORIZED);
     assert_eq!(get(&app, "/me", user).await, ok("listener"));
     assert_eq!(get(&app, "/who", user).await, ok("listener"));
-    assert_eq!(
-        get(&app, "/config", None).await,
-        ok("/auth/audius/login")
-    );
+    assert_eq!(get(&app, "/config", None).await, ok("/auth/audius/login"));
 }
 
 #[actix_web::test]

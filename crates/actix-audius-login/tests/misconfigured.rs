@@ -43,14 +43,20 @@ fn state_of(location: &str) -> String {
 async fn without_a_session_middleware_the_login_route_says_so() {
     let audius = audius("http://localhost:8080", ResponseMode::Query);
     let app = test::init_service(App::new().configure(audius.routes())).await;
-    let res = test::call_service(&app, TestRequest::get().uri("/auth/audius/login").to_request())
-        .await;
+    let res = test::call_service(
+        &app,
+        TestRequest::get().uri("/auth/audius/login").to_request(),
+    )
+    .await;
     assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
     assert!(res.headers().get(header::LOCATION).is_none(), "no 302");
     let body: serde_json::Value = test::read_body_json(res).await;
     assert_eq!(body["error"], "misconfigured");
     assert!(
-        body["message"].as_str().unwrap().contains("SessionMiddleware"),
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("SessionMiddleware"),
         "{body}"
     );
     // A browser gets the page.
@@ -82,8 +88,11 @@ async fn without_a_session_middleware_the_login_route_says_so() {
         SameSite::Lax,
     )))
     .await;
-    let res = test::call_service(&app, TestRequest::get().uri("/auth/audius/login").to_request())
-        .await;
+    let res = test::call_service(
+        &app,
+        TestRequest::get().uri("/auth/audius/login").to_request(),
+    )
+    .await;
     assert_eq!(res.status(), StatusCode::FOUND);
 }
 
@@ -104,10 +113,18 @@ async fn a_callback_without_its_session_cookie_says_the_cookie_did_not_come_back
         .await;
         assert_eq!(start.status(), StatusCode::FOUND);
         let cookie: Cookie<'static> = start.response().cookies().next().unwrap().into_owned();
-        let state = state_of(start.headers().get(header::LOCATION).unwrap().to_str().unwrap());
+        let state = state_of(
+            start
+                .headers()
+                .get(header::LOCATION)
+                .unwrap()
+                .to_str()
+                .unwrap(),
+        );
         let callback = |state: &str| match mode {
-            ResponseMode::Query => TestRequest::get()
-                .uri(&format!("/auth/audius/callback?state={state}&token=x.y.z")),
+            ResponseMode::Query => {
+                TestRequest::get().uri(&format!("/auth/audius/callback?state={state}&token=x.y.z"))
+            }
             _ => TestRequest::post()
                 .uri("/auth/audius/callback")
                 .insert_header((header::ORIGIN, "http://localhost:8080"))
@@ -134,17 +151,21 @@ async fn a_callback_without_its_session_cookie_says_the_cookie_did_not_come_back
         let unknown = message(
             test::call_service(
                 &app,
-                callback("an-unknown-state").cookie(cookie.clone()).to_request(),
+                callback("an-unknown-state")
+                    .cookie(cookie.clone())
+                    .to_request(),
             )
             .await,
         )
         .await;
-        assert!(!unknown.contains("No session cookie"), "{mode:?}: {unknown}");
+        assert!(
+            !unknown.contains("No session cookie"),
+            "{mode:?}: {unknown}"
+        );
         // No cookie, and a state this app never issued (a forged or stale link): plain too.
-        let forged = message(
-            test::call_service(&app, callback("never-issued-here").to_request()).await,
-        )
-        .await;
+        let forged =
+            message(test::call_service(&app, callback("never-issued-here").to_request()).await)
+                .await;
         assert!(!forged.contains("No session cookie"), "{mode:?}: {forged}");
         // The lost login was not consumed: with its cookie, it still reaches the token check.
         let res = test::call_service(&app, callback(&state).cookie(cookie).to_request()).await;

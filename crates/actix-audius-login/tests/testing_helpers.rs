@@ -191,10 +191,17 @@ async fn the_readme_scenario_runs_on_a_test_server_with_actix_types() {
     let listener = server.client(&audius).unwrap();
     let home = listener.get("/").send().await.unwrap();
     assert_eq!(home.status(), StatusCode::OK);
-    assert!(home.text().contains("/auth/audius/login"), "{}", home.text());
+    assert!(
+        home.text().contains("/auth/audius/login"),
+        "{}",
+        home.text()
+    );
     let me = listener.get("/me").send().await.unwrap();
     assert_eq!(me.status(), StatusCode::UNAUTHORIZED);
-    assert_eq!(me.json::<serde_json::Value>().unwrap()["error"], "not_signed_in");
+    assert_eq!(
+        me.json::<serde_json::Value>().unwrap()["error"],
+        "not_signed_in"
+    );
     listener.sign_in_as("listener").await.unwrap();
     assert_eq!(
         listener.get("/").send().await.unwrap().text(),
@@ -204,7 +211,16 @@ async fn the_readme_scenario_runs_on_a_test_server_with_actix_types() {
     assert_eq!(refused.status(), StatusCode::FORBIDDEN);
     // A refusal as an error, with its status: no "403" to look for in a text.
     let e = refused.error_for_status().unwrap_err();
-    assert!(matches!(e, TestError::Refused { status: StatusCode::FORBIDDEN, .. }), "{e:?}");
+    assert!(
+        matches!(
+            e,
+            TestError::Refused {
+                status: StatusCode::FORBIDDEN,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
     assert_eq!(e.status(), Some(StatusCode::FORBIDDEN));
 
     let artist = server.client(&audius).unwrap();
@@ -223,7 +239,10 @@ async fn the_readme_scenario_runs_on_a_test_server_with_actix_types() {
         .await
         .unwrap();
     assert_eq!(cross_site.status(), StatusCode::FORBIDDEN);
-    assert_eq!(artist.get("/me").send().await.unwrap().status(), StatusCode::OK);
+    assert_eq!(
+        artist.get("/me").send().await.unwrap().status(),
+        StatusCode::OK
+    );
     artist.logout().await.unwrap();
     assert_eq!(
         artist.get("/me").send().await.unwrap().status(),
@@ -235,8 +254,15 @@ async fn the_readme_scenario_runs_on_a_test_server_with_actix_types() {
         .send()
         .await
         .unwrap();
-    assert_eq!(page.status(), StatusCode::FOUND, "browsers are sent to log in");
-    assert_eq!(page.location(), Some("/auth/audius/login?return_to=%2Fartists"));
+    assert_eq!(
+        page.status(),
+        StatusCode::FOUND,
+        "browsers are sent to log in"
+    );
+    assert_eq!(
+        page.location(),
+        Some("/auth/audius/login?return_to=%2Fartists")
+    );
 
     // An unknown sandbox user: the sandbox's refusal, typed.
     match artist.sign_in_as("nobody-such").await {
@@ -277,11 +303,20 @@ async fn test_client_urls_and_errors_keep_their_cause() {
     // A server is started once.
     let server = TestServer::bind().unwrap();
     let server = server.start(App::new).unwrap();
-    let not_json = server.client(&audius).unwrap().get("/nothing").send().await.unwrap();
+    let not_json = server
+        .client(&audius)
+        .unwrap()
+        .get("/nothing")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(not_json.status(), StatusCode::NOT_FOUND);
     let e = not_json.json::<serde_json::Value>().unwrap_err();
     assert!(e.source().is_some(), "serde's error is kept: {e:?}");
-    assert!(matches!(server.start(App::new), Err(TestError::Unexpected { .. })));
+    assert!(matches!(
+        server.start(App::new),
+        Err(TestError::Unexpected { .. })
+    ));
 }
 
 #[actix_web::test]

@@ -6,9 +6,9 @@
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
 
 use audius_login::RedirectUri;
+use audius_login::client::StatusCode;
 use audius_login::return_to::{MAX_RETURN_TO_LEN, sanitize_return_to};
 use audius_login::token::{Signature, decode_segment};
-use audius_login::client::StatusCode;
 use audius_login::verify::ManagerGrant;
 use audius_login::{ApiResponse, ApiUser, ApiVerifier, ErrorKind, Token, UserId};
 use bytes::Bytes;
