@@ -1,6 +1,6 @@
 //! The demo app: `/` (the button, or the profile), `/me` (the `AudiusUser` as JSON, or 401
 //! JSON), `/me/audius` (code flow: Audius' `/v1/me` fetched as the signed-in user), `/artists`
-//! (verified artists only), and the login routes.
+//! (verified artists only), `/favicon.ico`, and the login routes.
 
 use actix_audius_login::{
     AudiusClient, AudiusLogin, AudiusUser, ButtonOptions, ButtonSize, Flow, ResponseMode,
@@ -25,6 +25,7 @@ pub fn server(setup: &Setup) -> std::io::Result<Server> {
             .route("/me", web::get().to(me))
             .route("/me/audius", web::get().to(me_at_audius))
             .route("/artists", web::get().to(artists))
+            .route("/favicon.ico", web::get().to(favicon))
             .wrap(audius.middleware())
             .wrap(sessions())
             // Outermost: a session store outage (Redis down) is a clear 503, not a hang.
@@ -99,4 +100,30 @@ async fn artists(artist: VerifiedArtist) -> HttpResponse {
         ),
         "",
     )
+}
+
+/// The demo's icon (32x32, a PNG in an ICO), which browsers ask for on every page load.
+const FAVICON: &[u8] = include_bytes!("favicon.ico");
+
+/// `/favicon.ico`: cacheable for a day, with a validator.
+async fn favicon(req: actix_web::HttpRequest) -> HttpResponse {
+    use actix_web::http::header;
+    const ETAG: &str = "\"audius-demo-favicon-1\"";
+    let fresh = req
+        .headers()
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == ETAG));
+    let mut res = if fresh {
+        HttpResponse::NotModified()
+    } else {
+        HttpResponse::Ok()
+    };
+    res.insert_header((header::CACHE_CONTROL, "public, max-age=86400"))
+        .insert_header((header::ETAG, ETAG));
+    if fresh {
+        res.finish()
+    } else {
+        res.content_type("image/x-icon").body(FAVICON)
+    }
 }

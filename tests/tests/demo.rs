@@ -118,6 +118,42 @@ async fn implicit_flow_demo_explains_me_audius() {
 }
 
 #[actix_web::test]
+async fn demo_answers_favicon_with_a_cacheable_icon() {
+    let (app, _setup) = start_demo(&[]).await;
+    let client = browser();
+    let res = client
+        .get(app.join("/favicon.ico").unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["content-type"], "image/x-icon");
+    let cache = res.headers()["cache-control"].to_str().unwrap().to_owned();
+    assert!(
+        cache.contains("public") && cache.contains("max-age=86400"),
+        "{cache}"
+    );
+    let etag = res.headers()["etag"].clone();
+    let icon = res.bytes().await.unwrap();
+    // An ICO directory of one 32x32 image, whose data is a PNG.
+    assert_eq!(&icon[..6], &[0, 0, 1, 0, 1, 0], "an ICO with one image");
+    assert_eq!((icon[6], icon[7]), (32, 32));
+    let size = u32::from_le_bytes(icon[14..18].try_into().unwrap()) as usize;
+    let offset = u32::from_le_bytes(icon[18..22].try_into().unwrap()) as usize;
+    assert_eq!(offset + size, icon.len());
+    assert_eq!(&icon[offset..offset + 8], b"\x89PNG\r\n\x1a\n");
+    // Revalidated without the body.
+    let res = client
+        .get(app.join("/favicon.ico").unwrap())
+        .header("if-none-match", etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 304);
+    assert!(res.bytes().await.unwrap().is_empty());
+}
+
+#[actix_web::test]
 async fn demo_instances_share_sessions_in_redis_and_survive_an_outage() {
     let mut redis = RedisServer::start().await;
     let sandbox = Sandbox::builder().start().await.unwrap();
