@@ -17,12 +17,12 @@ use actix_audius_login::{AudiusLogin, AudiusUser, ResponseMode};
 use actix_session::SessionMiddleware;
 use actix_session::storage::CookieSessionStore;
 use actix_web::cookie::Key;
+use actix_web::http::StatusCode;
+use actix_web::http::header::ACCEPT;
 use actix_web::{App, HttpResponse, HttpServer, web};
 use audius_login::replay::MemoryReplayCache;
 use audius_sandbox::{Role, Sandbox, SandboxUser, SandboxUsers};
 use futures_util::StreamExt as _;
-use actix_web::http::StatusCode;
-use actix_web::http::header::ACCEPT;
 use url::Url;
 
 /// Logins, one user each.
