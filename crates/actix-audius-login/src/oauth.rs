@@ -530,8 +530,8 @@ impl AudiusClient {
     /// answer, success or not, is returned as it is (a second `401` too). `GET`s fail over to
     /// other hosts; other methods only when the connection was refused.
     ///
-    /// `method` is actix-web's own [`Method`](actix_web::http::Method), and the answer carries
-    /// actix-web's [`StatusCode`](actix_web::http::StatusCode): nothing to convert in a handler.
+    /// `method` is actix-web's own [`Method`], and the answer carries
+    /// actix-web's [`StatusCode`]: nothing to convert in a handler.
     ///
     /// Errors: the "not signed in" answer when the tokens cannot be refreshed any more;
     /// `audius_unavailable` / `audius_unexpected` when Audius cannot be reached.
