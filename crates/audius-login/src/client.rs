@@ -425,12 +425,12 @@ impl ApiClient {
     /// once it may have been received (only a refused connection fails over).
     pub async fn send_with_bearer(
         &self,
-        method: reqwest::Method,
+        method: Method,
         path_and_query: &str,
         token: &str,
         json: Option<&Value>,
     ) -> Result<ApiResponse> {
-        let retry = if method == reqwest::Method::GET || method == reqwest::Method::HEAD {
+        let retry = if method == Method::GET || method == Method::HEAD {
             Retry::Idempotent
         } else {
             Retry::OnlyIfNotSent
