@@ -23,8 +23,9 @@ pub use oauth::{AccessToken, AuthorizeUrl, OAuthClient, PkceVerifier, RefreshTok
 pub use redirect_uri::RedirectUri;
 pub use token::{Claims, ProfilePicture, Signature, Token};
 pub use user_id::UserId;
+pub use replay::ReplayKey;
 pub use verify::{
-    ApiUser, ApiVerifier, LocalVerifier, ProfileSource, UserDirectory, VerifiedProfile, Verifier,
-    VerifyOptions,
+    ApiUser, ApiVerifier, LocalVerifier, PreparedToken, ProfileSource, UserDirectory,
+    VerifiedProfile, Verifier, VerifyOptions,
 };
 pub use wallet::Wallet;
