@@ -279,6 +279,17 @@ impl AudiusLogin {
     pub fn replay_cache(&self) -> &Arc<dyn ReplayCache> {
         &self.inner.replay_cache
     }
+
+    /// How long after login a user is signed out, whatever the session's own lifetime (`None`:
+    /// as long as the session lives). See [`AudiusLoginBuilder::login_deadline`].
+    pub fn login_deadline(&self) -> Option<Duration> {
+        self.inner.login_deadline
+    }
+
+    /// The API key tokens must carry (normalised: lower case, no `0x`), if one is configured.
+    pub fn api_key(&self) -> Option<&str> {
+        self.inner.api_key.as_deref()
+    }
 }
 
 /// Builder of [`AudiusLogin`]. Every setter states its default.
@@ -588,9 +599,7 @@ impl AudiusLoginBuilder {
             .clock_skew
             .checked_mul(2)
             .and_then(|skew| skew.checked_add(self.max_token_age))
-            .ok_or_else(|| {
-                Error::Config("max_token_age + 2 × clock_skew overflows".into())
-            })?;
+            .ok_or_else(|| Error::Config("max_token_age + 2 × clock_skew overflows".into()))?;
         let redirect = RedirectUri::parse(&self.redirect_uri)?;
         let Some(redirect_uri) = redirect.url().cloned() else {
             return config(

@@ -444,34 +444,7 @@ mod redis_store {
             let require = self.require_noeviction;
             let cache = self.build()?;
             cache.ping().await?;
-            let policy = cache.eviction_policy().await?;
-            match policy.may_evict() {
-                Some(false) => {}
-                Some(true) => {
-                    let message = format!(
-                        "Redis may evict the replay cache's keys (maxmemory {}, \
-                         maxmemory-policy {}): an evicted token could be used twice; set \
-                         maxmemory-policy noeviction, or give the cache a Redis of its own",
-                        policy.maxmemory.unwrap_or_default(),
-                        policy.policy.as_deref().unwrap_or("?"),
-                    );
-                    if require {
-                        return Err(Error::Config(message));
-                    }
-                    tracing::warn!("{message}");
-                }
-                None => {
-                    let message = format!(
-                        "cannot tell whether Redis may evict the replay cache's keys ({}): make \
-                         sure its maxmemory-policy is noeviction",
-                        policy.unreadable.as_deref().unwrap_or("settings not readable"),
-                    );
-                    if require {
-                        return Err(Error::Config(message));
-                    }
-                    tracing::warn!("{message}");
-                }
-            }
+            cache.check_eviction(require).await?;
             Ok(cache)
         }
     }
@@ -511,6 +484,38 @@ mod redis_store {
                 redis::Value::Okay => Ok(()),
                 other => Err(unavailable(format!("Redis answered PING with {other:?}"))),
             }
+        }
+
+        /// Reads the eviction policy ([`eviction_policy`](Self::eviction_policy)) and logs a
+        /// warning when Redis may evict the cache's keys or the policy cannot be read; with
+        /// `require_noeviction`, fails with [`Error::Config`] instead. (What
+        /// [`RedisReplayCacheBuilder::connect`] does; an app that builds the cache without
+        /// connecting can call it once Redis is up.)
+        pub async fn check_eviction(&self, require_noeviction: bool) -> Result<EvictionPolicy> {
+            let policy = self.eviction_policy().await?;
+            let message = match policy.may_evict() {
+                Some(false) => return Ok(policy),
+                Some(true) => format!(
+                    "Redis may evict the replay cache's keys (maxmemory {}, maxmemory-policy \
+                     {}): an evicted token could be used twice; set maxmemory-policy \
+                     noeviction, or give the cache a Redis of its own",
+                    policy.maxmemory.unwrap_or_default(),
+                    policy.policy.as_deref().unwrap_or("?"),
+                ),
+                None => format!(
+                    "cannot tell whether Redis may evict the replay cache's keys ({}): make sure \
+                     its maxmemory-policy is noeviction",
+                    policy
+                        .unreadable
+                        .as_deref()
+                        .unwrap_or("settings not readable"),
+                ),
+            };
+            if require_noeviction {
+                return Err(Error::Config(message));
+            }
+            tracing::warn!("{message}");
+            Ok(policy)
         }
 
         /// Reads `maxmemory` and `maxmemory-policy` (`CONFIG GET`). A refused `CONFIG` (disabled
@@ -787,7 +792,10 @@ mod tests {
             policy: policy.map(str::to_owned),
             unreadable: None,
         };
-        assert_eq!(p(Some(1 << 20), Some("noeviction")).may_evict(), Some(false));
+        assert_eq!(
+            p(Some(1 << 20), Some("noeviction")).may_evict(),
+            Some(false)
+        );
         assert_eq!(p(None, Some("noeviction")).may_evict(), Some(false));
         assert_eq!(p(Some(0), Some("allkeys-lru")).may_evict(), Some(false));
         for policy in [

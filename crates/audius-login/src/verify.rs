@@ -702,7 +702,8 @@ impl UserDirectory {
             self.cache.remove(&id.get());
         } else {
             let read_at = Instant::now();
-            self.cache.insert(id.get(), CachedUser { user, read_at }, ttl);
+            self.cache
+                .insert(id.get(), CachedUser { user, read_at }, ttl);
         }
     }
 

@@ -730,7 +730,10 @@ async fn redirects_are_never_followed() {
             .expect("the redirect itself");
         assert_eq!(answer.status, status);
         assert_eq!(answer.location.as_deref(), Some(location.as_str()));
-        match ApiVerifier::new(client).verify(&token(&OWNER_KEY, USER, Some(IAT))).await {
+        match ApiVerifier::new(client)
+            .verify(&token(&OWNER_KEY, USER, Some(IAT)))
+            .await
+        {
             Err(Error::UpstreamUnexpected {
                 status: got,
                 message,
@@ -950,7 +953,11 @@ async fn a_body_that_trickles_forever_ends_within_the_timeout() {
     .await;
     let started = Instant::now();
     assert_eq!(
-        kind(ApiVerifier::new(fixed(&stub)).verify(&token(&OWNER_KEY, USER, Some(IAT))).await),
+        kind(
+            ApiVerifier::new(fixed(&stub))
+                .verify(&token(&OWNER_KEY, USER, Some(IAT)))
+                .await
+        ),
         ErrorKind::UpstreamUnavailable
     );
     assert!(started.elapsed() < GENEROUS);
@@ -1368,13 +1375,16 @@ async fn forged_tokens_for_one_user_cost_at_most_two_requests() {
     let forged: Vec<String> = (0..20u8)
         .map(|i| token(&[0x50 + i; 32], USER, Some(IAT + i64::from(i))))
         .collect();
-    let results =
-        futures_util::future::join_all(forged.iter().map(|t| verifier.verify(t))).await;
+    let results = futures_util::future::join_all(forged.iter().map(|t| verifier.verify(t))).await;
     for result in results {
         assert_eq!(kind(result), ErrorKind::WalletMismatch);
     }
     assert_eq!(api.exact("/v1/users/eYorL"), 1, "the record, once");
-    assert_eq!(api.exact("/v1/users/eYorL/managers"), 1, "the managers, once");
+    assert_eq!(
+        api.exact("/v1/users/eYorL/managers"),
+        1,
+        "the managers, once"
+    );
     assert_eq!(api.total(), 2);
     // The owner still gets in, from the cache.
     verifier
@@ -1464,11 +1474,7 @@ async fn both_verifiers_refuse_a_token_for_another_app_without_a_request() {
             ("half the key", json!(&APP_KEY[..20])),
         ] {
             let result = verifier.verify(&token_for_app(&OWNER_KEY, api_key)).await;
-            assert_eq!(
-                kind(result),
-                ErrorKind::AudienceMismatch,
-                "{name}: {case}"
-            );
+            assert_eq!(kind(result), ErrorKind::AudienceMismatch, "{name}: {case}");
         }
         let mut absent = claims(USER, Some(IAT));
         absent.remove("apiKey");
@@ -1514,7 +1520,10 @@ async fn api_verifier_checks_age_and_parses_before_asking() {
         kind(verifier.verify(&token(&OWNER_KEY, USER, Some(IAT))).await),
         ErrorKind::Stale
     );
-    assert_eq!(kind(verifier.verify("not.a.token").await), ErrorKind::Malformed);
+    assert_eq!(
+        kind(verifier.verify("not.a.token").await),
+        ErrorKind::Malformed
+    );
     let good = token(&OWNER_KEY, USER, Some(IAT));
     let (signed, _) = good.rsplit_once('.').expect("three parts");
     let zero = audius_login::Signature::from_bytes([0u8; 65]).to_segment();

@@ -259,7 +259,10 @@ mod tests {
             &gone_key,
         )
         .unwrap();
-        assert_eq!(verify_token(Some(&own), &users).body["error"], INVALID_WALLET);
+        assert_eq!(
+            verify_token(Some(&own), &users).body["error"],
+            INVALID_WALLET
+        );
         let by_manager = sign("manager", &format!(r#"{{"userId":"{gone_id}"}}"#));
         assert_eq!(
             verify_token(Some(&by_manager), &users).body["error"],

@@ -255,19 +255,9 @@ async fn verifiers_agree_on_deactivated_accounts_and_managers() {
                 .deactivated(true),
         )
         .unwrap()
-        .with_grant(Grant::new(
-            UserId::new(300),
-            UserId::new(200),
-            true,
-            false,
-        ))
+        .with_grant(Grant::new(UserId::new(300), UserId::new(200), true, false))
         .unwrap()
-        .with_grant(Grant::new(
-            UserId::new(201),
-            UserId::new(301),
-            true,
-            false,
-        ))
+        .with_grant(Grant::new(UserId::new(201), UserId::new(301), true, false))
         .unwrap();
     let sandbox = Sandbox::builder().users(users).start().await.unwrap();
     let v = verifiers(&sandbox);
@@ -304,7 +294,14 @@ async fn verifiers_agree_on_deactivated_accounts_and_managers() {
     }
     // The user object says so.
     let gone: Value = http()
-        .get(sandbox.base_url().join("v1/users/").unwrap().join(&user("gone").hashid()).unwrap())
+        .get(
+            sandbox
+                .base_url()
+                .join("v1/users/")
+                .unwrap()
+                .join(&user("gone").hashid())
+                .unwrap(),
+        )
         .send()
         .await
         .unwrap()
@@ -313,6 +310,13 @@ async fn verifiers_agree_on_deactivated_accounts_and_managers() {
         .unwrap();
     assert_eq!(gone["data"]["is_deactivated"], true);
     // The active accounts are unaffected.
-    let token = sandbox.mint_token(user("managed"), TokenOverrides::default().signed_by(user("manager")));
-    assert!(agree(&sandbox, &v, &token, "active manager").await.is_some());
+    let token = sandbox.mint_token(
+        user("managed"),
+        TokenOverrides::default().signed_by(user("manager")),
+    );
+    assert!(
+        agree(&sandbox, &v, &token, "active manager")
+            .await
+            .is_some()
+    );
 }
