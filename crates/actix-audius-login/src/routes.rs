@@ -498,7 +498,8 @@ async fn consume_state(
         tracing::info!("a consumed login state was presented again (an old session cookie)");
         Err(AudiusLoginError::new(
             LoginErrorKind::StateMismatch,
-            "This login does not match one started in this browser (or it was already used).              Please log in again.",
+            "This login does not match one started in this browser (or it was already used). \
+             Please log in again.",
         )
         .into())
     }

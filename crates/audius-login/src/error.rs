@@ -219,7 +219,8 @@ pub enum Error {
     },
     /// The in-memory replay cache is full of live entries; see [`ErrorKind::ReplayCacheFull`].
     #[error(
-        "the replay cache is full: {capacity} entries are still live, and forgetting one would          let its token be used again; logins are refused until entries expire"
+        "the replay cache is full: {capacity} entries are still live, and forgetting one would \
+         let its token be used again; logins are refused until entries expire"
     )]
     ReplayCacheFull {
         /// The cache's capacity.
