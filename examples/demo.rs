@@ -16,7 +16,7 @@
 //! | `AUDIUS_REDIRECT_URI` | `http://<BIND>/auth/audius/callback` | the callback URL (must match the app's address) |
 //! | `AUDIUS_VERIFIER` | `local` | `local` or `api` |
 //! | `AUDIUS_FLOW` | `implicit` | `implicit` (identity, with email) or `code` (OAuth 2.0 code flow with PKCE: API access as the user with scope `write`, no email) |
-//! | `AUDIUS_API_KEY` | none (embedded sandbox + code flow: the demo app's key, registered for the callback) | the app's API key |
+//! | `AUDIUS_API_KEY` | embedded sandbox: the demo app's key (`DEMO_API_KEY`), registered for the callback; otherwise none (a warning: tokens of any app accepted) | the app's API key, required of every token (`apiKey`) |
 //! | `SESSION_KEY` | random (with a warning) | 64 bytes, hex or base64: the session cookie key, shared by instances |
 //! | `REDIS_URL` | none (sessions in the encrypted cookie) | sessions and the replay cache in Redis, shared by instances (`redis://127.0.0.1:6379/`) |
 //!

@@ -30,12 +30,12 @@ use actix_session::storage::{
 use actix_web::HttpResponse;
 use actix_web::cookie::{Key, SameSite};
 use audius_login::replay::RedisReplayCache;
-use audius_sandbox::{DeveloperApp, Sandbox, SandboxHandle};
+use audius_sandbox::{DeveloperApp, Sandbox, SandboxHandle, SandboxUsers};
 use base64::Engine as _;
 use url::Url;
 
-/// The API key the demo registers with the embedded sandbox for the code flow
-/// (`AUDIUS_FLOW=code`), with the demo's callback URL and `postmessage`.
+/// The API key the demo registers with the embedded sandbox (with the demo's callback URL and
+/// `postmessage`) and uses, in both flows, unless `AUDIUS_API_KEY` names another.
 pub const DEMO_API_KEY: &str = "de30de30de30de30de30de30de30de30de30de30";
 
 /// How long a session-store call may take before the request is answered `503`.
@@ -206,18 +206,20 @@ impl Setup {
         let mut api_key = env("AUDIUS_API_KEY");
         let (environment, sandbox) = match env("AUDIUS_ENV").as_deref() {
             None | Some("sandbox") => {
-                // The code flow needs a developer app registered for the demo's callback.
+                // The demo registers its app (its key, its callback) with the embedded sandbox,
+                // and uses that key in both flows: every token is then tied to this app.
+                let key = api_key.get_or_insert_with(|| DEMO_API_KEY.into()).clone();
                 let app = DeveloperApp::new(
                     "Audius Login Demo",
-                    api_key.as_deref().unwrap_or(DEMO_API_KEY),
+                    &key,
                     vec![redirect_uri.clone(), "postmessage".into()],
                 )
                 .map_err(|e| format!("cannot register the demo app with the sandbox: {e}"))?;
-                if flow == Flow::AuthorizationCode && api_key.is_none() {
-                    api_key = Some(DEMO_API_KEY.into());
-                }
+                // The key may be one the sandbox registers itself (its built-in app's): the
+                // demo's registration replaces that one. (Registering it a second time, with
+                // `SandboxBuilder::app`, made the sandbox refuse to start.)
                 let sandbox = Sandbox::builder()
-                    .app(app)
+                    .users(SandboxUsers::builtin().with_app_replaced(app))
                     .start()
                     .await
                     .map_err(|e| format!("the embedded sandbox did not start: {e}"))?;
@@ -255,6 +257,14 @@ impl Setup {
                 let replay = RedisReplayCache::builder(url.clone())
                     .build()
                     .map_err(|e| format!("REDIS_URL {url:?}: {e}"))?;
+                // Redis may be down at start (the app then answers 503 until it is back): the
+                // eviction policy is checked, and a risky one logged, in the background.
+                let check = replay.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = check.check_eviction(false).await {
+                        tracing::debug!(error = %e, "the replay cache's Redis is not reachable yet");
+                    }
+                });
                 builder = builder.replay_cache(Arc::new(replay));
                 DemoStore::redis(url)
             }

@@ -41,7 +41,7 @@ impl Verifier for RefuseAll {
     async fn verify(&self, token: &str) -> audius_login::Result<VerifiedProfile> {
         Token::parse_and_recover(token, 16 * 1024)?;
         Err(audius_login::Error::WalletMismatch {
-            status: 403,
+            status: None,
             message: "fuzzing: every token is refused".into(),
         })
     }

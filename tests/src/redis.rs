@@ -18,6 +18,8 @@ fn program() -> String {
 pub struct RedisServer {
     port: u16,
     child: Option<Child>,
+    /// Settings given on the command line after the defaults (`--maxmemory`, ...).
+    extra: Vec<String>,
 }
 
 impl RedisServer {
@@ -25,11 +27,21 @@ impl RedisServer {
     /// most). Panics with the reason when it cannot (`redis-server` missing: install the
     /// `redis-server` package; `.ci/run` does).
     pub async fn start() -> Self {
+        Self::start_with(&[]).await
+    }
+
+    /// As [`start`](Self::start), with more settings on the command line (for example
+    /// `["--maxmemory", "64mb", "--maxmemory-policy", "volatile-lru"]`).
+    pub async fn start_with(extra: &[&str]) -> Self {
         let port = {
             let listener = TcpListener::bind("127.0.0.1:0").expect("a free port");
             listener.local_addr().expect("local address").port()
         };
-        let mut server = Self { port, child: None };
+        let mut server = Self {
+            port,
+            child: None,
+            extra: extra.iter().map(|s| (*s).to_owned()).collect(),
+        };
         server.spawn().await;
         server
     }
@@ -90,6 +102,7 @@ impl RedisServer {
                 "--loglevel",
                 "warning",
             ])
+            .args(&self.extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())

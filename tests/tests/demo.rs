@@ -8,8 +8,9 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use audius_login_e2e::redis::RedisServer;
-use audius_login_examples::{SESSION_STORE_TIMEOUT, Setup, demo};
-use audius_sandbox::Sandbox;
+use audius_login_examples::{DEMO_API_KEY, SESSION_STORE_TIMEOUT, Setup, demo};
+use audius_sandbox::oauth::BUILTIN_APP_API_KEY;
+use audius_sandbox::{Sandbox, TokenOverrides};
 use reqwest::header::{ACCEPT, LOCATION};
 use serde_json::Value;
 use url::Url;
@@ -102,6 +103,64 @@ async fn code_flow_demo_calls_audius_as_the_user() {
             .any(|r| r.path == "/v1/me" && r.authorization),
         "fetched from Audius with the user's access token"
     );
+}
+
+#[actix_web::test]
+async fn the_demo_ties_tokens_to_its_registered_key() {
+    // On the embedded sandbox, by default: the key the demo registers there.
+    let (app, setup) = start_demo(&[("AUDIUS_RESPONSE_MODE", "query")]).await;
+    assert_eq!(setup.audius.api_key(), Some(DEMO_API_KEY));
+    let client = browser();
+    login(&client, &app, "listener").await;
+    // A token approved for no app (or another one) is refused.
+    let sandbox = setup.sandbox.as_ref().unwrap();
+    let artist = sandbox.user("artist").unwrap();
+    for overrides in [
+        TokenOverrides::default(),
+        TokenOverrides::default().claim("apiKey", BUILTIN_APP_API_KEY.into()),
+    ] {
+        let token = sandbox.mint_token(artist, overrides);
+        let res = client
+            .get(app.join("/auth/audius/login").unwrap())
+            .send()
+            .await
+            .unwrap();
+        let state = location(&res)
+            .query_pairs()
+            .find(|(k, _)| k == "state")
+            .map(|(_, v)| v.into_owned())
+            .unwrap();
+        let mut callback = app.join("/auth/audius/callback").unwrap();
+        callback
+            .query_pairs_mut()
+            .append_pair("state", &state)
+            .append_pair("token", &token);
+        let (status, body) = get_json(&client, callback).await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (401, Some("audience_mismatch"))
+        );
+    }
+
+    // AUDIUS_API_KEY set to the sandbox's built-in app key: the demo starts (it did not: the
+    // key was registered twice) and signs in, in both flows.
+    for flow in ["implicit", "code"] {
+        let (app, setup) = start_demo(&[
+            ("AUDIUS_API_KEY", BUILTIN_APP_API_KEY),
+            ("AUDIUS_FLOW", flow),
+            ("AUDIUS_RESPONSE_MODE", "query"),
+        ])
+        .await;
+        assert_eq!(setup.audius.api_key(), Some(BUILTIN_APP_API_KEY), "{flow}");
+        let client = browser();
+        login(&client, &app, "artist").await;
+        let (status, body) = get_json(&client, app.join("/me").unwrap()).await;
+        assert_eq!(
+            (status, body["handle"].as_str()),
+            (200, Some("artist")),
+            "{flow}"
+        );
+    }
 }
 
 #[actix_web::test]

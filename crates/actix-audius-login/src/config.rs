@@ -20,6 +20,15 @@ use url::Url;
 use crate::oauth::{DEFAULT_REFRESH_MARGIN, DEFAULT_TRACKED_SESSIONS, Families};
 use crate::user::AudiusUser;
 
+/// Default [`AudiusLoginBuilder::login_deadline`]: 30 days, as long as Audius' refresh tokens
+/// live (and Auth.js' default session age).
+pub const DEFAULT_LOGIN_DEADLINE: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// The longest duration any setting accepts: 100 years. Longer ones (such as `Duration::MAX`
+/// meant as "never") could overflow the time arithmetic built on them, so
+/// [`AudiusLoginBuilder::build`] refuses them.
+pub const MAX_SETTING_DURATION: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
 /// Which Log In with Audius flow an [`AudiusLogin`] runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 #[non_exhaustive]
@@ -172,8 +181,9 @@ pub(crate) struct Config {
     pub(crate) verifier: Arc<dyn Verifier>,
     pub(crate) verify_options: VerifyOptions,
     pub(crate) replay_cache: Arc<dyn ReplayCache>,
+    /// How long an accepted token is remembered: the maximum age plus twice the clock skew.
+    pub(crate) replay_ttl: Duration,
     pub(crate) max_token_age: Duration,
-    pub(crate) clock_skew: Duration,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) attempt_ttl: Duration,
     pub(crate) max_pending_attempts: usize,
@@ -302,6 +312,17 @@ impl AudiusLogin {
     pub fn replay_cache(&self) -> &Arc<dyn ReplayCache> {
         &self.inner.replay_cache
     }
+
+    /// How long after login a user is signed out, whatever the session's own lifetime (`None`:
+    /// as long as the session lives). See [`AudiusLoginBuilder::login_deadline`].
+    pub fn login_deadline(&self) -> Option<Duration> {
+        self.inner.login_deadline
+    }
+
+    /// The API key tokens must carry (normalised: lower case, no `0x`), if one is configured.
+    pub fn api_key(&self) -> Option<&str> {
+        self.inner.api_key.as_deref()
+    }
 }
 
 /// Builder of [`AudiusLogin`]. Every setter states its default.
@@ -364,7 +385,7 @@ impl AudiusLoginBuilder {
             max_pending_attempts: 5,
             unauthenticated: UnauthenticatedResponse::Auto,
             logout_behavior: LogoutBehavior::PurgeSession,
-            login_deadline: None,
+            login_deadline: Some(DEFAULT_LOGIN_DEADLINE),
             on_login: None,
             user_cache_ttl: audius_login::verify::DEFAULT_USER_CACHE_TTL,
             user_cache_capacity: audius_login::verify::DEFAULT_USER_CACHE_CAPACITY,
@@ -376,15 +397,16 @@ impl AudiusLoginBuilder {
 
     /// The flow. Default: [`Flow::Implicit`]. [`Flow::AuthorizationCode`] needs
     /// [`api_key`](Self::api_key) (sent as `client_id`), and the callback URL (or `postmessage`)
-    /// registered for that key; the verifier, replay-cache and token-age settings then do not
-    /// apply (the code is one use, and is checked by Audius).
+    /// registered for that key; the verifier and token-age settings then do not apply (the code
+    /// is one use, and is checked by Audius), and the replay cache records only consumed
+    /// states.
     pub fn flow(mut self, flow: Flow) -> Self {
         self.flow = flow;
         self
     }
 
     /// Code flow: refresh the access token this long before it expires, so that a call made
-    /// just before expiry does not fail. Default: 60 s.
+    /// just before expiry does not fail. Default: 60 s. At most 100 years.
     pub fn refresh_margin(mut self, margin: Duration) -> Self {
         self.refresh_margin = margin;
         self
@@ -412,8 +434,11 @@ impl AudiusLoginBuilder {
         self
     }
 
-    /// The app's API key (40 hex characters), sent as `api_key` (code flow: `client_id`).
-    /// Default: none.
+    /// The app's API key (40 hex characters), sent as `api_key` (code flow: `client_id`), and
+    /// required of every token: a token whose `apiKey` claim is missing or another app's key is
+    /// refused (`401 audience_mismatch`) before any network call. Default: none, which accepts a
+    /// token approved for *any* Audius app (anyone holding a fresh token a user gave another
+    /// app could sign in here as that user): [`build`](Self::build) logs a warning. Set it.
     pub fn api_key(mut self, key: impl Into<String>) -> Self {
         self.api_key = Some(key.into());
         self
@@ -483,7 +508,10 @@ impl AudiusLoginBuilder {
         self
     }
 
-    /// Time a user record stays cached by the built-in verifiers. Default: 5 minutes.
+    /// Time a user record stays cached by the built-in verifiers. Default: 5 minutes. At most
+    /// 100 years. (Unknown user ids and manager lists are cached for 30 s, and a record is read
+    /// again at most every 30 s for tokens whose signer is not its wallet: see
+    /// [`UserDirectory`].)
     pub fn user_cache_ttl(mut self, ttl: Duration) -> Self {
         self.user_cache_ttl = ttl;
         self
@@ -495,20 +523,25 @@ impl AudiusLoginBuilder {
         self
     }
 
-    /// Where accepted tokens are remembered, to refuse a second use. Default: an in-memory,
-    /// bounded [`MemoryReplayCache`] (100,000 tokens). Several instances: share one (Redis).
+    /// Where accepted tokens (by their identity, whatever their spelling) and consumed login
+    /// states are remembered, to refuse a second use. Default: an in-memory, bounded
+    /// [`MemoryReplayCache`] (100,000 entries; a login takes two, its token for the maximum
+    /// age plus twice the clock skew and its state for the rest of the attempt's lifetime;
+    /// full of live entries, it refuses logins with `503 replay_cache_full` rather than forget
+    /// one). Several instances: share one (Redis).
     pub fn replay_cache(mut self, cache: Arc<dyn ReplayCache>) -> Self {
         self.replay_cache = Some(cache);
         self
     }
 
-    /// Oldest `iat` accepted at the callback. Default: 5 minutes.
+    /// Oldest `iat` accepted at the callback. Default: 5 minutes. At most 100 years
+    /// ([`MAX_SETTING_DURATION`]).
     pub fn max_token_age(mut self, age: Duration) -> Self {
         self.max_token_age = age;
         self
     }
 
-    /// Grace for clocks that disagree. Default: 30 s.
+    /// Grace for clocks that disagree. Default: 30 s. At most 100 years.
     pub fn clock_skew(mut self, skew: Duration) -> Self {
         self.clock_skew = skew;
         self
@@ -520,7 +553,8 @@ impl AudiusLoginBuilder {
         self
     }
 
-    /// How long a login attempt (its state) stays valid. Default: 10 minutes.
+    /// How long a login attempt (its state) stays valid. Default: 10 minutes. At most 100
+    /// years.
     pub fn attempt_ttl(mut self, ttl: Duration) -> Self {
         self.attempt_ttl = ttl;
         self
@@ -547,7 +581,13 @@ impl AudiusLoginBuilder {
     }
 
     /// Sign the user out this long after login, whatever the session's own lifetime. Default:
-    /// none.
+    /// 30 days ([`DEFAULT_LOGIN_DEADLINE`]); `None` lets a signed-in session live as long as
+    /// the session store keeps it. At most 100 years.
+    ///
+    /// With actix-session's cookie store this is the only server-side bound on a stolen
+    /// cookie: the cookie *is* the session, so logging out changes the browser's cookie but
+    /// cannot revoke a copy of it, which stays valid until this deadline (or until the cookie
+    /// key changes). A server-side store (Redis) revokes at logout.
     pub fn login_deadline(mut self, deadline: Option<Duration>) -> Self {
         self.login_deadline = deadline;
         self
@@ -567,11 +607,33 @@ impl AudiusLoginBuilder {
         self
     }
 
-    /// Checks everything and builds. Fails with a typed error on a bad redirect URI, a path that
-    /// does not start with `/`, a `write` scope without an API key, or an API client that
-    /// cannot be built.
+    /// Checks everything and builds. Fails with a typed error ([`Error::Config`]) on a bad
+    /// redirect URI, a path that does not start with `/`, a `write` scope without an API key, a
+    /// duration over [`MAX_SETTING_DURATION`], or an API client that cannot be built. Logs a
+    /// warning when the implicit flow runs without an API key (tokens of any app accepted).
     pub fn build(self) -> Result<AudiusLogin, crate::BuildError> {
         let config = |m: String| Err(Error::Config(m));
+        for (what, duration) in [
+            ("max_token_age", Some(self.max_token_age)),
+            ("clock_skew", Some(self.clock_skew)),
+            ("attempt_ttl", Some(self.attempt_ttl)),
+            ("user_cache_ttl", Some(self.user_cache_ttl)),
+            ("refresh_margin", Some(self.refresh_margin)),
+            ("login_deadline", self.login_deadline),
+        ] {
+            if duration.is_some_and(|d| d > MAX_SETTING_DURATION) {
+                return config(format!(
+                    "{what} is over the longest duration a setting accepts (100 years): \
+                     time arithmetic on it could overflow; give a bounded value"
+                ));
+            }
+        }
+        // Within the bounds above, neither can overflow; checked all the same.
+        let replay_ttl = self
+            .clock_skew
+            .checked_mul(2)
+            .and_then(|skew| skew.checked_add(self.max_token_age))
+            .ok_or_else(|| Error::Config("max_token_age + 2 × clock_skew overflows".into()))?;
         let redirect = RedirectUri::parse(&self.redirect_uri)?;
         let Some(redirect_uri) = redirect.url().cloned() else {
             return config(
@@ -625,11 +687,20 @@ impl AudiusLoginBuilder {
             return config("the callback path must differ from the login and logout paths".into());
         }
         let app_origin = redirect_uri.origin().ascii_serialization();
+        if api_key.is_none() && self.flow == Flow::Implicit {
+            tracing::warn!(
+                app = %app_name,
+                "Audius login without an API key: nothing ties a token to this app, so a token \
+                 a user gave any other Audius app signs them in here; set \
+                 AudiusLoginBuilder::api_key to your app's key"
+            );
+        }
         let verify_options = VerifyOptions::default()
             .max_age(Some(self.max_token_age))
             .clock_skew(self.clock_skew)
             .clock(self.clock.clone())
-            .profile_source(self.profile_source);
+            .profile_source(self.profile_source)
+            .api_key(api_key.as_deref());
         let client = match self.api_client {
             Some(c) => c,
             None => ApiClient::new(self.environment.api())?,
@@ -679,8 +750,8 @@ impl AudiusLoginBuilder {
                 replay_cache: self
                     .replay_cache
                     .unwrap_or_else(|| Arc::new(MemoryReplayCache::default())),
+                replay_ttl,
                 max_token_age: self.max_token_age,
-                clock_skew: self.clock_skew,
                 clock: self.clock,
                 attempt_ttl: self.attempt_ttl,
                 max_pending_attempts: self.max_pending_attempts,

@@ -15,7 +15,8 @@
 //! | state missing / unknown or used / expired | 400 | `missing_state` / `state_mismatch` / `state_expired` |
 //! | token missing / malformed / too large | 400 / 400 / 413 | `missing_token` / `malformed_token` / `token_too_large` |
 //! | callback body unreadable | 400 | `invalid_callback` |
-//! | token refused by Audius (signature, wallet) | 401 | `token_refused` |
+//! | token refused (signature, wallet, deactivated account) | 401 | `token_refused` |
+//! | token approved for another app (its `apiKey` is not this app's key) | 401 | `audience_mismatch` |
 //! | code flow: code missing / refused by Audius (invalid, expired, used, PKCE) | 400 / 401 | `missing_code` / `code_refused` |
 //! | code flow: the user declined at Audius (`error=access_denied`) | 403 | `access_denied` |
 //! | code flow: the token's scope does not allow the call | 403 | `insufficient_scope` |
@@ -24,6 +25,7 @@
 //! | cross-site request to a state-changing route | 403 | `cross_site_request` |
 //! | Audius unreachable / answered unexpectedly | 503 / 502 | `audius_unavailable` / `audius_unexpected` |
 //! | session store or shared replay cache (Redis) unreachable | 503 | `session_unavailable` |
+//! | in-memory replay cache full of live entries (logins refused until some expire) | 503 | `replay_cache_full` |
 //! | misconfiguration (middleware missing, ...) | 500 | `misconfigured` |
 
 use std::borrow::Cow;
@@ -68,8 +70,12 @@ pub enum LoginErrorKind {
     MalformedToken,
     /// The token is over the size limit.
     TokenTooLarge,
-    /// Audius (or local verification) refused the token: bad signature or wrong wallet.
+    /// Audius (or local verification) refused the token: bad signature, wrong wallet, or a
+    /// deactivated account.
     TokenRefused,
+    /// The token was approved for another app: its `apiKey` claim is missing or is not this
+    /// app's API key.
+    AudienceMismatch,
     /// The token is older than the maximum age (or carries no usable `iat`).
     StaleToken,
     /// The token was already used to log in.
@@ -84,6 +90,9 @@ pub enum LoginErrorKind {
     AudiusUnexpected,
     /// The session store could not be reached.
     SessionUnavailable,
+    /// The in-memory replay cache is full of live entries: logins are refused (rather than let
+    /// a remembered token be forgotten) until some expire.
+    ReplayCacheFull,
     /// The app is misconfigured (for example the middleware is not installed).
     Misconfigured,
 }
@@ -107,6 +116,7 @@ impl LoginErrorKind {
             MalformedToken => "malformed_token",
             TokenTooLarge => "token_too_large",
             TokenRefused => "token_refused",
+            AudienceMismatch => "audience_mismatch",
             StaleToken => "stale_token",
             ReplayedToken => "replayed_token",
             LoginRefused => "login_refused",
@@ -114,6 +124,7 @@ impl LoginErrorKind {
             AudiusUnavailable => "audius_unavailable",
             AudiusUnexpected => "audius_unexpected",
             SessionUnavailable => "session_unavailable",
+            ReplayCacheFull => "replay_cache_full",
             Misconfigured => "misconfigured",
         }
     }
@@ -122,15 +133,16 @@ impl LoginErrorKind {
     pub fn status(self) -> StatusCode {
         use LoginErrorKind::*;
         match self {
-            NotSignedIn | TokenRefused | StaleToken | ReplayedToken | CodeRefused => {
-                StatusCode::UNAUTHORIZED
-            }
+            NotSignedIn | TokenRefused | AudienceMismatch | StaleToken | ReplayedToken
+            | CodeRefused => StatusCode::UNAUTHORIZED,
             NotVerifiedArtist | LoginRefused | CrossSiteRequest | AccessDenied
             | InsufficientScope => StatusCode::FORBIDDEN,
             MissingState | StateMismatch | StateExpired | MissingToken | MissingCode
             | InvalidCallback | MalformedToken => StatusCode::BAD_REQUEST,
             TokenTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            AudiusUnavailable | SessionUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            AudiusUnavailable | SessionUnavailable | ReplayCacheFull => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             AudiusUnexpected => StatusCode::BAD_GATEWAY,
             Misconfigured => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -147,7 +159,7 @@ impl LoginErrorKind {
             InsufficientScope => "Not allowed",
             CrossSiteRequest => "Request refused",
             AudiusUnavailable | AudiusUnexpected => "Audius is unavailable",
-            SessionUnavailable => "Service unavailable",
+            SessionUnavailable | ReplayCacheFull => "Service unavailable",
             Misconfigured => "Server misconfigured",
             _ => "Login failed",
         }
@@ -325,7 +337,19 @@ impl From<audius_login::Error> for AudiusLoginError {
             K::TooLarge => (LoginErrorKind::TokenTooLarge, e.to_string()),
             K::BadSignature | K::WalletMismatch => (
                 LoginErrorKind::TokenRefused,
-                format!("Audius did not accept the login token: {e}"),
+                format!("The login token was refused: {e}"),
+            ),
+            K::AudienceMismatch => (
+                LoginErrorKind::AudienceMismatch,
+                format!(
+                    "This login was approved for another app, not this one; please log in again \
+                     ({e})."
+                ),
+            ),
+            K::ReplayCacheFull => (
+                LoginErrorKind::ReplayCacheFull,
+                "Too many logins are in progress right now; please try again in a few minutes."
+                    .to_owned(),
             ),
             K::Stale => (
                 LoginErrorKind::StaleToken,

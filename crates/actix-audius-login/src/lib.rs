@@ -29,8 +29,8 @@ pub type BuildError = audius_login::Error;
 pub use audius_login::{Display, Environment, ProfilePicture, Scope, UserId};
 pub use button::{ButtonCorners, ButtonOptions, ButtonSize, ButtonWidth, HoverGrowth};
 pub use config::{
-    AudiusLogin, AudiusLoginBuilder, Flow, LoginEvent, LogoutBehavior, ResponseMode,
-    UnauthenticatedResponse, VerifierKind,
+    AudiusLogin, AudiusLoginBuilder, DEFAULT_LOGIN_DEADLINE, Flow, LoginEvent, LogoutBehavior,
+    MAX_SETTING_DURATION, ResponseMode, UnauthenticatedResponse, VerifierKind,
 };
 pub use error::{AudiusLoginError, LoginErrorKind};
 pub use extract::{AudiusRequestExt, VerifiedArtist};

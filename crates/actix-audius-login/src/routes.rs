@@ -13,8 +13,9 @@ use actix_web::http::{Method, StatusCode};
 use actix_web::web::{self, ServiceConfig};
 use actix_web::{HttpMessage as _, HttpRequest, HttpResponse};
 use audius_login::oauth::{AuthorizeUrl, MAX_CODE_LEN, PkceVerifier};
+use audius_login::replay::ReplayKey;
 use audius_login::return_to::sanitize_return_to;
-use audius_login::{LoginUrl, RedirectUri, State};
+use audius_login::{LoginUrl, PreparedToken, RedirectUri, State};
 use futures_util::StreamExt as _;
 use serde::{Deserialize, Serialize};
 
@@ -323,26 +324,42 @@ async fn callback_post_handler(
     finish(audius, req, params, answer).await
 }
 
-/// Refuses a request that a browser marks as cross-site, or whose `Origin` is another origin.
-fn same_origin(audius: &AudiusLogin, req: &HttpRequest) -> Result<(), AudiusLoginError> {
+/// Refuses a request that a browser marks as cross-site, or whose `Origin` is another origin;
+/// when neither `Sec-Fetch-Site` nor `Origin` is sent (older browsers, some privacy settings),
+/// a `Referer` of another origin is refused too. A request with none of the three (a
+/// non-browser client) passes: the session cookie is `SameSite=Lax` anyway.
+pub(crate) fn same_origin(audius: &AudiusLogin, req: &HttpRequest) -> Result<(), AudiusLoginError> {
     let refuse = |why: &str| {
         Err(AudiusLoginError::new(
             LoginErrorKind::CrossSiteRequest,
             format!("Cross-site request refused ({why})."),
         ))
     };
-    if let Some(site) = req
-        .headers()
-        .get("sec-fetch-site")
-        .and_then(|v| v.to_str().ok())
+    let headers = req.headers();
+    let fetch_site = headers.get("sec-fetch-site");
+    if let Some(site) = fetch_site.and_then(|v| v.to_str().ok())
         && !matches!(site, "same-origin" | "none")
     {
         return refuse(&format!("Sec-Fetch-Site: {site}"));
     }
-    if let Some(origin) = req.headers().get(header::ORIGIN)
+    let origin = headers.get(header::ORIGIN);
+    if let Some(origin) = origin
         && origin.as_bytes() != audius.inner.app_origin.as_bytes()
     {
         return refuse("Origin is another site");
+    }
+    if fetch_site.is_none()
+        && origin.is_none()
+        && let Some(referer) = headers.get(header::REFERER)
+    {
+        let same = referer
+            .to_str()
+            .ok()
+            .and_then(|r| url::Url::parse(r).ok())
+            .is_some_and(|r| r.origin().ascii_serialization() == audius.inner.app_origin);
+        if !same {
+            return refuse("Referer is another site");
+        }
     }
     Ok(())
 }
@@ -428,8 +445,11 @@ async fn complete(
                 "The login answer carries no state. Please log in again.",
             )
         })?;
-    // The state is consumed here, whatever happens next.
+    // The state is consumed here, whatever happens next...
     let attempt = session::take_pending(&session, c, &state)?;
+    // ...and recorded as consumed, so that it works once whatever store holds the session: with
+    // a cookie store, the cookie from before this callback still carries it.
+    consume_state(c, &state, &attempt).await?;
     if c.flow == Flow::AuthorizationCode {
         return complete_code_flow(audius, req, params, attempt).await;
     }
@@ -439,11 +459,20 @@ async fn complete(
             "The login answer carries no token. Please log in again.",
         )
     })?;
-    let profile = c.verifier.verify(&token).await?;
-    // Enforced here too, whatever verifier is configured.
-    c.verify_options.check_age(&profile.claims)?;
-    let ttl = c.max_token_age + c.clock_skew * 2;
-    if !c.replay_cache.first_use(&token, ttl).await? {
+    // Cheap checks first, before any network call: structure and signer (parsed and recovered
+    // here, whatever verifier is configured), age, audience, and a replay read. The replay key
+    // is the token's identity, the same for every spelling of it the parser accepts.
+    let prepared = PreparedToken::parse(&token, c.verify_options.get_max_token_bytes())?;
+    c.verify_options.check_claims(prepared.claims())?;
+    let key = prepared.replay_key();
+    if c.replay_cache.seen(key).await? {
+        return Err(audius_login::Error::Replayed.into());
+    }
+    let profile = c.verifier.verify_prepared(&prepared).await?;
+    // Enforced on the verified claims too, whatever verifier is configured.
+    c.verify_options.check_claims(&profile.claims)?;
+    // Recorded only now, atomically: a forged token never takes a place in the cache.
+    if !c.replay_cache.first_use(key, c.replay_ttl).await? {
         return Err(audius_login::Error::Replayed.into());
     }
     let user = AudiusUser::from_profile(&profile, session::now(c));
@@ -457,6 +486,40 @@ async fn complete(
     }
     session::sign_in(&session, &user)?;
     Ok((user, attempt.return_to))
+}
+
+/// Records `state` as consumed in the replay cache, for the rest of its attempt's lifetime;
+/// refuses it when it was consumed already (an old cookie replayed).
+async fn consume_state(
+    c: &crate::config::Config,
+    state: &str,
+    attempt: &PendingLogin,
+) -> Result<(), CallbackError> {
+    let now = session::now(c).unix_timestamp();
+    let ttl_secs = i64::try_from(c.attempt_ttl.as_secs()).unwrap_or(i64::MAX);
+    // The attempt is accepted while its age is at most the attempt lifetime (see
+    // `take_pending`): remember the state until then, and one second more.
+    let left = attempt
+        .started_at
+        .saturating_add(ttl_secs)
+        .saturating_sub(now)
+        .saturating_add(1)
+        .max(1);
+    let ttl = std::time::Duration::from_secs(u64::try_from(left).unwrap_or(1));
+    if c.replay_cache
+        .first_use(&ReplayKey::for_state(state), ttl)
+        .await?
+    {
+        Ok(())
+    } else {
+        tracing::info!("a consumed login state was presented again (an old session cookie)");
+        Err(AudiusLoginError::new(
+            LoginErrorKind::StateMismatch,
+            "This login does not match one started in this browser (or it was already used). \
+             Please log in again.",
+        )
+        .into())
+    }
 }
 
 /// Runs the `on_login` hook, if any.

@@ -21,6 +21,13 @@ pub(crate) const PENDING_KEY: &str = "audius.pending";
 /// Session key of the code flow's tokens ([`crate::oauth::StoredTokens`]).
 pub(crate) const TOKENS_KEY: &str = "audius.tokens";
 
+/// Most bytes the pending attempts may take in the session, serialised: 1,536. The session is
+/// a cookie by default, and a cookie holds about 4 KiB (name and value, after encryption and
+/// base64: about 4/3 of the session's text); the signed-in user (up to about 500 bytes) and the
+/// code flow's tokens share it. Without a bound, a few forced logins with long `return_to`s
+/// (up to 2 KiB each) would push the cookie past what browsers keep, and lock the user out.
+pub(crate) const MAX_PENDING_BYTES: usize = 1536;
+
 /// One login attempt: its state, where to go after, when it started (Unix seconds), and for the
 /// code flow its PKCE verifier.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -54,21 +61,40 @@ pub(crate) fn pending(session: &Session) -> Vec<PendingLogin> {
     }
 }
 
-/// Records a new attempt, dropping expired ones and the oldest beyond the limit.
+/// The serialised size of the pending attempts.
+fn pending_bytes(list: &[PendingLogin]) -> usize {
+    serde_json::to_vec(list).map_or(usize::MAX, |v| v.len())
+}
+
+/// Records a new attempt, dropping expired ones, the oldest beyond the limit, and the oldest
+/// while they take more than [`MAX_PENDING_BYTES`]. An attempt too large on its own (a very
+/// long `return_to`) keeps its state and returns to the landing page instead (logged).
 pub(crate) fn push_pending(
     session: &Session,
     config: &Config,
-    attempt: PendingLogin,
+    mut attempt: PendingLogin,
 ) -> Result<(), AudiusLoginError> {
     let now = config.clock.now().unix_timestamp();
-    let ttl = config.attempt_ttl.as_secs() as i64;
+    let ttl = i64::try_from(config.attempt_ttl.as_secs()).unwrap_or(i64::MAX);
+    if pending_bytes(std::slice::from_ref(&attempt)) > MAX_PENDING_BYTES {
+        tracing::info!(
+            return_to_bytes = attempt.return_to.len(),
+            limit = MAX_PENDING_BYTES,
+            "the return-to is too long to keep in the session; this login returns to the \
+             landing page"
+        );
+        attempt.return_to.clone_from(&config.landing_path);
+    }
     let mut list: Vec<PendingLogin> = pending(session)
         .into_iter()
-        .filter(|p| now - p.started_at <= ttl)
+        .filter(|p| now.saturating_sub(p.started_at) <= ttl)
         .collect();
     list.push(attempt);
     let excess = list.len().saturating_sub(config.max_pending_attempts);
     list.drain(..excess);
+    while list.len() > 1 && pending_bytes(&list) > MAX_PENDING_BYTES {
+        list.remove(0);
+    }
     session.insert(PENDING_KEY, list).map_err(session_error)
 }
 
@@ -99,8 +125,12 @@ pub(crate) fn take_pending(
     } else {
         session.insert(PENDING_KEY, &list).map_err(session_error)?;
     }
-    let age = config.clock.now().unix_timestamp() - attempt.started_at;
-    if age > config.attempt_ttl.as_secs() as i64 || age < -60 {
+    let age = config
+        .clock
+        .now()
+        .unix_timestamp()
+        .saturating_sub(attempt.started_at);
+    if age > i64::try_from(config.attempt_ttl.as_secs()).unwrap_or(i64::MAX) || age < -60 {
         return Err(AudiusLoginError::new(
             LoginErrorKind::StateExpired,
             "This login attempt expired. Please log in again.",

@@ -41,7 +41,7 @@ impl Verifier for RefuseAll {
         self.calls.fetch_add(1, Ordering::SeqCst);
         Token::parse_and_recover(token, 16 * 1024)?;
         Err(audius_login::Error::WalletMismatch {
-            status: 403,
+            status: None,
             message: "every token is refused here".into(),
         })
     }

@@ -161,9 +161,9 @@ pub(crate) fn audius_status(error: &Error) -> Option<u16> {
     match error {
         Error::Malformed { .. } => Some(400),
         Error::BadSignature { .. } => Some(404),
-        Error::WalletMismatch { status, .. } | Error::UpstreamUnexpected { status, .. } => {
-            Some(*status)
-        }
+        // `None` from the local verifier: it does not know which of 403 and 404 Audius gives.
+        Error::WalletMismatch { status, .. } => *status,
+        Error::UpstreamUnexpected { status, .. } => Some(*status),
         Error::UpstreamUnavailable { status, .. } => *status,
         _ => None,
     }

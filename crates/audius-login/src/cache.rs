@@ -1,12 +1,23 @@
-//! A small bounded cache with a time to live, shared by the user lookups and the in-memory
-//! replay cache.
+//! A small bounded cache with a time to live, and a way for concurrent misses of one key to make
+//! one request: the user lookups' building blocks.
 
+use std::collections::HashMap;
 use std::hash::Hash;
 use std::num::NonZeroUsize;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use lru::LruCache;
+
+/// The expiry of an entry living `ttl` from `now`. A `ttl` too long to add (only reachable with
+/// settings the actix layer refuses) is cut to a year, and failing that the entry expires at
+/// once: a cache miss, never a panic.
+fn expiry(now: Instant, ttl: Duration) -> Instant {
+    const YEAR: Duration = Duration::from_secs(365 * 24 * 3600);
+    now.checked_add(ttl)
+        .or_else(|| now.checked_add(YEAR))
+        .unwrap_or(now)
+}
 
 /// Bounded LRU map whose entries expire `ttl` after insertion.
 #[derive(Debug)]
@@ -42,21 +53,8 @@ impl<K: Hash + Eq, V: Clone> TtlCache<K, V> {
 
     /// Inserts or replaces a value living `ttl`; the least recently used entry goes when full.
     pub(crate) fn insert(&self, key: K, value: V, ttl: Duration) {
-        let expires = Instant::now() + ttl;
+        let expires = expiry(Instant::now(), ttl);
         self.lock().put(key, (expires, value));
-    }
-
-    /// Inserts `key` unless a live entry exists. Returns `true` when inserted.
-    pub(crate) fn insert_if_absent(&self, key: K, value: V, ttl: Duration) -> bool {
-        let now = Instant::now();
-        let mut map = self.lock();
-        if let Some((expires, _)) = map.peek(&key)
-            && *expires > now
-        {
-            return false;
-        }
-        map.put(key, (now + ttl, value));
-        true
     }
 
     /// Removes an entry.
@@ -72,6 +70,62 @@ impl<K: Hash + Eq, V: Clone> TtlCache<K, V> {
     /// The most entries held at once.
     pub(crate) fn capacity(&self) -> usize {
         self.lock().cap().get()
+    }
+}
+
+/// One lock per key in flight: concurrent misses of one key wait for the first to finish its
+/// request (and then find the cache filled) instead of each making their own.
+#[derive(Debug)]
+pub(crate) struct Flights<K: Hash + Eq + Clone> {
+    locks: Mutex<HashMap<K, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+/// Held while a key's request is in flight; dropping it lets the next waiter in.
+pub(crate) struct Flight<'a, K: Hash + Eq + Clone> {
+    flights: &'a Flights<K>,
+    key: K,
+    lock: Arc<tokio::sync::Mutex<()>>,
+    guard: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl<K: Hash + Eq + Clone> Flights<K> {
+    pub(crate) fn new() -> Self {
+        Self {
+            locks: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<K, Arc<tokio::sync::Mutex<()>>>> {
+        self.locks.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Waits for the key's turn.
+    pub(crate) async fn enter(&self, key: K) -> Flight<'_, K> {
+        let lock = self.map().entry(key.clone()).or_default().clone();
+        let guard = lock.clone().lock_owned().await;
+        Flight {
+            flights: self,
+            key,
+            lock,
+            guard: Some(guard),
+        }
+    }
+
+    /// How many keys have a request in flight or waiting (for tests).
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.map().len()
+    }
+}
+
+impl<K: Hash + Eq + Clone> Drop for Flight<'_, K> {
+    fn drop(&mut self) {
+        drop(self.guard.take());
+        let mut map = self.flights.map();
+        // Nobody else holds or waits for the lock (the map's copy and ours): forget it.
+        if Arc::strong_count(&self.lock) == 2 {
+            map.remove(&self.key);
+        }
     }
 }
 
@@ -91,8 +145,38 @@ mod tests {
         assert_eq!(c.get(&3), Some("c"));
         c.insert(4, "d", Duration::ZERO);
         assert_eq!(c.get(&4), None);
-        assert!(c.insert_if_absent(5, "e", Duration::from_secs(60)));
-        assert!(!c.insert_if_absent(5, "e", Duration::from_secs(60)));
+        // A time to live too long to add to now does not panic; the entry lives.
+        c.insert(5, "e", Duration::MAX);
+        assert_eq!(c.get(&5), Some("e"));
         assert_eq!(c.capacity(), 2);
+    }
+
+    #[test]
+    fn flights_serialise_one_key_and_forget_it_after() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let flights = Arc::new(Flights::new());
+            let inside = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+            let most = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+            let mut tasks = Vec::new();
+            for _ in 0..5 {
+                let (flights, inside, most) = (flights.clone(), inside.clone(), most.clone());
+                tasks.push(tokio::spawn(async move {
+                    let _flight = flights.enter(7u64).await;
+                    let now = inside.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+                    most.fetch_max(now, std::sync::atomic::Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                    inside.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+                }));
+            }
+            for t in tasks {
+                t.await.unwrap();
+            }
+            assert_eq!(most.load(std::sync::atomic::Ordering::SeqCst), 1);
+            assert_eq!(flights.len(), 0, "nothing left behind");
+        });
     }
 }

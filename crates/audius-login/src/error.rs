@@ -7,9 +7,11 @@
 //! |---|---|---|
 //! | [`ErrorKind::Malformed`] | 400 | the token cannot be parsed ([`TokenPart`] says where) |
 //! | [`ErrorKind::BadSignature`] | 404 `... wallet could not be recovered` | no signer can be recovered |
-//! | [`ErrorKind::WalletMismatch`] | 404 `... invalid wallet`, 403 `... does not match the user` | the signer is not the user (nor an approved manager) |
+//! | [`ErrorKind::WalletMismatch`] | 404 `... invalid wallet`, 403 `... does not match the user` | the signer is not the user (nor an approved manager), or the account is deactivated |
+//! | [`ErrorKind::AudienceMismatch`] | — | the token was approved for another app: its `apiKey` is not this app's (the app's check) |
 //! | [`ErrorKind::Stale`] | — | `iat` is older than the maximum age (the app's check) |
 //! | [`ErrorKind::Replayed`] | — | the token was already accepted once (the app's check) |
+//! | [`ErrorKind::ReplayCacheFull`] | — | the in-memory replay cache is full of live entries: logins are refused until some expire |
 //! | [`ErrorKind::TooLarge`] | — | an input or an answer is over its size limit |
 //! | [`ErrorKind::UpstreamUnavailable`] | connect error, timeout, 5xx, 429 | Audius could not be reached |
 //! | [`ErrorKind::UpstreamUnexpected`] | any other answer | Audius answered something this crate does not understand |
@@ -40,8 +42,15 @@ pub enum ErrorKind {
     Malformed,
     /// No signer can be recovered from the signature (Audius answers 404).
     BadSignature,
-    /// The signer does not own the account, and is not its approved manager (Audius: 403 or 404).
+    /// The signer does not own the account, and is not its approved manager (Audius: 403 or 404);
+    /// or the account (or the manager) is deactivated.
     WalletMismatch,
+    /// The token was approved for another app: its `apiKey` claim is missing or differs from
+    /// the app's API key.
+    AudienceMismatch,
+    /// The in-memory replay cache holds as many live entries as it may: a new one cannot be
+    /// recorded without forgetting one that still protects a token, so the login is refused.
+    ReplayCacheFull,
     /// The token was issued longer ago than the maximum age allows, or carries no usable `iat`.
     Stale,
     /// The token was already accepted once.
@@ -80,6 +89,8 @@ impl ErrorKind {
             Self::Malformed => "malformed",
             Self::BadSignature => "bad_signature",
             Self::WalletMismatch => "wallet_mismatch",
+            Self::AudienceMismatch => "audience_mismatch",
+            Self::ReplayCacheFull => "replay_cache_full",
             Self::Stale => "stale",
             Self::Replayed => "replayed",
             Self::TooLarge => "too_large",
@@ -185,13 +196,35 @@ pub enum Error {
         /// What was wrong, in words.
         message: String,
     },
-    /// The signer is neither the account's wallet nor an approved, non-revoked manager of it.
+    /// The signer is neither the account's wallet nor an approved, non-revoked manager of it,
+    /// or the account (or the manager) is deactivated.
     #[error("wallet mismatch: {message}")]
     WalletMismatch {
-        /// The HTTP status Audius gave (403 or 404), or the one it would give.
-        status: u16,
+        /// The HTTP status Audius gave (403 or 404). `None` when Audius was not asked (local
+        /// verification): the local verifier does not know which of the two Audius would give,
+        /// so it claims neither.
+        status: Option<u16>,
         /// What was wrong, in words.
         message: String,
+    },
+    /// The token was approved for another app: its `apiKey` claim is missing or is not the
+    /// app's API key (compared in normalised form: lower case, no `0x`).
+    #[error("audience mismatch: {message}")]
+    AudienceMismatch {
+        /// The token's `apiKey`, normalised when it reads as a key, as given otherwise (cut to
+        /// 64 characters); `None` when the token carries none.
+        found: Option<String>,
+        /// What was wrong, in words.
+        message: String,
+    },
+    /// The in-memory replay cache is full of live entries; see [`ErrorKind::ReplayCacheFull`].
+    #[error(
+        "the replay cache is full: {capacity} entries are still live, and forgetting one would \
+         let its token be used again; logins are refused until entries expire"
+    )]
+    ReplayCacheFull {
+        /// The cache's capacity.
+        capacity: usize,
     },
     /// The token is older than the maximum age, or has no usable `iat` while an age is enforced.
     #[error("stale token: {message}")]
@@ -344,6 +377,8 @@ impl Error {
             Self::Malformed { .. } => ErrorKind::Malformed,
             Self::BadSignature { .. } => ErrorKind::BadSignature,
             Self::WalletMismatch { .. } => ErrorKind::WalletMismatch,
+            Self::AudienceMismatch { .. } => ErrorKind::AudienceMismatch,
+            Self::ReplayCacheFull { .. } => ErrorKind::ReplayCacheFull,
             Self::Stale { .. } => ErrorKind::Stale,
             Self::Replayed => ErrorKind::Replayed,
             Self::TooLarge { .. } => ErrorKind::TooLarge,
@@ -364,15 +399,17 @@ impl Error {
 
     /// The HTTP status an app should answer its own client with for this error.
     ///
-    /// 400 for input that cannot be parsed, 401 for a token, code or grant that is refused, 403
-    /// for a declined authorization or an insufficient scope, 413 for over-size input, 502 when
-    /// Audius answered something unexpected or refused the request itself, 503 when it or a
-    /// shared store cannot be reached, 500 for configuration errors.
+    /// 400 for input that cannot be parsed, 401 for a token, code or grant that is refused (a
+    /// token for another app included), 403 for a declined authorization or an insufficient
+    /// scope, 413 for over-size input, 502 when Audius answered something unexpected or refused
+    /// the request itself, 503 when it or a shared store cannot be reached or the replay cache
+    /// is full, 500 for configuration errors.
     pub fn suggested_status(&self) -> u16 {
         match self.kind() {
             ErrorKind::Malformed | ErrorKind::InvalidRedirectUri => 400,
             ErrorKind::BadSignature
             | ErrorKind::WalletMismatch
+            | ErrorKind::AudienceMismatch
             | ErrorKind::Stale
             | ErrorKind::Replayed
             | ErrorKind::InvalidGrant
@@ -380,7 +417,9 @@ impl Error {
             ErrorKind::AccessDenied | ErrorKind::InsufficientScope => 403,
             ErrorKind::TooLarge => 413,
             ErrorKind::UpstreamUnexpected | ErrorKind::OAuthRefused => 502,
-            ErrorKind::UpstreamUnavailable | ErrorKind::StoreUnavailable => 503,
+            ErrorKind::UpstreamUnavailable
+            | ErrorKind::StoreUnavailable
+            | ErrorKind::ReplayCacheFull => 503,
             ErrorKind::Config => 500,
         }
     }

@@ -21,10 +21,11 @@ pub use error::{Error, ErrorKind, OAuthErrorCode, Result, TokenPart};
 pub use login_url::{Display, Environment, LoginUrl, ResponseMode, Scope, State};
 pub use oauth::{AccessToken, AuthorizeUrl, OAuthClient, PkceVerifier, RefreshToken, TokenSet};
 pub use redirect_uri::RedirectUri;
+pub use replay::ReplayKey;
 pub use token::{Claims, ProfilePicture, Signature, Token};
 pub use user_id::UserId;
 pub use verify::{
-    ApiUser, ApiVerifier, LocalVerifier, ProfileSource, UserDirectory, VerifiedProfile, Verifier,
-    VerifyOptions,
+    ApiUser, ApiVerifier, LocalVerifier, PreparedToken, ProfileSource, UserDirectory,
+    VerifiedProfile, Verifier, VerifyOptions,
 };
 pub use wallet::Wallet;

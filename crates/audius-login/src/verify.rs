@@ -28,15 +28,26 @@
 //! `email` (which exists nowhere else) from the token. [`ProfileSource::TokenClaims`] takes
 //! everything from the token, as the Audius SDK does.
 //!
-//! # Age and replay
+//! # Cheap checks first
+//!
+//! Both verifiers parse the token and recover its signer locally ([`PreparedToken`]), then
+//! judge its age and audience ([`VerifyOptions::check_claims`]) *before* any network call: a
+//! malformed, stale or foreign token costs no request to Audius. Only then does the local
+//! verifier look the user up (cached, unknown users and manager lists too: see
+//! [`UserDirectory`]), and the API verifier call `verify_token`.
+//!
+//! # Age, audience and replay
 //!
 //! Tokens never expire on their own. [`VerifyOptions::max_age`] refuses a token whose `iat` is
-//! older (with [`VerifyOptions::clock_skew`] of grace), against an injectable clock. Refusing a
-//! second use of the same token is the job of a [`ReplayCache`](crate::replay::ReplayCache).
+//! older (with [`VerifyOptions::clock_skew`] of grace), against an injectable clock.
+//! [`VerifyOptions::api_key`] refuses a token approved for another app (its `apiKey` claim).
+//! Refusing a second use of the same token is the job of a
+//! [`ReplayCache`](crate::replay::ReplayCache), keyed by [`PreparedToken::replay_key`]: the
+//! token's identity, the same for every spelling the parser accepts.
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use serde::Serialize;
@@ -44,9 +55,10 @@ use serde_json::{Map, Value};
 use time::OffsetDateTime;
 use tracing::Instrument as _;
 
-use crate::cache::TtlCache;
+use crate::cache::{Flights, TtlCache};
 use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, Result, TokenPart};
+use crate::replay::ReplayKey;
 use crate::token::{Claims, DEFAULT_MAX_TOKEN_BYTES, ProfilePicture, Token, UserIdForm};
 use crate::{ApiClient, UserId, Wallet};
 
@@ -54,8 +66,16 @@ use crate::{ApiClient, UserId, Wallet};
 pub const DEFAULT_CLOCK_SKEW: Duration = Duration::from_secs(30);
 /// Default time a user record stays cached: 5 minutes.
 pub const DEFAULT_USER_CACHE_TTL: Duration = Duration::from_secs(300);
-/// Default number of user records cached: 10,000.
+/// Default number of user records cached: 10,000 (and as many manager lists).
 pub const DEFAULT_USER_CACHE_CAPACITY: usize = 10_000;
+/// Default time an unknown user id is remembered as unknown: 30 s.
+pub const DEFAULT_NEGATIVE_TTL: Duration = Duration::from_secs(30);
+/// Default time an account's manager list is cached (a revoked grant may still be honoured for
+/// this long): 30 s.
+pub const DEFAULT_MANAGERS_TTL: Duration = Duration::from_secs(30);
+/// Default shortest time between two reads of one user's record prompted by tokens whose signer
+/// is not the cached wallet: 30 s.
+pub const DEFAULT_REFETCH_INTERVAL: Duration = Duration::from_secs(30);
 
 /// Where a verified profile's `handle`, `name`, `verified` and picture come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize)]
@@ -152,6 +172,7 @@ pub struct VerifyOptions {
     clock: Arc<dyn Clock>,
     max_token_bytes: usize,
     profile_source: ProfileSource,
+    api_key: Option<String>,
 }
 
 impl Default for VerifyOptions {
@@ -162,8 +183,18 @@ impl Default for VerifyOptions {
             clock: Arc::new(SystemClock),
             max_token_bytes: DEFAULT_MAX_TOKEN_BYTES,
             profile_source: ProfileSource::UserRecord,
+            api_key: None,
         }
     }
+}
+
+/// An API key in the form keys are compared in: no `0x`/`0X`, lower case, trimmed.
+fn normalized_key(key: &str) -> String {
+    let key = key.trim();
+    key.strip_prefix("0x")
+        .or_else(|| key.strip_prefix("0X"))
+        .unwrap_or(key)
+        .to_ascii_lowercase()
 }
 
 impl fmt::Debug for VerifyOptions {
@@ -174,6 +205,7 @@ impl fmt::Debug for VerifyOptions {
             .field("clock", &self.clock)
             .field("max_token_bytes", &self.max_token_bytes)
             .field("profile_source", &self.profile_source)
+            .field("api_key", &self.api_key)
             .finish()
     }
 }
@@ -210,6 +242,15 @@ impl VerifyOptions {
         self
     }
 
+    /// The app's API key: a token whose `apiKey` claim is missing or another key is refused
+    /// ([`Error::AudienceMismatch`]), before any network call. Keys are compared without `0x`
+    /// and case-insensitively. Default: `None`, which accepts a token approved for *any* app:
+    /// set it whenever the app has a key.
+    pub fn api_key(mut self, key: Option<&str>) -> Self {
+        self.api_key = key.map(normalized_key);
+        self
+    }
+
     /// The maximum age enforced, if any.
     pub fn get_max_age(&self) -> Option<Duration> {
         self.max_age
@@ -218,6 +259,49 @@ impl VerifyOptions {
     /// The clock in use.
     pub fn get_clock(&self) -> &Arc<dyn Clock> {
         &self.clock
+    }
+
+    /// The API key tokens must carry (normalised), if any.
+    pub fn get_api_key(&self) -> Option<&str> {
+        self.api_key.as_deref()
+    }
+
+    /// Longest token accepted.
+    pub fn get_max_token_bytes(&self) -> usize {
+        self.max_token_bytes
+    }
+
+    /// The checks on claims that need no network: [`check_age`](Self::check_age), then
+    /// [`check_audience`](Self::check_audience).
+    pub fn check_claims(&self, claims: &Claims) -> Result<()> {
+        self.check_age(claims)?;
+        self.check_audience(claims)
+    }
+
+    /// Refuses claims approved for another app: with an [`api_key`](Self::api_key) set, the
+    /// token's `apiKey` must be that key (normalised). Without one, every token passes.
+    pub fn check_audience(&self, claims: &Claims) -> Result<()> {
+        let Some(expected) = &self.api_key else {
+            return Ok(());
+        };
+        let found = match claims.get("apiKey") {
+            Some(Value::String(key)) => Some(normalized_key(key)),
+            Some(Value::Null) | None => None,
+            Some(other) => Some(other.to_string().chars().take(64).collect()),
+        };
+        match &found {
+            Some(key) if key == expected => Ok(()),
+            Some(key) => Err(Error::AudienceMismatch {
+                message: format!(
+                    "the token was approved for another app (apiKey {key}), not this one"
+                ),
+                found: Some(key.chars().take(64).collect()),
+            }),
+            None => Err(Error::AudienceMismatch {
+                message: "the token carries no apiKey: it was not approved for this app".into(),
+                found: None,
+            }),
+        }
     }
 
     /// Refuses claims whose `iat` is too old, in the future, or missing, when an age is enforced.
@@ -233,6 +317,7 @@ impl VerifyOptions {
         let Some(issued_at) = claims.issued_at() else {
             return Err(stale(None, "the token carries no usable iat".into()));
         };
+        // Cannot overflow: `time` holds dates within ±9999 years, and their difference fits.
         let age = self.clock.now() - issued_at;
         let skew = time::Duration::try_from(self.clock_skew).unwrap_or(time::Duration::MAX);
         let limit = time::Duration::try_from(max_age).unwrap_or(time::Duration::MAX);
@@ -256,17 +341,90 @@ impl VerifyOptions {
     }
 }
 
+/// A token parsed, its signer recovered and its replay key computed: the part of verification
+/// that needs no network, done first (spec 4.1's order: a token that is both unrecoverable and
+/// broken is a [`BadSignature`](Error::BadSignature), as Audius answers 404 for it).
+///
+/// ```
+/// use audius_login::verify::PreparedToken;
+///
+/// # let text = include_str!("../tests/fixtures/basic.token").trim();
+/// let prepared = PreparedToken::parse(text, 16 * 1024)?;
+/// assert_eq!(prepared.claims().user_id.get(), 44);
+/// assert_eq!(prepared.signer().to_string(), "0x5bb302630d6412513edf124f0c3819d5c7fc228a");
+/// // The token's identity for the replay cache, whatever its spelling.
+/// let _key = prepared.replay_key();
+/// # Ok::<(), audius_login::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct PreparedToken {
+    token: Token,
+    signer: Wallet,
+    replay_key: ReplayKey,
+}
+
+impl PreparedToken {
+    /// Parses `text` (at most `max_bytes`), recovers its signer and computes its replay key.
+    pub fn parse(text: &str, max_bytes: usize) -> Result<Self> {
+        let (token, signer) = Token::parse_and_recover(text, max_bytes)?;
+        let replay_key = ReplayKey::for_token(token.signing_input(), &signer);
+        Ok(Self {
+            token,
+            signer,
+            replay_key,
+        })
+    }
+
+    /// The parsed token.
+    pub fn token(&self) -> &Token {
+        &self.token
+    }
+
+    /// The token's claims.
+    pub fn claims(&self) -> &Claims {
+        self.token.claims()
+    }
+
+    /// The wallet that signed the token (not yet known to own the account).
+    pub fn signer(&self) -> Wallet {
+        self.signer
+    }
+
+    /// The token's identity for a [`ReplayCache`](crate::replay::ReplayCache): the same for
+    /// every spelling of the signature the parser accepts.
+    pub fn replay_key(&self) -> &ReplayKey {
+        &self.replay_key
+    }
+
+    /// The token's text, as given.
+    pub fn as_str(&self) -> &str {
+        self.token.as_str()
+    }
+}
+
 /// Verifies a token and says who the user is.
 #[async_trait]
 pub trait Verifier: Send + Sync + fmt::Debug {
     /// The verified profile, or why the token is refused.
     async fn verify(&self, token: &str) -> Result<VerifiedProfile>;
+
+    /// The verified profile of a token already parsed and recovered
+    /// ([`PreparedToken::parse`]), so that it is not parsed twice. Default:
+    /// [`verify`](Self::verify) of its text. The built-in verifiers use the recovered signer
+    /// and check the claims (age, audience) before any network call.
+    async fn verify_prepared(&self, token: &PreparedToken) -> Result<VerifiedProfile> {
+        self.verify(token.as_str()).await
+    }
 }
 
 #[async_trait]
 impl<T: Verifier + ?Sized> Verifier for Arc<T> {
     async fn verify(&self, token: &str) -> Result<VerifiedProfile> {
         (**self).verify(token).await
+    }
+
+    async fn verify_prepared(&self, token: &PreparedToken) -> Result<VerifiedProfile> {
+        (**self).verify_prepared(token).await
     }
 }
 
@@ -282,6 +440,9 @@ pub struct ApiUser {
     pub name: String,
     /// `is_verified`.
     pub is_verified: bool,
+    /// `is_deactivated`: the account was deactivated (absent reads as `false`). The local
+    /// verifier refuses a deactivated account, and a deactivated manager.
+    pub is_deactivated: bool,
     /// `profile_picture`.
     pub profile_picture: Option<ProfilePicture>,
     /// `wallet` (or `erc_wallet` when `wallet` is absent): the account's signing wallet.
@@ -297,6 +458,7 @@ impl ApiUser {
     pub fn from_json(value: &Value) -> Option<Self> {
         let obj = value.as_object()?;
         let text = |k: &str| obj.get(k).and_then(Value::as_str);
+        let flag = |k: &str| obj.get(k).and_then(Value::as_bool).unwrap_or(false);
         let wallet = text("wallet")
             .or_else(|| text("erc_wallet"))
             .and_then(|w| w.parse().ok());
@@ -304,10 +466,8 @@ impl ApiUser {
             id: UserId::from_json(obj.get("id")?).ok()?,
             handle: text("handle")?.to_owned(),
             name: text("name").unwrap_or_default().to_owned(),
-            is_verified: obj
-                .get("is_verified")
-                .and_then(Value::as_bool)
-                .unwrap_or(false),
+            is_verified: flag("is_verified"),
+            is_deactivated: flag("is_deactivated"),
             profile_picture: ProfilePicture::from_json(obj.get("profile_picture")),
             wallet,
             spl_wallet: text("spl_wallet").map(str::to_owned),
@@ -328,6 +488,8 @@ pub struct ManagerGrant {
     pub is_approved: bool,
     /// `grant.is_revoked`.
     pub is_revoked: bool,
+    /// `manager.is_deactivated`: the manager's own account is deactivated.
+    pub manager_deactivated: bool,
 }
 
 impl ManagerGrant {
@@ -348,36 +510,99 @@ impl ManagerGrant {
                 .and_then(|id| UserId::from_json(id).ok()),
             is_approved: grant.get("is_approved").and_then(Value::as_bool) == Some(true),
             is_revoked: grant.get("is_revoked").and_then(Value::as_bool) != Some(false),
+            manager_deactivated: manager
+                .and_then(|m| m.get("is_deactivated"))
+                .and_then(Value::as_bool)
+                == Some(true),
         })
     }
 
-    /// Approved and not revoked: the grantee may sign for the account.
+    /// Approved, not revoked, and the manager's account not deactivated: the grantee may sign
+    /// for the account.
     pub fn is_active(&self) -> bool {
-        self.is_approved && !self.is_revoked
+        self.is_approved && !self.is_revoked && !self.manager_deactivated
     }
 }
 
-/// User lookups with a bounded, expiring cache.
+/// A user record as cached: the record, or `None` for a user Audius does not have (a negative
+/// entry), and when it was read.
+#[derive(Debug, Clone)]
+struct CachedUser {
+    user: Option<Arc<ApiUser>>,
+    read_at: Instant,
+}
+
+/// Which lookup a request in flight is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Lookup {
+    User(u64),
+    Managers(u64),
+}
+
+/// User lookups with bounded, expiring caches.
+///
+/// Three things are cached, each for its own time: user records (default 5 minutes), user ids
+/// Audius does not know (negative entries, default 30 s), and manager lists, empty ones
+/// included (default 30 s). A token signed by a wallet that is not the cached record's makes
+/// the directory read the record again (it may have changed), but at most once per
+/// [`refetch_interval`](Self::refetch_interval) (default 30 s) however many such tokens
+/// arrive; and concurrent lookups of one user wait for one request. So forged tokens cannot
+/// turn into a stream of requests to Audius: for one user id, at most two requests (the record
+/// and the manager list) per 30 s.
 #[derive(Debug)]
 pub struct UserDirectory {
     client: ApiClient,
-    cache: TtlCache<u64, Arc<ApiUser>>,
+    flights: Flights<Lookup>,
+    cache: TtlCache<u64, CachedUser>,
+    managers: TtlCache<u64, Arc<Vec<ManagerGrant>>>,
     ttl: Duration,
+    negative_ttl: Duration,
+    managers_ttl: Duration,
+    refetch_interval: Duration,
 }
 
 impl UserDirectory {
-    /// A directory with the default cache (5 minutes, 10,000 users).
+    /// A directory with the default caches (records 5 minutes, unknown ids and manager lists
+    /// 30 s, 10,000 of each; a record read again at most every 30 s).
     pub fn new(client: ApiClient) -> Self {
         Self::with_cache(client, DEFAULT_USER_CACHE_TTL, DEFAULT_USER_CACHE_CAPACITY)
     }
 
-    /// A directory caching up to `capacity` users for `ttl` each (a zero `ttl` disables it).
+    /// A directory caching up to `capacity` users for `ttl` each (a zero `ttl` disables it),
+    /// and as many unknown ids and manager lists for their own (default) times.
     pub fn with_cache(client: ApiClient, ttl: Duration, capacity: usize) -> Self {
         Self {
             client,
+            flights: Flights::new(),
             cache: TtlCache::new(capacity),
+            managers: TtlCache::new(capacity),
             ttl,
+            negative_ttl: DEFAULT_NEGATIVE_TTL,
+            managers_ttl: DEFAULT_MANAGERS_TTL,
+            refetch_interval: DEFAULT_REFETCH_INTERVAL,
         }
+    }
+
+    /// How long a user id Audius answered 404 for is remembered as unknown. Default: 30 s
+    /// ([`DEFAULT_NEGATIVE_TTL`]); zero disables it.
+    pub fn negative_ttl(mut self, ttl: Duration) -> Self {
+        self.negative_ttl = ttl;
+        self
+    }
+
+    /// How long an account's manager list (empty included) is cached: a grant revoked at Audius
+    /// may be honoured for this long. Default: 30 s ([`DEFAULT_MANAGERS_TTL`]); zero disables
+    /// it.
+    pub fn managers_ttl(mut self, ttl: Duration) -> Self {
+        self.managers_ttl = ttl;
+        self
+    }
+
+    /// The shortest time between two reads of one user's record prompted by tokens whose signer
+    /// is not the cached record's wallet. Default: 30 s ([`DEFAULT_REFETCH_INTERVAL`]).
+    pub fn refetch_interval(mut self, interval: Duration) -> Self {
+        self.refetch_interval = interval;
+        self
     }
 
     /// The API client used.
@@ -385,7 +610,7 @@ impl UserDirectory {
         &self.client
     }
 
-    /// How many users are cached now.
+    /// How many users (and unknown ids) are cached now.
     pub fn cached(&self) -> usize {
         self.cache.len()
     }
@@ -395,15 +620,50 @@ impl UserDirectory {
         self.cache.capacity()
     }
 
-    /// The user, from the cache when fresh; `None` when Audius has no such user.
+    /// The user, from the cache when fresh (an unknown id too); `None` when Audius has no such
+    /// user.
     pub async fn user(&self, id: UserId) -> Result<Option<Arc<ApiUser>>> {
-        if let Some(user) = self.cache.get(&id.get()) {
-            return Ok(Some(user));
+        if let Some(cached) = self.cache.get(&id.get()) {
+            return Ok(cached.user);
+        }
+        let _flight = self.flights.enter(Lookup::User(id.get())).await;
+        if let Some(cached) = self.cache.get(&id.get()) {
+            return Ok(cached.user);
         }
         self.fetch_user(id).await
     }
 
-    /// The user, from the API (refreshing the cache).
+    /// The user whose token `signer` signed: as [`user`](Self::user), but when the cached
+    /// record's wallet is not `signer` the record is read again (it may have changed), unless it
+    /// was read within the [`refetch_interval`](Self::refetch_interval).
+    pub async fn user_for_signer(
+        &self,
+        id: UserId,
+        signer: Wallet,
+    ) -> Result<Option<Arc<ApiUser>>> {
+        let good_enough = |cached: &CachedUser| {
+            let matches = cached
+                .user
+                .as_ref()
+                .is_some_and(|u| u.wallet == Some(signer));
+            matches || cached.read_at.elapsed() < self.refetch_interval
+        };
+        if let Some(cached) = self.cache.get(&id.get())
+            && good_enough(&cached)
+        {
+            return Ok(cached.user);
+        }
+        let _flight = self.flights.enter(Lookup::User(id.get())).await;
+        // Another lookup may have read the record while this one waited.
+        if let Some(cached) = self.cache.get(&id.get())
+            && good_enough(&cached)
+        {
+            return Ok(cached.user);
+        }
+        self.fetch_user(id).await
+    }
+
+    /// The user, from the API (refreshing the cache, a negative entry for a 404 included).
     pub async fn fetch_user(&self, id: UserId) -> Result<Option<Arc<ApiUser>>> {
         let answer = self
             .client
@@ -426,21 +686,47 @@ impl UserDirectory {
                     });
                 }
                 let user = Arc::new(user);
-                if !self.ttl.is_zero() {
-                    self.cache.insert(id.get(), user.clone(), self.ttl);
-                }
+                self.remember(id, Some(user.clone()), self.ttl);
                 Ok(Some(user))
             }
             404 => {
-                self.cache.remove(&id.get());
+                self.remember(id, None, self.negative_ttl);
                 Ok(None)
             }
             status => Err(unexpected_or_unavailable(status, &answer)),
         }
     }
 
-    /// The account's manager grants (never cached: a revocation takes effect at once).
-    pub async fn managers(&self, id: UserId) -> Result<Vec<ManagerGrant>> {
+    fn remember(&self, id: UserId, user: Option<Arc<ApiUser>>, ttl: Duration) {
+        if ttl.is_zero() {
+            self.cache.remove(&id.get());
+        } else {
+            let read_at = Instant::now();
+            self.cache
+                .insert(id.get(), CachedUser { user, read_at }, ttl);
+        }
+    }
+
+    /// The account's manager grants, cached for [`managers_ttl`](Self::managers_ttl) (an empty
+    /// list too).
+    pub async fn managers(&self, id: UserId) -> Result<Arc<Vec<ManagerGrant>>> {
+        if let Some(list) = self.managers.get(&id.get()) {
+            return Ok(list);
+        }
+        let _flight = self.flights.enter(Lookup::Managers(id.get())).await;
+        if let Some(list) = self.managers.get(&id.get()) {
+            return Ok(list);
+        }
+        let list = Arc::new(self.fetch_managers(id).await?);
+        if !self.managers_ttl.is_zero() {
+            self.managers
+                .insert(id.get(), list.clone(), self.managers_ttl);
+        }
+        Ok(list)
+    }
+
+    /// The account's manager grants, from the API (the cache is not consulted nor filled).
+    pub async fn fetch_managers(&self, id: UserId) -> Result<Vec<ManagerGrant>> {
         let answer = self
             .client
             .get(&format!("/v1/users/{}/managers", id.hashid()))
@@ -587,7 +873,7 @@ impl ApiVerifier {
                 })
             }
             403 => Err(Error::WalletMismatch {
-                status: 403,
+                status: Some(403),
                 message: message(),
             }),
             404 => {
@@ -597,7 +883,7 @@ impl ApiVerifier {
                     Err(Error::BadSignature { message })
                 } else if lower.contains("invalid wallet") || lower.contains("does not match") {
                     Err(Error::WalletMismatch {
-                        status: 404,
+                        status: Some(404),
                         message,
                     })
                 } else {
@@ -630,19 +916,37 @@ fn part_of(message: &str) -> TokenPart {
 
 #[async_trait]
 impl Verifier for ApiVerifier {
+    /// Parses the token and recovers its signer locally (a malformed or unrecoverable token
+    /// costs no request), then [`verify_prepared`](Verifier::verify_prepared).
     async fn verify(&self, token: &str) -> Result<VerifiedProfile> {
+        let prepared = match PreparedToken::parse(token, self.options.max_token_bytes) {
+            Ok(prepared) => prepared,
+            Err(e) => {
+                tracing::info!(verifier = "api", kind = %e.kind(), error = %e, "token refused");
+                return Err(e);
+            }
+        };
+        self.verify_prepared(&prepared).await
+    }
+
+    /// Checks age and audience on the token's claims, then asks Audius (`verify_token`).
+    async fn verify_prepared(&self, prepared: &PreparedToken) -> Result<VerifiedProfile> {
         let span = tracing::info_span!(
             "audius.verify",
             verifier = "api",
             user_id = tracing::field::Empty
         );
         let result = async {
+            let token = prepared.as_str();
             if token.len() > self.options.max_token_bytes {
                 return Err(Error::TooLarge {
                     what: crate::error::Limited::Token,
                     limit: self.options.max_token_bytes,
                 });
             }
+            span.record("user_id", prepared.claims().user_id.get());
+            // Cheap checks first: no request for a stale or foreign token.
+            self.options.check_claims(prepared.claims())?;
             let query = url::form_urlencoded::Serializer::new(String::new())
                 .append_pair("token", token)
                 .finish();
@@ -652,7 +956,17 @@ impl Verifier for ApiVerifier {
                 .get(&format!("/v1/users/verify_token?{query}"))
                 .await?;
             let claims = Self::interpret(&answer)?;
-            span.record("user_id", claims.user_id.get());
+            if claims.user_id != prepared.claims().user_id {
+                return Err(Error::UpstreamUnexpected {
+                    status: answer.status.as_u16(),
+                    message: format!(
+                        "verify_token answered user {} for a token of user {}",
+                        claims.user_id,
+                        prepared.claims().user_id
+                    ),
+                });
+            }
+            // The answer's claims are the payload again (iat as a string): judged the same.
             self.options.check_age(&claims)?;
             let record = match self.options.profile_source {
                 ProfileSource::UserRecord => Some(
@@ -687,9 +1001,14 @@ fn log_outcome(span: &tracing::Span, result: &Result<VerifiedProfile>) {
 }
 
 /// Verifies locally: recovers the signer and compares it with the user's wallet (user records
-/// cached), accepting an approved, non-revoked manager (spec 4.2).
+/// cached), accepting an approved, non-revoked manager (spec 4.2); refuses a deactivated account
+/// or manager.
 ///
-/// With a warm cache, verifying needs no network at all.
+/// With a warm cache, verifying needs no network at all. Its refusals carry no Audius status
+/// ([`Error::WalletMismatch`] with `status: None`): for a signer that is not the user, Audius
+/// answers 404 when no account owns the signer and 403 when another account does, and telling
+/// the two apart would take a lookup by wallet that the spec advises against (it also matches
+/// connected wallets). The local verifier does not guess.
 #[derive(Debug)]
 pub struct LocalVerifier {
     directory: Arc<UserDirectory>,
@@ -731,32 +1050,39 @@ impl LocalVerifier {
     }
 
     async fn check_signer(&self, id: UserId, signer: Wallet) -> Result<Arc<ApiUser>> {
-        let mismatch = |status: u16, message: String| Error::WalletMismatch { status, message };
-        let mut user = self.directory.user(id).await?;
-        if user.as_ref().is_some_and(|u| u.wallet != Some(signer)) {
-            // The cached record may be out of date: read it again before refusing.
-            user = self.directory.fetch_user(id).await?;
-        }
-        let Some(user) = user else {
-            return Err(mismatch(
-                404,
-                format!("The JWT signature is invalid - invalid wallet (no user {id})"),
-            ));
+        let mismatch = |message: String| Error::WalletMismatch {
+            status: None,
+            message,
         };
+        let Some(user) = self.directory.user_for_signer(id, signer).await? else {
+            return Err(mismatch(format!(
+                "The JWT signature is invalid - Audius has no user {id}"
+            )));
+        };
+        if user.is_deactivated {
+            return Err(mismatch(format!(
+                "The JWT signature is invalid - the account of user {id} is deactivated"
+            )));
+        }
         if user.wallet == Some(signer) {
             return Ok(user);
         }
         let managers = self.directory.managers(id).await?;
-        if managers
-            .iter()
-            .any(|grant| grant.grantee == signer && grant.is_active())
-        {
+        let grants = || managers.iter().filter(|grant| grant.grantee == signer);
+        if grants().any(ManagerGrant::is_active) {
             tracing::debug!(%signer, user_id = id.get(), "token signed by an approved manager");
             return Ok(user);
         }
+        if grants().any(|g| g.is_approved && !g.is_revoked && g.manager_deactivated) {
+            return Err(mismatch(
+                "The JWT signature is invalid - the signing manager's account is deactivated"
+                    .into(),
+            ));
+        }
         Err(mismatch(
-            403,
-            "The JWT signature is invalid - the wallet does not match the user".into(),
+            "The JWT signature is invalid - the signing wallet is neither the user's nor an \
+             approved manager's"
+                .into(),
         ))
     }
 }
@@ -764,14 +1090,24 @@ impl LocalVerifier {
 #[async_trait]
 impl Verifier for LocalVerifier {
     async fn verify(&self, token: &str) -> Result<VerifiedProfile> {
+        let prepared = match PreparedToken::parse(token, self.options.max_token_bytes) {
+            Ok(prepared) => prepared,
+            Err(e) => {
+                tracing::info!(verifier = "local", kind = %e.kind(), error = %e, "token refused");
+                return Err(e);
+            }
+        };
+        self.verify_prepared(&prepared).await
+    }
+
+    async fn verify_prepared(&self, prepared: &PreparedToken) -> Result<VerifiedProfile> {
         let span = tracing::info_span!(
             "audius.verify",
             verifier = "local",
             user_id = tracing::field::Empty
         );
         let result = async {
-            let (token, signer) = Token::parse_and_recover(token, self.options.max_token_bytes)?;
-            let claims = token.claims().clone();
+            let claims = prepared.claims();
             span.record("user_id", claims.user_id.get());
             if claims.user_id_form == UserIdForm::LegacyNumber && !self.accept_numeric_user_id {
                 return Err(Error::malformed(
@@ -779,10 +1115,12 @@ impl Verifier for LocalVerifier {
                     "JWT payload userId must be a string",
                 ));
             }
+            // Cheap checks first: no request for a stale or foreign token.
+            self.options.check_claims(claims)?;
+            let signer = prepared.signer();
             let user = self.check_signer(claims.user_id, signer).await?;
-            self.options.check_age(&claims)?;
             Ok(profile(
-                claims,
+                claims.clone(),
                 Some(&user),
                 self.options.profile_source,
                 Some(signer),

@@ -12,7 +12,7 @@ use audius_login::clock::ManualClock;
 use audius_login::token::wallet_of_secret_key;
 use audius_login::{
     ApiClient, ApiClientBuilder, ApiVerifier, Error, ErrorKind, LocalVerifier, ProfileSource,
-    Token, TokenPart, UserId, Verifier, VerifyOptions, Wallet,
+    Token, TokenPart, UserDirectory, UserId, Verifier, VerifyOptions, Wallet,
 };
 use serde_json::{Map, Value, json};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
@@ -518,7 +518,7 @@ async fn a_garbage_body_is_upstream_unexpected() {
             ErrorKind::UpstreamUnexpected
         );
         let verifier = ApiVerifier::new(client);
-        match verifier.verify("a.b.c").await {
+        match verifier.verify(&token(&OWNER_KEY, USER, Some(IAT))).await {
             Err(Error::UpstreamUnexpected { status, .. }) => assert_eq!(status, 200),
             other => panic!("{garbage:?}: expected UpstreamUnexpected, got {other:?}"),
         }
@@ -541,7 +541,7 @@ async fn a_json_body_of_the_wrong_shape_is_upstream_unexpected() {
         .await;
         let verifier = ApiVerifier::new(fixed(&stub));
         assert_eq!(
-            kind(verifier.verify("a.b.c").await),
+            kind(verifier.verify(&token(&OWNER_KEY, USER, Some(IAT))).await),
             ErrorKind::UpstreamUnexpected,
             "{body}"
         );
@@ -603,7 +603,7 @@ async fn an_oversized_body_with_an_honest_length_is_too_large() {
     is_too_large(capped(&stub, TIMEOUT).get("/v1/users/eYorL").await);
     is_too_large(
         ApiVerifier::new(capped(&stub, TIMEOUT))
-            .verify("a.b.c")
+            .verify(&token(&OWNER_KEY, USER, Some(IAT)))
             .await,
     );
 }
@@ -730,7 +730,10 @@ async fn redirects_are_never_followed() {
             .expect("the redirect itself");
         assert_eq!(answer.status, status);
         assert_eq!(answer.location.as_deref(), Some(location.as_str()));
-        match ApiVerifier::new(client).verify("a.b.c").await {
+        match ApiVerifier::new(client)
+            .verify(&token(&OWNER_KEY, USER, Some(IAT)))
+            .await
+        {
             Err(Error::UpstreamUnexpected {
                 status: got,
                 message,
@@ -950,7 +953,11 @@ async fn a_body_that_trickles_forever_ends_within_the_timeout() {
     .await;
     let started = Instant::now();
     assert_eq!(
-        kind(ApiVerifier::new(fixed(&stub)).verify("a.b.c").await),
+        kind(
+            ApiVerifier::new(fixed(&stub))
+                .verify(&token(&OWNER_KEY, USER, Some(IAT)))
+                .await
+        ),
         ErrorKind::UpstreamUnavailable
     );
     assert!(started.elapsed() < GENEROUS);
@@ -1152,7 +1159,7 @@ fn local(stub: &Stub) -> LocalVerifier {
     LocalVerifier::new(fixed(stub))
 }
 
-fn mismatch_status<T: std::fmt::Debug>(result: Result<T, Error>) -> u16 {
+fn mismatch_status<T: std::fmt::Debug>(result: Result<T, Error>) -> Option<u16> {
     match result {
         Err(Error::WalletMismatch { status, .. }) => status,
         other => panic!("expected WalletMismatch, got {other:?}"),
@@ -1235,9 +1242,10 @@ async fn local_refuses_a_revoked_or_pending_manager() {
         let result = local(&api)
             .verify(&token(&MANAGER_KEY, USER, Some(IAT)))
             .await;
+        // Local verification claims no Audius status: it does not know which Audius would give.
         assert_eq!(
             mismatch_status(result),
-            403,
+            None,
             "approved {approved}, revoked {revoked}"
         );
     }
@@ -1252,22 +1260,40 @@ async fn local_refuses_a_revoked_or_pending_manager() {
                 .verify(&token(&STRANGER_KEY, USER, Some(IAT)))
                 .await
         ),
-        403
+        None
     );
 }
 
 #[tokio::test]
 async fn local_refuses_an_unknown_user() {
     let api = Directory::default().serve().await;
-    assert_eq!(
-        mismatch_status(
-            local(&api)
-                .verify(&token(&OWNER_KEY, USER, Some(IAT)))
-                .await
-        ),
-        404
-    );
+    let verifier = local(&api);
+    // Not Audius' 404 "invalid wallet": whether an account owns the signer is not known here.
+    let result = verifier.verify(&token(&OWNER_KEY, USER, Some(IAT))).await;
+    match &result {
+        Err(Error::WalletMismatch { message, .. }) => {
+            assert!(message.contains("no user"), "{message}")
+        }
+        other => panic!("expected WalletMismatch, got {other:?}"),
+    }
+    assert_eq!(mismatch_status(result), None);
     assert_eq!(api.exact("/v1/users/eYorL"), 1);
+    // The unknown id is remembered briefly: more tokens for it cost no request.
+    for i in 1..=10 {
+        let again = verifier
+            .verify(&token(&STRANGER_KEY, USER, Some(IAT + i)))
+            .await;
+        assert_eq!(kind(again), ErrorKind::WalletMismatch);
+    }
+    assert_eq!(api.total(), 1, "a negative entry answered the others");
+    // ... and forgotten after its time to live.
+    let brief = LocalVerifier::with_directory(Arc::new(
+        UserDirectory::new(fixed(&api)).negative_ttl(Duration::from_millis(50)),
+    ));
+    brief.verify(&token(&OWNER_KEY, USER, Some(IAT))).await.ok();
+    tokio::time::sleep(Duration::from_millis(80)).await;
+    brief.verify(&token(&OWNER_KEY, USER, Some(IAT))).await.ok();
+    assert_eq!(api.total(), 3);
 }
 
 #[tokio::test]
@@ -1286,43 +1312,226 @@ async fn local_uses_the_user_cache() {
 }
 
 #[tokio::test]
-async fn local_reads_a_cached_user_again_once_before_refusing() {
+async fn local_reads_a_cached_user_again_at_most_once_per_interval() {
+    const INTERVAL: Duration = Duration::from_millis(300);
     let directory = Directory::default().with_user(USER, wallet(&OWNER_KEY));
     let api = directory.serve().await;
-    let verifier = local(&api);
+    let verifier = LocalVerifier::with_directory(Arc::new(
+        UserDirectory::new(fixed(&api)).refetch_interval(INTERVAL),
+    ));
     verifier
         .verify(&token(&OWNER_KEY, USER, Some(IAT)))
         .await
         .expect("cached now");
     assert_eq!(api.exact("/v1/users/eYorL"), 1);
 
-    // The account's wallet changed after it was cached: the new wallet's token is accepted
-    // after one more read.
+    // The account's wallet changed after it was cached. Within the interval the record is not
+    // read again: the new wallet is refused for now (and costs one managers lookup)...
     directory.set_wallet(USER, wallet(&NEW_KEY));
+    assert_eq!(
+        kind(verifier.verify(&token(&NEW_KEY, USER, Some(IAT))).await),
+        ErrorKind::WalletMismatch
+    );
+    assert_eq!(api.exact("/v1/users/eYorL"), 1);
+    // ...after it, one more read, and the new wallet's token is accepted.
+    tokio::time::sleep(INTERVAL + Duration::from_millis(50)).await;
     let profile = verifier
-        .verify(&token(&NEW_KEY, USER, Some(IAT)))
+        .verify(&token(&NEW_KEY, USER, Some(IAT + 1)))
         .await
         .expect("the new wallet");
     assert_eq!(profile.wallet, Some(wallet(&NEW_KEY)));
     assert_eq!(api.exact("/v1/users/eYorL"), 2);
     // ... and the refreshed record is what the cache holds now.
     verifier
-        .verify(&token(&NEW_KEY, USER, Some(IAT + 1)))
+        .verify(&token(&NEW_KEY, USER, Some(IAT + 2)))
         .await
         .expect("cached");
     assert_eq!(api.exact("/v1/users/eYorL"), 2);
 
-    // A stranger is refused after exactly one more read (and one managers lookup).
-    assert_eq!(
-        mismatch_status(
-            verifier
-                .verify(&token(&STRANGER_KEY, USER, Some(IAT)))
-                .await
-        ),
-        403
-    );
-    assert_eq!(api.exact("/v1/users/eYorL"), 3);
+    // Strangers, however many, are refused without reading the record again (it was just
+    // read) and with the manager list read once (cached, empty as it is).
+    for i in 0..20 {
+        assert_eq!(
+            mismatch_status(
+                verifier
+                    .verify(&token(&STRANGER_KEY, USER, Some(IAT + i)))
+                    .await
+            ),
+            None
+        );
+    }
+    assert_eq!(api.exact("/v1/users/eYorL"), 2);
     assert_eq!(api.exact("/v1/users/eYorL/managers"), 1);
+}
+
+#[tokio::test]
+async fn forged_tokens_for_one_user_cost_at_most_two_requests() {
+    let api = Directory::default()
+        .with_user(USER, wallet(&OWNER_KEY))
+        .serve()
+        .await;
+    let verifier = local(&api);
+    // Twenty distinct forged tokens, each signed by a key nobody owns, concurrently.
+    let forged: Vec<String> = (0..20u8)
+        .map(|i| token(&[0x50 + i; 32], USER, Some(IAT + i64::from(i))))
+        .collect();
+    let results = futures_util::future::join_all(forged.iter().map(|t| verifier.verify(t))).await;
+    for result in results {
+        assert_eq!(kind(result), ErrorKind::WalletMismatch);
+    }
+    assert_eq!(api.exact("/v1/users/eYorL"), 1, "the record, once");
+    assert_eq!(
+        api.exact("/v1/users/eYorL/managers"),
+        1,
+        "the managers, once"
+    );
+    assert_eq!(api.total(), 2);
+    // The owner still gets in, from the cache.
+    verifier
+        .verify(&token(&OWNER_KEY, USER, Some(IAT)))
+        .await
+        .expect("the owner");
+    assert_eq!(api.total(), 2);
+}
+
+#[tokio::test]
+async fn local_refuses_a_deactivated_account_or_manager() {
+    // The account itself is deactivated: refused, whoever signs.
+    let deactivated = |user: u64, w: Wallet| {
+        let mut u = user_json(user, w);
+        u["is_deactivated"] = json!(true);
+        u
+    };
+    let owner = wallet(&OWNER_KEY);
+    let api = Stub::start(move |s: &Seen| match s.path.as_str() {
+        "/v1/users/eYorL" => json_answer(200, json!({"data": deactivated(USER, owner)})),
+        _ => audius_error(404, "User not found"),
+    })
+    .await;
+    let result = local(&api)
+        .verify(&token(&OWNER_KEY, USER, Some(IAT)))
+        .await;
+    match &result {
+        Err(Error::WalletMismatch { message, status }) => {
+            assert!(message.contains("deactivated"), "{message}");
+            assert_eq!(*status, None);
+        }
+        other => panic!("expected WalletMismatch, got {other:?}"),
+    }
+    // A manager whose own account is deactivated: its approved grant no longer counts.
+    let mut manager = grant(8, wallet(&MANAGER_KEY), json!(true), false);
+    manager["manager"]["is_deactivated"] = json!(true);
+    let api = Directory::default()
+        .with_user(USER, owner)
+        .with_managers(USER, vec![manager])
+        .serve()
+        .await;
+    let result = local(&api)
+        .verify(&token(&MANAGER_KEY, USER, Some(IAT)))
+        .await;
+    match &result {
+        Err(Error::WalletMismatch { message, .. }) => {
+            assert!(message.contains("deactivated"), "{message}")
+        }
+        other => panic!("expected WalletMismatch, got {other:?}"),
+    }
+    // The owner of an active account is unaffected.
+    local(&api)
+        .verify(&token(&OWNER_KEY, USER, Some(IAT)))
+        .await
+        .expect("the owner");
+}
+
+const APP_KEY: &str = "0123456789abcdef0123456789abcdef01234567";
+
+fn token_for_app(key: &[u8; 32], api_key: Value) -> String {
+    let mut c = claims(USER, Some(IAT));
+    c.insert("apiKey".into(), api_key);
+    Token::sign(&c, key).expect("signs")
+}
+
+#[tokio::test]
+async fn both_verifiers_refuse_a_token_for_another_app_without_a_request() {
+    let api = verify_api(
+        json_answer(200, json!({"data": go_data(&claims(USER, Some(IAT)))})),
+        Directory::default().with_user(USER, wallet(&OWNER_KEY)),
+    )
+    .await;
+    let options = VerifyOptions::default().api_key(Some(APP_KEY));
+    let verifiers: Vec<(&str, Box<dyn Verifier>)> = vec![
+        ("local", Box::new(local(&api).options(options.clone()))),
+        (
+            "api",
+            Box::new(ApiVerifier::new(fixed(&api)).options(options.clone())),
+        ),
+    ];
+    let other_app = "89abcdef0123456789abcdef0123456789abcdef";
+    for (name, verifier) in &verifiers {
+        for (case, api_key) in [
+            ("another app", json!(other_app)),
+            ("no apiKey", Value::Null),
+            ("a number", json!(7)),
+            ("half the key", json!(&APP_KEY[..20])),
+        ] {
+            let result = verifier.verify(&token_for_app(&OWNER_KEY, api_key)).await;
+            assert_eq!(kind(result), ErrorKind::AudienceMismatch, "{name}: {case}");
+        }
+        let mut absent = claims(USER, Some(IAT));
+        absent.remove("apiKey");
+        let absent = Token::sign(&absent, &OWNER_KEY).expect("signs");
+        match verifier.verify(&absent).await {
+            Err(e @ Error::AudienceMismatch { found: None, .. }) => {
+                assert_eq!(e.suggested_status(), 401, "{name}")
+            }
+            other => panic!("{name}: expected AudienceMismatch, got {other:?}"),
+        }
+    }
+    assert_eq!(api.total(), 0, "refused before any request");
+    // The app's own key, in any spelling, passes.
+    for spelling in [
+        APP_KEY.to_owned(),
+        APP_KEY.to_ascii_uppercase(),
+        format!("0x{APP_KEY}"),
+        format!("0X{}", APP_KEY.to_ascii_uppercase()),
+    ] {
+        for (name, verifier) in &verifiers {
+            verifier
+                .verify(&token_for_app(&OWNER_KEY, json!(spelling)))
+                .await
+                .unwrap_or_else(|e| panic!("{name}: {spelling}: {e}"));
+        }
+    }
+}
+
+#[tokio::test]
+async fn api_verifier_checks_age_and_parses_before_asking() {
+    let api = verify_api(
+        json_answer(200, json!({"data": go_data(&claims(USER, Some(IAT)))})),
+        Directory::default().with_user(USER, wallet(&OWNER_KEY)),
+    )
+    .await;
+    let clock = Arc::new(ManualClock::at_unix(IAT + 3600));
+    let verifier = ApiVerifier::new(fixed(&api)).options(
+        VerifyOptions::default()
+            .max_age(Some(Duration::from_secs(300)))
+            .clock(clock),
+    );
+    assert_eq!(
+        kind(verifier.verify(&token(&OWNER_KEY, USER, Some(IAT))).await),
+        ErrorKind::Stale
+    );
+    assert_eq!(
+        kind(verifier.verify("not.a.token").await),
+        ErrorKind::Malformed
+    );
+    let good = token(&OWNER_KEY, USER, Some(IAT));
+    let (signed, _) = good.rsplit_once('.').expect("three parts");
+    let zero = audius_login::Signature::from_bytes([0u8; 65]).to_segment();
+    assert_eq!(
+        kind(verifier.verify(&format!("{signed}.{zero}")).await),
+        ErrorKind::BadSignature
+    );
+    assert_eq!(api.total(), 0, "no request for any of them");
 }
 
 #[tokio::test]
@@ -1573,7 +1782,7 @@ async fn api_verifier_maps_every_error_answer() {
                     message,
                 }),
             ) => {
-                assert_eq!(got, s, "{what}");
+                assert_eq!(got, Some(s), "{what}");
                 assert_eq!(message, text, "{what}");
             }
             (Unavailable(s), Err(Error::UpstreamUnavailable { status: got, .. })) => {

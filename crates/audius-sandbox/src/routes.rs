@@ -130,7 +130,7 @@ pub(crate) fn user_json(shared: &Shared, user: &SandboxUser) -> Value {
         "supporter_count": 0,
         "supporting_count": 0,
         "does_follow_current_user": false,
-        "is_deactivated": false,
+        "is_deactivated": user.deactivated,
         "is_available": true,
         "total_audio_balance": 0,
     })
@@ -263,6 +263,7 @@ async fn sandbox_users(State(state): State<AppState>) -> Response {
                 "wallet": u.wallet.to_string(),
                 "verified": u.verified,
                 "has_picture": u.has_picture,
+                "deactivated": u.deactivated,
                 "role": u.role.as_str(),
             })
         })

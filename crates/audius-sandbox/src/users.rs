@@ -45,7 +45,8 @@
 //!
 //! Fields of a user: `handle` (1 to 30 of `A-Z a-z 0-9 _`), `name`, `id` (a number, or a hashid
 //! string) are required; `email` (default `<handle>@sandbox.audius.invalid`), `verified` (default
-//! `false`), `has_picture` (default `true`), `role` (`listener`, `artist`, `no_picture`,
+//! `false`), `has_picture` (default `true`), `deactivated` (default `false`: a deactivated
+//! account's wallet owns nothing at `verify_token`), `role` (`listener`, `artist`, `no_picture`,
 //! `manager`, `managed`, `revoked_manager`; default `listener`), `secret_key` (64 hex digits,
 //! `0x` optional; default derived as above) and `managers` (grants to other users of the final
 //! set, by handle; `approved` defaults to `true`, `revoked` to `false`) are optional.
@@ -159,6 +160,9 @@ pub struct SandboxUser {
     pub verified: bool,
     /// Whether the user has a profile picture (served by the sandbox as SVG).
     pub has_picture: bool,
+    /// The account was deactivated (`is_deactivated` in the API): `verify_token` refuses its
+    /// tokens, and its grants as a manager.
+    pub deactivated: bool,
     /// The user's wallet: the Ethereum address of its secret key.
     pub wallet: Wallet,
     /// Why the user exists.
@@ -176,6 +180,7 @@ impl fmt::Debug for SandboxUser {
             .field("email", &self.email)
             .field("verified", &self.verified)
             .field("has_picture", &self.has_picture)
+            .field("deactivated", &self.deactivated)
             .field("wallet", &self.wallet)
             .field("role", &self.role)
             .field("secret_key", &"(hidden)")
@@ -243,6 +248,7 @@ impl SandboxUser {
             name,
             verified: false,
             has_picture: true,
+            deactivated: false,
             wallet,
             role,
             secret_key,
@@ -264,6 +270,12 @@ impl SandboxUser {
     /// Sets whether the user has a profile picture. Default: `true`.
     pub fn has_picture(mut self, has_picture: bool) -> Self {
         self.has_picture = has_picture;
+        self
+    }
+
+    /// Sets whether the account is deactivated. Default: `false`.
+    pub fn deactivated(mut self, deactivated: bool) -> Self {
+        self.deactivated = deactivated;
         self
     }
 
@@ -540,7 +552,8 @@ impl SandboxUsers {
             .map_err(|e| at(e.to_string()))?;
             let mut user = user
                 .verified(u.verified.unwrap_or(false))
-                .has_picture(u.has_picture.unwrap_or(true));
+                .has_picture(u.has_picture.unwrap_or(true))
+                .deactivated(u.deactivated.unwrap_or(false));
             if let Some(email) = u.email {
                 check_email(&email).map_err(at)?;
                 user = user.email(email);
@@ -633,6 +646,14 @@ impl SandboxUsers {
         }
         self.grants.push(grant);
         Ok(self)
+    }
+
+    /// Registers a developer app, replacing the registration of the same API key if there is
+    /// one (for example the built-in app's, with other redirect URIs).
+    pub fn with_app_replaced(mut self, app: DeveloperApp) -> Self {
+        self.apps.retain(|a| a.api_key != app.api_key);
+        self.apps.push(app);
+        self
     }
 
     /// Registers a developer app; fails when its API key is already registered.
@@ -744,6 +765,7 @@ struct FileUser {
     email: Option<String>,
     verified: Option<bool>,
     has_picture: Option<bool>,
+    deactivated: Option<bool>,
     role: Option<Role>,
     secret_key: Option<String>,
     #[serde(default)]
@@ -846,12 +868,15 @@ mod tests {
     #[test]
     fn file_extend_and_replace() {
         let text = r#"{"users":[{"handle":"dj","name":"Dee Jay","id":300,"verified":true,
-            "managers":[{"manager":"manager"}]}],
+            "managers":[{"manager":"manager"}]},
+            {"handle":"gone","name":"Gone","id":301,"deactivated":true}],
             "apps":[{"name":"A","api_key":"0x0123456789ABCDEF0123456789abcdef01234567","redirect_uris":["postmessage"]}]}"#;
         let users = SandboxUsers::builtin().apply_json(text).unwrap();
-        assert_eq!(users.len(), 7);
+        assert_eq!(users.len(), 8);
+        assert!(users.get("gone").unwrap().deactivated);
         let dj = users.get("dj").unwrap();
         assert!(dj.verified);
+        assert!(!dj.deactivated);
         assert_eq!(dj.email, "dj@sandbox.audius.invalid");
         assert_eq!(dj.wallet, derive_wallet("dj"));
         assert!(

@@ -13,12 +13,19 @@
 //! | `userId` present | 400 `JWT payload missing userId field` |
 //! | `userId` is a string | 400 `JWT payload userId must be a string` |
 //! | `userId` decodes (hashid, else decimal) | 400 `Invalid JWT payload userId` |
-//! | a current user owns the recovered wallet (lower-case compare) | 404 `The JWT signature is invalid - invalid wallet` |
-//! | that user is the token's user, or an approved, non-revoked manager of it | 403 `The JWT signature is invalid - the wallet does not match the user` |
+//! | a current, active user owns the recovered wallet (lower-case compare) | 404 `The JWT signature is invalid - invalid wallet` |
+//! | that user is the token's user, or an approved, non-revoked manager of it; and the token's user is not deactivated | 403 `The JWT signature is invalid - the wallet does not match the user` |
 //! | success | 200 `{"data": <the payload, key order kept, iat turned into a string>}` |
 //!
 //! The first row's text is the sandbox's own (the spec gives only the status). A token longer
 //! than [`MAX_TOKEN_BYTES`] is refused with 400 before any step.
+//!
+//! Deactivated accounts: the sandbox treats a deactivated user as owning no wallet (so its own
+//! tokens, and its tokens as a manager, are 404 "invalid wallet"), and refuses a manager's token
+//! for a deactivated account with 403. Audius' current `verify_token` looks the wallet up among
+//! current users without looking at `is_deactivated`; its authentication of API requests does
+//! exclude deactivated users, and its login page does not sign for them. The sandbox takes the
+//! stricter reading, which the local verifier of `audius-login` shares.
 
 use audius_login::UserId;
 use audius_login::token::{Signature, decode_segment, eip191_hash};
@@ -149,22 +156,24 @@ pub fn verify_token(token: Option<&str>, directory: &SandboxUsers) -> VerifyAnsw
         return VerifyAnswer::error(400, INVALID_USER_ID);
     };
 
-    // Step 11: a current user owns the recovered wallet (lower-case compare).
+    // Step 11: a current, active user owns the recovered wallet (lower-case compare).
     let Some(owner) = directory
         .users()
         .iter()
-        .find(|u| u.wallet.to_string().to_ascii_lowercase() == signer_text)
+        .find(|u| !u.deactivated && u.wallet.to_string().to_ascii_lowercase() == signer_text)
     else {
         return VerifyAnswer::error(404, INVALID_WALLET);
     };
 
-    // Step 12: the owner is the token's user, or an approved, non-revoked manager of it.
+    // Step 12: the owner is the token's user, or an approved, non-revoked manager of it; and
+    // the token's user is not deactivated.
     let is_user = owner.id == user_id;
     let is_manager = directory
         .grants()
         .iter()
         .any(|g| g.user == user_id && g.manager == owner.id && g.is_approved && !g.is_revoked);
-    if !is_user && !is_manager {
+    let account_active = directory.by_id(user_id).is_none_or(|u| !u.deactivated);
+    if !(is_user || is_manager) || !account_active {
         return VerifyAnswer::error(403, WALLET_DOES_NOT_MATCH);
     }
 
@@ -227,6 +236,37 @@ mod tests {
         assert_eq!(
             verify_token(Some(&by_manager_for_artist), &users).status,
             403
+        );
+        // A deactivated account owns no wallet; a manager cannot sign for a deactivated one.
+        let gone = crate::SandboxUser::new(300u64, "gone", "Gone", crate::Role::Listener)
+            .unwrap()
+            .deactivated(true);
+        let gone_key = *gone.secret_key();
+        let gone_id = gone.id.hashid();
+        let users = SandboxUsers::builtin()
+            .with_user(gone)
+            .unwrap()
+            .with_grant(crate::Grant::new(
+                audius_login::UserId::new(300),
+                audius_login::UserId::new(200),
+                true,
+                false,
+            ))
+            .unwrap();
+        let own = Token::sign_raw(
+            br#"{"typ":"JWT","alg":"keccak256"}"#,
+            format!(r#"{{"userId":"{gone_id}"}}"#).as_bytes(),
+            &gone_key,
+        )
+        .unwrap();
+        assert_eq!(
+            verify_token(Some(&own), &users).body["error"],
+            INVALID_WALLET
+        );
+        let by_manager = sign("manager", &format!(r#"{{"userId":"{gone_id}"}}"#));
+        assert_eq!(
+            verify_token(Some(&by_manager), &users).body["error"],
+            WALLET_DOES_NOT_MATCH
         );
         assert_eq!(verify_token(None, &users).status, 400);
         assert_eq!(verify_token(Some(""), &users).body["error"], MISSING_TOKEN);

@@ -237,3 +237,88 @@ async fn verifiers_agree_with_the_sandbox() {
         );
     }
 }
+
+#[tokio::test]
+async fn verifiers_agree_on_deactivated_accounts_and_managers() {
+    use audius_login::UserId;
+    use audius_sandbox::{Grant, Role, SandboxUser, SandboxUsers};
+    // `gone`: a deactivated account, managed by `manager`; `exmanager`: a deactivated manager
+    // with an approved grant to `managed`.
+    let users = SandboxUsers::builtin()
+        .with_user(
+            SandboxUser::new(300u64, "gone", "Gone Away", Role::Listener)
+                .unwrap()
+                .deactivated(true),
+        )
+        .unwrap()
+        .with_user(
+            SandboxUser::new(301u64, "exmanager", "Ex Manager", Role::Manager)
+                .unwrap()
+                .deactivated(true),
+        )
+        .unwrap()
+        .with_grant(Grant::new(UserId::new(300), UserId::new(200), true, false))
+        .unwrap()
+        .with_grant(Grant::new(UserId::new(201), UserId::new(301), true, false))
+        .unwrap();
+    let sandbox = Sandbox::builder().users(users).start().await.unwrap();
+    let v = verifiers(&sandbox);
+    let user = |h| sandbox.user(h).unwrap();
+    let cases = [
+        ("a deactivated account's own token", user("gone"), None, 404),
+        (
+            "a manager's token for a deactivated account",
+            user("gone"),
+            Some(user("manager")),
+            403,
+        ),
+        (
+            "a deactivated manager's token for an active account",
+            user("managed"),
+            Some(user("exmanager")),
+            404,
+        ),
+    ];
+    for (case, who, signer, status) in cases {
+        let overrides = match signer {
+            Some(s) => TokenOverrides::default().signed_by(s),
+            None => TokenOverrides::default(),
+        };
+        let token = sandbox.mint_token(who, overrides);
+        let (got, _) = verify(&http(), &sandbox.base_url(), &token).await;
+        assert_eq!(got, status, "{case}: the sandbox's answer");
+        assert!(
+            agree(&sandbox, &v, &token, case).await.is_none(),
+            "{case} must be refused by both verifiers"
+        );
+        let local = v.local.verify(&token).await.unwrap_err();
+        assert!(local.to_string().contains("deactivated"), "{case}: {local}");
+    }
+    // The user object says so.
+    let gone: Value = http()
+        .get(
+            sandbox
+                .base_url()
+                .join("v1/users/")
+                .unwrap()
+                .join(&user("gone").hashid())
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(gone["data"]["is_deactivated"], true);
+    // The active accounts are unaffected.
+    let token = sandbox.mint_token(
+        user("managed"),
+        TokenOverrides::default().signed_by(user("manager")),
+    );
+    assert!(
+        agree(&sandbox, &v, &token, "active manager")
+            .await
+            .is_some()
+    );
+}

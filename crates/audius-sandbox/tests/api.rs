@@ -245,7 +245,7 @@ async fn discovery_health_cors_and_the_sandbox_endpoints() {
         json!({
             "handle": "artist", "id": 7, "hashid": "OeJ7n", "name": "Ari Artist",
             "email": "artist@sandbox.audius.invalid", "wallet": derive_wallet("artist").to_string(),
-            "verified": true, "has_picture": true, "role": "artist",
+            "verified": true, "has_picture": true, "deactivated": false, "role": "artist",
         })
     );
 

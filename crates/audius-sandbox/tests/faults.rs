@@ -96,8 +96,18 @@ async fn no_fail_over_on_4xx() {
     let selected = host_index(&sandbox, &client.current_host().await.unwrap());
     let verifier = ApiVerifier::new(client.clone());
 
-    // A real 400: the token is malformed. Asked once, of one host.
+    // A malformed token is refused here, without asking.
     let err = verifier.verify("not.a.token").await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Malformed);
+    assert_eq!(hits(&sandbox, VERIFY), []);
+
+    // A real 400: a legacy numeric userId (it parses here; the server refuses it). Asked once,
+    // of one host.
+    let numeric = sandbox.mint_token(
+        sandbox.user("artist").unwrap(),
+        TokenOverrides::default().claim("userId", serde_json::json!(7)),
+    );
+    let err = verifier.verify(&numeric).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Malformed);
     assert_eq!(hits(&sandbox, VERIFY), [(selected, None)]);
 

@@ -104,7 +104,10 @@ struct Plan {
     login_concurrency: usize,
     /// Callbacks timed alone (local verifier).
     callbacks: usize,
-    /// Memory run: logins, authenticated requests after each, replay and user cache sizes.
+    /// Memory run: logins, authenticated requests after each, replay and user cache sizes. The
+    /// replay cache never forgets a live entry and refuses logins when full: it holds two
+    /// entries a login (token and state), so it is sized never to fill, and its entries live
+    /// seconds ([`MEM_TOKEN_AGE`], [`MEM_ATTEMPT_TTL`]) so that it reaches a steady size.
     mem_logins: usize,
     mem_requests_per_login: usize,
     mem_replay_capacity: usize,
@@ -131,7 +134,7 @@ impl Plan {
             callbacks: 8,
             mem_logins: 20,
             mem_requests_per_login: 2,
-            mem_replay_capacity: 10,
+            mem_replay_capacity: 2 * 20,
             mem_user_capacity: 10,
             verify_rounds: 1,
             verify_iterations: 5,
@@ -154,7 +157,7 @@ impl Plan {
                 callbacks: 500,
                 mem_logins: 2_000,
                 mem_requests_per_login: 10,
-                mem_replay_capacity: 500,
+                mem_replay_capacity: 2 * 2_000,
                 mem_user_capacity: 250,
                 verify_rounds: 7,
                 verify_iterations: 300,
@@ -174,7 +177,7 @@ impl Plan {
                 callbacks: 2_000,
                 mem_logins: 10_000,
                 mem_requests_per_login: 10,
-                mem_replay_capacity: 2_500,
+                mem_replay_capacity: 2 * 10_000,
                 mem_user_capacity: 1_000,
                 verify_rounds: 25,
                 verify_iterations: 2_000,
@@ -683,6 +686,15 @@ impl Ratios {
     }
 }
 
+/// The memory run's maximum token age (its tokens live in the replay cache this long plus twice
+/// [`MEM_CLOCK_SKEW`]).
+const MEM_TOKEN_AGE: Duration = Duration::from_secs(2);
+/// The memory run's clock skew.
+const MEM_CLOCK_SKEW: Duration = Duration::from_secs(1);
+/// The memory run's login attempt lifetime (its consumed states live in the replay cache up to
+/// this long and a second; the run pauses this long and a second between its halves).
+const MEM_ATTEMPT_TTL: Duration = Duration::from_secs(5);
+
 async fn memory(
     plan: &Plan,
     sandbox: &SandboxHandle,
@@ -694,6 +706,9 @@ async fn memory(
     let audius = audius_builder(sandbox, VerifierKind::Local)
         .replay_cache(replay.clone())
         .user_cache_capacity(plan.mem_user_capacity)
+        .max_token_age(MEM_TOKEN_AGE)
+        .clock_skew(MEM_CLOCK_SKEW)
+        .attempt_ttl(MEM_ATTEMPT_TTL)
         .build()?;
     let app = Rc::new(test::init_service(apps::audius_app(key.clone(), audius.clone())).await);
     let directory = audius
@@ -703,7 +718,14 @@ async fn memory(
     let start = rss_bytes().ok_or("VmRSS is not readable")?;
     let half = plan.mem_logins / 2;
     let mut after = Vec::new();
-    for _ in 0..2 {
+    for round in 0..2 {
+        if round == 1 {
+            // Let the first half's replay entries expire (tokens: the maximum age plus twice
+            // the skew; states: the rest of the attempt's lifetime, and a second): the second
+            // half's first login drops them, so the cache is measured at its steady size, not
+            // growing because the run is shorter than its entries' lifetime.
+            actix_web::rt::time::sleep(MEM_ATTEMPT_TTL + Duration::from_secs(1)).await;
+        }
         let run: LoginRun = run_logins(
             app.clone(),
             &audius,
