@@ -88,11 +88,11 @@ impl TryFrom<ResponseMode> for audius_login::ResponseMode {
         match mode {
             ResponseMode::Fragment => Ok(Self::Fragment),
             ResponseMode::Query => Ok(Self::Query),
-            ResponseMode::PostMessage => Err(Error::Config(
+            ResponseMode::PostMessage => Err(Error::Config(audius_login::ConfigError::new(
+                "response_mode",
                 "the popup channel is redirect_uri=postmessage, not a response_mode: build the \
-                 login URL with RedirectUri::PostMessage"
-                    .into(),
-            )),
+                 login URL with RedirectUri::PostMessage",
+            ))),
         }
     }
 }
@@ -612,7 +612,7 @@ impl AudiusLoginBuilder {
     /// duration over [`MAX_SETTING_DURATION`], or an API client that cannot be built. Logs a
     /// warning when the implicit flow runs without an API key (tokens of any app accepted).
     pub fn build(self) -> Result<AudiusLogin, crate::BuildError> {
-        let config = |m: String| Err(Error::Config(m));
+        let config = |m: String| Err(Error::Config(audius_login::ConfigError::new("builder", m)));
         for (what, duration) in [
             ("max_token_age", Some(self.max_token_age)),
             ("clock_skew", Some(self.clock_skew)),
@@ -633,7 +633,12 @@ impl AudiusLoginBuilder {
             .clock_skew
             .checked_mul(2)
             .and_then(|skew| skew.checked_add(self.max_token_age))
-            .ok_or_else(|| Error::Config("max_token_age + 2 × clock_skew overflows".into()))?;
+            .ok_or_else(|| {
+                Error::Config(audius_login::ConfigError::new(
+                    "max_token_age",
+                    "max_token_age + 2 × clock_skew overflows",
+                ))
+            })?;
         let redirect = RedirectUri::parse(&self.redirect_uri)?;
         let Some(redirect_uri) = redirect.url().cloned() else {
             return config(
@@ -677,9 +682,12 @@ impl AudiusLoginBuilder {
             }
         }
         let landing_path = sanitize_return_to(&self.landing_path).ok_or_else(|| {
-            Error::Config(format!(
-                "the landing path must be a path on the app's own origin, got {:?}",
-                self.landing_path
+            Error::Config(audius_login::ConfigError::new(
+                "landing_path",
+                format!(
+                    "the landing path must be a path on the app's own origin, got {:?}",
+                    self.landing_path
+                ),
             ))
         })?;
         let callback_path = redirect_uri.path().to_owned();

@@ -105,7 +105,7 @@ pub(crate) fn login_url(args: &LoginUrlArgs) -> Report {
 /// The words of a builder error, without the `configuration error:` prefix.
 fn message(error: &Error) -> String {
     match error {
-        Error::Config(message) => message.clone(),
+        Error::Config(config) => config.reason().to_owned(),
         other => other.to_string(),
     }
 }

@@ -36,7 +36,7 @@ use serde_json::Value;
 use tracing::Instrument as _;
 use url::Url;
 
-use crate::error::{Error, Limited, Result};
+use crate::error::{ConfigError, Error, Limited, Result};
 
 /// The HTTP method of [`ApiClient::send_with_bearer`]: the [`http`](https://docs.rs/http/1)
 /// crate's (version 1, as reqwest, hyper 1, axum 0.7+ and tower-http use), re-exported here so
@@ -297,13 +297,13 @@ impl ApiClientBuilder {
             HostSource::List(list) => list.iter().collect(),
         };
         if urls.is_empty() {
-            return Err(Error::Config("the host list is empty".into()));
+            return Err(ConfigError::new("hosts", "the host list is empty").into());
         }
         if let Some(bad) = urls
             .iter()
             .find(|u| !matches!(u.scheme(), "http" | "https"))
         {
-            return Err(Error::Config(format!("{bad} is not an http(s) URL")));
+            return Err(ConfigError::new("hosts", format!("{bad} is not an http(s) URL")).into());
         }
         let http = reqwest::Client::builder()
             .connect_timeout(self.connect_timeout)
@@ -311,7 +311,9 @@ impl ApiClientBuilder {
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(self.user_agent)
             .build()
-            .map_err(|e| Error::Config(format!("HTTP client: {e}")))?;
+            .map_err(|e| {
+                Error::from(ConfigError::new("http_client", format!("HTTP client: {e}")))
+            })?;
         let hosts = match &self.source {
             HostSource::Fixed(u) => vec![u.clone()],
             HostSource::List(list) => list.clone(),

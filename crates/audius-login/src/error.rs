@@ -34,6 +34,10 @@ use std::time::Duration;
 
 use crate::redirect_uri::RedirectUriError;
 
+mod config;
+
+pub use config::ConfigError;
+
 /// A stable summary of an [`Error`], for matching and for machine output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -268,7 +272,7 @@ pub enum Error {
     InvalidRedirectUri(#[from] RedirectUriError),
     /// A builder was given settings that cannot work.
     #[error("configuration error: {0}")]
-    Config(String),
+    Config(#[from] ConfigError),
     /// A shared store (such as the Redis replay cache) could not be reached, failed, or did not
     /// answer within its timeout.
     #[error("the {store} is unavailable: {message}")]

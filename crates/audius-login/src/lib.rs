@@ -17,7 +17,7 @@ pub mod verify;
 pub mod wallet;
 
 pub use client::{ApiClient, ApiClientBuilder, ApiResponse, HostSource};
-pub use error::{Error, ErrorKind, OAuthErrorCode, Result, TokenPart};
+pub use error::{ConfigError, Error, ErrorKind, OAuthErrorCode, Result, TokenPart};
 pub use login_url::{Display, Environment, LoginUrl, ResponseMode, Scope, State};
 pub use oauth::{AccessToken, AuthorizeUrl, OAuthClient, PkceVerifier, RefreshToken, TokenSet};
 pub use redirect_uri::RedirectUri;

@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq as _;
 use url::Url;
 
-use crate::error::{Error, Result};
+use crate::error::{ConfigError, Error, Result};
 use crate::redirect_uri::RedirectUri;
 
 /// Compares two byte strings in time that depends only on their lengths.
@@ -64,9 +64,11 @@ impl State {
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b"-_.~".contains(&b))
         {
-            return Err(Error::Config(
-                "a state must be 1 to 512 URL-safe characters (A-Z a-z 0-9 - _ . ~)".into(),
-            ));
+            return Err(ConfigError::new(
+                "state",
+                "a state must be 1 to 512 URL-safe characters (A-Z a-z 0-9 - _ . ~)",
+            )
+            .into());
         }
         Ok(Self(value))
     }
@@ -174,9 +176,12 @@ impl Environment {
     /// A custom environment from the base URL of a server that serves both the login page at
     /// `/oauth/auth` and the API (as the sandbox does).
     pub fn custom_base(base: &Url) -> Result<Self> {
-        let login_page = base
-            .join("/oauth/auth")
-            .map_err(|e| Error::Config(format!("bad base URL {base}: {e}")))?;
+        let login_page = base.join("/oauth/auth").map_err(|e| {
+            Error::from(ConfigError::new(
+                "base_url",
+                format!("bad base URL {base}: {e}"),
+            ))
+        })?;
         Ok(Self::Custom {
             login_page,
             api: base.clone(),
@@ -215,23 +220,29 @@ fn parse_static(s: &str) -> Url {
 pub fn normalize_api_key(key: &str) -> Result<String> {
     let hex_part = key.strip_prefix("0x").unwrap_or(key);
     if hex_part.len() != 40 || !hex_part.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(Error::Config(
-            "an Audius API key is exactly 40 hex characters".into(),
-        ));
+        return Err(
+            ConfigError::new("api_key", "an Audius API key is exactly 40 hex characters").into(),
+        );
     }
     Ok(hex_part.to_ascii_lowercase())
 }
 
 /// Checks a web origin (`scheme://host[:port]`, nothing after it) and returns its serialisation.
 pub fn normalize_origin(origin: &str) -> Result<String> {
-    let url =
-        Url::parse(origin).map_err(|e| Error::Config(format!("bad origin {origin:?}: {e}")))?;
+    let url = Url::parse(origin).map_err(|e| {
+        Error::from(ConfigError::new(
+            "origin",
+            format!("bad origin {origin:?}: {e}"),
+        ))
+    })?;
     let serialized = url.origin().ascii_serialization();
     let rest_is_empty = url.path() == "/" && url.query().is_none() && url.fragment().is_none();
     if serialized == "null" || !rest_is_empty || !matches!(url.scheme(), "http" | "https") {
-        return Err(Error::Config(format!(
-            "an origin is scheme://host[:port] over http or https, got {origin:?}"
-        )));
+        return Err(ConfigError::new(
+            "origin",
+            format!("an origin is scheme://host[:port] over http or https, got {origin:?}"),
+        )
+        .into());
     }
     Ok(serialized)
 }
@@ -319,30 +330,35 @@ impl LoginUrlBuilder {
 
     /// The login page URL, or [`Error::Config`] when a required parameter is missing or wrong.
     pub fn build(self) -> Result<Url> {
-        let redirect_uri = self
-            .redirect_uri
-            .ok_or_else(|| Error::Config("a redirect URI is required".into()))?;
+        let redirect_uri = self.redirect_uri.ok_or_else(|| {
+            Error::from(ConfigError::new(
+                "redirect_uri",
+                "a redirect URI is required",
+            ))
+        })?;
         let api_key = self.api_key.as_deref().map(normalize_api_key).transpose()?;
         if self.app_name.is_none() && api_key.is_none() {
-            return Err(Error::Config(
-                "an app name or an API key is required".into(),
-            ));
+            return Err(
+                ConfigError::new("app_name", "an app name or an API key is required").into(),
+            );
         }
         if self
             .app_name
             .as_deref()
             .is_some_and(|n| n.trim().is_empty() || n.len() > 256)
         {
-            return Err(Error::Config("an app name is 1 to 256 characters".into()));
+            return Err(ConfigError::new("app_name", "an app name is 1 to 256 characters").into());
         }
         if self.scope == Scope::Write && api_key.is_none() {
-            return Err(Error::Config("scope write needs an API key".into()));
+            return Err(ConfigError::new("scope", "scope write needs an API key").into());
         }
         let origin = match (&redirect_uri, self.origin.as_deref()) {
             (RedirectUri::PostMessage, None) => {
-                return Err(Error::Config(
-                    "redirect_uri=postmessage needs the opener's origin".into(),
-                ));
+                return Err(ConfigError::new(
+                    "origin",
+                    "redirect_uri=postmessage needs the opener's origin",
+                )
+                .into());
             }
             (_, Some(o)) => Some(normalize_origin(o)?),
             (_, None) => None,

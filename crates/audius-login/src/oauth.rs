@@ -65,7 +65,7 @@ use time::OffsetDateTime;
 use url::Url;
 
 use crate::client::{ApiClient, ApiResponse};
-use crate::error::{Error, Limited, OAuthErrorCode, Result};
+use crate::error::{ConfigError, Error, Limited, OAuthErrorCode, Result};
 use crate::login_url::{Display, Environment, ResponseMode, Scope, State, normalize_origin};
 use crate::redirect_uri::RedirectUri;
 use crate::verify::{ApiUser, VerifiedProfile, unexpected_or_unavailable};
@@ -134,9 +134,11 @@ impl PkceVerifier {
     pub fn new(value: impl Into<String>) -> Result<Self> {
         let value = value.into();
         if !(Self::MIN_LEN..=Self::MAX_LEN).contains(&value.len()) || !unreserved(&value) {
-            return Err(Error::Config(
-                "a PKCE verifier is 43 to 128 characters of A-Z a-z 0-9 - . _ ~".into(),
-            ));
+            return Err(ConfigError::new(
+                "pkce_verifier",
+                "a PKCE verifier is 43 to 128 characters of A-Z a-z 0-9 - . _ ~",
+            )
+            .into());
         }
         Ok(Self(value))
     }
@@ -403,31 +405,49 @@ impl AuthorizeUrlBuilder {
         let client_id = self
             .client_id
             .as_deref()
-            .ok_or_else(|| Error::Config("the code flow needs client_id, the app's API key".into()))
+            .ok_or_else(|| {
+                Error::from(ConfigError::new(
+                    "client_id",
+                    "the code flow needs client_id, the app's API key",
+                ))
+            })
             .and_then(crate::login_url::normalize_api_key)?;
-        let redirect_uri = self
-            .redirect_uri
-            .ok_or_else(|| Error::Config("a redirect URI is required".into()))?;
-        let state = self
-            .state
-            .ok_or_else(|| Error::Config("a state is required (the CSRF defence)".into()))?;
+        let redirect_uri = self.redirect_uri.ok_or_else(|| {
+            Error::from(ConfigError::new(
+                "redirect_uri",
+                "a redirect URI is required",
+            ))
+        })?;
+        let state = self.state.ok_or_else(|| {
+            Error::from(ConfigError::new(
+                "state",
+                "a state is required (the CSRF defence)",
+            ))
+        })?;
         let challenge = self.code_challenge.ok_or_else(|| {
-            Error::Config("a PKCE code challenge is required (AuthorizeUrlBuilder::pkce)".into())
+            Error::from(ConfigError::new(
+                "code_challenge",
+                "a PKCE code challenge is required (AuthorizeUrlBuilder::pkce)",
+            ))
         })?;
         if challenge.len() != 43
             || !challenge
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         {
-            return Err(Error::Config(
-                "a code challenge is base64url(SHA-256(verifier)): 43 base64url characters".into(),
-            ));
+            return Err(ConfigError::new(
+                "code_challenge",
+                "a code challenge is base64url(SHA-256(verifier)): 43 base64url characters",
+            )
+            .into());
         }
         let origin = match (&redirect_uri, self.origin.as_deref()) {
             (RedirectUri::PostMessage, None) => {
-                return Err(Error::Config(
-                    "redirect_uri=postmessage needs the opener's origin".into(),
-                ));
+                return Err(ConfigError::new(
+                    "origin",
+                    "redirect_uri=postmessage needs the opener's origin",
+                )
+                .into());
             }
             (_, Some(o)) => Some(normalize_origin(o)?),
             (_, None) => None,
@@ -437,7 +457,12 @@ impl AuthorizeUrlBuilder {
             "{}{AUTHORIZE_PATH}",
             base.as_str().trim_end_matches('/')
         ))
-        .map_err(|e| Error::Config(format!("bad API URL {base}: {e}")))?;
+        .map_err(|e| {
+            Error::from(ConfigError::new(
+                "environment",
+                format!("bad API URL {base}: {e}"),
+            ))
+        })?;
         {
             let mut q = url.query_pairs_mut();
             q.clear();

@@ -283,7 +283,7 @@ mod redis_store {
     use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
     use super::{ReplayCache, ReplayKey};
-    use crate::error::{Error, Result};
+    use crate::error::{ConfigError, Error, Result};
 
     /// Default prefix of the replay cache's Redis keys: `audius-login:replay:`.
     pub const DEFAULT_REDIS_KEY_PREFIX: &str = "audius-login:replay:";
@@ -413,17 +413,22 @@ mod redis_store {
         /// timeout, or a prefix over 256 bytes.
         pub fn build(self) -> Result<RedisReplayCache> {
             if self.timeout.is_zero() {
-                return Err(Error::Config(
-                    "the Redis replay cache timeout must be above zero".into(),
-                ));
+                return Err(ConfigError::new(
+                    "timeout",
+                    "the Redis replay cache timeout must be above zero",
+                )
+                .into());
             }
             if self.prefix.len() > 256 {
-                return Err(Error::Config(
-                    "the Redis replay cache key prefix is over 256 bytes".into(),
-                ));
+                return Err(ConfigError::new(
+                    "prefix",
+                    "the Redis replay cache key prefix is over 256 bytes",
+                )
+                .into());
             }
-            let client = redis::Client::open(self.url.as_str())
-                .map_err(|e| Error::Config(format!("invalid Redis URL: {e}")))?;
+            let client = redis::Client::open(self.url.as_str()).map_err(|e| {
+                Error::from(ConfigError::new("url", format!("invalid Redis URL: {e}")))
+            })?;
             Ok(RedisReplayCache {
                 client,
                 prefix: self.prefix,
@@ -512,7 +517,7 @@ mod redis_store {
                 ),
             };
             if require_noeviction {
-                return Err(Error::Config(message));
+                return Err(ConfigError::new("require_noeviction", message).into());
             }
             tracing::warn!("{message}");
             Ok(policy)

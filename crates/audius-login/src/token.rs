@@ -31,7 +31,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sha3::{Digest, Keccak256};
 
-use crate::error::{Error, Result, TokenPart};
+use crate::error::{ConfigError, Error, Result, TokenPart};
 use crate::{UserId, Wallet};
 
 /// Default limit on the length of a token given to the library: 16 KiB.
@@ -509,15 +509,23 @@ impl Token {
     ///
     /// Meant for tests and sandboxes: a real app never holds a user's key.
     pub fn sign(claims: &Map<String, Value>, secret_key: &[u8; 32]) -> Result<String> {
-        let payload = serde_json::to_vec(claims)
-            .map_err(|e| Error::Config(format!("claims do not serialise: {e}")))?;
+        let payload = serde_json::to_vec(claims).map_err(|e| {
+            Error::from(ConfigError::new(
+                "claims",
+                format!("claims do not serialise: {e}"),
+            ))
+        })?;
         Self::sign_raw(br#"{"typ":"JWT","alg":"keccak256"}"#, &payload, secret_key)
     }
 
     /// Signs an arbitrary header and payload (bytes as given) into a token.
     pub fn sign_raw(header: &[u8], payload: &[u8], secret_key: &[u8; 32]) -> Result<String> {
-        let key = secp256k1::SecretKey::from_secret_bytes(*secret_key)
-            .map_err(|_| Error::Config("not a valid secp256k1 secret key".into()))?;
+        let key = secp256k1::SecretKey::from_secret_bytes(*secret_key).map_err(|_| {
+            Error::from(ConfigError::new(
+                "secret_key",
+                "not a valid secp256k1 secret key",
+            ))
+        })?;
         let signed = format!("{}.{}", encode_segment(header), encode_segment(payload));
         let hash = eip191_hash(signed.as_bytes());
         let sig = RecoverableSignature::sign_ecdsa_recoverable(
@@ -545,11 +553,19 @@ impl fmt::Debug for Token {
 
 /// The wallet of a raw secp256k1 secret key.
 pub fn wallet_of_secret_key(secret_key: &[u8; 32]) -> Result<Wallet> {
-    let key = secp256k1::SecretKey::from_secret_bytes(*secret_key)
-        .map_err(|_| Error::Config("not a valid secp256k1 secret key".into()))?;
+    let key = secp256k1::SecretKey::from_secret_bytes(*secret_key).map_err(|_| {
+        Error::from(ConfigError::new(
+            "secret_key",
+            "not a valid secp256k1 secret key",
+        ))
+    })?;
     let public = secp256k1::PublicKey::from_secret_key(&key);
-    Wallet::from_uncompressed_public_key(&public.serialize_uncompressed())
-        .ok_or_else(|| Error::Config("public key did not serialise".into()))
+    Wallet::from_uncompressed_public_key(&public.serialize_uncompressed()).ok_or_else(|| {
+        Error::from(ConfigError::new(
+            "secret_key",
+            "public key did not serialise",
+        ))
+    })
 }
 
 #[cfg(test)]
