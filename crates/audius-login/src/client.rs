@@ -36,7 +36,9 @@ use serde_json::Value;
 use tracing::Instrument as _;
 use url::Url;
 
+use crate::defaults;
 use crate::error::{ConfigError, Error, Limited, Result};
+use crate::login_url::Environment;
 
 /// The HTTP method of [`ApiClient::send_with_bearer`]: the [`http`](https://docs.rs/http/1)
 /// crate's (version 1, as reqwest, hyper 1, axum 0.7+ and tower-http use), re-exported here so
@@ -49,17 +51,6 @@ pub use reqwest::Method;
 /// its constants (`answer.status == StatusCode::NOT_FOUND`), and `as_u16()` gives the number.
 /// actix-web 4 has its own (`http` 0.2): `actix-audius-login`'s `AudiusClient` answers that one.
 pub use reqwest::StatusCode;
-
-/// Default connect timeout: 3 s.
-pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
-/// Default total timeout of one attempt (connect, answer and body): 10 s.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
-/// Default timeout of a health check: 2 s.
-pub const DEFAULT_HEALTH_TIMEOUT: Duration = Duration::from_secs(2);
-/// Default cap on a response body: 1 MiB.
-pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
-/// Most hosts kept from a discovery list.
-pub const MAX_DISCOVERED_HOSTS: usize = 64;
 
 /// Where the client sends its requests.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -200,16 +191,14 @@ pub struct ApiClientBuilder {
 impl Default for ApiClientBuilder {
     fn default() -> Self {
         Self {
-            source: HostSource::Fixed(
-                Url::parse("https://api.audius.co").expect("static URL is valid"),
-            ),
-            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
-            timeout: DEFAULT_TIMEOUT,
-            health_timeout: DEFAULT_HEALTH_TIMEOUT,
-            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
-            probe_count: 3,
-            max_attempts: 3,
-            reselect_after: 3,
+            source: HostSource::Fixed(Environment::Production.api()),
+            connect_timeout: defaults::CONNECT_TIMEOUT,
+            timeout: defaults::REQUEST_TIMEOUT,
+            health_timeout: defaults::HEALTH_TIMEOUT,
+            max_body_bytes: defaults::MAX_BODY_BYTES,
+            probe_count: defaults::PROBE_COUNT,
+            max_attempts: defaults::MAX_ATTEMPTS,
+            reselect_after: defaults::RESELECT_AFTER,
             user_agent: concat!("audius-login-rs/", env!("CARGO_PKG_VERSION")).to_owned(),
         }
     }
@@ -241,44 +230,47 @@ impl ApiClientBuilder {
         self
     }
 
-    /// Connect timeout of every call. Default: 3 s.
+    /// Connect timeout of every call. Default: 3 s ([`defaults::CONNECT_TIMEOUT`]).
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
         self
     }
 
-    /// Total timeout of one attempt, body included. Default: 10 s.
+    /// Total timeout of one attempt, body included. Default: 10 s
+    /// ([`defaults::REQUEST_TIMEOUT`]).
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
     }
 
-    /// Timeout of a health check. Default: 2 s.
+    /// Timeout of a health check. Default: 2 s ([`defaults::HEALTH_TIMEOUT`]).
     pub fn health_timeout(mut self, timeout: Duration) -> Self {
         self.health_timeout = timeout;
         self
     }
 
-    /// Cap on a response body; a longer body is an [`Error::TooLarge`]. Default: 1 MiB.
+    /// Cap on a response body; a longer body is an [`Error::TooLarge`]. Default: 1 MiB
+    /// ([`defaults::MAX_BODY_BYTES`]).
     pub fn max_body_bytes(mut self, bytes: usize) -> Self {
         self.max_body_bytes = bytes;
         self
     }
 
-    /// How many hosts are health-checked in parallel when selecting. Default: 3.
+    /// How many hosts are health-checked in parallel when selecting. Default: 3
+    /// ([`defaults::PROBE_COUNT`]).
     pub fn probe_count(mut self, count: usize) -> Self {
         self.probe_count = count.max(1);
         self
     }
 
-    /// How many hosts one request may try. Default: 3.
+    /// How many hosts one request may try. Default: 3 ([`defaults::MAX_ATTEMPTS`]).
     pub fn max_attempts(mut self, attempts: usize) -> Self {
         self.max_attempts = attempts.max(1);
         self
     }
 
     /// Consecutive failed attempts after which a host is selected again (and the discovery
-    /// list re-read). Default: 3.
+    /// list re-read). Default: 3 ([`defaults::RESELECT_AFTER`]).
     pub fn reselect_after(mut self, failures: u32) -> Self {
         self.reselect_after = failures.max(1);
         self
@@ -509,7 +501,7 @@ impl ApiClient {
         for item in list.data {
             match item.as_str().map(Url::parse) {
                 Some(Ok(u)) if matches!(u.scheme(), "http" | "https") && u.has_host() => {
-                    if !hosts.contains(&u) && hosts.len() < MAX_DISCOVERED_HOSTS {
+                    if !hosts.contains(&u) && hosts.len() < defaults::MAX_DISCOVERED_HOSTS {
                         hosts.push(u);
                     }
                 }

@@ -5,6 +5,7 @@
 mod cache;
 pub mod client;
 pub mod clock;
+pub mod defaults;
 pub mod error;
 pub mod login_url;
 pub mod oauth;

@@ -36,8 +36,7 @@ use std::net::{IpAddr, Ipv6Addr};
 use percent_encoding::percent_decode_str;
 use url::{Host, Url};
 
-/// Longest redirect URI accepted, in bytes (the limit Audius puts on registered redirect URIs).
-pub const MAX_REDIRECT_URI_LEN: usize = 2000;
+use crate::defaults::MAX_REDIRECT_URI_LEN;
 
 /// Schemes refused outright.
 const REFUSED_SCHEMES: [&str; 4] = ["javascript", "data", "vbscript", "file"];

@@ -18,8 +18,7 @@
 use percent_encoding::percent_decode_str;
 use url::Url;
 
-/// Longest return-to accepted, in bytes.
-pub const MAX_RETURN_TO_LEN: usize = 2048;
+use crate::defaults::MAX_RETURN_TO_LEN;
 
 const BASE: &str = "http://return-to.invalid/";
 

@@ -176,7 +176,8 @@ fn a_return_to_whose_normal_form_breaks_a_rule_is_refused() {
 #[test]
 fn a_normal_form_over_the_length_limit_is_refused() {
     use audius_login::RedirectUri;
-    use audius_login::redirect_uri::{MAX_REDIRECT_URI_LEN, RedirectRule};
+    use audius_login::defaults::MAX_REDIRECT_URI_LEN;
+    use audius_login::redirect_uri::RedirectRule;
     let head = "https:example.com/";
     let input = format!("{head}{}", "a".repeat(MAX_REDIRECT_URI_LEN - head.len()));
     assert_eq!(input.len(), MAX_REDIRECT_URI_LEN);

@@ -35,7 +35,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use audius_login::login_url::normalize_api_key;
-use audius_login::redirect_uri::MAX_REDIRECT_URI_LEN;
+use audius_login::defaults::MAX_REDIRECT_URI_LEN;
 use audius_login::{RedirectUri, Scope, UserId};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;

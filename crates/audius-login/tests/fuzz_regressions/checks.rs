@@ -7,7 +7,8 @@
 
 use audius_login::RedirectUri;
 use audius_login::client::StatusCode;
-use audius_login::return_to::{MAX_RETURN_TO_LEN, sanitize_return_to};
+use audius_login::defaults::MAX_RETURN_TO_LEN;
+use audius_login::return_to::sanitize_return_to;
 use audius_login::token::{Signature, decode_segment};
 use audius_login::verify::ManagerGrant;
 use audius_login::{ApiResponse, ApiUser, ApiVerifier, ErrorKind, Token, UserId};

@@ -1,0 +1,53 @@
+//! Every default and every fixed limit of the crate, in one place.
+//!
+//! A setter's documentation names the constant it defaults to; the limits below it are not
+//! settings (they bound what is read from the network or the browser).
+
+use std::time::Duration;
+
+// ---- Defaults: each is what a setter leaves when it is not called. ----
+
+/// [`ApiClientBuilder::connect_timeout`](crate::ApiClientBuilder::connect_timeout): 3 s.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// [`ApiClientBuilder::timeout`](crate::ApiClientBuilder::timeout), the total timeout of one
+/// attempt (connect, answer and body): 10 s.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// [`ApiClientBuilder::health_timeout`](crate::ApiClientBuilder::health_timeout), the timeout
+/// of a health check: 2 s.
+pub const HEALTH_TIMEOUT: Duration = Duration::from_secs(2);
+/// [`ApiClientBuilder::max_body_bytes`](crate::ApiClientBuilder::max_body_bytes), the cap on a
+/// response body: 1 MiB.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+/// [`ApiClientBuilder::probe_count`](crate::ApiClientBuilder::probe_count), how many hosts are
+/// health-checked in parallel when selecting: 3.
+pub const PROBE_COUNT: usize = 3;
+/// [`ApiClientBuilder::max_attempts`](crate::ApiClientBuilder::max_attempts), how many hosts one
+/// request may try: 3.
+pub const MAX_ATTEMPTS: usize = 3;
+/// [`ApiClientBuilder::reselect_after`](crate::ApiClientBuilder::reselect_after), the
+/// consecutive failed attempts after which a host is selected again: 3.
+pub const RESELECT_AFTER: u32 = 3;
+
+/// Capacity of [`MemoryReplayCache::default`](crate::replay::MemoryReplayCache): 100,000
+/// entries (tokens and consumed states).
+pub const REPLAY_CAPACITY: usize = 100_000;
+/// Prefix of the Redis replay cache's keys (feature `redis`): `audius-login:replay:`.
+pub const REDIS_KEY_PREFIX: &str = "audius-login:replay:";
+/// Bound on every call of the Redis replay cache (feature `redis`), connecting included: 1 s.
+pub const REDIS_TIMEOUT: Duration = Duration::from_secs(1);
+
+// ---- Fixed limits. ----
+
+/// Most hosts kept from a discovery list.
+pub const MAX_DISCOVERED_HOSTS: usize = 64;
+/// Longest redirect URI accepted, in bytes (the limit Audius puts on registered redirect URIs).
+pub const MAX_REDIRECT_URI_LEN: usize = 2000;
+/// Longest return-to accepted by [`sanitize_return_to`](crate::return_to::sanitize_return_to),
+/// in bytes.
+pub const MAX_RETURN_TO_LEN: usize = 2048;
+/// Longest authorization code accepted from a callback: 512 bytes.
+pub const MAX_CODE_LEN: usize = 512;
+/// Longest access or refresh token accepted in an answer: 4 KiB.
+pub const MAX_OAUTH_TOKEN_LEN: usize = 4096;
+/// Longest `expires_in` believed: one year (a longer one is read as one year).
+pub const MAX_EXPIRES_IN: Duration = Duration::from_secs(365 * 24 * 3600);
