@@ -22,7 +22,7 @@ use crate::state::Shared;
 use crate::users::{DeveloperApp, SandboxUsers};
 
 /// Default address: `127.0.0.1:0` (a free port).
-pub const DEFAULT_BIND: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0);
+const DEFAULT_BIND: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0);
 
 /// Builds and starts a sandbox. See [`Sandbox::builder`].
 pub struct Sandbox;
@@ -132,7 +132,7 @@ impl SandboxBuilder {
         self
     }
 
-    /// A fault active from the start on `host` for `route` (see [`crate::faults`]); checked
+    /// A fault active from the start on `host` for `route` (see [`Fault`]); checked
     /// by [`start`](Self::start). Default: none.
     pub fn fault(mut self, host: usize, route: impl Into<String>, fault: Fault) -> Self {
         self.faults.push((host, route.into(), fault));

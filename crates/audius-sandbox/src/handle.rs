@@ -112,7 +112,7 @@ impl SandboxHandle {
         self.shared.mint(user, None, &overrides)
     }
 
-    /// Sets (or replaces) the fault of `route` on `host` (see [`crate::faults`]).
+    /// Sets (or replaces) the fault of `route` on `host` (see [`Fault`]).
     pub fn set_fault(&self, host: usize, route: &str, fault: Fault) -> Result<(), SandboxError> {
         self.shared.set_fault(host, route, fault)
     }

@@ -11,7 +11,7 @@ use std::time::Duration;
 use audius_login::clock::ManualClock;
 use audius_login::verify::{ApiUser, ManagerGrant};
 use audius_login::{ApiClient, LocalVerifier, UserId, Verifier};
-use audius_sandbox::users::derive_wallet;
+use audius_sandbox::derive_wallet;
 use audius_sandbox::{Role, Sandbox, SandboxError, SandboxUsers, TokenOverrides};
 use common::http;
 use serde_json::{Value, json};

@@ -11,8 +11,8 @@ use crate::error::SandboxError;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
-pub struct FaultSpec {
-    /// The route (see the [module docs](super)).
+pub(crate) struct FaultSpec {
+    /// The route (see [`Fault`]).
     pub route: String,
     /// `none`, `status`, `drop`, `garbage`, `truncate` or `oversize`. Default: `none`.
     #[serde(default = "default_action")]
@@ -37,7 +37,7 @@ fn default_action() -> String {
 
 impl FaultSpec {
     /// The JSON form of a route's fault.
-    pub fn from_fault(route: &FaultRoute, fault: &Fault) -> Self {
+    pub(crate) fn from_fault(route: &FaultRoute, fault: &Fault) -> Self {
         let (action, status, bytes) = match fault.action {
             FaultAction::Pass => ("none", None, None),
             FaultAction::Status(s) => ("status", Some(s), None),
@@ -57,12 +57,12 @@ impl FaultSpec {
     }
 
     /// The validated route.
-    pub fn route(&self) -> Result<FaultRoute, SandboxError> {
+    pub(crate) fn route(&self) -> Result<FaultRoute, SandboxError> {
         FaultRoute::parse(&self.route)
     }
 
     /// The fault, validated.
-    pub fn to_fault(&self) -> Result<Fault, SandboxError> {
+    pub(crate) fn to_fault(&self) -> Result<Fault, SandboxError> {
         let action = match self.action.as_str() {
             "none" => FaultAction::Pass,
             "status" => FaultAction::Status(self.status.ok_or_else(|| {
@@ -127,5 +127,18 @@ mod tests {
         let spec = FaultSpec::from_fault(&FaultRoute::parse("/x").unwrap(), &f);
         assert_eq!(spec.to_fault().unwrap(), f);
         assert_eq!(f.describe(), "status 429 after 5 ms");
+    }
+
+    #[test]
+    fn the_documented_spec() {
+        let slow_then_503 = Fault::status(503)
+            .with_latency(Duration::from_millis(200))
+            .times(2);
+        let f: FaultSpec = serde_json::from_str(
+            r#"{"route": "/v1/users", "action": "status", "status": 503, "latency_ms": 200, "times": 2}"#,
+        )
+        .unwrap();
+        assert_eq!(f.route, "/v1/users");
+        assert_eq!(f.to_fault().unwrap(), slow_then_503);
     }
 }

@@ -17,9 +17,9 @@ use time::OffsetDateTime;
 pub const CODE_LIFETIME: Duration = Duration::from_secs(600);
 /// Default number of codes kept at once: 10,000 (expired ones are pruned first, then the
 /// oldest).
-pub const DEFAULT_CODE_CAPACITY: usize = 10_000;
+pub(crate) const DEFAULT_CODE_CAPACITY: usize = 10_000;
 /// Length of a code, of a PKCE verifier made from 32 bytes, and of an S256 challenge.
-pub const CODE_LEN: usize = 43;
+pub(crate) const CODE_LEN: usize = 43;
 
 /// What a code was issued for.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -109,7 +109,7 @@ impl Default for CodeStore {
 
 impl CodeStore {
     /// A store keeping at most `capacity` codes (at least 1).
-    pub fn with_capacity(capacity: usize) -> Self {
+    pub(crate) fn with_capacity(capacity: usize) -> Self {
         Self {
             codes: Mutex::new(HashMap::new()),
             capacity: capacity.max(1),
@@ -201,7 +201,7 @@ pub fn verify_pkce(verifier: &str, challenge: &str) -> bool {
 }
 
 /// Whether a text can be an S256 challenge: exactly 43 base64url characters.
-pub fn is_s256_challenge(challenge: &str) -> bool {
+pub(crate) fn is_s256_challenge(challenge: &str) -> bool {
     challenge.len() == CODE_LEN
         && challenge
             .bytes()

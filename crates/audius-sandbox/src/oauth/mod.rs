@@ -34,12 +34,13 @@ mod code;
 mod tokens;
 
 pub use code::{
-    AuthorizationCode, CODE_LEN, CODE_LIFETIME, CodeError, CodeStore, DEFAULT_CODE_CAPACITY,
-    is_s256_challenge, pkce_challenge, verify_pkce,
+    AuthorizationCode, CODE_LIFETIME, CodeError, CodeStore, pkce_challenge, verify_pkce,
 };
+pub(crate) use code::{DEFAULT_CODE_CAPACITY, is_s256_challenge};
+pub(crate) use tokens::DEFAULT_FAMILY_CAPACITY;
 pub use tokens::{
-    ACCESS_TOKEN_LIFETIME, AccessError, AccessGrant, DEFAULT_FAMILY_CAPACITY, IssuedTokens,
-    MAX_TOKENS_PER_FAMILY, REFRESH_TOKEN_LIFETIME, RefreshError, TokenStore,
+    ACCESS_TOKEN_LIFETIME, AccessError, AccessGrant, IssuedTokens, REFRESH_TOKEN_LIFETIME,
+    RefreshError, TokenStore,
 };
 
 /// The API key of the built-in app: `a0d105a0d105a0d105a0d105a0d105a0d105a0d1`.

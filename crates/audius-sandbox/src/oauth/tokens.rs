@@ -18,10 +18,10 @@ pub const ACCESS_TOKEN_LIFETIME: Duration = Duration::from_secs(3600);
 pub const REFRESH_TOKEN_LIFETIME: Duration = Duration::from_secs(30 * 24 * 3600);
 /// Default number of token families kept at once: 10,000 (dead ones are pruned first, then the
 /// oldest).
-pub const DEFAULT_FAMILY_CAPACITY: usize = 10_000;
+pub(crate) const DEFAULT_FAMILY_CAPACITY: usize = 10_000;
 /// Most tokens one family keeps (access and refresh, used ones included); beyond, the oldest
 /// used refresh tokens are forgotten.
-pub const MAX_TOKENS_PER_FAMILY: usize = 2_000;
+pub(crate) const MAX_TOKENS_PER_FAMILY: usize = 2_000;
 
 /// A fresh opaque token: 32 random bytes, base64url (43 characters).
 fn random_token() -> String {
@@ -46,7 +46,7 @@ pub struct IssuedTokens {
 
 impl IssuedTokens {
     /// The token endpoint's success body (PKCE spec section 2).
-    pub fn to_json(&self) -> serde_json::Value {
+    pub(crate) fn to_json(&self) -> serde_json::Value {
         serde_json::json!({
             "access_token": self.access_token,
             "token_type": "Bearer",
@@ -229,7 +229,7 @@ impl Default for TokenStore {
 
 impl TokenStore {
     /// A store keeping at most `families` token families (at least 1).
-    pub fn with_capacity(families: usize) -> Self {
+    pub(crate) fn with_capacity(families: usize) -> Self {
         Self {
             state: Mutex::new(TokenState::default()),
             capacity: families.max(1),

@@ -77,7 +77,7 @@ impl DeveloperApp {
     /// Judges a `redirect_uri` for this app in the code flow: it must equal one of the
     /// registered URIs exactly (`postmessage` in any case); an app with none registered falls
     /// back to the rules of spec section 5, `http`/`https` only, and `postmessage`.
-    pub fn check_redirect_uri(&self, uri: &str) -> Result<RedirectUri, String> {
+    pub(crate) fn check_redirect_uri(&self, uri: &str) -> Result<RedirectUri, String> {
         if self.redirect_uris.is_empty() {
             let parsed = RedirectUri::parse(uri).map_err(|e| e.to_string())?;
             return match &parsed {

@@ -10,7 +10,7 @@ use super::{DeveloperApp, Grant, Role, SandboxUser, SandboxUsers};
 use crate::error::SandboxError;
 
 /// Largest users file read, in bytes: 1 MiB.
-pub const MAX_USERS_FILE_BYTES: u64 = 1024 * 1024;
+const MAX_USERS_FILE_BYTES: u64 = 1024 * 1024;
 
 /// The text of a users file, checked for size first.
 pub(super) fn read(path: &Path) -> Result<String, SandboxError> {

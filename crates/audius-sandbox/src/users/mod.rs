@@ -1,64 +1,5 @@
-//! The sandbox's directory: its users, their manager grants, and the registered developer apps.
-//!
-//! ```
-//! use audius_sandbox::{Role, SandboxUsers};
-//!
-//! let users = SandboxUsers::builtin();
-//! let artist = users.get("artist").expect("a built-in user");
-//! assert_eq!(artist.id.get(), 7);
-//! assert_eq!(artist.id.hashid(), "OeJ7n");
-//! assert!(artist.verified);
-//! assert_eq!(artist.role, Role::Artist);
-//! assert_eq!(artist.email, "artist@sandbox.audius.invalid");
-//! // The key is derived from a documented seed: the same wallet on every machine.
-//! assert_eq!(artist.wallet, audius_sandbox::users::derive_wallet("artist"));
-//! ```
-//!
-//! # Keys
-//!
-//! A user's secp256k1 secret key is, unless given explicitly,
-//! `keccak256("audius-sandbox/v1:" + handle)`; in the (astronomically unlikely) case that this is
-//! not a valid key (zero, or not below the curve order), it is hashed again with keccak-256 until
-//! it is. [`derive_secret_key`] computes it. The wallet is the Ethereum address of that key.
-//! These keys are public knowledge: never use a sandbox key for anything real.
-//!
-//! # Users file
-//!
-//! A JSON file replaces or extends the built-in set ([`SandboxUsers::from_file`]):
-//!
-//! ```json
-//! {
-//!   "mode": "extend",
-//!   "users": [
-//!     {"handle": "dj", "name": "Dee Jay", "id": 300, "verified": true, "role": "artist"},
-//!     {"handle": "label", "name": "Label Co", "id": 301, "role": "manager",
-//!      "secret_key": "0x4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318"},
-//!     {"handle": "band", "name": "The Band", "id": 302,
-//!      "managers": [{"manager": "label", "approved": true, "revoked": false}]}
-//!   ],
-//!   "apps": [
-//!     {"name": "My App", "api_key": "0123456789abcdef0123456789abcdef01234567",
-//!      "redirect_uris": ["http://localhost:3000/callback", "postmessage"]}
-//!   ]
-//! }
-//! ```
-//!
-//! Fields of a user: `handle` (1 to 30 of `A-Z a-z 0-9 _`), `name`, `id` (a number, or a hashid
-//! string) are required; `email` (default `<handle>@sandbox.audius.invalid`), `verified` (default
-//! `false`), `has_picture` (default `true`), `deactivated` (default `false`: a deactivated
-//! account's wallet owns nothing at `verify_token`), `role` (`listener`, `artist`, `no_picture`,
-//! `manager`, `managed`, `revoked_manager`; default `listener`), `secret_key` (64 hex digits,
-//! `0x` optional; default derived as above) and `managers` (grants to other users of the final
-//! set, by handle; `approved` defaults to `true`, `revoked` to `false`) are optional.
-//! `mode` is `extend` (default: add to the built-in users; a handle, id or wallet that already
-//! exists is an error) or `replace` (the file's users and grants replace the built-in ones;
-//! registered apps are always kept). A bare JSON list of users means `extend`. Unknown fields
-//! are refused, so a typo is an error rather than a silently ignored setting.
-//!
-//! The registered apps (the built-in one, the file's `apps`, and those given to
-//! [`SandboxBuilder::app`](crate::SandboxBuilder::app)) hold the only keys the login page
-//! accepts, in either flow: any other `api_key` or `client_id` is "app API Key invalid" (see
-//! [`crate::login`]).
+//! The sandbox's directory: its users, their manager grants, and the registered developer apps
+//! (documented on [`SandboxUsers`]).
 
 use std::path::Path;
 
@@ -72,14 +13,10 @@ mod file;
 mod user;
 
 pub use app::DeveloperApp;
-pub use file::MAX_USERS_FILE_BYTES;
-pub use user::{
-    EMAIL_DOMAIN, KEY_SEED_PREFIX, MAX_HANDLE_LEN, MAX_NAME_LEN, Role, SandboxUser,
-    derive_secret_key, derive_wallet,
-};
+pub use user::{Role, SandboxUser, derive_secret_key, derive_wallet};
 
 /// The `created_at` / `updated_at` of the built-in manager grants (RFC 3339).
-pub const BUILTIN_GRANT_TIME: &str = "2024-01-15T12:00:00Z";
+const BUILTIN_GRANT_TIME: &str = "2024-01-15T12:00:00Z";
 
 /// A manager grant: `manager` may sign tokens for `user` while approved and not revoked.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,7 +37,7 @@ pub struct Grant {
 }
 
 impl Grant {
-    /// A grant made at [`BUILTIN_GRANT_TIME`].
+    /// A grant made at `2024-01-15T12:00:00Z`, the time of the built-in grants.
     pub fn new(user: UserId, manager: UserId, is_approved: bool, is_revoked: bool) -> Self {
         let at = OffsetDateTime::parse(
             BUILTIN_GRANT_TIME,
@@ -127,6 +64,66 @@ impl Grant {
 ///
 /// Immutable once a sandbox is started. Every user has a distinct handle (case-insensitively),
 /// id and wallet.
+///
+/// ```
+/// use audius_sandbox::{Role, SandboxUsers};
+///
+/// let users = SandboxUsers::builtin();
+/// let artist = users.get("artist").expect("a built-in user");
+/// assert_eq!(artist.id.get(), 7);
+/// assert_eq!(artist.id.hashid(), "OeJ7n");
+/// assert!(artist.verified);
+/// assert_eq!(artist.role, Role::Artist);
+/// assert_eq!(artist.email, "artist@sandbox.audius.invalid");
+/// // The key is derived from a documented seed: the same wallet on every machine.
+/// assert_eq!(artist.wallet, audius_sandbox::derive_wallet("artist"));
+/// ```
+///
+/// # Keys
+///
+/// A user's secp256k1 secret key is, unless given explicitly,
+/// `keccak256("audius-sandbox/v1:" + handle)`; in the (astronomically unlikely) case that this is
+/// not a valid key (zero, or not below the curve order), it is hashed again with keccak-256 until
+/// it is. [`derive_secret_key`] computes it. The wallet is the Ethereum address of that key.
+/// These keys are public knowledge: never use a sandbox key for anything real.
+///
+/// # Users file
+///
+/// A JSON file replaces or extends the built-in set ([`SandboxUsers::from_file`]):
+///
+/// ```json
+/// {
+///   "mode": "extend",
+///   "users": [
+///     {"handle": "dj", "name": "Dee Jay", "id": 300, "verified": true, "role": "artist"},
+///     {"handle": "label", "name": "Label Co", "id": 301, "role": "manager",
+///      "secret_key": "0x4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318"},
+///     {"handle": "band", "name": "The Band", "id": 302,
+///      "managers": [{"manager": "label", "approved": true, "revoked": false}]}
+///   ],
+///   "apps": [
+///     {"name": "My App", "api_key": "0123456789abcdef0123456789abcdef01234567",
+///      "redirect_uris": ["http://localhost:3000/callback", "postmessage"]}
+///   ]
+/// }
+/// ```
+///
+/// Fields of a user: `handle` (1 to 30 of `A-Z a-z 0-9 _`), `name`, `id` (a number, or a hashid
+/// string) are required; `email` (default `<handle>@sandbox.audius.invalid`), `verified` (default
+/// `false`), `has_picture` (default `true`), `deactivated` (default `false`: a deactivated
+/// account's wallet owns nothing at `verify_token`), `role` (`listener`, `artist`, `no_picture`,
+/// `manager`, `managed`, `revoked_manager`; default `listener`), `secret_key` (64 hex digits,
+/// `0x` optional; default derived as above) and `managers` (grants to other users of the final
+/// set, by handle; `approved` defaults to `true`, `revoked` to `false`) are optional.
+/// `mode` is `extend` (default: add to the built-in users; a handle, id or wallet that already
+/// exists is an error) or `replace` (the file's users and grants replace the built-in ones;
+/// registered apps are always kept). A bare JSON list of users means `extend`. Unknown fields
+/// are refused, so a typo is an error rather than a silently ignored setting.
+///
+/// The registered apps (the built-in one, the file's `apps`, and those given to
+/// [`SandboxBuilder::app`](crate::SandboxBuilder::app)) hold the only keys the login page
+/// accepts, in either flow: any other `api_key` or `client_id` is "app API Key invalid" (see
+/// [`crate::login`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SandboxUsers {
     users: Vec<SandboxUser>,

@@ -11,13 +11,13 @@ use url::Url;
 use crate::error::SandboxError;
 
 /// The prefix of the key-derivation seed: `keccak256(KEY_SEED_PREFIX + handle)`.
-pub const KEY_SEED_PREFIX: &str = "audius-sandbox/v1:";
+const KEY_SEED_PREFIX: &str = "audius-sandbox/v1:";
 /// The domain of the default email addresses: `<handle>@sandbox.audius.invalid`.
-pub const EMAIL_DOMAIN: &str = "sandbox.audius.invalid";
+const EMAIL_DOMAIN: &str = "sandbox.audius.invalid";
 /// Longest handle, in characters.
-pub const MAX_HANDLE_LEN: usize = 30;
+const MAX_HANDLE_LEN: usize = 30;
 /// Longest display name, in characters.
-pub const MAX_NAME_LEN: usize = 100;
+const MAX_NAME_LEN: usize = 100;
 
 /// Why a built-in user exists; file users pick one too (default [`Role::Listener`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -225,7 +225,7 @@ impl SandboxUser {
     /// The user's picture URLs on a sandbox host (`{base}content/<handle>/150x150.svg`, ...), or
     /// `None` for a user without a picture. `mirrors` is left empty; the sandbox's answers list
     /// its other hosts there.
-    pub fn picture_urls(&self, base: &Url) -> Option<ProfilePicture> {
+    pub(crate) fn picture_urls(&self, base: &Url) -> Option<ProfilePicture> {
         if !self.has_picture {
             return None;
         }
@@ -243,7 +243,7 @@ impl SandboxUser {
 
     /// A deterministic, Solana-looking address for `spl_wallet` (base58 of 32 bytes derived
     /// from the handle). Not a key anyone holds.
-    pub fn spl_wallet(&self) -> String {
+    pub(crate) fn spl_wallet(&self) -> String {
         let bytes: [u8; 32] =
             Keccak256::digest(format!("{KEY_SEED_PREFIX}spl:{}", self.handle)).into();
         base58(&bytes)
