@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use url::Url;
 
-use crate::error::SandboxError;
+use crate::error::{SandboxConfigError, SandboxError};
 use crate::faults::{Fault, FaultTable};
 use crate::handle::SandboxHandle;
 use crate::host::Host;
@@ -162,10 +162,22 @@ impl SandboxBuilder {
     /// servers run as tasks of that runtime until the handle is stopped or dropped.
     pub async fn start(self) -> Result<SandboxHandle, SandboxError> {
         if !(1..=MAX_HOSTS).contains(&self.hosts) {
-            return Err(SandboxError::Config(format!(
-                "hosts must be 1 to {MAX_HOSTS}, not {}",
-                self.hosts
-            )));
+            return Err(SandboxConfigError::new(
+                "hosts",
+                format!("must be 1 to {MAX_HOSTS}, not {}", self.hosts),
+            )
+            .into());
+        }
+        let first_port = usize::from(self.bind.port());
+        if first_port != 0 && first_port + self.hosts - 1 > usize::from(u16::MAX) {
+            return Err(SandboxConfigError::new(
+                "bind",
+                format!(
+                    "{} hosts from port {first_port} run past port 65535",
+                    self.hosts
+                ),
+            )
+            .into());
         }
         let mut directory = self.users.unwrap_or_else(SandboxUsers::builtin);
         if let Some(path) = &self.users_file {
@@ -175,9 +187,9 @@ impl SandboxBuilder {
             directory = directory.with_app(app)?;
         }
         if directory.is_empty() {
-            return Err(SandboxError::Config(
-                "the sandbox needs at least one user".into(),
-            ));
+            return Err(
+                SandboxConfigError::new("users", "the sandbox needs at least one user").into(),
+            );
         }
 
         let mut listeners = Vec::with_capacity(self.hosts);
@@ -186,13 +198,8 @@ impl SandboxBuilder {
             let addr = if self.bind.port() == 0 {
                 self.bind
             } else {
-                let port = u16::try_from(usize::from(self.bind.port()) + i).map_err(|_| {
-                    SandboxError::Config(format!(
-                        "{} hosts from port {} run past port 65535",
-                        self.hosts,
-                        self.bind.port()
-                    ))
-                })?;
+                // Checked above: every port fits.
+                let port = u16::try_from(first_port + i).unwrap_or(u16::MAX);
                 SocketAddr::new(self.bind.ip(), port)
             };
             let listener = TcpListener::bind(addr)
@@ -244,5 +251,5 @@ fn url_of(addr: SocketAddr) -> Result<Url, SandboxError> {
         _ => addr,
     };
     Url::parse(&format!("http://{shown}/"))
-        .map_err(|e| SandboxError::Config(format!("no URL for {shown}: {e}")))
+        .map_err(|e| SandboxConfigError::new("bind", format!("no URL for {shown}: {e}")).into())
 }

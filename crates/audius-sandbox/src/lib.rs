@@ -25,7 +25,7 @@ mod users;
 pub mod verify;
 
 pub use builder::{Sandbox, SandboxBuilder};
-pub use error::SandboxError;
+pub use error::{SandboxConfigError, SandboxError};
 pub use faults::{Fault, FaultAction};
 pub use handle::SandboxHandle;
 pub use limits::{HEADER_READ_TIMEOUT, MAX_BODY_BYTES, MAX_CONNECTIONS, MAX_HOSTS, MAX_URI_BYTES};

@@ -499,3 +499,29 @@ async fn users_files_and_builder_errors() {
         "ports past 65535"
     );
 }
+
+#[tokio::test]
+async fn builder_errors_name_the_setting() {
+    let setting = |err: SandboxError| match err {
+        SandboxError::Config(e) => e.setting,
+        other => panic!("not a configuration error: {other}"),
+    };
+    for hosts in [0, 65] {
+        let err = Sandbox::builder().hosts(hosts).start().await.unwrap_err();
+        assert!(err.to_string().contains("hosts"), "{err}");
+        assert_eq!(setting(err), "hosts");
+    }
+    let err = Sandbox::builder()
+        .users(SandboxUsers::empty())
+        .start()
+        .await
+        .unwrap_err();
+    assert_eq!(setting(err), "users");
+    let err = Sandbox::builder()
+        .bind("127.0.0.1:65535".parse().unwrap())
+        .hosts(2)
+        .start()
+        .await
+        .unwrap_err();
+    assert_eq!(setting(err), "bind");
+}
