@@ -39,7 +39,7 @@
 //! **this page's URL**, the one an app's login route redirects to; an app's own login route
 //! (`/auth/audius/login` in `actix-audius-login`) does not pass it on.
 //!
-//! Registered apps: [`DeveloperApp::builtin`], the users file's `apps` and
+//! Registered apps: [`DeveloperApp::builtin`](crate::DeveloperApp::builtin), the users file's `apps` and
 //! [`SandboxBuilder::app`](crate::SandboxBuilder::app). `app_name` alone is enough for `read` in
 //! the implicit flow; any key given, in either flow, must be a registered app's.
 //!

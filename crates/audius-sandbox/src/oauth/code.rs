@@ -101,7 +101,7 @@ pub struct CodeStore {
 }
 
 impl Default for CodeStore {
-    /// A store of [`DEFAULT_CODE_CAPACITY`] codes.
+    /// A store of 10,000 codes.
     fn default() -> Self {
         Self::with_capacity(DEFAULT_CODE_CAPACITY)
     }

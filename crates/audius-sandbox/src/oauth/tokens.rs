@@ -221,7 +221,7 @@ pub struct TokenStore {
 }
 
 impl Default for TokenStore {
-    /// A store of [`DEFAULT_FAMILY_CAPACITY`] families.
+    /// A store of 10,000 families.
     fn default() -> Self {
         Self::with_capacity(DEFAULT_FAMILY_CAPACITY)
     }

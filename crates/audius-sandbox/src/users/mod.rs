@@ -203,7 +203,7 @@ impl SandboxUsers {
         }
     }
 
-    /// The built-in set changed by a users file (see the [module docs](self)).
+    /// The built-in set changed by a users file (see [`SandboxUsers`]).
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self, SandboxError> {
         Self::builtin().apply_file(path)
     }

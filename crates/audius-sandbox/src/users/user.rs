@@ -58,7 +58,7 @@ impl fmt::Display for Role {
     }
 }
 
-/// The secret key of a handle, derived from the documented seed (see the [module docs](super)).
+/// The secret key of a handle, derived from the documented seed (see [`SandboxUsers`](crate::SandboxUsers)).
 pub fn derive_secret_key(handle: &str) -> [u8; 32] {
     let mut key: [u8; 32] = Keccak256::digest(format!("{KEY_SEED_PREFIX}{handle}")).into();
     while wallet_of_secret_key(&key).is_err() {
