@@ -20,6 +20,8 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
+mod common;
+
 /// The workspace root, named from this crate.
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -83,15 +85,7 @@ fn every_data_file_matches_its_recorded_digest() {
 fn the_basic_fixture_is_the_basic_vector() {
     let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/basic.token");
     let fixture = fs::read_to_string(fixture).unwrap();
-    let doc: serde_json::Value =
-        serde_json::from_str(&fs::read_to_string(testdata().join("tokens.json")).unwrap()).unwrap();
-    let basic = doc["vectors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|v| v["name"] == "basic")
-        .unwrap();
-    assert_eq!(basic["token"].as_str(), Some(fixture.trim()));
+    assert_eq!(common::vector_token("basic"), fixture.trim());
 }
 
 /// Every file of the workspace with one of these extensions, outside build output and git.
