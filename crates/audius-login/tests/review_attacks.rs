@@ -155,3 +155,146 @@ fn every_single_edit_of_the_signature_segment() {
     );
     assert!(refused > 0);
 }
+
+// =============================================================================================
+// FINDING: Audius compares user ids as int32; the API verifier trusts the echoed userId
+// =============================================================================================
+
+mod int32 {
+    use std::time::Duration;
+
+    use audius_login::token::{decode_segment, wallet_of_secret_key};
+    use audius_login::{
+        ApiClient, ApiVerifier, PreparedToken, ProfileSource, Token, UserId, Verifier,
+        VerifyOptions,
+    };
+    use serde_json::{Map, Value, json};
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    use tokio::net::TcpListener;
+    use url::Url;
+
+    /// The key of user 44 in this model of Audius.
+    const USER_44_KEY: [u8; 32] = [0x11; 32];
+
+    /// `GET /v1/users/verify_token` as Audius' Go server answers it (AudiusProject/api,
+    /// `v1UsersVerifyToken`): the signer's user is looked up by wallet, the payload's `userId`
+    /// is decoded (`trashid.DecodeHashId`: decimal first, then hashid), and the two are
+    /// compared **as int32** (`int32(walletUserId) != int32(jwtUserId)`); on success the whole
+    /// payload is echoed, `iat` as a string. One user here: id 44, the wallet of
+    /// [`USER_44_KEY`].
+    fn verify_token_like_go(token: &str) -> (u16, Value) {
+        let Ok(prepared) = PreparedToken::parse(token, 16 * 1024) else {
+            return (
+                400,
+                json!({"code": 400, "error": "Invalid JWT token format"}),
+            );
+        };
+        if prepared.signer() != wallet_of_secret_key(&USER_44_KEY).unwrap() {
+            return (
+                404,
+                json!({"code": 404, "error": "The JWT signature is invalid - invalid wallet"}),
+            );
+        }
+        let wallet_user_id: i64 = 44;
+        let payload_segment = token.split('.').nth(1).unwrap();
+        let mut payload: Map<String, Value> =
+            serde_json::from_slice(&decode_segment(payload_segment).unwrap()).unwrap();
+        let jwt_user_id = UserId::parse(payload["userId"].as_str().unwrap())
+            .unwrap()
+            .get() as i64;
+        if wallet_user_id as i32 != jwt_user_id as i32 {
+            return (
+                403,
+                json!({"code": 403, "error": "The JWT signature is invalid - the wallet does not match the user"}),
+            );
+        }
+        if let Some(Value::Number(n)) = payload.get("iat").cloned() {
+            payload.insert("iat".into(), Value::String(n.to_string()));
+        }
+        (200, json!({ "data": payload }))
+    }
+
+    async fn serve_like_go() -> Url {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                tokio::spawn(async move {
+                    let mut head = Vec::new();
+                    let mut buf = [0u8; 4096];
+                    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                        let Ok(n) = stream.read(&mut buf).await else {
+                            return;
+                        };
+                        if n == 0 {
+                            return;
+                        }
+                        head.extend_from_slice(&buf[..n]);
+                    }
+                    let head = String::from_utf8_lossy(&head);
+                    let target = head.split(' ').nth(1).unwrap_or("/");
+                    let url = Url::parse(&format!("http://stub{target}")).unwrap();
+                    let (status, body) = if url.path() == "/v1/users/verify_token" {
+                        let token = url
+                            .query_pairs()
+                            .find(|(k, _)| k == "token")
+                            .map(|(_, v)| v.into_owned())
+                            .unwrap_or_default();
+                        verify_token_like_go(&token)
+                    } else {
+                        (404, json!({"code": 404, "error": "not here"}))
+                    };
+                    let body = body.to_string();
+                    let answer = format!(
+                        "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = stream.write_all(answer.as_bytes()).await;
+                });
+            }
+        });
+        Url::parse(&format!("http://{addr}")).unwrap()
+    }
+
+    fn token(user_id: &str) -> String {
+        let iat = time::OffsetDateTime::now_utc().unix_timestamp();
+        let claims = json!({"userId": user_id, "handle": "me", "sub": user_id, "iat": iat});
+        Token::sign(claims.as_object().unwrap(), &USER_44_KEY).unwrap()
+    }
+
+    /// User 44 signs tokens for user ids 44 + k × 2³² (as decimal or hashid). Audius accepts
+    /// them (int32 compare) and echoes the payload; the API verifier with
+    /// `ProfileSource::TokenClaims` then signs user 44 in as user 4294967340, 8589934636, ...:
+    /// identities Audius never verified, as many as user 44 likes. (With the default
+    /// `ProfileSource::UserRecord` the lookup of that id refuses; the local verifier compares
+    /// full ids.) Audius' ids are int4 in its database: an id of 2³¹ or more can only be this.
+    ///
+    /// FAILS today (the verifier accepts user 4294967340).
+    #[tokio::test]
+    async fn api_verifier_refuses_user_ids_audius_compares_as_another_user() {
+        let base = serve_like_go().await;
+        let verifier = ApiVerifier::new(ApiClient::new(base).unwrap()).options(
+            VerifyOptions::default()
+                .max_age(Some(Duration::from_secs(300)))
+                .profile_source(ProfileSource::TokenClaims),
+        );
+        // The model is right about the ordinary case.
+        let own = verifier
+            .verify(&token(&UserId::new(44).hashid()))
+            .await
+            .unwrap();
+        assert_eq!(own.user_id.get(), 44);
+        let phantom = (1u64 << 32) + 44;
+        for spelling in [phantom.to_string(), UserId::new(phantom).hashid()] {
+            let result = verifier.verify(&token(&spelling)).await;
+            assert!(
+                result.is_err(),
+                "{spelling}: signed in as user {:?}, which Audius verified as user 44",
+                result.map(|p| p.user_id.get())
+            );
+        }
+    }
+}
