@@ -165,10 +165,11 @@ async fn garbage_callbacks_without_a_token_cannot_lock_every_user_out() {
         );
     }
     assert_eq!(user_requests(&app), 0, "the attack cost Audius nothing");
+    // (Before the fix, every garbage callback took a live place in the replay cache: 16.)
     assert_eq!(
         cache.len(),
-        CAPACITY,
-        "every garbage callback took a live place in the replay cache"
+        0,
+        "a failed callback records nothing: garbage takes no place in the replay cache"
     );
     // A real user, with a real token, a minute later (the attacker's entries live 10 minutes).
     let res = app.login("listener", None).await;
@@ -830,20 +831,37 @@ async fn many_small_pending_attempts_keep_the_cookie_within_4_kib() {
 /// Two sandboxes with the same users stand for Audius before and after the deactivation: the
 /// app's client fails over from the first (now failing) to the second.
 ///
-/// FAILS today (the deactivated account signs in).
+/// Failed before the fix (the deactivated account signed in). Now a login is judged against a
+/// user record read within `user_refetch_interval` (30 s by default; read again first when
+/// older): with the interval at zero, every login reads it, and the next login is refused.
 #[actix_web::test]
 async fn an_account_deactivated_after_a_login_is_refused_at_its_next_login() {
-    deactivated_after_a_login(None).await;
+    deactivated_after_a_login(Freshness::RefetchInterval(Duration::ZERO)).await;
+}
+
+/// With a refetch interval (1 s here, 30 s by default) shorter than the user cache's time to
+/// live (5 minutes, unchanged): refused at the first login after the interval, although the
+/// cache still holds the record.
+#[actix_web::test]
+async fn an_account_deactivated_after_a_login_is_refused_once_the_refetch_interval_passed() {
+    deactivated_after_a_login(Freshness::RefetchInterval(Duration::from_secs(1))).await;
 }
 
 /// The same, once the user cache has expired (1 s here): refused, which shows the setup above
 /// is sound and the cache is the cause.
 #[actix_web::test]
 async fn an_account_deactivated_after_a_login_is_refused_once_the_cache_expires() {
-    deactivated_after_a_login(Some(Duration::from_secs(1))).await;
+    deactivated_after_a_login(Freshness::CacheTtl(Duration::from_secs(1))).await;
 }
 
-async fn deactivated_after_a_login(user_cache_ttl: Option<Duration>) {
+/// How fresh the record a login is judged against must be.
+#[derive(Clone, Copy)]
+enum Freshness {
+    RefetchInterval(Duration),
+    CacheTtl(Duration),
+}
+
+async fn deactivated_after_a_login(freshness: Freshness) {
     let before = sandbox().await;
     let after = Arc::new(
         audius_sandbox::Sandbox::builder()
@@ -865,15 +883,18 @@ async fn deactivated_after_a_login(user_cache_ttl: Option<Duration>) {
     let app = start_with(
         before.clone(),
         ResponseMode::Query,
-        move |b| match user_cache_ttl {
-            Some(ttl) => b.api_client(client).user_cache_ttl(ttl),
-            None => b.api_client(client),
+        move |b| match freshness {
+            Freshness::RefetchInterval(interval) => {
+                b.api_client(client).user_refetch_interval(interval)
+            }
+            Freshness::CacheTtl(ttl) => b.api_client(client).user_cache_ttl(ttl),
         },
     )
     .await;
     assert_eq!(app.login("listener", None).await.status(), 302);
-    if let Some(ttl) = user_cache_ttl {
-        tokio::time::sleep(ttl + Duration::from_millis(200)).await;
+    let (Freshness::RefetchInterval(wait) | Freshness::CacheTtl(wait)) = freshness;
+    if !wait.is_zero() {
+        tokio::time::sleep(wait + Duration::from_millis(200)).await;
     }
     // The account is deactivated: Audius now answers as `after` does.
     before.set_fault(0, "/v1", Fault::status(503)).unwrap();
