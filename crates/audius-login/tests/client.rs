@@ -1650,21 +1650,21 @@ fn verify_options_refuse_an_api_key_that_is_not_one() {
     }
     let options = VerifyOptions::default()
         .api_key(Some(&format!(" 0X{} ", APP_KEY.to_ascii_uppercase())))
-        .unwrap();
+        .expect("a key");
     assert_eq!(options.get_api_key(), Some(APP_KEY));
     assert_eq!(
         VerifyOptions::default()
             .api_key(None)
-            .unwrap()
+            .expect("no key")
             .get_api_key(),
         None
     );
     // A token whose apiKey is blank or `0x` is another app's.
     for blank in ["", "0x", "  "] {
         let c = object(json!({"userId": "eYorL", "iat": IAT, "apiKey": blank}));
-        let claims = audius_login::Claims::from_map(c).unwrap();
+        let claims = audius_login::Claims::from_map(c).expect("claims");
         assert_eq!(
-            options.check_audience(&claims).unwrap_err().kind(),
+            options.check_audience(&claims).expect_err("refused").kind(),
             ErrorKind::AudienceMismatch,
             "{blank:?}"
         );
@@ -1678,7 +1678,9 @@ async fn both_verifiers_refuse_a_token_for_another_app_without_a_request() {
         Directory::default().with_user(USER, wallet(&OWNER_KEY)),
     )
     .await;
-    let options = VerifyOptions::default().api_key(Some(APP_KEY)).unwrap();
+    let options = VerifyOptions::default()
+        .api_key(Some(APP_KEY))
+        .expect("a key");
     let verifiers: Vec<(&str, Box<dyn Verifier>)> = vec![
         ("local", Box::new(local(&api).options(options.clone()))),
         (

@@ -385,8 +385,11 @@ mod properties {
         #[test]
         fn ids_of_2_pow_31_and_more_are_refused(n in (1u64 << 31)..(1u64 << 32)) {
             let id = UserId::new(n);
-            prop_assert_eq!(UserId::parse(&n.to_string()).unwrap_err().out_of_range(), Some(n));
-            prop_assert_eq!(UserId::from_hashid(&id.hashid()).unwrap_err().out_of_range(), Some(n));
+            prop_assert_eq!(UserId::parse(&n.to_string()).err().and_then(|e| e.out_of_range()), Some(n));
+            prop_assert_eq!(
+                UserId::from_hashid(&id.hashid()).err().and_then(|e| e.out_of_range()),
+                Some(n)
+            );
         }
 
         #[test]
