@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use audius_login::token::DEFAULT_MAX_TOKEN_BYTES;
+use audius_login::defaults::MAX_TOKEN_BYTES;
 use audius_login::verify::ProfileSource;
 use audius_login::{
     ApiClient, ApiVerifier, Error, ErrorKind, LocalVerifier, Token, VerifiedProfile, Verifier,
@@ -57,7 +57,7 @@ pub(crate) fn inspect(args: &InspectArgs) -> Report {
         Ok(t) => t,
         Err(e) => return input_failure(&e),
     };
-    match Token::parse_and_recover(&text, DEFAULT_MAX_TOKEN_BYTES) {
+    match Token::parse_and_recover(&text, MAX_TOKEN_BYTES) {
         Ok((token, signer)) => inspected(&token, signer),
         Err(e) => Report::failure(Exit::BadInput, error_fields(&e), error_text(&e, None)),
     }

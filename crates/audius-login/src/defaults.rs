@@ -36,6 +36,28 @@ pub const REDIS_KEY_PREFIX: &str = "audius-login:replay:";
 /// Bound on every call of the Redis replay cache (feature `redis`), connecting included: 1 s.
 pub const REDIS_TIMEOUT: Duration = Duration::from_secs(1);
 
+/// Longest token accepted by [`Token::parse`](crate::Token::parse) and
+/// [`VerifyOptions::max_token_bytes`](crate::VerifyOptions::max_token_bytes): 16 KiB.
+pub const MAX_TOKEN_BYTES: usize = 16 * 1024;
+/// [`VerifyOptions::clock_skew`](crate::VerifyOptions::clock_skew), the grace for clocks that
+/// disagree: 30 s.
+pub const CLOCK_SKEW: Duration = Duration::from_secs(30);
+/// Time a user record stays cached ([`UserDirectory::new`](crate::UserDirectory::new)): 5 minutes.
+pub const USER_CACHE_TTL: Duration = Duration::from_secs(300);
+/// Number of user records cached ([`UserDirectory::new`](crate::UserDirectory::new)): 10,000 (and
+/// as many manager lists).
+pub const USER_CACHE_CAPACITY: usize = 10_000;
+/// [`UserDirectory::negative_ttl`](crate::UserDirectory::negative_ttl), the time an unknown user
+/// id is remembered as unknown: 30 s.
+pub const NEGATIVE_TTL: Duration = Duration::from_secs(30);
+/// [`UserDirectory::managers_ttl`](crate::UserDirectory::managers_ttl), the time an account's
+/// manager list is cached (a revoked grant may still be honoured for this long): 30 s.
+pub const MANAGERS_TTL: Duration = Duration::from_secs(30);
+/// [`UserDirectory::refetch_interval`](crate::UserDirectory::refetch_interval): a login is judged
+/// against a user record read at most 30 s before (and a record is read for logins at most once
+/// per 30 s, forged tokens included).
+pub const REFETCH_INTERVAL: Duration = Duration::from_secs(30);
+
 // ---- Fixed limits. ----
 
 /// Most hosts kept from a discovery list.

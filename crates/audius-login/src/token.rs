@@ -34,9 +34,6 @@ use sha3::{Digest, Keccak256};
 use crate::error::{ConfigError, Error, Result, TokenPart};
 use crate::{UserId, Wallet};
 
-/// Default limit on the length of a token given to the library: 16 KiB.
-pub const DEFAULT_MAX_TOKEN_BYTES: usize = 16 * 1024;
-
 /// base64url, padding optional on input.
 const B64_LENIENT: GeneralPurpose = GeneralPurpose::new(
     &base64::alphabet::URL_SAFE,
@@ -368,11 +365,6 @@ impl Claims {
     pub fn get(&self, name: &str) -> Option<&Value> {
         self.raw.get(name)
     }
-
-    /// The payload exactly as signed, by value.
-    pub fn into_map(self) -> Map<String, Value> {
-        self.raw
-    }
 }
 
 /// `iat` as a number (integral, or a float with its fraction dropped) or a decimal string.
@@ -414,14 +406,14 @@ pub struct Token {
 }
 
 impl Token {
-    /// Parses a token of at most [`DEFAULT_MAX_TOKEN_BYTES`].
+    /// Parses a token of at most [`defaults::MAX_TOKEN_BYTES`](crate::defaults::MAX_TOKEN_BYTES).
     ///
     /// Checks, in Audius' order: three segments, the signature segment's encoding, the payload's
     /// base64url and JSON, and `userId`. Does not recover the signer: see
     /// [`Token::recover_signer`]. The header is kept when it decodes, and otherwise ignored as
     /// Audius ignores it.
     pub fn parse(token: &str) -> Result<Self> {
-        Self::parse_with_limit(token, DEFAULT_MAX_TOKEN_BYTES)
+        Self::parse_with_limit(token, crate::defaults::MAX_TOKEN_BYTES)
     }
 
     /// Parses a token, refusing one longer than `max_bytes` with [`Error::TooLarge`] before
@@ -662,7 +654,7 @@ mod tests {
 
     #[test]
     fn oversize_is_refused_before_parsing() {
-        let big = "a".repeat(DEFAULT_MAX_TOKEN_BYTES + 1);
+        let big = "a".repeat(crate::defaults::MAX_TOKEN_BYTES + 1);
         assert!(matches!(Token::parse(&big), Err(Error::TooLarge { .. })));
     }
 

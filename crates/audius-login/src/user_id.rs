@@ -21,9 +21,9 @@ use serde::de::{self, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// The hashids salt Audius uses for user ids.
-pub const HASHID_SALT: &str = "azowernasdfoia";
+pub(crate) const HASHID_SALT: &str = "azowernasdfoia";
 /// The minimum length of an Audius hashid.
-pub const HASHID_MIN_LENGTH: usize = 5;
+pub(crate) const HASHID_MIN_LENGTH: usize = 5;
 
 /// Longest hashid text this crate will decode. Every `u64` below 3.9e18 encodes in fewer
 /// characters; the cap keeps arbitrary input from overflowing the decoder's arithmetic.

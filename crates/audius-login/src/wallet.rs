@@ -39,7 +39,7 @@ impl Wallet {
 
     /// The address of an uncompressed secp256k1 public key (65 bytes starting `0x04`, or the 64
     /// bytes without it): the last 20 bytes of its keccak-256 hash.
-    pub fn from_uncompressed_public_key(key: &[u8]) -> Option<Self> {
+    pub(crate) fn from_uncompressed_public_key(key: &[u8]) -> Option<Self> {
         let body = match key.len() {
             65 if key[0] == 0x04 => &key[1..],
             64 => key,

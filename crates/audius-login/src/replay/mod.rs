@@ -122,8 +122,8 @@ impl fmt::Debug for ReplayKey {
 pub trait ReplayCache: Send + Sync + fmt::Debug {
     /// Records `key` for `ttl`, atomically. `Ok(true)` the first time, `Ok(false)` when it was
     /// already recorded and has not expired (a replay). Errors when the store cannot be reached
-    /// ([`Error::StoreUnavailable`]) or cannot take one more live entry
-    /// ([`Error::ReplayCacheFull`]): a refusal, never a silent acceptance.
+    /// ([`Error::StoreUnavailable`](crate::Error::StoreUnavailable)) or cannot take one more live entry
+    /// ([`Error::ReplayCacheFull`](crate::Error::ReplayCacheFull)): a refusal, never a silent acceptance.
     async fn first_use(&self, key: &ReplayKey, ttl: Duration) -> Result<bool>;
 
     /// Whether a live entry exists for `key`: a read that records nothing, used to refuse a

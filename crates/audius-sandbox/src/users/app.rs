@@ -1,8 +1,8 @@
 //! Registered developer apps.
 
 use audius_login::RedirectUri;
-use audius_login::login_url::normalize_api_key;
 use audius_login::defaults::MAX_REDIRECT_URI_LEN;
+use audius_login::login_url::normalize_api_key;
 use serde::Serialize;
 
 use crate::error::SandboxError;
