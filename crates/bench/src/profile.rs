@@ -1,5 +1,5 @@
 //! `--profile`: a profiling aid, not a figure. Logs in, then makes only in-process requests of
-//! one configuration, inside [`profile_loop`], the one function a profiler is told to record
+//! one configuration, inside `profile_loop`, the one function a profiler is told to record
 //! (`valgrind --tool=callgrind --toggle-collect='*profile_loop*'`).
 
 use std::hint::black_box;
@@ -31,7 +31,7 @@ pub enum ProfileConfig {
 }
 
 /// The apps and cookies of the request figures, then `n` requests of `config` in
-/// [`profile_loop`]; prints how long they took.
+/// `profile_loop`; prints how long they took.
 pub fn run(config: ProfileConfig, n: usize) -> BenchResult<()> {
     let (sandbox_runtime, sandbox) = login::start_sandbox(login::bench_users(0)?, 100)?;
     let key = apps::key();

@@ -2,21 +2,21 @@
 //!
 //! One sandbox (with generated users) serves the whole run. In process, on one actix system:
 //!
-//! 1. memory ([`memory`]) first, while the heap is fresh, so that its growth ratio does not
+//! 1. memory (`memory.rs`) first, while the heap is fresh, so that its growth ratio does not
 //!    count what the other figures leave allocated;
-//! 2. the session cookie of a real login ([`session`]): its size is a figure, and the request
+//! 2. the session cookie of a real login (`session.rs`): its size is a figure, and the request
 //!    figures send that cookie;
 //! 3. authenticated and anonymous requests against actix-identity and a bare app
-//!    ([`requests`]), in process;
-//! 4. logins per second with each verifier, and the callback's latency ([`logins`]);
-//! 5. token verification against raw libsecp256k1 recovery ([`verification`]).
+//!    (`requests.rs`), in process;
+//! 4. logins per second with each verifier, and the callback's latency (`logins.rs`);
+//! 5. token verification against raw libsecp256k1 recovery (`verification.rs`).
 //!
 //! Then, with the in-process system gone, the request figures again over loopback HTTP
-//! ([`loopback`]), whose ratios are the headline ones.
+//! (`loopback.rs`), whose ratios are the headline ones.
 //!
 //! Every ratio compares against a baseline measured in the same process, interleaved with it
 //! in short blocks, and is the median over rounds: a block another process slowed down falls
-//! outside the quantile a round is read from (see [`rounds`]).
+//! outside the quantile a round is read from (see `rounds.rs`).
 
 mod logins;
 mod loopback;
