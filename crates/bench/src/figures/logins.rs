@@ -175,4 +175,3 @@ async fn warm_user_cache(audius: &AudiusLogin, users: usize) -> BenchResult<()> 
     }
     Ok(())
 }
-
