@@ -21,12 +21,9 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use secp256k1::Message;
 use secp256k1::ecdsa::{RecoverableSignature, RecoveryId};
 
-#[path = "../tests/common/mod.rs"]
-mod common;
-
 /// The `basic` vector of `testdata/tokens.json`: a current, realistic token.
 fn basic_token() -> String {
-    common::vector_token("basic")
+    audius_login_testdata::vector_token("basic")
 }
 
 fn verify(c: &mut Criterion) {

@@ -10,7 +10,6 @@ use serde_json::{Value, json};
 
 #[path = "fuzz_regressions/checks.rs"]
 mod checks;
-mod common;
 
 const PAYLOADS: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -18,7 +17,7 @@ const PAYLOADS: &str = concat!(
 );
 
 fn vector_tokens() -> Vec<String> {
-    let tokens: Vec<String> = common::token_vectors()
+    let tokens: Vec<String> = audius_login_testdata::vectors()
         .iter()
         .filter_map(|v| v["token"].as_str().map(str::to_owned))
         .collect();

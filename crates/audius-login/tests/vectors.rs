@@ -4,10 +4,7 @@
 #![allow(clippy::unwrap_used)]
 
 use audius_login::{ErrorKind, Token, UserId, Wallet};
-
-mod common;
-
-use common::token_vectors as vectors;
+use audius_login_testdata::{tokens_document, vectors};
 
 #[test]
 fn every_vector() {
@@ -141,7 +138,7 @@ fn every_vector() {
 
 #[test]
 fn hashid_example_of_the_spec() {
-    let doc = common::tokens_json();
+    let doc = tokens_document();
     for (num, hash) in doc["hashids"]["example"].as_object().unwrap() {
         let id = UserId::new(num.parse().unwrap());
         assert_eq!(id.hashid(), hash.as_str().unwrap());
