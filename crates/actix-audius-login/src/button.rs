@@ -20,7 +20,9 @@
 //! [`ResponseMode::PostMessage`] the popup script. Everything is served by the app itself.
 
 use crate::config::{AudiusLogin, ResponseMode};
-use crate::pages::{self, escape};
+use maud::{PreEscaped, html};
+
+use crate::pages;
 
 /// The button's size (`size` in the SDK).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -169,33 +171,22 @@ impl AudiusLogin {
             .as_deref()
             .unwrap_or(DEFAULT_BUTTON_TEXT);
         let popup = c.response_mode == ResponseMode::PostMessage;
-        let popup_attrs = if popup {
-            format!(
-                " data-audius-popup=\"true\" data-audius-origin=\"{}\" data-audius-callback=\"{}\"",
-                escape(&c.environment.login_origin()),
-                escape(&c.callback_path),
-            )
-        } else {
-            String::new()
-        };
-        let script = if popup {
-            format!(
-                "<script src=\"{}\" defer></script>",
-                escape(&self.login_js_url())
-            )
-        } else {
-            String::new()
-        };
-        format!(
-            "<link rel=\"stylesheet\" href=\"{css}\">\
-             <a id=\"audius-login-button\" class=\"{classes}\" href=\"{href}\" \
-             data-audius-status=\"audius-login-status\"{popup_attrs}>{logo}<span>{text}</span></a>\
-             <p id=\"audius-login-status\" class=\"audius-login-status\" role=\"alert\" hidden></p>{script}",
-            css = escape(&self.button_css_url()),
-            classes = classes.join(" "),
-            href = escape(&href),
-            logo = pages::LOGO_SVG,
-            text = escape(text),
-        )
+        html! {
+            link rel="stylesheet" href=(self.button_css_url());
+            a id="audius-login-button" class=(classes.join(" ")) href=(href)
+                data-audius-status="audius-login-status"
+                data-audius-popup=[popup.then_some("true")]
+                data-audius-origin=[popup.then(|| c.environment.login_origin())]
+                data-audius-callback=[popup.then_some(c.callback_path.as_str())]
+            {
+                (PreEscaped(pages::LOGO_SVG))
+                span { (text) }
+            }
+            p id="audius-login-status" class="audius-login-status" role="alert" hidden {}
+            @if popup {
+                script src=(self.login_js_url()) defer {}
+            }
+        }
+        .into_string()
     }
 }
