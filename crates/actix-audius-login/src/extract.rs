@@ -1,11 +1,12 @@
 //! Extractors: [`AudiusUser`], `Option<AudiusUser>`, [`VerifiedArtist`], and the
-//! [`AudiusRequestExt`] trait.
+//! [`AudiusRequestExt`] trait (for requests, service requests and guards).
 
 use std::future::{Ready, ready};
 use std::ops::Deref;
 
-use actix_session::SessionExt as _;
+use actix_session::{Session, SessionExt as _};
 use actix_web::dev::{Extensions, Payload, ServiceRequest};
+use actix_web::guard::GuardContext;
 use actix_web::http::Method;
 use actix_web::{FromRequest, HttpMessage as _, HttpRequest};
 use serde::Serialize;
@@ -251,19 +252,11 @@ impl AudiusRequestExt for HttpRequest {
 
     fn forget_audius_user(&self) {
         let session = self.get_session();
-        let tokens = read_tokens(&session);
-        session.remove(USER_KEY);
-        session.remove(TOKENS_KEY);
-        session.renew();
-        if let Some(tokens) = tokens {
-            let code_flow = self.extensions().get::<CodeFlow>().map(|c| c.0.clone());
-            match code_flow.or_else(|| login_config(self)) {
-                Some(config) => revoke_in_background(&config, tokens),
-                None => tracing::warn!(
-                    "no Audius login middleware: the removed tokens could not be revoked"
-                ),
-            }
-        }
+        forget_user(
+            &session,
+            &self.extensions(),
+            self.app_data::<MountedLogin>(),
+        );
     }
 }
 
@@ -274,5 +267,51 @@ impl AudiusRequestExt for ServiceRequest {
 
     fn forget_audius_user(&self) {
         self.request().forget_audius_user();
+    }
+}
+
+/// In a guard ([`Guard::check`](actix_web::guard::Guard::check)), as actix-identity's
+/// `IdentityExt` is: match a route on the user, without an extractor.
+///
+/// ```
+/// use actix_audius_login::AudiusRequestExt as _;
+/// use actix_web::{HttpResponse, guard, web};
+///
+/// let listeners_only = web::get()
+///     .guard(guard::fn_guard(|ctx| ctx.audius_user().is_some_and(|u| !u.verified)))
+///     .to(HttpResponse::Ok);
+/// # let _ = listeners_only;
+/// ```
+impl AudiusRequestExt for GuardContext<'_> {
+    fn audius_user(&self) -> Option<AudiusUser> {
+        // The session first: it borrows the request's extensions mutably for a moment.
+        let session = self.get_session();
+        let config = login_config_in(&self.req_data(), self.app_data::<MountedLogin>());
+        read_user(&session, config.as_ref().map(|c| &*c.inner))
+    }
+
+    fn forget_audius_user(&self) {
+        let session = self.get_session();
+        forget_user(&session, &self.req_data(), self.app_data::<MountedLogin>());
+    }
+}
+
+/// Signs the user out of `session` (see [`AudiusRequestExt::forget_audius_user`]); the
+/// request's extensions and app data say which configuration revokes the code flow's tokens.
+fn forget_user(session: &Session, ext: &Extensions, mounted: Option<&MountedLogin>) {
+    let tokens = read_tokens(session);
+    session.remove(USER_KEY);
+    session.remove(TOKENS_KEY);
+    session.renew();
+    if let Some(tokens) = tokens {
+        let code_flow = ext.get::<CodeFlow>().map(|c| c.0.clone());
+        match code_flow.or_else(|| login_config_in(ext, mounted)) {
+            Some(config) => revoke_in_background(&config, tokens),
+            None => {
+                tracing::warn!(
+                    "no Audius login middleware: the removed tokens could not be revoked"
+                )
+            }
+        }
     }
 }

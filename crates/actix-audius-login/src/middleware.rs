@@ -41,17 +41,18 @@
 //!
 //! # A whole scope: [`RequireLogin`]
 //!
-//! [`RequireLogin`] (from [`AudiusLogin::require_login`] or
-//! [`AudiusLogin::require_verified_artist`]) guards every route of a scope:
+//! [`RequireLogin`] ([`RequireLogin::new`] for any signed-in user,
+//! [`RequireLogin::verified_artist`] for verified artists) guards every route of a scope:
 //!
 //! ```no_run
+//! use actix_audius_login::RequireLogin;
 //! use actix_web::{web, App, HttpResponse};
 //! # fn make(audius: actix_audius_login::AudiusLogin) {
 //! let app = App::new()
 //!     .configure(audius.routes())
 //!     .service(
 //!         web::scope("/account")
-//!             .wrap(audius.require_login())
+//!             .wrap(RequireLogin::new())
 //!             .route("", web::get().to(|| async { HttpResponse::Ok().body("secret") })),
 //!     );
 //! # }
@@ -87,18 +88,16 @@ impl AudiusLogin {
         }
     }
 
-    /// A middleware for a scope: every request needs a signed-in user.
+    /// A middleware for a scope: every request needs a signed-in user. The same as
+    /// [`RequireLogin::new`].
     pub fn require_login(&self) -> RequireLogin {
-        RequireLogin {
-            requirement: Requirement::SignedIn,
-        }
+        RequireLogin::new()
     }
 
-    /// A middleware for a scope: every request needs a signed-in verified artist.
+    /// A middleware for a scope: every request needs a signed-in verified artist. The same as
+    /// [`RequireLogin::verified_artist`].
     pub fn require_verified_artist(&self) -> RequireLogin {
-        RequireLogin {
-            requirement: Requirement::VerifiedArtist,
-        }
+        RequireLogin::verified_artist()
     }
 }
 
@@ -220,6 +219,29 @@ enum Requirement {
 #[derive(Debug, Clone)]
 pub struct RequireLogin {
     requirement: Requirement,
+}
+
+impl RequireLogin {
+    /// Every request needs a signed-in user.
+    pub fn new() -> Self {
+        Self {
+            requirement: Requirement::SignedIn,
+        }
+    }
+
+    /// Every request needs a signed-in verified artist (signed-in users who are not get `403`).
+    pub fn verified_artist() -> Self {
+        Self {
+            requirement: Requirement::VerifiedArtist,
+        }
+    }
+}
+
+impl Default for RequireLogin {
+    /// [`RequireLogin::new`]: a signed-in user.
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl<S, B> Transform<S, ServiceRequest> for RequireLogin
