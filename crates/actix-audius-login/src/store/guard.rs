@@ -17,7 +17,7 @@ use crate::config::AudiusLogin;
 use crate::error::{AudiusLoginError, LoginErrorKind, Presentation, wants_html};
 
 /// Middleware answering `503 session_unavailable` for requests during which a
-/// [`GuardedStore`] recorded an outage. Wrap it **outermost** (registered after, so around,
+/// [`GuardedStore`](super::GuardedStore) recorded an outage. Wrap it **outermost** (registered after, so around,
 /// the `SessionMiddleware`). See the [module docs](super).
 #[derive(Debug, Clone)]
 pub struct SessionStoreGuard {
