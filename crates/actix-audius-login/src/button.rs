@@ -121,11 +121,11 @@ impl ButtonOptions {
 }
 
 /// The default label, as in the Audius SDK.
-pub const DEFAULT_BUTTON_TEXT: &str = "Continue With Audius";
+pub(crate) const DEFAULT_BUTTON_TEXT: &str = "Continue With Audius";
 
 impl AudiusLogin {
     /// The URL of the button stylesheet (versioned by content, cacheable for a year).
-    pub fn button_css_url(&self) -> String {
+    pub(crate) fn button_css_url(&self) -> String {
         format!(
             "{}/button.css?v={}",
             self.inner.assets_path,
@@ -134,7 +134,7 @@ impl AudiusLogin {
     }
 
     /// The URL of the popup script (versioned by content, cacheable for a year).
-    pub fn login_js_url(&self) -> String {
+    pub(crate) fn login_js_url(&self) -> String {
         format!(
             "{}/login.js?v={}",
             self.inner.assets_path,

@@ -10,7 +10,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use actix_audius_login::store::{
-    ConnectFuture, DEFAULT_UNAVAILABLE_MESSAGE, GuardedStore, ReconnectingStore, SessionStoreGuard,
+    ConnectFuture, GuardedStore, ReconnectingStore, SessionStoreGuard,
 };
 use actix_session::storage::{
     CookieSessionStore, LoadError, SaveError, SessionKey, SessionStore, UpdateError,
@@ -199,7 +199,11 @@ async fn a_failing_store_is_503_json_with_retry_after() {
     assert_eq!(res.headers().get(header::RETRY_AFTER).unwrap(), "5");
     let body: serde_json::Value = json(res).await;
     assert_eq!(body["error"], "session_unavailable");
-    assert_eq!(body["message"], DEFAULT_UNAVAILABLE_MESSAGE);
+    // The default message.
+    assert_eq!(
+        body["message"],
+        "Sessions are unavailable right now; please try again in a moment."
+    );
     // save fails (no cookie, the handler writes)
     let res = answer(&app, get("/count").to_request()).await;
     assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);

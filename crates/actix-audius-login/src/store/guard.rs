@@ -34,7 +34,8 @@ impl Default for SessionStoreGuard {
 }
 
 impl SessionStoreGuard {
-    /// A guard with the defaults: [`DEFAULT_UNAVAILABLE_MESSAGE`], `Retry-After: 5`, links to
+    /// A guard with the defaults: the message "Sessions are unavailable right now; please try
+    /// again in a moment.", `Retry-After: 5`, links to
     /// `/auth/audius/login` and `/` on the HTML page.
     pub fn new() -> Self {
         Self {
@@ -45,7 +46,8 @@ impl SessionStoreGuard {
         }
     }
 
-    /// The message of the answer. Default: [`DEFAULT_UNAVAILABLE_MESSAGE`].
+    /// The message of the answer. Default: "Sessions are unavailable right now; please try again
+    /// in a moment."
     pub fn message(mut self, message: impl Into<String>) -> Self {
         self.message = message.into();
         self

@@ -15,7 +15,7 @@ use super::{DEFAULT_STORE_TIMEOUT, State, Ttl};
 
 /// What a [`GuardedStore`] recorded about a failed call.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoreOutage {
+pub(crate) struct StoreOutage {
     /// The store operation: `load`, `save`, `update`, `update_ttl` or `delete`.
     pub operation: &'static str,
     /// `true` when the call did not finish within the timeout.
@@ -123,7 +123,7 @@ impl<S: SessionStore> GuardedStore<S> {
         }
     }
 
-    /// The bound on every store call. Default: 2 s ([`DEFAULT_STORE_TIMEOUT`]). Keep it well
+    /// The bound on every store call. Default: 2 s. Keep it well
     /// under your proxy's and clients' timeouts; a zero timeout fails every call.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
@@ -137,16 +137,6 @@ impl<S: SessionStore> GuardedStore<S> {
     pub fn errors_are_outages(mut self, yes: bool) -> Self {
         self.errors_are_outages = yes;
         self
-    }
-
-    /// The wrapped store.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// The wrapped store, unwrapped.
-    pub fn into_inner(self) -> S {
-        self.inner
     }
 
     /// Runs one store call within the timeout; `Err(outage)` on a timeout.

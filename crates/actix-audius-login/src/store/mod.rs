@@ -153,15 +153,15 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 pub use guard::{SessionStoreGuard, SessionStoreGuardService};
-pub use guarded::{GuardedStore, StoreOutage};
+pub use guarded::GuardedStore;
 pub use reconnecting::{ConnectFuture, ReconnectingStore};
 
 /// Default bound on every call of a [`GuardedStore`]: 2 s.
-pub const DEFAULT_STORE_TIMEOUT: Duration = Duration::from_secs(2);
+pub(crate) const DEFAULT_STORE_TIMEOUT: Duration = Duration::from_secs(2);
 /// Default `Retry-After` of a [`SessionStoreGuard`] answer: 5 s.
-pub const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(5);
+pub(crate) const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(5);
 /// Default message of a [`SessionStoreGuard`] answer.
-pub const DEFAULT_UNAVAILABLE_MESSAGE: &str =
+pub(crate) const DEFAULT_UNAVAILABLE_MESSAGE: &str =
     "Sessions are unavailable right now; please try again in a moment.";
 
 pub(crate) type State = HashMap<String, String>;

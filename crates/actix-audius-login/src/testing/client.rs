@@ -16,7 +16,7 @@ use super::sign_in::{answer_name, approve};
 use crate::config::{AudiusLogin, ResponseMode};
 
 /// Most bytes of an answer a [`TestClient`] reads; a longer body is a [`TestError::Transport`].
-pub const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
+pub(crate) const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
 
 /// How long any one request of the helpers may take.
 const TIMEOUT: Duration = Duration::from_secs(30);
@@ -263,12 +263,6 @@ impl RequestBuilder {
         self
     }
 
-    /// Removes a header (the default `Origin` of a `POST`, to play a client that sends none).
-    pub fn remove_header(mut self, name: impl AsRef<str>) -> Self {
-        self.headers.remove(name.as_ref());
-        self
-    }
-
     /// A JSON body (`Content-Type: application/json`).
     pub fn json(mut self, value: &impl Serialize) -> Self {
         match serde_json::to_vec(value) {
@@ -291,7 +285,7 @@ impl RequestBuilder {
         self
     }
 
-    /// Sends it, and reads the whole answer (at most [`MAX_BODY_BYTES`]). Any answer is `Ok`,
+    /// Sends it, and reads the whole answer (at most 16 MiB). Any answer is `Ok`,
     /// whatever its status (see [`TestResponse::error_for_status`]).
     pub async fn send(self) -> Result<TestResponse, TestError> {
         if let Some(e) = self.error {

@@ -75,7 +75,7 @@ mod error;
 mod server;
 mod sign_in;
 
-pub use client::{MAX_BODY_BYTES, RequestBuilder, TestClient, TestResponse};
+pub use client::{RequestBuilder, TestClient, TestResponse};
 pub use error::TestError;
 pub use server::TestServer;
 pub use sign_in::sign_in_service;
