@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::HttpRequest;
-use audius_login::clock::{Clock, SystemClock};
+use audius_login::clock::{Clock, MonotonicClock, SystemClock};
 use audius_login::oauth::OAuthClient;
 use audius_login::replay::{MemoryReplayCache, ReplayCache};
 use audius_login::return_to::sanitize_return_to;
@@ -28,6 +28,14 @@ pub const DEFAULT_LOGIN_DEADLINE: Duration = Duration::from_secs(30 * 24 * 3600)
 /// meant as "never") could overflow the time arithmetic built on them, so
 /// [`AudiusLoginBuilder::build`] refuses them.
 pub const MAX_SETTING_DURATION: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
+/// The largest capacity a cache setting accepts (`user_cache_capacity`, `tracked_sessions`):
+/// 10,000,000 entries. Larger ones (such as `usize::MAX` meant as "unbounded") are refused by
+/// [`AudiusLoginBuilder::build`] rather than risk an allocation the process cannot make.
+pub const MAX_CACHE_CAPACITY: usize = 10_000_000;
+
+/// Default [`AudiusLoginBuilder::max_logins_per_user`]: 30 live logins of one user.
+pub const DEFAULT_MAX_LOGINS_PER_USER: usize = 30;
 
 /// Which Log In with Audius flow an [`AudiusLogin`] runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -102,7 +110,8 @@ impl TryFrom<ResponseMode> for audius_login::ResponseMode {
 #[non_exhaustive]
 pub enum VerifierKind {
     /// Recover the signer here and compare it with the user's wallet (user records cached):
-    /// no network once the cache is warm. (Default.)
+    /// no network while the user's record is fresh (read within
+    /// [`AudiusLoginBuilder::user_refetch_interval`], 30 s by default). (Default.)
     #[default]
     Local,
     /// Ask Audius (`GET /v1/users/verify_token`) on every login.
@@ -181,10 +190,15 @@ pub(crate) struct Config {
     pub(crate) verifier: Arc<dyn Verifier>,
     pub(crate) verify_options: VerifyOptions,
     pub(crate) replay_cache: Arc<dyn ReplayCache>,
-    /// How long an accepted token is remembered: the maximum age plus twice the clock skew.
+    /// Whether the replay cache is the built-in in-memory one (not one given to the builder).
+    pub(crate) builtin_replay_cache: bool,
+    /// How long an accepted token is remembered, at least: the maximum age plus twice the clock
+    /// skew (longer for a token dated in the future: see `routes::token_entry_ttl`).
     pub(crate) replay_ttl: Duration,
     pub(crate) max_token_age: Duration,
+    /// The configured clock, made to never go backwards ([`MonotonicClock`]).
     pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) user_logins: crate::user_logins::UserLogins,
     pub(crate) attempt_ttl: Duration,
     pub(crate) max_pending_attempts: usize,
     pub(crate) unauthenticated: UnauthenticatedResponse,
@@ -325,6 +339,45 @@ impl AudiusLogin {
     }
 }
 
+/// Callback URLs served in this process by an [`AudiusLogin`] with the built-in in-memory
+/// replay cache, and whether the warning below was given for each.
+static MOUNTED: std::sync::Mutex<Vec<(String, std::sync::Weak<Config>, bool)>> =
+    std::sync::Mutex::new(Vec::new());
+
+/// Warns (once per callback URL) when two live [`AudiusLogin`]s, each with its own built-in
+/// in-memory replay cache, serve the same callback URL in this process: the sign of an
+/// `AudiusLogin` built inside `HttpServer::new`, once per worker, where a token accepted by one
+/// worker could be used again on another. (A replay cache given to the builder is not judged:
+/// it may be shared.)
+pub(crate) fn warn_if_replay_caches_are_per_worker(audius: &AudiusLogin) {
+    let c = &audius.inner;
+    if !c.builtin_replay_cache {
+        return;
+    }
+    let url = c.redirect_uri.as_str();
+    let mut mounted = MOUNTED.lock().unwrap_or_else(|p| p.into_inner());
+    mounted.retain(|(_, config, _)| config.strong_count() > 0);
+    if mounted
+        .iter()
+        .any(|(_, config, _)| std::ptr::eq(config.as_ptr(), Arc::as_ptr(&audius.inner)))
+    {
+        return;
+    }
+    let warned_already = mounted.iter().any(|(u, _, warned)| u == url && *warned);
+    let another = mounted.iter().any(|(u, _, _)| u == url);
+    if another && !warned_already {
+        tracing::warn!(
+            callback = url,
+            "several AudiusLogin serve this callback in one process, each with its own \
+             in-memory replay cache (built inside HttpServer::new, once per worker?): a token \
+             accepted by one worker could be used again on another. Build AudiusLogin once, \
+             before HttpServer::new, and clone it into the app factory (or give every one the \
+             same replay cache)"
+        );
+    }
+    mounted.push((url.to_owned(), Arc::downgrade(&audius.inner), another));
+}
+
 /// Builder of [`AudiusLogin`]. Every setter states its default.
 pub struct AudiusLoginBuilder {
     app_name: String,
@@ -354,6 +407,8 @@ pub struct AudiusLoginBuilder {
     on_login: Option<Arc<OnLoginFn>>,
     user_cache_ttl: Duration,
     user_cache_capacity: usize,
+    user_refetch_interval: Duration,
+    max_logins_per_user: Option<usize>,
     flow: Flow,
     refresh_margin: Duration,
     tracked_sessions: usize,
@@ -389,6 +444,8 @@ impl AudiusLoginBuilder {
             on_login: None,
             user_cache_ttl: audius_login::verify::DEFAULT_USER_CACHE_TTL,
             user_cache_capacity: audius_login::verify::DEFAULT_USER_CACHE_CAPACITY,
+            user_refetch_interval: audius_login::verify::DEFAULT_REFETCH_INTERVAL,
+            max_logins_per_user: Some(DEFAULT_MAX_LOGINS_PER_USER),
             flow: Flow::Implicit,
             refresh_margin: DEFAULT_REFRESH_MARGIN,
             tracked_sessions: DEFAULT_TRACKED_SESSIONS,
@@ -414,7 +471,7 @@ impl AudiusLoginBuilder {
 
     /// Code flow: how many signed-in sessions this process tracks at once for refresh
     /// coordination (one lock and the newest tokens per session, least recently used forgotten
-    /// first). Default: 10,000.
+    /// first). Default: 10,000. At most [`MAX_CACHE_CAPACITY`].
     pub fn tracked_sessions(mut self, count: usize) -> Self {
         self.tracked_sessions = count.max(1);
         self
@@ -509,17 +566,43 @@ impl AudiusLoginBuilder {
     }
 
     /// Time a user record stays cached by the built-in verifiers. Default: 5 minutes. At most
-    /// 100 years. (Unknown user ids and manager lists are cached for 30 s, and a record is read
-    /// again at most every 30 s for tokens whose signer is not its wallet: see
-    /// [`UserDirectory`].)
+    /// 100 years. (Unknown user ids and manager lists are cached for 30 s, and a login is
+    /// judged against a record read within the
+    /// [`user_refetch_interval`](Self::user_refetch_interval): see [`UserDirectory`].)
     pub fn user_cache_ttl(mut self, ttl: Duration) -> Self {
         self.user_cache_ttl = ttl;
         self
     }
 
-    /// Most user records cached. Default: 10,000.
+    /// Most user records cached. Default: 10,000. At most [`MAX_CACHE_CAPACITY`].
     pub fn user_cache_capacity(mut self, capacity: usize) -> Self {
         self.user_cache_capacity = capacity;
+        self
+    }
+
+    /// How old a cached user record may be and still decide a login on its own (built-in
+    /// verifiers' [`UserDirectory::refetch_interval`]): older, the login reads it again first
+    /// (one request), so an account deactivated at Audius, or a wallet changed, is refused
+    /// here within this interval. A record is read for logins at most once per interval
+    /// however many tokens arrive, forged ones included, and failed reads back off from it.
+    /// While Audius fails, the cached record (at most [`user_cache_ttl`](Self::user_cache_ttl)
+    /// old) decides. Default: 30 s. At most 100 years. Zero reads the record at every login,
+    /// and then forged tokens cost a request each.
+    pub fn user_refetch_interval(mut self, interval: Duration) -> Self {
+        self.user_refetch_interval = interval;
+        self
+    }
+
+    /// Most logins of one Audius user live at once in this process. A successful login stays
+    /// in the replay cache (its token and its state) for the longer of the maximum token age
+    /// plus twice the clock skew and the attempt's lifetime; while a user has this many, their
+    /// next login is refused with `429 too_many_logins` before any network call. This bounds
+    /// what one Audius account (whose holder can mint as many tokens as they like) can take of
+    /// an in-memory replay cache, which refuses every login once full. Only successful logins
+    /// count. Default: `Some(30)` ([`DEFAULT_MAX_LOGINS_PER_USER`]); `None` for no bound;
+    /// `Some(0)` is refused by [`build`](Self::build).
+    pub fn max_logins_per_user(mut self, max: Option<usize>) -> Self {
+        self.max_logins_per_user = max;
         self
     }
 
@@ -528,7 +611,8 @@ impl AudiusLoginBuilder {
     /// [`MemoryReplayCache`] (100,000 entries; a login takes two, its token for the maximum
     /// age plus twice the clock skew and its state for the rest of the attempt's lifetime;
     /// full of live entries, it refuses logins with `503 replay_cache_full` rather than forget
-    /// one). Several instances: share one (Redis).
+    /// one; its entries expire on the app's [`clock`](Self::clock)). Several instances: share
+    /// one (Redis).
     pub fn replay_cache(mut self, cache: Arc<dyn ReplayCache>) -> Self {
         self.replay_cache = Some(cache);
         self
@@ -541,13 +625,21 @@ impl AudiusLoginBuilder {
         self
     }
 
-    /// Grace for clocks that disagree. Default: 30 s. At most 100 years.
+    /// Grace for clocks that disagree (Audius' and this server's; and this server's and those of
+    /// the other instances sharing its replay cache, which must agree within it). Default:
+    /// 30 s. At most 100 years.
     pub fn clock_skew(mut self, skew: Duration) -> Self {
         self.clock_skew = skew;
         self
     }
 
     /// The clock token ages and login attempts are judged against. Default: the system clock.
+    /// It is used through a [`MonotonicClock`] (the app's time never goes backwards), and the
+    /// built-in in-memory replay cache expires its entries on it
+    /// ([`MemoryReplayCache::with_clock`]), so a wall clock stepped back cannot make a token
+    /// young again after its replay entry expired. Several instances sharing a replay cache
+    /// (which expires entries on its own clock) must keep their clocks within
+    /// [`clock_skew`](Self::clock_skew) of each other and of that cache (NTP).
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
         self
@@ -609,7 +701,8 @@ impl AudiusLoginBuilder {
 
     /// Checks everything and builds. Fails with a typed error ([`Error::Config`]) on a bad
     /// redirect URI, a path that does not start with `/`, a `write` scope without an API key, a
-    /// duration over [`MAX_SETTING_DURATION`], or an API client that cannot be built. Logs a
+    /// duration over [`MAX_SETTING_DURATION`], a capacity over [`MAX_CACHE_CAPACITY`],
+    /// `max_logins_per_user(Some(0))`, or an API client that cannot be built. Logs a
     /// warning when the implicit flow runs without an API key (tokens of any app accepted).
     pub fn build(self) -> Result<AudiusLogin, crate::BuildError> {
         let config = |m: String| Err(Error::Config(m));
@@ -618,6 +711,7 @@ impl AudiusLoginBuilder {
             ("clock_skew", Some(self.clock_skew)),
             ("attempt_ttl", Some(self.attempt_ttl)),
             ("user_cache_ttl", Some(self.user_cache_ttl)),
+            ("user_refetch_interval", Some(self.user_refetch_interval)),
             ("refresh_margin", Some(self.refresh_margin)),
             ("login_deadline", self.login_deadline),
         ] {
@@ -627,6 +721,24 @@ impl AudiusLoginBuilder {
                      time arithmetic on it could overflow; give a bounded value"
                 ));
             }
+        }
+        for (what, capacity) in [
+            ("user_cache_capacity", self.user_cache_capacity),
+            ("tracked_sessions", self.tracked_sessions),
+        ] {
+            if capacity > MAX_CACHE_CAPACITY {
+                return config(format!(
+                    "{what} is over the largest capacity a setting accepts \
+                     ({MAX_CACHE_CAPACITY} entries); give a bounded value"
+                ));
+            }
+        }
+        if self.max_logins_per_user == Some(0) {
+            return config(
+                "max_logins_per_user is Some(0), which refuses every login; give at least 1, or \
+                 None for no bound"
+                    .into(),
+            );
         }
         // Within the bounds above, neither can overflow; checked all the same.
         let replay_ttl = self
@@ -695,12 +807,14 @@ impl AudiusLoginBuilder {
                  AudiusLoginBuilder::api_key to your app's key"
             );
         }
+        // The app's time never goes backwards (see `clock`).
+        let clock: Arc<dyn Clock> = Arc::new(MonotonicClock::new(self.clock));
         let verify_options = VerifyOptions::default()
             .max_age(Some(self.max_token_age))
             .clock_skew(self.clock_skew)
-            .clock(self.clock.clone())
+            .clock(clock.clone())
             .profile_source(self.profile_source)
-            .api_key(api_key.as_deref());
+            .api_key(api_key.as_deref())?;
         let client = match self.api_client {
             Some(c) => c,
             None => ApiClient::new(self.environment.api())?,
@@ -712,11 +826,14 @@ impl AudiusLoginBuilder {
         let (verifier, directory): (Arc<dyn Verifier>, _) = match self.verifier {
             Some(v) => (v, None),
             None => {
-                let directory = Arc::new(UserDirectory::with_cache(
-                    client,
-                    self.user_cache_ttl,
-                    self.user_cache_capacity,
-                ));
+                let directory = Arc::new(
+                    UserDirectory::with_cache(
+                        client,
+                        self.user_cache_ttl,
+                        self.user_cache_capacity,
+                    )
+                    .refetch_interval(self.user_refetch_interval),
+                );
                 let verifier: Arc<dyn Verifier> = match self.verifier_kind {
                     VerifierKind::Local => Arc::new(
                         LocalVerifier::with_directory(directory.clone())
@@ -747,12 +864,18 @@ impl AudiusLoginBuilder {
                 environment: self.environment,
                 verifier,
                 verify_options,
-                replay_cache: self
-                    .replay_cache
-                    .unwrap_or_else(|| Arc::new(MemoryReplayCache::default())),
+                builtin_replay_cache: self.replay_cache.is_none(),
+                replay_cache: self.replay_cache.unwrap_or_else(|| {
+                    // Entries expire on the clock token ages are judged on (see `clock`).
+                    Arc::new(MemoryReplayCache::with_clock(
+                        audius_login::replay::DEFAULT_REPLAY_CAPACITY,
+                        clock.clone(),
+                    ))
+                }),
                 replay_ttl,
                 max_token_age: self.max_token_age,
-                clock: self.clock,
+                clock,
+                user_logins: crate::user_logins::UserLogins::new(self.max_logins_per_user),
                 attempt_ttl: self.attempt_ttl,
                 max_pending_attempts: self.max_pending_attempts,
                 unauthenticated: self.unauthenticated,

@@ -26,6 +26,7 @@
 //! | Audius unreachable / answered unexpectedly | 503 / 502 | `audius_unavailable` / `audius_unexpected` |
 //! | session store or shared replay cache (Redis) unreachable | 503 | `session_unavailable` |
 //! | in-memory replay cache full of live entries (logins refused until some expire) | 503 | `replay_cache_full` |
+//! | this user has too many live logins in this process (see `max_logins_per_user`) | 429 | `too_many_logins` |
 //! | misconfiguration (middleware missing, ...) | 500 | `misconfigured` |
 
 use std::borrow::Cow;
@@ -93,6 +94,10 @@ pub enum LoginErrorKind {
     /// The in-memory replay cache is full of live entries: logins are refused (rather than let
     /// a remembered token be forgotten) until some expire.
     ReplayCacheFull,
+    /// This user already has as many live logins in this process as
+    /// [`AudiusLoginBuilder::max_logins_per_user`](crate::AudiusLoginBuilder::max_logins_per_user)
+    /// allows: refused until one expires (minutes).
+    TooManyLogins,
     /// The app is misconfigured (for example the middleware is not installed).
     Misconfigured,
 }
@@ -125,6 +130,7 @@ impl LoginErrorKind {
             AudiusUnexpected => "audius_unexpected",
             SessionUnavailable => "session_unavailable",
             ReplayCacheFull => "replay_cache_full",
+            TooManyLogins => "too_many_logins",
             Misconfigured => "misconfigured",
         }
     }
@@ -144,6 +150,7 @@ impl LoginErrorKind {
                 StatusCode::SERVICE_UNAVAILABLE
             }
             AudiusUnexpected => StatusCode::BAD_GATEWAY,
+            TooManyLogins => StatusCode::TOO_MANY_REQUESTS,
             Misconfigured => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -160,6 +167,7 @@ impl LoginErrorKind {
             CrossSiteRequest => "Request refused",
             AudiusUnavailable | AudiusUnexpected => "Audius is unavailable",
             SessionUnavailable | ReplayCacheFull => "Service unavailable",
+            TooManyLogins => "Too many logins",
             Misconfigured => "Server misconfigured",
             _ => "Login failed",
         }

@@ -17,6 +17,7 @@ pub mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod user;
+mod user_logins;
 
 pub use audius_login;
 
@@ -30,8 +31,9 @@ pub type BuildError = audius_login::Error;
 pub use audius_login::{Display, Environment, ProfilePicture, Scope, UserId};
 pub use button::{ButtonCorners, ButtonOptions, ButtonSize, ButtonWidth, HoverGrowth};
 pub use config::{
-    AudiusLogin, AudiusLoginBuilder, DEFAULT_LOGIN_DEADLINE, Flow, LoginEvent, LogoutBehavior,
-    MAX_SETTING_DURATION, ResponseMode, UnauthenticatedResponse, VerifierKind,
+    AudiusLogin, AudiusLoginBuilder, DEFAULT_LOGIN_DEADLINE, DEFAULT_MAX_LOGINS_PER_USER, Flow,
+    LoginEvent, LogoutBehavior, MAX_CACHE_CAPACITY, MAX_SETTING_DURATION, ResponseMode,
+    UnauthenticatedResponse, VerifierKind,
 };
 pub use error::{AudiusLoginError, LoginErrorKind};
 pub use extract::{AudiusRequestExt, VerifiedArtist};

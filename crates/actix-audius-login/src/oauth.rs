@@ -38,7 +38,6 @@
 
 use std::cell::RefCell;
 use std::fmt;
-use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -149,9 +148,11 @@ impl FamilyState {
     }
 }
 
-/// The sessions this process tracks: a bounded LRU map from family id to [`FamilyState`].
+/// The sessions this process tracks: a bounded LRU map from family id to [`FamilyState`],
+/// allocated as it fills (not up front).
 pub(crate) struct Families {
     map: Mutex<LruCache<String, Arc<FamilyState>>>,
+    capacity: usize,
 }
 
 impl fmt::Debug for Families {
@@ -174,9 +175,9 @@ enum Known {
 
 impl Families {
     pub(crate) fn new(capacity: usize) -> Self {
-        let capacity = NonZeroUsize::new(capacity.max(1)).unwrap_or(NonZeroUsize::MIN);
         Self {
-            map: Mutex::new(LruCache::new(capacity)),
+            map: Mutex::new(LruCache::unbounded()),
+            capacity: capacity.max(1),
         }
     }
 
@@ -190,6 +191,9 @@ impl Families {
             return state.clone();
         }
         let state = Arc::new(FamilyState::default());
+        if map.len() >= self.capacity {
+            map.pop_lru();
+        }
         map.put(family.to_owned(), state.clone());
         state
     }

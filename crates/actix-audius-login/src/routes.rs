@@ -34,6 +34,7 @@ impl AudiusLogin {
     pub fn routes(&self) -> impl FnOnce(&mut ServiceConfig) + 'static {
         let this = self.clone();
         move |cfg: &mut ServiceConfig| {
+            crate::config::warn_if_replay_caches_are_per_worker(&this);
             if this.inner.flow == Flow::Implicit {
                 cfg.app_data(crate::extract::MountedLogin(this.clone()));
             }
@@ -445,13 +446,18 @@ async fn complete(
                 "The login answer carries no state. Please log in again.",
             )
         })?;
-    // The state is consumed here, whatever happens next...
+    // The state is taken out of the session here, whatever happens next...
     let attempt = session::take_pending(&session, c, &state)?;
-    // ...and recorded as consumed, so that it works once whatever store holds the session: with
-    // a cookie store, the cookie from before this callback still carries it.
-    consume_state(c, &state, &attempt).await?;
+    // ...and refused if a callback already signed in with it: with a cookie store, the cookie
+    // from before that callback still carries it. (Recorded only when a callback succeeds, see
+    // `consume_state`: a failed callback records nothing, so anonymous garbage callbacks cannot
+    // fill the replay cache.)
+    let state_key = ReplayKey::for_state(&state);
+    if c.replay_cache.seen(&state_key).await? {
+        return Err(state_used_already().into());
+    }
     if c.flow == Flow::AuthorizationCode {
-        return complete_code_flow(audius, req, params, attempt).await;
+        return complete_code_flow(audius, req, params, attempt, &state_key).await;
     }
     let token = params.token.filter(|t| !t.is_empty()).ok_or_else(|| {
         AudiusLoginError::new(
@@ -468,13 +474,26 @@ async fn complete(
     if c.replay_cache.seen(key).await? {
         return Err(audius_login::Error::Replayed.into());
     }
+    // A user with as many live logins as allowed is refused before any request (only
+    // successful logins count, so nobody can spend another user's allowance).
+    if !c.user_logins.admits(prepared.claims().user_id.get()) {
+        return Err(too_many_logins().into());
+    }
     let profile = c.verifier.verify_prepared(&prepared).await?;
     // Enforced on the verified claims too, whatever verifier is configured.
     c.verify_options.check_claims(&profile.claims)?;
-    // Recorded only now, atomically: a forged token never takes a place in the cache.
-    if !c.replay_cache.first_use(key, c.replay_ttl).await? {
+    // Recorded only now, atomically, the state first (two callbacks racing with one state from
+    // a replayed cookie: one wins, and the loser's token stays unused): a forged token, or a
+    // failed callback, never takes a place in the cache.
+    let state_ttl = consume_state(c, &state_key, &attempt).await?;
+    let token_ttl = token_entry_ttl(c, &prepared);
+    if !c.replay_cache.first_use(key, token_ttl).await? {
         return Err(audius_login::Error::Replayed.into());
     }
+    c.user_logins.record(
+        profile.user_id.get(),
+        instant_after(state_ttl.max(token_ttl)),
+    );
     let user = AudiusUser::from_profile(&profile, session::now(c));
     run_hook(audius, req, &user, profile, &attempt.return_to).await?;
     // Tokens of another user (a code-flow login in the same session) no longer apply.
@@ -488,13 +507,65 @@ async fn complete(
     Ok((user, attempt.return_to))
 }
 
-/// Records `state` as consumed in the replay cache, for the rest of its attempt's lifetime;
-/// refuses it when it was consumed already (an old cookie replayed).
+/// The refusal of a state a callback already signed in with.
+fn state_used_already() -> AudiusLoginError {
+    tracing::info!("a consumed login state was presented again (an old session cookie)");
+    AudiusLoginError::new(
+        LoginErrorKind::StateMismatch,
+        "This login does not match one started in this browser (or it was already used). \
+         Please log in again.",
+    )
+}
+
+/// The refusal of a user with as many live logins as allowed.
+fn too_many_logins() -> AudiusLoginError {
+    tracing::warn!("a user with as many live logins as allowed logged in again: refused");
+    AudiusLoginError::new(
+        LoginErrorKind::TooManyLogins,
+        "This account signed in here too many times in the last few minutes; please try again \
+         in a few minutes.",
+    )
+}
+
+/// The instant `ttl` from now (far in the future when that overflows).
+fn instant_after(ttl: std::time::Duration) -> std::time::Instant {
+    let now = std::time::Instant::now();
+    now.checked_add(ttl)
+        .or_else(|| now.checked_add(std::time::Duration::from_secs(365 * 24 * 3600)))
+        .unwrap_or(now)
+}
+
+/// How long an accepted token is remembered: until it is stale on every clock within the skew
+/// of this one (`iat + max_age + 2 × skew`), and never less than `max_age + 2 × skew` (the
+/// token's whole acceptance window, whatever its age now).
+fn token_entry_ttl(c: &crate::config::Config, prepared: &PreparedToken) -> std::time::Duration {
+    let Some(issued_at) = prepared.claims().issued_at() else {
+        return c.replay_ttl;
+    };
+    let stale_everywhere = time::Duration::try_from(c.replay_ttl)
+        .ok()
+        .and_then(|window| issued_at.checked_add(window));
+    let left = stale_everywhere.map(|at| at - session::now(c));
+    match left.and_then(|left| std::time::Duration::try_from(left).ok()) {
+        Some(left) => left.max(c.replay_ttl),
+        None => c.replay_ttl,
+    }
+}
+
+/// Records the state of a successful callback as consumed in the replay cache, for the rest of
+/// its attempt's lifetime, and says for how long; refuses it when another callback recorded it
+/// first (an old cookie replayed, at the same moment).
+///
+/// Only successful callbacks record their state: a state whose callback failed (a malformed,
+/// forged, stale or refused token) can be presented again with an old cookie, and used at most
+/// once more *successfully*, within its attempt's lifetime. That is no login CSRF: the state
+/// is still bound to the browser's session, and only a token for it signs in. Recording failed
+/// callbacks too would let anyone fill an in-memory replay cache with garbage callbacks.
 async fn consume_state(
     c: &crate::config::Config,
-    state: &str,
+    state_key: &ReplayKey,
     attempt: &PendingLogin,
-) -> Result<(), CallbackError> {
+) -> Result<std::time::Duration, CallbackError> {
     let now = session::now(c).unix_timestamp();
     let ttl_secs = i64::try_from(c.attempt_ttl.as_secs()).unwrap_or(i64::MAX);
     // The attempt is accepted while its age is at most the attempt lifetime (see
@@ -506,19 +577,10 @@ async fn consume_state(
         .saturating_add(1)
         .max(1);
     let ttl = std::time::Duration::from_secs(u64::try_from(left).unwrap_or(1));
-    if c.replay_cache
-        .first_use(&ReplayKey::for_state(state), ttl)
-        .await?
-    {
-        Ok(())
+    if c.replay_cache.first_use(state_key, ttl).await? {
+        Ok(ttl)
     } else {
-        tracing::info!("a consumed login state was presented again (an old session cookie)");
-        Err(AudiusLoginError::new(
-            LoginErrorKind::StateMismatch,
-            "This login does not match one started in this browser (or it was already used). \
-             Please log in again.",
-        )
-        .into())
+        Err(state_used_already().into())
     }
 }
 
@@ -556,6 +618,7 @@ async fn complete_code_flow(
     req: &HttpRequest,
     params: CallbackParams,
     attempt: PendingLogin,
+    state_key: &ReplayKey,
 ) -> Result<(AudiusUser, String), CallbackError> {
     let c = &audius.inner;
     let session = req.get_session();
@@ -567,7 +630,7 @@ async fn complete_code_flow(
         )
         .into());
     }
-    let verifier = attempt.verifier.ok_or_else(|| {
+    let verifier = attempt.verifier.as_ref().ok_or_else(|| {
         AudiusLoginError::new(
             LoginErrorKind::StateMismatch,
             "This login was not started for the authorization-code flow. Please log in again.",
@@ -592,7 +655,7 @@ async fn complete_code_flow(
     };
     let set = c
         .oauth
-        .exchange_code(&code, &verifier, &redirect_uri)
+        .exchange_code(&code, verifier, &redirect_uri)
         .await?;
     let now = session::now(c);
     let profile = match c.oauth.me(&set.access_token).await {
@@ -605,6 +668,21 @@ async fn complete_code_flow(
     };
     let mut user = AudiusUser::from_profile(&profile, now);
     let tokens = StoredTokens::new(set, user.id, now);
+    // The state is recorded as consumed only now that the login succeeded (see
+    // `consume_state`), and the user's live logins are bounded as in the implicit flow.
+    let recorded = if c.user_logins.admits(user.id) {
+        consume_state(c, state_key, &attempt).await
+    } else {
+        Err(too_many_logins().into())
+    };
+    let state_ttl = match recorded {
+        Ok(ttl) => ttl,
+        Err(e) => {
+            oauth::revoke(c, &tokens).await;
+            return Err(e);
+        }
+    };
+    c.user_logins.record(user.id, instant_after(state_ttl));
     // An identity login of the same user (implicit flow, in the same session) keeps its email.
     if let Some(signed_in) = session::read_user(&session, Some(c))
         && signed_in.id == user.id

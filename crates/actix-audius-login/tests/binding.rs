@@ -490,7 +490,9 @@ async fn a_replayed_pre_callback_cookie_cannot_use_a_state_twice() {
         (400, "state_mismatch".into())
     );
 
-    // A state consumed by a failed callback is spent too.
+    // A failed callback records nothing (else anonymous garbage callbacks could fill the
+    // replay cache): its state, replayed with the old cookie, may still sign in, once. That is
+    // no login CSRF (the state is this browser's, and only a valid token signs in)...
     let res = app.get(app.audius.login_path()).await;
     let cookie = set_cookie(&res).unwrap();
     let state = state_of(res.headers()[LOCATION].to_str().unwrap());
@@ -500,7 +502,17 @@ async fn a_replayed_pre_callback_cookie_cannot_use_a_state_twice() {
     );
     let token = mint(&app, "nopicture", TokenOverrides::default());
     assert_eq!(
-        callback_with_cookie(&app, &cookie, &state, &token).await,
+        callback_with_cookie(&app, &cookie, &state, &token).await.0,
+        302
+    );
+    // ...and once it signed in, the state is spent, whatever cookie carries it.
+    let other = mint(
+        &app,
+        "artist",
+        TokenOverrides::default().claim("n", json!(2)),
+    );
+    assert_eq!(
+        callback_with_cookie(&app, &cookie, &state, &other).await,
         (400, "state_mismatch".into())
     );
 }
@@ -558,6 +570,153 @@ async fn a_full_replay_cache_refuses_logins_and_forgets_nothing() {
         "the first token is still remembered"
     );
     assert_eq!(cache.len(), 4);
+}
+
+/// One Audius account can mint as many tokens as its holder likes, each a successful login
+/// leaving two entries in the replay cache: at most `max_logins_per_user` (30 by default) of
+/// one user are live in a process, the next refused (`429 too_many_logins`) before any
+/// request; other users are not affected, and only successful logins count (forged tokens for
+/// a user do not spend that user's allowance).
+#[actix_web::test]
+async fn one_account_cannot_take_more_than_its_share_of_the_replay_cache() {
+    let cache = Arc::new(MemoryReplayCache::new(1_000));
+    let app = start_with(sandbox().await, ResponseMode::Query, {
+        let cache = cache.clone();
+        move |b| b.replay_cache(cache)
+    })
+    .await;
+    assert_eq!(actix_audius_login::DEFAULT_MAX_LOGINS_PER_USER, 30);
+    let client = browser();
+    // Forged tokens for the listener first: refused, and they count for nothing.
+    for i in 0..5 {
+        let forged = mint(
+            &app,
+            "listener",
+            TokenOverrides::default()
+                .signing_key([0x42; 32])
+                .claim("n", json!(i)),
+        );
+        let state = begin(&app, &client, None).await;
+        assert_eq!(callback(&app, &client, &state, &forged).await.0, 401);
+    }
+    for i in 0..30 {
+        let token = mint(
+            &app,
+            "listener",
+            TokenOverrides::default().claim("n", json!(i)),
+        );
+        let state = begin(&app, &client, None).await;
+        assert_eq!(
+            callback(&app, &client, &state, &token).await.0,
+            302,
+            "login {i}"
+        );
+    }
+    assert_eq!(cache.len(), 60, "two entries a login");
+    app.sandbox.clear_requests();
+    let token = mint(
+        &app,
+        "listener",
+        TokenOverrides::default().claim("n", json!(30)),
+    );
+    let state = begin(&app, &client, None).await;
+    assert_eq!(
+        callback(&app, &client, &state, &token).await,
+        (429, "too_many_logins".into())
+    );
+    assert_eq!(user_requests(&app), 0, "refused before any request");
+    assert_eq!(cache.len(), 60, "and it took no place");
+    // Another user signs in.
+    let state = begin(&app, &client, None).await;
+    let token = mint(&app, "artist", TokenOverrides::default());
+    assert_eq!(callback(&app, &client, &state, &token).await.0, 302);
+}
+
+/// `max_logins_per_user`: `None` lifts the bound, `Some(0)` is a configuration error.
+#[test]
+fn max_logins_per_user_is_checked() {
+    let builder = || AudiusLogin::builder("App", "https://app.example/auth/audius/callback");
+    assert_eq!(
+        builder()
+            .max_logins_per_user(Some(0))
+            .build()
+            .unwrap_err()
+            .kind(),
+        audius_login::ErrorKind::Config
+    );
+    builder().max_logins_per_user(None).build().unwrap();
+    builder().max_logins_per_user(Some(1)).build().unwrap();
+}
+
+/// An `AudiusLogin` built inside `HttpServer::new` gives each worker its own in-memory replay
+/// cache (a token accepted by one worker could be used on another): two live ones with the
+/// built-in cache mounting the same callback URL are reported, once; clones of one are not,
+/// nor are ones given a (possibly shared) cache.
+#[test]
+fn memory_replay_caches_built_per_worker_are_reported() {
+    use std::io::Write;
+    use std::sync::Mutex;
+    #[derive(Clone, Default)]
+    struct Sink(Arc<Mutex<Vec<u8>>>);
+    impl Write for Sink {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let sink = Sink::default();
+    let writer = sink.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_max_level(tracing::Level::WARN)
+        .with_ansi(false)
+        .finish();
+    let build = |url: &str| {
+        AudiusLogin::builder("Workers", url)
+            .api_key(APP_KEY)
+            .build()
+            .unwrap()
+    };
+    let logs = |sink: &Sink| String::from_utf8(sink.0.lock().unwrap().clone()).unwrap();
+    tracing::subscriber::with_default(subscriber, || {
+        // One AudiusLogin cloned into every worker: nothing to say.
+        let shared = build("https://one.per-worker.example/cb");
+        for _ in 0..3 {
+            let _ = actix_web::App::new().configure(shared.clone().routes());
+        }
+        // A cache given to each: not judged.
+        let cache: Arc<MemoryReplayCache> = Arc::new(MemoryReplayCache::default());
+        let given: Vec<AudiusLogin> = (0..2)
+            .map(|_| {
+                AudiusLogin::builder("Workers", "https://given.per-worker.example/cb")
+                    .api_key(APP_KEY)
+                    .replay_cache(cache.clone())
+                    .build()
+                    .unwrap()
+            })
+            .collect();
+        for audius in &given {
+            let _ = actix_web::App::new().configure(audius.routes());
+        }
+        assert_eq!(logs(&sink).matches("WARN").count(), 0, "{}", logs(&sink));
+        // One built per worker: reported, once.
+        let workers: Vec<AudiusLogin> = (0..3)
+            .map(|_| build("https://many.per-worker.example/cb"))
+            .collect();
+        for audius in &workers {
+            let _ = actix_web::App::new().configure(audius.routes());
+        }
+        drop(shared);
+    });
+    let logs = logs(&sink);
+    assert_eq!(logs.matches("WARN").count(), 1, "{logs}");
+    assert!(
+        logs.contains("own in-memory replay cache") && logs.contains("many.per-worker.example"),
+        "{logs}"
+    );
 }
 
 #[actix_web::test]

@@ -178,8 +178,9 @@ impl fmt::Display for Limited {
 ///
 /// Match on [`Error::kind`] for a stable summary; the variants carry the details (which part of a
 /// token, the server's status and message, the limit that was crossed). `Display` gives one
-/// readable line.
-#[derive(Debug, thiserror::Error)]
+/// readable line. Cloneable, so that concurrent lookups sharing one request can each be given
+/// its outcome.
+#[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// The token cannot be parsed.

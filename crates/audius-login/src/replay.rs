@@ -48,13 +48,14 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use sha2::{Digest, Sha256};
 
 use crate::Wallet;
+use crate::clock::Clock;
 use crate::error::{Error, Result};
 
 /// Default capacity of [`MemoryReplayCache`]: 100,000 entries (tokens and consumed states).
@@ -128,20 +129,24 @@ pub trait ReplayCache: Send + Sync + fmt::Debug {
     async fn seen(&self, key: &ReplayKey) -> Result<bool>;
 }
 
-/// When an entry expires: at an instant, or never (a time to live so long that adding it to
-/// now overflows; never reached by settings the actix layer accepts).
+/// A point on the cache's time line: the time since its origin (its creation on `Instant`, or
+/// the Unix epoch on a [`Clock`]).
+type Tick = Duration;
+
+/// When an entry expires: at a tick, or never (a time to live so long that adding it to now
+/// overflows; never reached by settings the actix layer accepts).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Expiry {
-    At(Instant),
+    At(Tick),
     Never,
 }
 
 impl Expiry {
-    fn after(now: Instant, ttl: Duration) -> Self {
+    fn after(now: Tick, ttl: Duration) -> Self {
         now.checked_add(ttl).map_or(Self::Never, Self::At)
     }
 
-    fn is_live(self, now: Instant) -> bool {
+    fn is_live(self, now: Tick) -> bool {
         match self {
             Self::At(at) => at > now,
             Self::Never => true,
@@ -162,7 +167,7 @@ struct Entries {
 
 impl Entries {
     /// Forgets every expired entry (the oldest expiry first).
-    fn purge(&mut self, now: Instant) {
+    fn purge(&mut self, now: Tick) {
         while let Some(&(expiry, key)) = self.by_expiry.first() {
             if expiry.is_live(now) {
                 break;
@@ -181,18 +186,59 @@ impl Entries {
 /// that token (or state) be used again. Size it above the logins expected within the longest
 /// time to live (the maximum token age plus twice the clock skew, or a login attempt's
 /// lifetime): each login takes two entries, its token and its consumed state.
+///
+/// Entries expire on real time ([`Instant`]) by default, or on the app's clock
+/// ([`with_clock`](Self::with_clock)): the clock token ages are judged on, so that a token is
+/// remembered for as long as that clock finds it young enough, even when it is stepped back.
 #[derive(Debug)]
 pub struct MemoryReplayCache {
     entries: Mutex<Entries>,
     capacity: usize,
+    time: TimeLine,
+}
+
+/// What the cache's entries expire on.
+#[derive(Debug)]
+enum TimeLine {
+    /// Real time, from the cache's creation.
+    Real(Instant),
+    /// A clock, from the Unix epoch (a time before it reads as the epoch).
+    Clock(Arc<dyn Clock>),
+}
+
+impl TimeLine {
+    fn now(&self) -> Tick {
+        match self {
+            Self::Real(origin) => origin.elapsed(),
+            Self::Clock(clock) => {
+                let since_epoch = clock.now() - time::OffsetDateTime::UNIX_EPOCH;
+                Duration::try_from(since_epoch).unwrap_or(Duration::ZERO)
+            }
+        }
+    }
 }
 
 impl MemoryReplayCache {
-    /// A cache remembering at most `capacity` live entries (at least one).
+    /// A cache remembering at most `capacity` live entries (at least one), expiring them on
+    /// real time.
     pub fn new(capacity: usize) -> Self {
         Self {
             entries: Mutex::new(Entries::default()),
             capacity: capacity.max(1),
+            time: TimeLine::Real(Instant::now()),
+        }
+    }
+
+    /// A cache remembering at most `capacity` live entries (at least one), expiring them on
+    /// `clock`: give it the clock token ages are judged on (the actix layer gives its own, a
+    /// [`MonotonicClock`](crate::clock::MonotonicClock)), and a token's entry outlives its
+    /// acceptance whatever that clock does. A clock stepped back keeps entries longer (they
+    /// count against the capacity until it catches up); one that never goes backwards is
+    /// advised, so that a step forward then back cannot purge entries too early.
+    pub fn with_clock(capacity: usize, clock: Arc<dyn Clock>) -> Self {
+        Self {
+            time: TimeLine::Clock(clock),
+            ..Self::new(capacity)
         }
     }
 
@@ -202,8 +248,9 @@ impl MemoryReplayCache {
 
     /// How many live entries are remembered now.
     pub fn len(&self) -> usize {
+        let now = self.time.now();
         let mut entries = self.lock();
-        entries.purge(Instant::now());
+        entries.purge(now);
         entries.expiry_of.len()
     }
 
@@ -227,7 +274,8 @@ impl Default for MemoryReplayCache {
 #[async_trait]
 impl ReplayCache for MemoryReplayCache {
     async fn first_use(&self, key: &ReplayKey, ttl: Duration) -> Result<bool> {
-        let now = Instant::now();
+        let now = self.time.now();
+        let real_now = Instant::now();
         let mut entries = self.lock();
         entries.purge(now);
         if entries.expiry_of.contains_key(key) {
@@ -237,7 +285,7 @@ impl ReplayCache for MemoryReplayCache {
             entries.refused_since_log += 1;
             if entries
                 .last_full_log
-                .is_none_or(|at| now.saturating_duration_since(at) >= FULL_LOG_INTERVAL)
+                .is_none_or(|at| real_now.saturating_duration_since(at) >= FULL_LOG_INTERVAL)
             {
                 tracing::error!(
                     capacity = self.capacity,
@@ -245,7 +293,7 @@ impl ReplayCache for MemoryReplayCache {
                     "the in-memory replay cache is full of live entries: logins are refused \
                      until entries expire (raise its capacity, or use a shared Redis cache)"
                 );
-                entries.last_full_log = Some(now);
+                entries.last_full_log = Some(real_now);
                 entries.refused_since_log = 0;
             }
             return Err(Error::ReplayCacheFull {
@@ -259,7 +307,7 @@ impl ReplayCache for MemoryReplayCache {
     }
 
     async fn seen(&self, key: &ReplayKey) -> Result<bool> {
-        let now = Instant::now();
+        let now = self.time.now();
         let entries = self.lock();
         Ok(entries
             .expiry_of
@@ -780,7 +828,38 @@ mod tests {
             assert!(cache.first_use(&key, Duration::MAX).await.unwrap());
             assert!(!cache.first_use(&key, Duration::MAX).await.unwrap());
             assert!(cache.seen(&key).await.unwrap());
-            assert!(Expiry::Never > Expiry::At(Instant::now()));
+            assert!(Expiry::Never > Expiry::At(Duration::MAX));
+        });
+    }
+
+    #[test]
+    fn on_a_clock_entries_expire_on_that_clock_only() {
+        rt().block_on(async {
+            let clock = Arc::new(crate::clock::ManualClock::at_unix(1_764_288_000));
+            let cache = MemoryReplayCache::with_clock(4, clock.clone());
+            let key = ReplayKey::for_state("x");
+            assert!(
+                cache
+                    .first_use(&key, Duration::from_secs(10))
+                    .await
+                    .unwrap()
+            );
+            // Real time passes, the clock does not: remembered.
+            std::thread::sleep(Duration::from_millis(30));
+            assert!(cache.seen(&key).await.unwrap());
+            clock.advance(Duration::from_secs(9));
+            assert!(cache.seen(&key).await.unwrap());
+            // Stepped back: remembered all the longer.
+            clock.set(time::OffsetDateTime::from_unix_timestamp(1_764_287_000).unwrap());
+            assert!(
+                !cache
+                    .first_use(&key, Duration::from_secs(10))
+                    .await
+                    .unwrap()
+            );
+            clock.set(time::OffsetDateTime::from_unix_timestamp(1_764_288_011).unwrap());
+            assert!(!cache.seen(&key).await.unwrap(), "expired on the clock");
+            assert_eq!(cache.len(), 0);
         });
     }
 

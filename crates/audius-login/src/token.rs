@@ -277,11 +277,26 @@ const DOCUMENTED_CLAIMS: [&str; 9] = [
     "iat",
 ];
 
+/// The error of a `userId` that is not a user id: Audius' words, and why when the id is out of
+/// range (an id of 2^31 or more, which Audius would compare as another user's).
+fn invalid_user_id(e: crate::user_id::UserIdError) -> Error {
+    match e.out_of_range() {
+        Some(n) => Error::malformed(
+            TokenPart::UserId,
+            format!(
+                "Invalid JWT payload userId: {n} is not below 2^31 (Audius user ids are 32-bit, \
+                 and Audius compares them as such: it would verify the token as another user's)"
+            ),
+        ),
+        None => Error::malformed(TokenPart::UserId, "Invalid JWT payload userId"),
+    }
+}
+
 impl Claims {
     /// Reads claims from a decoded payload object.
     ///
-    /// Fails with [`TokenPart::UserId`] when `userId` is missing, not a string or number, or not
-    /// a hashid or decimal id.
+    /// Fails with [`TokenPart::UserId`] when `userId` is missing, not a string or number, not
+    /// a hashid or decimal id, or an id above [`UserId::MAX`] (2^31 - 1).
     pub fn from_map(raw: Map<String, Value>) -> Result<Self> {
         let (user_id, user_id_form) = match raw.get("userId") {
             None => {
@@ -292,18 +307,14 @@ impl Claims {
             }
             // The order of `UserId::parse`: decimal first, then hashid.
             Some(Value::String(s)) => match UserId::parse_decimal(s) {
-                Some(id) => (id, UserIdForm::Decimal),
+                Some(id) => (id.map_err(invalid_user_id)?, UserIdForm::Decimal),
                 None => (
-                    UserId::from_hashid(s).map_err(|_| {
-                        Error::malformed(TokenPart::UserId, "Invalid JWT payload userId")
-                    })?,
+                    UserId::from_hashid(s).map_err(invalid_user_id)?,
                     UserIdForm::Hashid,
                 ),
             },
             Some(v @ Value::Number(_)) => (
-                UserId::from_json(v).map_err(|_| {
-                    Error::malformed(TokenPart::UserId, "Invalid JWT payload userId")
-                })?,
+                UserId::from_json(v).map_err(invalid_user_id)?,
                 UserIdForm::LegacyNumber,
             ),
             Some(_) => {

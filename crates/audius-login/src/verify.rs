@@ -55,7 +55,7 @@ use serde_json::{Map, Value};
 use time::OffsetDateTime;
 use tracing::Instrument as _;
 
-use crate::cache::{Flights, TtlCache};
+use crate::cache::{Flights, TtlCache, expiry};
 use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, Result, TokenPart};
 use crate::replay::ReplayKey;
@@ -73,8 +73,9 @@ pub const DEFAULT_NEGATIVE_TTL: Duration = Duration::from_secs(30);
 /// Default time an account's manager list is cached (a revoked grant may still be honoured for
 /// this long): 30 s.
 pub const DEFAULT_MANAGERS_TTL: Duration = Duration::from_secs(30);
-/// Default shortest time between two reads of one user's record prompted by tokens whose signer
-/// is not the cached wallet: 30 s.
+/// Default of [`UserDirectory::refetch_interval`]: a login is judged against a user record read
+/// at most 30 s before (and a record is read for logins at most once per 30 s, forged tokens
+/// included).
 pub const DEFAULT_REFETCH_INTERVAL: Duration = Duration::from_secs(30);
 
 /// Where a verified profile's `handle`, `name`, `verified` and picture come from.
@@ -246,9 +247,38 @@ impl VerifyOptions {
     /// ([`Error::AudienceMismatch`]), before any network call. Keys are compared without `0x`
     /// and case-insensitively. Default: `None`, which accepts a token approved for *any* app:
     /// set it whenever the app has a key.
-    pub fn api_key(mut self, key: Option<&str>) -> Self {
-        self.api_key = key.map(normalized_key);
-        self
+    ///
+    /// The key must be an Audius API key: 40 hex characters once trimmed and stripped of
+    /// `0x`/`0X`. Anything else (an empty or blank key, `0x` alone, a prefix) is refused with
+    /// [`Error::Config`]: it would otherwise make tokens whose `apiKey` is `""`, `"0x"` or blank
+    /// "this app's".
+    ///
+    /// ```
+    /// use audius_login::VerifyOptions;
+    ///
+    /// let options = VerifyOptions::default().api_key(Some("0XB1D1B1D1B1D1B1D1B1D1B1D1B1D1B1D1B1D1B1D1"))?;
+    /// assert_eq!(options.get_api_key(), Some("b1d1b1d1b1d1b1d1b1d1b1d1b1d1b1d1b1d1b1d1"));
+    /// for bad in ["", "  ", "0x", "b1d1"] {
+    ///     assert!(VerifyOptions::default().api_key(Some(bad)).is_err());
+    /// }
+    /// # Ok::<(), audius_login::Error>(())
+    /// ```
+    pub fn api_key(mut self, key: Option<&str>) -> Result<Self> {
+        self.api_key = match key {
+            Some(key) => {
+                let normalized = normalized_key(key);
+                if normalized.len() != 40 || !normalized.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    return Err(Error::Config(
+                        "an Audius API key is 40 hex characters (with or without 0x); this one \
+                         would match tokens approved for no app, or for another"
+                            .into(),
+                    ));
+                }
+                Some(normalized)
+            }
+            None => None,
+        };
+        Ok(self)
     }
 
     /// The maximum age enforced, if any.
@@ -525,36 +555,77 @@ impl ManagerGrant {
 }
 
 /// A user record as cached: the record, or `None` for a user Audius does not have (a negative
-/// entry), and when it was read.
+/// entry), when it was read, and how reading it again has been failing.
 #[derive(Debug, Clone)]
 struct CachedUser {
     user: Option<Arc<ApiUser>>,
     read_at: Instant,
+    /// Re-reads that failed in a row since `read_at`, the last one's error, and when the next
+    /// may be tried.
+    failing: Option<Failing>,
 }
 
-/// Which lookup a request in flight is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-enum Lookup {
-    User(u64),
-    Managers(u64),
+/// Reads of one lookup failing in a row: no new attempt before `retry_at`.
+#[derive(Debug, Clone)]
+struct Failing {
+    count: u32,
+    error: Error,
+    retry_at: Instant,
+}
+
+impl Failing {
+    /// One more failure after `previous`, backing off from `base`: `base`, then twice, four and
+    /// eight times as long.
+    fn after(previous: Option<&Failing>, error: Error, base: Duration) -> Self {
+        let count = previous.map_or(0, |f| f.count).saturating_add(1);
+        let wait = base.saturating_mul(1 << (count - 1).min(3));
+        Self {
+            count,
+            error,
+            retry_at: expiry(Instant::now(), wait),
+        }
+    }
+
+    fn backing_off(&self) -> bool {
+        Instant::now() < self.retry_at
+    }
+}
+
+/// A user's record as a login is judged against it.
+#[derive(Debug, Clone)]
+struct LoginRecord {
+    user: Option<Arc<ApiUser>>,
+    /// Set when the record could not be read again and this is the cached one, older than the
+    /// refetch interval: why it could not be read.
+    stale_because: Option<Error>,
 }
 
 /// User lookups with bounded, expiring caches.
 ///
 /// Three things are cached, each for its own time: user records (default 5 minutes), user ids
 /// Audius does not know (negative entries, default 30 s), and manager lists, empty ones
-/// included (default 30 s). A token signed by a wallet that is not the cached record's makes
-/// the directory read the record again (it may have changed), but at most once per
-/// [`refetch_interval`](Self::refetch_interval) (default 30 s) however many such tokens
-/// arrive; and concurrent lookups of one user wait for one request. So forged tokens cannot
-/// turn into a stream of requests to Audius: for one user id, at most two requests (the record
-/// and the manager list) per 30 s.
+/// included (default 30 s).
+///
+/// A login ([`user_for_signer`](Self::user_for_signer), what [`LocalVerifier`] asks) is judged
+/// against a record read within the [`refetch_interval`](Self::refetch_interval) (default
+/// 30 s); an older one is read again first, whatever the token's signer, so that an account
+/// deactivated (or a wallet changed) at Audius is refused here within that interval. A record
+/// is read again at most once per interval however many tokens arrive, forged ones included;
+/// a read that *fails* counts too: the cached record then decides (a token that does not match
+/// it stays refused), and the next attempt waits the interval, doubling while reads keep
+/// failing (up to eight times). Manager lists that cannot be read are not asked for again
+/// within the same back-off. And concurrent lookups of one user share one request and its
+/// outcome, failures included. So forged tokens cannot turn into a stream of requests to
+/// Audius: for one user id, at most two requests (the record and the manager list) per
+/// interval, whether Audius answers or fails.
 #[derive(Debug)]
 pub struct UserDirectory {
     client: ApiClient,
-    flights: Flights<Lookup>,
+    user_flights: Flights<u64, Result<LoginRecord>>,
+    manager_flights: Flights<u64, Result<Arc<Vec<ManagerGrant>>>>,
     cache: TtlCache<u64, CachedUser>,
     managers: TtlCache<u64, Arc<Vec<ManagerGrant>>>,
+    managers_failing: TtlCache<u64, Failing>,
     ttl: Duration,
     negative_ttl: Duration,
     managers_ttl: Duration,
@@ -569,13 +640,16 @@ impl UserDirectory {
     }
 
     /// A directory caching up to `capacity` users for `ttl` each (a zero `ttl` disables it),
-    /// and as many unknown ids and manager lists for their own (default) times.
+    /// and as many unknown ids and manager lists for their own (default) times. The caches
+    /// allocate as they fill, not up front: any capacity is safe to ask for.
     pub fn with_cache(client: ApiClient, ttl: Duration, capacity: usize) -> Self {
         Self {
             client,
-            flights: Flights::new(),
+            user_flights: Flights::new(),
+            manager_flights: Flights::new(),
             cache: TtlCache::new(capacity),
             managers: TtlCache::new(capacity),
+            managers_failing: TtlCache::new(capacity),
             ttl,
             negative_ttl: DEFAULT_NEGATIVE_TTL,
             managers_ttl: DEFAULT_MANAGERS_TTL,
@@ -598,8 +672,13 @@ impl UserDirectory {
         self
     }
 
-    /// The shortest time between two reads of one user's record prompted by tokens whose signer
-    /// is not the cached record's wallet. Default: 30 s ([`DEFAULT_REFETCH_INTERVAL`]).
+    /// How old a cached record may be and still decide a login on its own; older, the next
+    /// login reads it again (whatever the token's signer), and so a user's record is read for
+    /// logins at most once per interval, failed reads included (they back off from this
+    /// interval, doubling). An account deactivated, or a wallet changed, at Audius is refused
+    /// here within this interval (or, while Audius fails, within the user cache's time to
+    /// live). Default: 30 s ([`DEFAULT_REFETCH_INTERVAL`]). Zero reads the record at every
+    /// login, forged tokens included: no bound on the requests they cost.
     pub fn refetch_interval(mut self, interval: Duration) -> Self {
         self.refetch_interval = interval;
         self
@@ -621,46 +700,109 @@ impl UserDirectory {
     }
 
     /// The user, from the cache when fresh (an unknown id too); `None` when Audius has no such
-    /// user.
+    /// user. Concurrent lookups of one user share one request.
     pub async fn user(&self, id: UserId) -> Result<Option<Arc<ApiUser>>> {
         if let Some(cached) = self.cache.get(&id.get()) {
             return Ok(cached.user);
         }
-        let _flight = self.flights.enter(Lookup::User(id.get())).await;
-        if let Some(cached) = self.cache.get(&id.get()) {
-            return Ok(cached.user);
-        }
-        self.fetch_user(id).await
+        let record = self
+            .user_flights
+            .run(id.get(), || async {
+                // A lookup that just landed may have filled the cache.
+                if let Some(cached) = self.cache.get(&id.get()) {
+                    return Ok(LoginRecord {
+                        user: cached.user,
+                        stale_because: None,
+                    });
+                }
+                self.read_user(id).await
+            })
+            .await?;
+        Ok(record.user)
     }
 
-    /// The user whose token `signer` signed: as [`user`](Self::user), but when the cached
-    /// record's wallet is not `signer` the record is read again (it may have changed), unless it
-    /// was read within the [`refetch_interval`](Self::refetch_interval).
+    /// The user whose token `_signer` signed, as a login is judged: the cached record when it
+    /// was read within the [`refetch_interval`](Self::refetch_interval) (or when reading it
+    /// again is backing off after a failure), else read again first, whatever the signer.
+    /// When that read fails, the cached record answers (while it lives); without one, the
+    /// error does.
     pub async fn user_for_signer(
         &self,
         id: UserId,
-        signer: Wallet,
+        _signer: Wallet,
     ) -> Result<Option<Arc<ApiUser>>> {
-        let good_enough = |cached: &CachedUser| {
-            let matches = cached
-                .user
-                .as_ref()
-                .is_some_and(|u| u.wallet == Some(signer));
-            matches || cached.read_at.elapsed() < self.refetch_interval
-        };
-        if let Some(cached) = self.cache.get(&id.get())
-            && good_enough(&cached)
-        {
-            return Ok(cached.user);
+        Ok(self.record_for_login(id).await?.user)
+    }
+
+    /// The record a login is judged against (see [`user_for_signer`](Self::user_for_signer)).
+    async fn record_for_login(&self, id: UserId) -> Result<LoginRecord> {
+        if let Some(record) = self.deciding_record(id) {
+            return Ok(record);
         }
-        let _flight = self.flights.enter(Lookup::User(id.get())).await;
-        // Another lookup may have read the record while this one waited.
-        if let Some(cached) = self.cache.get(&id.get())
-            && good_enough(&cached)
-        {
-            return Ok(cached.user);
+        self.user_flights
+            .run(id.get(), || async {
+                // A lookup that just landed may have read it.
+                if let Some(record) = self.deciding_record(id) {
+                    return Ok(record);
+                }
+                self.read_user(id).await
+            })
+            .await
+    }
+
+    /// The cached record, when it may decide a login without a request.
+    fn deciding_record(&self, id: UserId) -> Option<LoginRecord> {
+        let cached = self.cache.get(&id.get())?;
+        if cached.read_at.elapsed() < self.refetch_interval {
+            return Some(LoginRecord {
+                user: cached.user,
+                stale_because: None,
+            });
         }
-        self.fetch_user(id).await
+        match cached.failing {
+            Some(failing) if failing.backing_off() => Some(LoginRecord {
+                user: cached.user,
+                stale_because: Some(failing.error),
+            }),
+            _ => None,
+        }
+    }
+
+    /// Reads the record (filling the cache); when the read fails and a record is cached, that
+    /// record, with the failure noted (and the next attempt backed off).
+    async fn read_user(&self, id: UserId) -> Result<LoginRecord> {
+        match self.fetch_user(id).await {
+            Ok(user) => Ok(LoginRecord {
+                user,
+                stale_because: None,
+            }),
+            Err(error) => {
+                let Some((expires, mut cached)) = self.cache.get_with_expiry(&id.get()) else {
+                    return Err(error);
+                };
+                let failing = Failing::after(
+                    cached.failing.as_ref(),
+                    error.clone(),
+                    self.refetch_interval,
+                );
+                tracing::warn!(
+                    user_id = id.get(),
+                    failures = failing.count,
+                    retry_in_ms = u64::try_from(
+                        failing.retry_at.saturating_duration_since(Instant::now()).as_millis()
+                    )
+                    .unwrap_or(u64::MAX),
+                    error = %error,
+                    "reading a user's record again failed; the cached record decides meanwhile"
+                );
+                cached.failing = Some(failing);
+                self.cache.insert_until(id.get(), cached.clone(), expires);
+                Ok(LoginRecord {
+                    user: cached.user,
+                    stale_because: Some(error),
+                })
+            }
+        }
     }
 
     /// The user, from the API (refreshing the cache, a negative entry for a 404 included).
@@ -701,28 +843,59 @@ impl UserDirectory {
         if ttl.is_zero() {
             self.cache.remove(&id.get());
         } else {
-            let read_at = Instant::now();
-            self.cache
-                .insert(id.get(), CachedUser { user, read_at }, ttl);
+            let cached = CachedUser {
+                user,
+                read_at: Instant::now(),
+                failing: None,
+            };
+            self.cache.insert(id.get(), cached, ttl);
         }
     }
 
     /// The account's manager grants, cached for [`managers_ttl`](Self::managers_ttl) (an empty
-    /// list too).
+    /// list too). A list that could not be read is not asked for again while the read backs
+    /// off (the [`refetch_interval`](Self::refetch_interval), doubling while reads keep
+    /// failing): the failure answers meanwhile. Concurrent lookups share one request.
     pub async fn managers(&self, id: UserId) -> Result<Arc<Vec<ManagerGrant>>> {
         if let Some(list) = self.managers.get(&id.get()) {
             return Ok(list);
         }
-        let _flight = self.flights.enter(Lookup::Managers(id.get())).await;
-        if let Some(list) = self.managers.get(&id.get()) {
-            return Ok(list);
-        }
-        let list = Arc::new(self.fetch_managers(id).await?);
-        if !self.managers_ttl.is_zero() {
-            self.managers
-                .insert(id.get(), list.clone(), self.managers_ttl);
-        }
-        Ok(list)
+        self.manager_flights
+            .run(id.get(), || async {
+                if let Some(list) = self.managers.get(&id.get()) {
+                    return Ok(list);
+                }
+                let failing = self.managers_failing.get(&id.get());
+                if let Some(failing) = failing.as_ref().filter(|f| f.backing_off()) {
+                    return Err(failing.error.clone());
+                }
+                match self.fetch_managers(id).await {
+                    Ok(list) => {
+                        let list = Arc::new(list);
+                        self.managers_failing.remove(&id.get());
+                        if !self.managers_ttl.is_zero() {
+                            self.managers
+                                .insert(id.get(), list.clone(), self.managers_ttl);
+                        }
+                        Ok(list)
+                    }
+                    Err(error) => {
+                        let failing =
+                            Failing::after(failing.as_ref(), error.clone(), self.refetch_interval);
+                        // Kept a while after its back-off, to count failures in a row.
+                        let keep =
+                            expiry(failing.retry_at, self.refetch_interval.saturating_mul(8));
+                        self.managers_failing.insert_until(id.get(), failing, keep);
+                        Err(error)
+                    }
+                }
+            })
+            .await
+    }
+
+    /// The account's manager grants when cached (no request).
+    fn cached_managers(&self, id: UserId) -> Option<Arc<Vec<ManagerGrant>>> {
+        self.managers.get(&id.get())
     }
 
     /// The account's manager grants, from the API (the cache is not consulted nor filled).
@@ -1004,7 +1177,9 @@ fn log_outcome(span: &tracing::Span, result: &Result<VerifiedProfile>) {
 /// cached), accepting an approved, non-revoked manager (spec 4.2); refuses a deactivated account
 /// or manager.
 ///
-/// With a warm cache, verifying needs no network at all. Its refusals carry no Audius status
+/// With a warm cache (the user's record read within the directory's
+/// [`refetch_interval`](UserDirectory::refetch_interval), 30 s by default), verifying needs no
+/// network at all. Its refusals carry no Audius status
 /// ([`Error::WalletMismatch`] with `status: None`): for a signer that is not the user, Audius
 /// answers 404 when no account owns the signer and 403 when another account does, and telling
 /// the two apart would take a lookup by wallet that the spec advises against (it also matches
@@ -1054,7 +1229,8 @@ impl LocalVerifier {
             status: None,
             message,
         };
-        let Some(user) = self.directory.user_for_signer(id, signer).await? else {
+        let record = self.directory.record_for_login(id).await?;
+        let Some(user) = record.user else {
             return Err(mismatch(format!(
                 "The JWT signature is invalid - Audius has no user {id}"
             )));
@@ -1067,7 +1243,14 @@ impl LocalVerifier {
         if user.wallet == Some(signer) {
             return Ok(user);
         }
-        let managers = self.directory.managers(id).await?;
+        let managers = match record.stale_because {
+            None => self.directory.managers(id).await?,
+            // The record could not be read again: only a cached manager list may vouch for this
+            // signer; without one, say that Audius could not be asked (no request: the read
+            // just failed, and forged tokens must not turn a failing Audius into a stream of
+            // requests).
+            Some(error) => self.directory.cached_managers(id).ok_or(error)?,
+        };
         let grants = || managers.iter().filter(|grant| grant.grantee == signer);
         if grants().any(ManagerGrant::is_active) {
             tracing::debug!(%signer, user_id = id.get(), "token signed by an approved manager");

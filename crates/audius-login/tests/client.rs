@@ -1107,6 +1107,8 @@ fn grant(manager: u64, wallet: Wallet, approved: Value, revoked: bool) -> Value 
 struct Directory {
     users: Arc<Mutex<HashMap<String, Wallet>>>,
     managers: Arc<Mutex<HashMap<String, Vec<Value>>>>,
+    /// When set, every request is answered this way instead.
+    failing: Arc<Mutex<Option<Reply>>>,
 }
 
 impl Directory {
@@ -1130,7 +1132,15 @@ impl Directory {
         self
     }
 
+    /// Answers every request with `reply` from now on (`None`: serves again).
+    fn fail_with(&self, reply: Option<Reply>) {
+        *self.failing.lock().expect("failing lock") = reply;
+    }
+
     fn reply(&self, seen: &Seen) -> Reply {
+        if let Some(reply) = self.failing.lock().expect("failing lock").clone() {
+            return reply;
+        }
         let rest = seen.path.strip_prefix("/v1/users/").unwrap_or_default();
         if let Some(id) = rest.strip_suffix("/managers") {
             let grants = self
@@ -1364,6 +1374,182 @@ async fn local_reads_a_cached_user_again_at_most_once_per_interval() {
     assert_eq!(api.exact("/v1/users/eYorL/managers"), 1);
 }
 
+/// A login is judged against a record read within the refetch interval: an older one is read
+/// again first, whatever the signer, so a wallet changed (or an account deactivated) at Audius
+/// is refused here within the interval, although the user cache (5 minutes) still holds the
+/// old record.
+#[tokio::test]
+async fn a_login_reads_a_record_older_than_the_refetch_interval_again() {
+    const INTERVAL: Duration = Duration::from_millis(200);
+    let directory = Directory::default().with_user(USER, wallet(&OWNER_KEY));
+    let api = directory.serve().await;
+    let verifier = LocalVerifier::with_directory(Arc::new(
+        UserDirectory::new(fixed(&api)).refetch_interval(INTERVAL),
+    ));
+    verifier
+        .verify(&token(&OWNER_KEY, USER, Some(IAT)))
+        .await
+        .expect("the owner");
+    verifier
+        .verify(&token(&OWNER_KEY, USER, Some(IAT + 1)))
+        .await
+        .expect("the owner again, from the cache");
+    assert_eq!(api.exact("/v1/users/eYorL"), 1);
+    // The wallet changes at Audius (the old key leaked, say): past the interval, the old key
+    // is refused at its next login.
+    directory.set_wallet(USER, wallet(&NEW_KEY));
+    tokio::time::sleep(INTERVAL + Duration::from_millis(50)).await;
+    assert_eq!(
+        kind(
+            verifier
+                .verify(&token(&OWNER_KEY, USER, Some(IAT + 2)))
+                .await
+        ),
+        ErrorKind::WalletMismatch
+    );
+    assert_eq!(api.exact("/v1/users/eYorL"), 2, "read again, once");
+    verifier
+        .verify(&token(&NEW_KEY, USER, Some(IAT + 3)))
+        .await
+        .expect("the new wallet, from the record just read");
+    assert_eq!(api.exact("/v1/users/eYorL"), 2);
+}
+
+/// A read that fails (Audius rate limiting the app, or failing) counts as a read: forged
+/// tokens during the episode do not each make a request. The cached record decides meanwhile:
+/// the owner still gets in, a token that does not match it is refused (as Audius being
+/// unavailable, since no cached manager list can vouch for its signer), and the next read waits
+/// the interval, doubling while reads keep failing.
+#[tokio::test]
+async fn a_failing_refetch_backs_off_and_the_cached_record_decides() {
+    const INTERVAL: Duration = Duration::from_millis(1000);
+    let directory = Directory::default().with_user(USER, wallet(&OWNER_KEY));
+    let api = directory.serve().await;
+    let verifier = LocalVerifier::with_directory(Arc::new(
+        UserDirectory::new(fixed(&api)).refetch_interval(INTERVAL),
+    ));
+    verifier
+        .verify(&token(&OWNER_KEY, USER, Some(IAT)))
+        .await
+        .expect("cached now");
+    tokio::time::sleep(INTERVAL + Duration::from_millis(50)).await;
+    directory.fail_with(Some(audius_error(429, "Too many requests")));
+    let before = api.total();
+    for i in 0..20 {
+        assert_eq!(
+            kind(
+                verifier
+                    .verify(&token(&STRANGER_KEY, USER, Some(IAT + i)))
+                    .await
+            ),
+            ErrorKind::UpstreamUnavailable,
+            "forged token {i}"
+        );
+    }
+    assert_eq!(
+        api.total() - before,
+        1,
+        "one failed read for twenty forged tokens"
+    );
+    verifier
+        .verify(&token(&OWNER_KEY, USER, Some(IAT + 100)))
+        .await
+        .expect("the owner, from the cached record, while Audius fails");
+    assert_eq!(api.total() - before, 1);
+    // After the back-off, one more attempt (failing again: the next waits twice as long).
+    tokio::time::sleep(INTERVAL + Duration::from_millis(50)).await;
+    for i in 0..5 {
+        verifier
+            .verify(&token(&STRANGER_KEY, USER, Some(IAT + 200 + i)))
+            .await
+            .expect_err("forged");
+    }
+    assert_eq!(api.total() - before, 2);
+    tokio::time::sleep(INTERVAL + Duration::from_millis(50)).await;
+    verifier
+        .verify(&token(&STRANGER_KEY, USER, Some(IAT + 300)))
+        .await
+        .expect_err("forged");
+    assert_eq!(
+        api.total() - before,
+        2,
+        "still backing off (twice the interval)"
+    );
+    // Audius answers again: once the back-off ends, the record is read, and forged tokens are
+    // refused as such (the manager list read once).
+    directory.fail_with(None);
+    tokio::time::sleep(INTERVAL).await;
+    for i in 0..5 {
+        assert_eq!(
+            kind(
+                verifier
+                    .verify(&token(&STRANGER_KEY, USER, Some(IAT + 400 + i)))
+                    .await
+            ),
+            ErrorKind::WalletMismatch
+        );
+    }
+    assert_eq!(api.exact("/v1/users/eYorL"), 4);
+    assert_eq!(api.exact("/v1/users/eYorL/managers"), 1);
+}
+
+/// A manager list that cannot be read is not asked for again within the back-off.
+#[tokio::test]
+async fn a_manager_list_that_fails_is_not_read_again_within_the_back_off() {
+    let directory = Directory::default().with_user(USER, wallet(&OWNER_KEY));
+    let api = directory.serve().await;
+    let verifier = local(&api);
+    verifier
+        .verify(&token(&OWNER_KEY, USER, Some(IAT)))
+        .await
+        .expect("cached now (the record is fresh for 30 s)");
+    directory.fail_with(Some(audius_error(503, "down")));
+    for i in 0..20 {
+        assert_eq!(
+            kind(
+                verifier
+                    .verify(&token(&STRANGER_KEY, USER, Some(IAT + i)))
+                    .await
+            ),
+            ErrorKind::UpstreamUnavailable
+        );
+    }
+    assert_eq!(api.exact("/v1/users/eYorL/managers"), 1);
+    assert_eq!(api.exact("/v1/users/eYorL"), 1);
+}
+
+/// Concurrent lookups of one user share one request and its outcome, failures included: six
+/// concurrent verifications while Audius hangs answer within about one timeout, after one
+/// request (not the k-th after k timeouts).
+#[tokio::test]
+async fn concurrent_lookups_share_one_failed_request() {
+    let directory = Directory::default().with_user(USER, wallet(&OWNER_KEY));
+    directory.fail_with(Some(Reply::Hang));
+    let api = directory.serve().await;
+    let verifier = local(&api);
+    let forged: Vec<String> = (0..6u8)
+        .map(|i| token(&[0x60 + i; 32], USER, Some(IAT + i64::from(i))))
+        .collect();
+    let started = std::time::Instant::now();
+    let results = futures_util::future::join_all(forged.iter().map(|t| verifier.verify(t))).await;
+    let took = started.elapsed();
+    for result in results {
+        assert_eq!(kind(result), ErrorKind::UpstreamUnavailable);
+    }
+    assert_eq!(api.exact("/v1/users/eYorL"), 1, "one request for all six");
+    assert!(
+        took < TIMEOUT * 3,
+        "took {took:?}; one timeout is {TIMEOUT:?}"
+    );
+    // The next lookup is a new request (a failure of a user never cached is not remembered).
+    directory.fail_with(None);
+    verifier
+        .verify(&token(&OWNER_KEY, USER, Some(IAT)))
+        .await
+        .expect("Audius answers again");
+    assert_eq!(api.exact("/v1/users/eYorL"), 2);
+}
+
 #[tokio::test]
 async fn forged_tokens_for_one_user_cost_at_most_two_requests() {
     let api = Directory::default()
@@ -1450,6 +1636,41 @@ fn token_for_app(key: &[u8; 32], api_key: Value) -> String {
     Token::sign(&c, key).expect("signs")
 }
 
+/// The key a token must carry is an API key: anything else (empty, blank, `0x` alone, a
+/// prefix, not hex) would make tokens with such an `apiKey` "this app's", and is refused with
+/// `Error::Config`; the key is normalised (trimmed, no `0x`/`0X`, lower case).
+#[test]
+fn verify_options_refuse_an_api_key_that_is_not_one() {
+    let not_hex = "z".repeat(40);
+    for bad in ["", " ", "0x", "0X", " 0x ", &APP_KEY[..39], &not_hex] {
+        match VerifyOptions::default().api_key(Some(bad)) {
+            Err(e) => assert_eq!(e.kind(), ErrorKind::Config, "{bad:?}"),
+            Ok(o) => panic!("{bad:?} accepted as {:?}", o.get_api_key()),
+        }
+    }
+    let options = VerifyOptions::default()
+        .api_key(Some(&format!(" 0X{} ", APP_KEY.to_ascii_uppercase())))
+        .expect("a key");
+    assert_eq!(options.get_api_key(), Some(APP_KEY));
+    assert_eq!(
+        VerifyOptions::default()
+            .api_key(None)
+            .expect("no key")
+            .get_api_key(),
+        None
+    );
+    // A token whose apiKey is blank or `0x` is another app's.
+    for blank in ["", "0x", "  "] {
+        let c = object(json!({"userId": "eYorL", "iat": IAT, "apiKey": blank}));
+        let claims = audius_login::Claims::from_map(c).expect("claims");
+        assert_eq!(
+            options.check_audience(&claims).expect_err("refused").kind(),
+            ErrorKind::AudienceMismatch,
+            "{blank:?}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn both_verifiers_refuse_a_token_for_another_app_without_a_request() {
     let api = verify_api(
@@ -1457,7 +1678,9 @@ async fn both_verifiers_refuse_a_token_for_another_app_without_a_request() {
         Directory::default().with_user(USER, wallet(&OWNER_KEY)),
     )
     .await;
-    let options = VerifyOptions::default().api_key(Some(APP_KEY));
+    let options = VerifyOptions::default()
+        .api_key(Some(APP_KEY))
+        .expect("a key");
     let verifiers: Vec<(&str, Box<dyn Verifier>)> = vec![
         ("local", Box::new(local(&api).options(options.clone()))),
         (

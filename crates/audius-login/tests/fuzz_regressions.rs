@@ -70,23 +70,32 @@ fn api_response_crash_inputs_stay_fixed() {
 }
 
 /// The first crash the token fuzzer found: a decimal user id above the hashid decoder's cap.
-/// `UserId::parse` takes it (typed), its 13-character hashid is refused by `from_hashid`
-/// (typed, not a panic or a wrong id), and a token carrying it parses.
+/// Since user ids of 2^31 or more are refused (Audius' ids are `int4`, compared as `int32` by
+/// its Go server), `UserId::parse` refuses it, typed (`out_of_range`), and its 13-character
+/// hashid is refused by `from_hashid` (typed, not a panic or a wrong id).
 #[test]
 fn decimal_id_beyond_the_hashid_cap_is_typed() {
     use audius_login::UserId;
     let text = "9999999999999998989";
-    let id = UserId::parse(text).unwrap();
-    assert_eq!(id.get(), 9_999_999_999_999_998_989);
-    let hashid = id.hashid();
+    let refused = UserId::parse(text).unwrap_err();
+    assert_eq!(refused.out_of_range(), Some(9_999_999_999_999_998_989));
+    let hashid = UserId::new(9_999_999_999_999_998_989).hashid();
     assert!(hashid.len() > 12, "{hashid}");
     assert!(UserId::from_hashid(&hashid).is_err());
-    // Below the cap, hashids round-trip.
-    for n in [1, 7, 44, u64::from(u32::MAX), 1_000_000_000_000_000] {
+    // Up to the largest id, hashids round-trip; above it, they are refused, typed.
+    for n in [1, 7, 44, UserId::MAX] {
         let id = UserId::new(n);
         let hashid = id.hashid();
         assert!(hashid.len() <= 12, "{n}: {hashid}");
         assert_eq!(UserId::from_hashid(&hashid), Ok(id), "{n}");
+    }
+    for n in [UserId::MAX + 1, u64::from(u32::MAX), 1_000_000_000_000_000] {
+        let hashid = UserId::new(n).hashid();
+        assert_eq!(
+            UserId::from_hashid(&hashid).unwrap_err().out_of_range(),
+            Some(n),
+            "{n}"
+        );
     }
 }
 

@@ -343,7 +343,8 @@ mod properties {
         #[test]
         fn token_parsers_never_panic_on_mutated_tokens(
             seed in any::<u8>(),
-            id in any::<u32>(),
+            // Audius' ids are below 2^31 (larger ones are refused: see `UserId::MAX`).
+            id in 0u32..=(i32::MAX as u32),
             mutations in prop::collection::vec(mutation(), 1..6),
         ) {
             let good = valid_token(seed, id);
@@ -380,8 +381,19 @@ mod properties {
             }
         }
 
+        /// Every id of 2^31 or more (up to 2^32 here) is refused in both spellings, typed.
         #[test]
-        fn hashid_round_trips_for_every_u32(n in any::<u32>()) {
+        fn ids_of_2_pow_31_and_more_are_refused(n in (1u64 << 31)..(1u64 << 32)) {
+            let id = UserId::new(n);
+            prop_assert_eq!(UserId::parse(&n.to_string()).err().and_then(|e| e.out_of_range()), Some(n));
+            prop_assert_eq!(
+                UserId::from_hashid(&id.hashid()).err().and_then(|e| e.out_of_range()),
+                Some(n)
+            );
+        }
+
+        #[test]
+        fn hashid_round_trips_for_every_user_id(n in 0u32..=(i32::MAX as u32)) {
             let id = UserId::new(u64::from(n));
             let hash = id.hashid();
             prop_assert!(hash.len() >= 5, "{} -> {:?}", n, hash);

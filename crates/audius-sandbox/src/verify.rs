@@ -151,9 +151,14 @@ pub fn verify_token(token: Option<&str>, directory: &SandboxUsers) -> VerifyAnsw
         return VerifyAnswer::error(400, USER_ID_NOT_STRING);
     };
 
-    // Step 10: userId decodes, as a hashid or else as a decimal id.
-    let Ok(user_id) = UserId::parse(user_id_text) else {
-        return VerifyAnswer::error(400, INVALID_USER_ID);
+    // Step 10: userId decodes, as a hashid or else as a decimal id (into Go's 64-bit int: an
+    // id of 2^31 or more too, which `UserId::parse` refuses).
+    let user_id = match UserId::parse(user_id_text) {
+        Ok(id) => id,
+        Err(e) => match e.out_of_range() {
+            Some(wide) => UserId::new(wide),
+            None => return VerifyAnswer::error(400, INVALID_USER_ID),
+        },
     };
 
     // Step 11: a current, active user owns the recovered wallet (lower-case compare).
@@ -167,7 +172,8 @@ pub fn verify_token(token: Option<&str>, directory: &SandboxUsers) -> VerifyAnsw
 
     // Step 12: the owner is the token's user, or an approved, non-revoked manager of it; and
     // the token's user is not deactivated.
-    let is_user = owner.id == user_id;
+    // As Go compares them: `int32(walletUserId) != int32(jwtUserId)`.
+    let is_user = owner.id.get() as i32 == user_id.get() as i32;
     let is_manager = directory
         .grants()
         .iter()
