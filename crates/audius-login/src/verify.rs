@@ -286,6 +286,11 @@ impl VerifyOptions {
         self.max_age
     }
 
+    /// The grace for clocks that disagree.
+    pub fn get_clock_skew(&self) -> Duration {
+        self.clock_skew
+    }
+
     /// The clock in use.
     pub fn get_clock(&self) -> &Arc<dyn Clock> {
         &self.clock
