@@ -482,6 +482,85 @@ impl ResponseError for AudiusLoginError {
     }
 }
 
+/// Why [`AudiusLoginBuilder::build`](crate::AudiusLoginBuilder::build) refused the settings:
+/// which setting, and why.
+///
+/// [`setting`](Self::setting) names the setter at fault (`"redirect_uri"`, `"login_path"`,
+/// `"api_key"`, `"verify_options"`...); `Display` says why, in words, after the setting's name.
+/// When the core crate refused the value (a redirect URI, an API key, the API client), its
+/// [`audius_login::Error`] is the [`source`](std::error::Error::source), and
+/// [`kind`](Self::kind) is that error's kind; otherwise the kind is
+/// [`ErrorKind::Config`](audius_login::ErrorKind::Config).
+///
+/// ```
+/// use actix_audius_login::AudiusLogin;
+///
+/// let e = AudiusLogin::builder("My App", "http://localhost:8080/auth/audius/callback")
+///     .login_path("no-slash")
+///     .build()
+///     .unwrap_err();
+/// assert_eq!(e.setting(), "login_path");
+/// assert_eq!(e.kind(), audius_login::ErrorKind::Config);
+/// ```
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct BuildError {
+    setting: &'static str,
+    reason: String,
+    core: Option<audius_login::Error>,
+}
+
+impl BuildError {
+    /// `setting` cannot work, for `reason`.
+    pub(crate) fn new(setting: &'static str, reason: impl Into<String>) -> Self {
+        Self {
+            setting,
+            reason: reason.into(),
+            core: None,
+        }
+    }
+
+    /// The core crate refused the value of `setting`.
+    pub(crate) fn core(setting: &'static str, error: audius_login::Error) -> Self {
+        Self {
+            setting,
+            reason: error.to_string(),
+            core: Some(error),
+        }
+    }
+
+    /// The setting at fault, as its setter is named.
+    pub fn setting(&self) -> &'static str {
+        self.setting
+    }
+
+    /// What was refused, in the core crate's terms: [`ErrorKind::Config`] for a setting this
+    /// crate refused, else the kind of the core crate's error
+    /// ([`ErrorKind::InvalidRedirectUri`], ...).
+    ///
+    /// [`ErrorKind::Config`]: audius_login::ErrorKind::Config
+    /// [`ErrorKind::InvalidRedirectUri`]: audius_login::ErrorKind::InvalidRedirectUri
+    pub fn kind(&self) -> audius_login::ErrorKind {
+        self.core
+            .as_ref()
+            .map_or(audius_login::ErrorKind::Config, audius_login::Error::kind)
+    }
+}
+
+impl fmt::Display for BuildError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.setting, self.reason)
+    }
+}
+
+impl std::error::Error for BuildError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.core
+            .as_ref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
+
 /// Whether the client is a browser navigating (wants a page rather than JSON).
 pub(crate) fn wants_html(req: &HttpRequest) -> bool {
     let accept = req

@@ -11,54 +11,15 @@ use actix_web::http::Method;
 use actix_web::{FromRequest, HttpMessage as _, HttpRequest};
 use serde::Serialize;
 
-use crate::config::{AudiusLogin, UnauthenticatedResponse};
+use crate::config::UnauthenticatedResponse;
 use crate::error::{AudiusLoginError, LoginErrorKind, Presentation, wants_html};
-use crate::oauth::{CodeFlow, read_tokens, revoke_in_background};
+use crate::lookup::{
+    CodeFlow, MountedLogin, config_of, login_config_in, middleware_missing, with_login_config,
+};
+use crate::refresh::{read_tokens, revoke_in_background};
 use crate::session::{TOKENS_KEY, USER_KEY, read_user};
+use crate::state::AudiusLogin;
 use crate::user::AudiusUser;
-
-/// An implicit-flow configuration whose routes are mounted on the app (`App::configure`): the
-/// middleware finds it in the app data and then has nothing to insert into each request.
-#[derive(Clone)]
-pub(crate) struct MountedLogin(pub(crate) AudiusLogin);
-
-/// Where the configuration that answers for the user was found.
-enum Found<'a> {
-    /// Mounted on the app with its routes: borrowed from the app data, no copy.
-    Mounted(&'a AudiusLogin),
-    /// Inserted into the request by a middleware: copied out, so the caller may change the
-    /// extensions.
-    Inserted(AudiusLogin),
-}
-
-/// The configuration that answers for the user, in this order: the implicit flow's inserted
-/// by its middleware, the implicit flow's mounted with its routes (where the middleware found
-/// it there and inserted nothing), the code flow's. Tested in `tests/two_flows.rs`.
-fn find_login_config<'a>(ext: &Extensions, mounted: Option<&'a MountedLogin>) -> Option<Found<'a>> {
-    if let Some(config) = ext.get::<AudiusLogin>() {
-        return Some(Found::Inserted(config.clone()));
-    }
-    if let Some(MountedLogin(config)) = mounted {
-        return Some(Found::Mounted(config));
-    }
-    ext.get::<CodeFlow>().map(|c| Found::Inserted(c.0.clone()))
-}
-
-/// [`find_login_config`], as a value (for guards, which have no `HttpRequest`).
-pub(crate) fn login_config_in(
-    ext: &Extensions,
-    mounted: Option<&MountedLogin>,
-) -> Option<AudiusLogin> {
-    find_login_config(ext, mounted).map(|found| match found {
-        Found::Mounted(config) => config.clone(),
-        Found::Inserted(config) => config,
-    })
-}
-
-/// [`login_config_in`] for a request.
-pub(crate) fn login_config(req: &HttpRequest) -> Option<AudiusLogin> {
-    login_config_in(&req.extensions(), req.app_data::<MountedLogin>())
-}
 
 /// The signed-in user of this request, read from the session. Reading it again is cheap: the
 /// parsed user is kept per worker thread for the session content it came from (see
@@ -66,32 +27,8 @@ pub(crate) fn login_config(req: &HttpRequest) -> Option<AudiusLogin> {
 /// the same request sees it.
 pub(crate) fn current_user(req: &HttpRequest) -> Option<AudiusUser> {
     with_login_config(req, |config| {
-        read_user(&req.get_session(), config.map(|c| &*c.inner))
+        read_user(&req.get_session(), config.map(|c| &c.inner.config))
     })
-}
-
-/// Runs `f` with [`login_config`], borrowed where it is mounted on the app (the common case:
-/// no copy). The request's extensions are not borrowed while `f` runs.
-fn with_login_config<R>(req: &HttpRequest, f: impl FnOnce(Option<&AudiusLogin>) -> R) -> R {
-    let found = find_login_config(&req.extensions(), req.app_data::<MountedLogin>());
-    match &found {
-        Some(Found::Mounted(config)) => f(Some(config)),
-        Some(Found::Inserted(config)) => f(Some(config)),
-        None => f(None),
-    }
-}
-
-fn config_of(req: &HttpRequest) -> Result<AudiusLogin, AudiusLoginError> {
-    login_config(req).ok_or_else(middleware_missing)
-}
-
-fn middleware_missing() -> AudiusLoginError {
-    AudiusLoginError::fixed(
-        LoginErrorKind::Misconfigured,
-        "No Audius login settings reach this request: mount the routes on the App itself \
-         (App::new().configure(audius.routes())), or add .wrap(audius.middleware()) to the App \
-         (needed when the routes are mounted inside a scope, and for the code flow).",
-    )
 }
 
 /// The answer for a request that needs a user and has none.
@@ -118,7 +55,7 @@ pub(crate) fn not_signed_in(req: &HttpRequest, config: &AudiusLogin) -> AudiusLo
             Some(pq) => pq.as_str().to_owned(),
             None => req.path().to_owned(),
         };
-        err.with_presentation(Presentation::Redirect(config.login_url_for(&here)))
+        err.with_presentation(Presentation::Redirect(config.inner.login_url_for(&here)))
     } else if browser {
         err.with_presentation(Presentation::html(
             &config.inner.login_path,
@@ -287,7 +224,7 @@ impl AudiusRequestExt for GuardContext<'_> {
         // The session first: it borrows the request's extensions mutably for a moment.
         let session = self.get_session();
         let config = login_config_in(&self.req_data(), self.app_data::<MountedLogin>());
-        read_user(&session, config.as_ref().map(|c| &*c.inner))
+        read_user(&session, config.as_ref().map(|c| &c.inner.config))
     }
 
     fn forget_audius_user(&self) {
@@ -306,7 +243,9 @@ fn forget_user(session: &Session, ext: &Extensions, mounted: Option<&MountedLogi
     if let Some(tokens) = tokens {
         let code_flow = ext.get::<CodeFlow>().map(|c| c.0.clone());
         match code_flow.or_else(|| login_config_in(ext, mounted)) {
-            Some(config) => revoke_in_background(&config, tokens),
+            Some(config) => {
+                revoke_in_background(&config.inner.oauth, &config.inner.families, tokens)
+            }
             None => {
                 tracing::warn!(
                     "no Audius login middleware: the removed tokens could not be revoked"

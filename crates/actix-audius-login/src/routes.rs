@@ -19,24 +19,26 @@ use audius_login::{LoginUrl, PreparedToken, RedirectUri, State};
 use futures_util::StreamExt as _;
 use serde::{Deserialize, Serialize};
 
-use crate::config::{AudiusLogin, Flow, LoginEvent, LogoutBehavior, ResponseMode};
+use crate::config::{Config, Flow, LoginEvent, LogoutBehavior, ResponseMode};
+use crate::diagnose;
 use crate::error::{AudiusLoginError, LoginErrorKind};
-use crate::oauth::{self, CodeFlow, StoredTokens, read_tokens};
+use crate::lookup::{CodeFlow, MountedLogin};
 use crate::pages;
+use crate::refresh::{self, StoredTokens, read_tokens};
 use crate::session::{self, PendingLogin, TOKENS_KEY, USER_KEY};
+use crate::state::{AudiusLogin, warn_if_replay_caches_are_per_worker};
 use crate::user::AudiusUser;
 
 /// Largest callback body read: a token (16 KiB) and a state, with room for encoding.
 const MAX_CALLBACK_BODY: usize = 64 * 1024;
 
-impl AudiusLogin {
-    /// The routes, for `App::configure`: login, callback (`GET` and `POST`), logout, assets.
-    pub fn routes(&self) -> impl FnOnce(&mut ServiceConfig) + 'static {
-        let this = self.clone();
+/// The routes of `this` ([`AudiusLogin::routes`](crate::AudiusLogin::routes)).
+pub(crate) fn configure(this: AudiusLogin) -> impl FnOnce(&mut ServiceConfig) + 'static {
+    {
         move |cfg: &mut ServiceConfig| {
-            crate::config::warn_if_replay_caches_are_per_worker(&this);
+            warn_if_replay_caches_are_per_worker(&this);
             if this.inner.flow == Flow::Implicit {
-                cfg.app_data(crate::extract::MountedLogin(this.clone()));
+                cfg.app_data(MountedLogin(this.clone()));
             }
             let c = &this.inner;
             let login = this.clone();
@@ -113,8 +115,8 @@ fn start_login(audius: &AudiusLogin, req: &HttpRequest) -> Result<HttpResponse, 
     let c = &audius.inner;
     // Without a session middleware the state would be forgotten, and the callback could only
     // say "state mismatch": say what is wrong now.
-    if crate::diagnose::session_middleware_missing(req) {
-        return Err(crate::diagnose::no_session_middleware());
+    if diagnose::session_middleware_missing(req) {
+        return Err(diagnose::no_session_middleware());
     }
     let return_to = first_param(req.query_string(), "return_to")
         .and_then(|r| sanitize_return_to(&r))
@@ -373,13 +375,14 @@ async fn finish(
     answer: Answer,
 ) -> Result<HttpResponse, actix_web::Error> {
     // Asked before the callback touches the session (see `explain_state_mismatch`).
-    let no_session = crate::diagnose::session_middleware_missing(&req);
+    let no_session = diagnose::session_middleware_missing(&req);
     let state = params.state.clone();
     let (user, return_to) = match complete(audius, &req, params).await {
         Ok(done) => done,
-        Err(CallbackError::Login(e)) => {
-            let e = crate::diagnose::explain_state_mismatch(
+        Err(e) => {
+            let e = diagnose::explain_state_mismatch(
                 &audius.inner,
+                &audius.inner.issued_states,
                 &req,
                 state.as_deref(),
                 no_session,
@@ -393,7 +396,6 @@ async fn finish(
             };
             return Err(e.into());
         }
-        Err(CallbackError::Hook(e)) => return Err(e),
     };
     tracing::info!(user_id = user.id, handle = %user.handle, "signed in with Audius");
     let mut res = match answer {
@@ -412,28 +414,11 @@ async fn finish(
     Ok(res)
 }
 
-enum CallbackError {
-    Login(AudiusLoginError),
-    Hook(actix_web::Error),
-}
-
-impl From<AudiusLoginError> for CallbackError {
-    fn from(e: AudiusLoginError) -> Self {
-        Self::Login(e)
-    }
-}
-
-impl From<audius_login::Error> for CallbackError {
-    fn from(e: audius_login::Error) -> Self {
-        Self::Login(e.into())
-    }
-}
-
 async fn complete(
     audius: &AudiusLogin,
     req: &HttpRequest,
     params: CallbackParams,
-) -> Result<(AudiusUser, String), CallbackError> {
+) -> Result<(AudiusUser, String), AudiusLoginError> {
     let c = &audius.inner;
     let session = req.get_session();
     let state = params
@@ -501,7 +486,7 @@ async fn complete(
         && tokens.user_id != user.id
     {
         session.remove(TOKENS_KEY);
-        oauth::revoke_in_background(audius, tokens);
+        refresh::revoke_in_background(&c.oauth, &c.families, tokens);
     }
     session::sign_in(&session, &user)?;
     Ok((user, attempt.return_to))
@@ -538,7 +523,7 @@ fn instant_after(ttl: std::time::Duration) -> std::time::Instant {
 /// How long an accepted token is remembered: until it is stale on every clock within the skew
 /// of this one (`iat + max_age + 2 × skew`), and never less than `max_age + 2 × skew` (the
 /// token's whole acceptance window, whatever its age now).
-fn token_entry_ttl(c: &crate::config::Config, prepared: &PreparedToken) -> std::time::Duration {
+fn token_entry_ttl(c: &Config, prepared: &PreparedToken) -> std::time::Duration {
     let Some(issued_at) = prepared.claims().issued_at() else {
         return c.replay_ttl;
     };
@@ -562,10 +547,10 @@ fn token_entry_ttl(c: &crate::config::Config, prepared: &PreparedToken) -> std::
 /// is still bound to the browser's session, and only a token for it signs in. Recording failed
 /// callbacks too would let anyone fill an in-memory replay cache with garbage callbacks.
 async fn consume_state(
-    c: &crate::config::Config,
+    c: &Config,
     state_key: &ReplayKey,
     attempt: &PendingLogin,
-) -> Result<std::time::Duration, CallbackError> {
+) -> Result<std::time::Duration, AudiusLoginError> {
     let now = session::now(c).unix_timestamp();
     let ttl_secs = i64::try_from(c.attempt_ttl.as_secs()).unwrap_or(i64::MAX);
     // The attempt is accepted while its age is at most the attempt lifetime (see
@@ -591,7 +576,7 @@ async fn run_hook(
     user: &AudiusUser,
     profile: audius_login::VerifiedProfile,
     return_to: &str,
-) -> Result<(), CallbackError> {
+) -> Result<(), AudiusLoginError> {
     let Some(hook) = &audius.inner.on_login else {
         return Ok(());
     };
@@ -600,15 +585,7 @@ async fn run_hook(
         profile,
         return_to: return_to.to_owned(),
     };
-    hook(req.clone(), event)
-        .await
-        .map_err(|e| match e.as_error::<AudiusLoginError>() {
-            Some(login_error) => CallbackError::Login(AudiusLoginError::new(
-                login_error.kind(),
-                login_error.message(),
-            )),
-            None => CallbackError::Hook(e),
-        })
+    hook(req.clone(), event).await
 }
 
 /// The code flow's callback, after the state was checked: the code exchanged for tokens with
@@ -619,7 +596,7 @@ async fn complete_code_flow(
     params: CallbackParams,
     attempt: PendingLogin,
     state_key: &ReplayKey,
-) -> Result<(AudiusUser, String), CallbackError> {
+) -> Result<(AudiusUser, String), AudiusLoginError> {
     let c = &audius.inner;
     let session = req.get_session();
     if let Some(error) = params.error.filter(|e| !e.is_empty()) {
@@ -662,7 +639,7 @@ async fn complete_code_flow(
         Ok(p) => p,
         Err(e) => {
             let tokens = StoredTokens::new(set, 0, now);
-            oauth::revoke(c, &tokens).await;
+            refresh::revoke(&c.oauth, &c.families, &tokens).await;
             return Err(e.into());
         }
     };
@@ -678,7 +655,7 @@ async fn complete_code_flow(
     let state_ttl = match recorded {
         Ok(ttl) => ttl,
         Err(e) => {
-            oauth::revoke(c, &tokens).await;
+            refresh::revoke(&c.oauth, &c.families, &tokens).await;
             return Err(e);
         }
     };
@@ -690,14 +667,14 @@ async fn complete_code_flow(
         user.email.clone_from(&signed_in.email);
     }
     if let Err(e) = run_hook(audius, req, &user, profile, &attempt.return_to).await {
-        oauth::revoke(c, &tokens).await;
+        refresh::revoke(&c.oauth, &c.families, &tokens).await;
         return Err(e);
     }
     if let Some(old) = read_tokens(&session) {
-        oauth::revoke_in_background(audius, old);
+        refresh::revoke_in_background(&c.oauth, &c.families, old);
     }
     session::sign_in(&session, &user)?;
-    oauth::write_tokens(&session, &tokens)?;
+    refresh::write_tokens(&session, &tokens)?;
     tracing::debug!(scope = ?tokens.scope, "Audius tokens kept in the session");
     Ok((user, attempt.return_to))
 }
@@ -722,7 +699,7 @@ async fn logout_handler(
         // newest tokens), else with this one's client: revocation needs no client_id.
         let code_flow = req.extensions().get::<CodeFlow>().cloned();
         let config = code_flow.map_or_else(|| audius.clone(), |CodeFlow(c)| c);
-        oauth::revoke(&config.inner, &tokens).await;
+        refresh::revoke(&config.inner.oauth, &config.inner.families, &tokens).await;
     }
     tracing::debug!("signed out");
     let mut res = HttpResponse::SeeOther()

@@ -13,7 +13,7 @@ use std::time::Duration;
 use actix_audius_login::testing::sign_in_service;
 use actix_audius_login::{
     AudiusClient, AudiusLogin, AudiusRequestExt as _, AudiusUser, Flow, RequireLogin, ResponseMode,
-    VerifiedArtist, guard,
+    VerifiedArtist, VerifyOptions, guard,
 };
 use actix_session::SessionMiddleware;
 use actix_session::storage::CookieSessionStore;
@@ -156,7 +156,7 @@ fn implicit(sandbox: &audius_sandbox::SandboxHandle, clock: Arc<ManualClock>) ->
     AudiusLogin::builder("Middleware", "http://localhost:8080/auth/audius/callback")
         .response_mode(ResponseMode::Query)
         .environment(sandbox.environment())
-        .clock(clock)
+        .verify_options(VerifyOptions::default().clock(clock))
         .login_deadline(Some(Duration::from_secs(3600)))
         .build()
         .unwrap()

@@ -12,8 +12,7 @@ use actix_web::{Error, HttpResponse};
 use futures_util::future::LocalBoxFuture;
 
 use super::guarded::{Scoped, StoreOutage, within};
-use super::{DEFAULT_RETRY_AFTER, DEFAULT_UNAVAILABLE_MESSAGE};
-use crate::config::AudiusLogin;
+use crate::defaults;
 use crate::error::{AudiusLoginError, LoginErrorKind, Presentation, wants_html};
 
 /// Middleware answering `503 session_unavailable` for requests during which a
@@ -39,10 +38,10 @@ impl SessionStoreGuard {
     /// `/auth/audius/login` and `/` on the HTML page.
     pub fn new() -> Self {
         Self {
-            message: DEFAULT_UNAVAILABLE_MESSAGE.to_owned(),
-            retry_after: Some(DEFAULT_RETRY_AFTER),
-            login_path: "/auth/audius/login".to_owned(),
-            landing_path: "/".to_owned(),
+            message: defaults::UNAVAILABLE_MESSAGE.to_owned(),
+            retry_after: Some(defaults::RETRY_AFTER),
+            login_path: defaults::LOGIN_PATH.to_owned(),
+            landing_path: defaults::LANDING_PATH.to_owned(),
         }
     }
 
@@ -60,19 +59,11 @@ impl SessionStoreGuard {
     }
 
     /// The login route and landing page linked from the HTML answer. Default:
-    /// `/auth/audius/login` and `/` ([`AudiusLogin::session_store_guard`] takes the app's).
+    /// `/auth/audius/login` and `/` ([`AudiusLogin::session_store_guard`](crate::AudiusLogin::session_store_guard) takes the app's).
     pub fn links(mut self, login_path: impl Into<String>, landing_path: impl Into<String>) -> Self {
         self.login_path = login_path.into();
         self.landing_path = landing_path.into();
         self
-    }
-}
-
-impl AudiusLogin {
-    /// A [`SessionStoreGuard`] linking to this app's login route and landing page, with the
-    /// other defaults. Wrap it around the `SessionMiddleware` (outermost); see [`crate::store`].
-    pub fn session_store_guard(&self) -> SessionStoreGuard {
-        SessionStoreGuard::new().links(self.login_path(), self.landing_path())
     }
 }
 

@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use actix_session::storage::{LoadError, SaveError, SessionKey, SessionStore, UpdateError};
 
-use super::{DEFAULT_STORE_TIMEOUT, State, Ttl};
+use super::{State, Ttl};
+use crate::defaults;
 
 /// What a [`GuardedStore`] recorded about a failed call.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -118,7 +119,7 @@ impl<S: SessionStore> GuardedStore<S> {
     pub fn new(store: S) -> Self {
         Self {
             inner: store,
-            timeout: DEFAULT_STORE_TIMEOUT,
+            timeout: defaults::STORE_TIMEOUT,
             errors_are_outages: true,
         }
     }

@@ -31,8 +31,8 @@
 //! /// A store whose backend is down: every call fails.
 //! #[derive(Clone)]
 //! struct Down;
-//! pub(crate) type State = std::collections::HashMap<String, String>;
-//! pub(crate) type Ttl = actix_web::cookie::time::Duration;
+//! type State = std::collections::HashMap<String, String>;
+//! type Ttl = actix_web::cookie::time::Duration;
 //! fn down() -> anyhow::Error { anyhow::anyhow!("connection refused") }
 //! impl SessionStore for Down {
 //!     async fn load(&self, _: &SessionKey) -> Result<Option<State>, LoadError> {
@@ -150,19 +150,10 @@ mod guarded;
 mod reconnecting;
 
 use std::collections::HashMap;
-use std::time::Duration;
 
 pub use guard::{SessionStoreGuard, SessionStoreGuardService};
 pub use guarded::GuardedStore;
 pub use reconnecting::{ConnectFuture, ReconnectingStore};
-
-/// Default bound on every call of a [`GuardedStore`]: 2 s.
-pub(crate) const DEFAULT_STORE_TIMEOUT: Duration = Duration::from_secs(2);
-/// Default `Retry-After` of a [`SessionStoreGuard`] answer: 5 s.
-pub(crate) const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(5);
-/// Default message of a [`SessionStoreGuard`] answer.
-pub(crate) const DEFAULT_UNAVAILABLE_MESSAGE: &str =
-    "Sessions are unavailable right now; please try again in a moment.";
 
 pub(crate) type State = HashMap<String, String>;
 pub(crate) type Ttl = actix_web::cookie::time::Duration;

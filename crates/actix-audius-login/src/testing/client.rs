@@ -13,7 +13,8 @@ use url::Url;
 
 use super::error::{TestError, excerpt};
 use super::sign_in::{answer_name, approve};
-use crate::config::{AudiusLogin, ResponseMode};
+use crate::config::ResponseMode;
+use crate::state::AudiusLogin;
 
 /// Most bytes of an answer a [`TestClient`] reads; a longer body is a [`TestError::Transport`].
 pub(crate) const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
@@ -134,7 +135,7 @@ impl TestClient {
     pub fn request(&self, method: Method, path: &str) -> RequestBuilder {
         let mut headers = HeaderMap::new();
         if !matches!(method, Method::GET | Method::HEAD | Method::OPTIONS)
-            && let Ok(origin) = HeaderValue::from_str(self.audius.app_origin())
+            && let Ok(origin) = HeaderValue::from_str(&self.audius.inner.app_origin)
         {
             headers.insert(header::ORIGIN, origin);
         }

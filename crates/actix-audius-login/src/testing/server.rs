@@ -9,7 +9,7 @@ use url::Url;
 
 use super::client::TestClient;
 use super::error::TestError;
-use crate::config::AudiusLogin;
+use crate::state::AudiusLogin;
 
 /// An app server for tests, on a free port of `127.0.0.1` taken before the app is built, so
 /// that the app's redirect URI can name it. See the [module docs](super) for the whole set-up.

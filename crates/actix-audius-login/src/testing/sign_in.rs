@@ -10,7 +10,8 @@ use url::Url;
 
 use super::client::{http_client, read_response};
 use super::error::TestError;
-use crate::config::{AudiusLogin, Flow, ResponseMode};
+use crate::config::{Flow, ResponseMode};
+use crate::state::AudiusLogin;
 
 /// The name of the value the login page hands over: `token` (implicit flow) or `code`.
 pub(super) fn answer_name(audius: &AudiusLogin) -> &'static str {
