@@ -33,7 +33,7 @@ use crate::user::AudiusUser;
 /// or reuse was detected), the user is signed out and the request gets the usual "not signed
 /// in" answer (a redirect to this flow's login route for browsers, `401` JSON for others).
 ///
-/// Needs the middleware of an [`AudiusLogin`] built with [`Flow::AuthorizationCode`].
+/// Needs the middleware of an [`AudiusLogin`] built with [`Flow::AuthorizationCode`](crate::Flow::AuthorizationCode).
 ///
 /// ```
 /// use actix_audius_login::AudiusClient;

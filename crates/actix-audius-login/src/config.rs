@@ -20,7 +20,7 @@ use url::Url;
 use crate::error::AudiusLoginError;
 use crate::user::AudiusUser;
 
-/// Which Log In with Audius flow an [`AudiusLogin`] runs.
+/// Which Log In with Audius flow an [`AudiusLogin`](crate::AudiusLogin) runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 #[non_exhaustive]
 pub enum Flow {

@@ -413,6 +413,17 @@ impl From<audius_login::Error> for AudiusLoginError {
     }
 }
 
+/// A session that cannot be written (in an `on_login` hook, `req.get_session().insert(..)?`):
+/// `503 session_unavailable`.
+impl From<actix_session::SessionInsertError> for AudiusLoginError {
+    fn from(e: actix_session::SessionInsertError) -> Self {
+        Self::new(
+            LoginErrorKind::SessionUnavailable,
+            format!("The session could not be updated: {e}"),
+        )
+    }
+}
+
 /// The `error_description` of an OAuth error (its code when there is none), else the error.
 fn oauth_description(e: &audius_login::Error) -> String {
     match e {

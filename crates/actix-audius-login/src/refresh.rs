@@ -41,7 +41,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::config::Config;
-use crate::error::{AudiusLoginError, LoginErrorKind};
+use crate::error::AudiusLoginError;
 use crate::session::TOKENS_KEY;
 
 /// The code flow's tokens, as kept in the session.
@@ -230,12 +230,9 @@ pub(crate) fn write_tokens(
     session: &Session,
     tokens: &StoredTokens,
 ) -> Result<(), AudiusLoginError> {
-    session.insert(TOKENS_KEY, tokens).map_err(|e| {
-        AudiusLoginError::new(
-            LoginErrorKind::SessionUnavailable,
-            format!("The session could not be updated: {e}"),
-        )
-    })
+    session
+        .insert(TOKENS_KEY, tokens)
+        .map_err(AudiusLoginError::from)
 }
 
 /// The middleware's last step: when the session changed during the request and carries tokens

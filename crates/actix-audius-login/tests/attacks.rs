@@ -5,9 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use actix_audius_login::{
-    AudiusLoginError, LoginErrorKind, ResponseMode, VerifierKind, VerifyOptions,
-};
+use actix_audius_login::{AudiusLoginError, ResponseMode, VerifierKind, VerifyOptions};
 use audius_sandbox::{Fault, TokenOverrides};
 use common::{TestApp, sandbox, start, start_with};
 use reqwest::header::LOCATION;
@@ -377,10 +375,7 @@ async fn on_login_can_refuse_and_can_use_the_session() {
                 return Err(AudiusLoginError::refused("No picture, no entry.").into());
             }
             req.get_session()
-                .insert("app.email", event.profile.email.clone())
-                .map_err(|e| {
-                    AudiusLoginError::new(LoginErrorKind::SessionUnavailable, e.to_string())
-                })?;
+                .insert("app.email", event.profile.email.clone())?;
             Ok(())
         })
     })

@@ -19,7 +19,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use actix_audius_login::{AudiusLogin, VerifierKind};
+use actix_audius_login::{AudiusLogin, VerifierKind, VerifyOptions};
 use actix_web::body::MessageBody;
 use actix_web::cookie::{Cookie, Key};
 use actix_web::dev::{Server, ServerHandle, Service, ServiceResponse};
@@ -706,8 +706,11 @@ async fn memory(
     let audius = audius_builder(sandbox, VerifierKind::Local)
         .replay_cache(replay.clone())
         .user_cache_capacity(plan.mem_user_capacity)
-        .max_token_age(MEM_TOKEN_AGE)
-        .clock_skew(MEM_CLOCK_SKEW)
+        .verify_options(
+            VerifyOptions::default()
+                .max_age(Some(MEM_TOKEN_AGE))
+                .clock_skew(MEM_CLOCK_SKEW),
+        )
         .attempt_ttl(MEM_ATTEMPT_TTL)
         .build()?;
     let app = Rc::new(test::init_service(apps::audius_app(key.clone(), audius.clone())).await);
