@@ -14,6 +14,7 @@ use actix_audius_login::{AudiusLogin, ButtonOptions, RequireLogin, VerifiedArtis
 use actix_session::{SessionMiddleware, storage::CookieSessionStore};
 use actix_web::cookie::{Key, SameSite};
 use actix_web::{App, HttpResponse, HttpServer, web};
+use maud::{DOCTYPE, Markup, PreEscaped, html};
 
 #[actix_web::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -34,21 +35,23 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         sandbox.base_url()
     );
     HttpServer::new(move || {
-        let button = audius.login_button(&ButtonOptions::default().return_to("/studio"));
+        // The button is HTML already (made by actix-audius-login): `PreEscaped` keeps it as is.
+        let button =
+            PreEscaped(audius.login_button(&ButtonOptions::default().return_to("/studio")));
         App::new()
             .configure(audius.routes())
             // The same path answers differently by who asks (guards choose the route).
             .route(
                 "/",
                 web::get().guard(guard::IsVerifiedArtist).to(|| async {
-                    html("<h1>Welcome, artist</h1><a href=\"/studio\">Your studio</a>")
+                    page(html! { h1 { "Welcome, artist" } a href="/studio" { "Your studio" } })
                 }),
             )
             .route(
                 "/",
                 web::get().to(move || {
-                    let page = format!("<h1>Artists' studio</h1>{button}");
-                    async move { html(&page) }
+                    let body = html! { h1 { "Artists' studio" } (button) };
+                    async move { page(body) }
                 }),
             )
             .service(
@@ -72,10 +75,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-fn html(body: &str) -> HttpResponse {
+/// A page around `body`, built with `maud` (which escapes every value it is given).
+fn page(body: Markup) -> HttpResponse {
+    let page = html! { (DOCTYPE) title { "Studio" } (body) };
     HttpResponse::Ok()
         .content_type("text/html; charset=utf-8")
-        .body(format!("<!doctype html><title>Studio</title>{body}"))
+        .body(page.into_string())
 }
 
 /// Plain text: the artist's name needs no escaping there.

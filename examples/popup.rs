@@ -16,6 +16,7 @@ use actix_audius_login::{AudiusLogin, AudiusUser, ButtonCorners, ButtonOptions, 
 use actix_session::{SessionMiddleware, storage::CookieSessionStore};
 use actix_web::cookie::{Key, SameSite};
 use actix_web::{App, HttpResponse, HttpServer, web};
+use maud::{DOCTYPE, PreEscaped, html};
 
 #[actix_web::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -57,25 +58,34 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 }
 
 /// The button, or the signed-in user with a logout form. `AudiusLogin` is a handler argument.
+/// The page is built with `maud`, which escapes every value it is given (the user's handle
+/// here); the button is HTML already, so it goes in as `PreEscaped`.
 async fn home(audius: AudiusLogin, user: Option<AudiusUser>) -> HttpResponse {
-    let body = match user {
-        Some(user) => format!(
-            "<p>Signed in as @{}</p><form method=\"post\" action=\"{}\"><button>Log out</button></form>",
-            escape(&user.handle),
-            audius.logout_path(),
-        ),
-        None => format!(
-            "<h1>Popup login</h1><div id=\"login\">{}</div><p id=\"profile\"></p>{IN_PLACE}",
-            audius.login_button(&ButtonOptions::default().corners(ButtonCorners::Pill)),
-        ),
+    let page = html! {
+        (DOCTYPE)
+        title { "Popup login" }
+        @match user {
+            Some(user) => {
+                p { "Signed in as @" (user.handle) }
+                form method="post" action=(audius.logout_path()) { button { "Log out" } }
+            }
+            None => {
+                h1 { "Popup login" }
+                div #login {
+                    (PreEscaped(audius.login_button(&ButtonOptions::default().corners(ButtonCorners::Pill))))
+                }
+                p #profile {}
+                script { (PreEscaped(IN_PLACE)) }
+            }
+        }
     };
     HttpResponse::Ok()
         .content_type("text/html; charset=utf-8")
-        .body(format!("<!doctype html><title>Popup login</title>{body}"))
+        .body(page.into_string())
 }
 
 /// Shows the user in place when the popup login succeeds (no reload), and logs an abandoned one.
-const IN_PLACE: &str = r#"<script>
+const IN_PLACE: &str = r#"
 document.addEventListener('audius-login:success', function (event) {
   event.preventDefault();
   document.getElementById('profile').textContent = 'Signed in as @' + event.detail.user.handle;
@@ -84,11 +94,4 @@ document.addEventListener('audius-login:success', function (event) {
 document.addEventListener('audius-login:abandoned', function (event) {
   console.log('login abandoned:', event.detail.message);
 });
-</script>"#;
-
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
+"#;

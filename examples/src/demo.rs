@@ -8,8 +8,10 @@ use actix_audius_login::{
 };
 use actix_web::dev::Server;
 use actix_web::{App, HttpResponse, HttpServer, web};
+use maud::{PreEscaped, html};
 
-use crate::{Setup, escape, page};
+use crate::Setup;
+use crate::pages::{environment_banner, in_place_script, page, profile_card};
 
 /// Builds the demo's server on the setup's listener (not yet running: await or spawn it).
 pub fn server(setup: &Setup) -> std::io::Result<Server> {
@@ -37,25 +39,30 @@ pub fn server(setup: &Setup) -> std::io::Result<Server> {
 
 async fn home(user: Option<AudiusUser>, audius: web::Data<AudiusLogin>) -> HttpResponse {
     let body = match user {
-        Some(user) => crate::profile_card(&user, audius.logout_path()),
-        None => format!(
-            "<section class=\"welcome\"><h1>Log In with Audius</h1>\
-             <p>This demo signs you in with your Audius account and shows what the app learns: \
-             your handle, name, email, picture, and whether you are a verified artist.</p>\
-             <div id=\"login\">{button}</div>\
-             <div id=\"profile\"></div></section>{inplace}",
-            button = audius.login_button(&ButtonOptions::default().size(ButtonSize::Large)),
-            inplace = if audius.response_mode() == ResponseMode::PostMessage {
-                crate::IN_PLACE_SCRIPT
-            } else {
-                ""
-            },
-        ),
+        Some(user) => profile_card(&user, audius.logout_path()),
+        None => html! {
+            section.welcome {
+                h1 { "Log In with Audius" }
+                p {
+                    "This demo signs you in with your Audius account and shows what the app \
+                     learns: your handle, name, email, picture, and whether you are a verified \
+                     artist."
+                }
+                div #login {
+                    // The button's HTML, rendered (and escaped) by actix-audius-login.
+                    (PreEscaped(audius.login_button(&ButtonOptions::default().size(ButtonSize::Large))))
+                }
+                div #profile {}
+            }
+            @if audius.response_mode() == ResponseMode::PostMessage {
+                (in_place_script())
+            }
+        },
     };
     page(
         "Log In with Audius: demo",
-        &body,
-        &crate::environment_banner(&audius),
+        body,
+        environment_banner(&audius),
     )
 }
 
@@ -93,12 +100,14 @@ async fn me_at_audius(
 async fn artists(artist: VerifiedArtist) -> HttpResponse {
     page(
         "Verified artists",
-        &format!(
-            "<section><h1 data-page=\"artists\">Welcome backstage, {}</h1>\
-             <p>Only verified Audius artists can see this page.</p><p><a href=\"/\">Home</a></p></section>",
-            escape(&artist.name)
-        ),
-        "",
+        html! {
+            section {
+                h1 data-page="artists" { "Welcome backstage, " (artist.name) }
+                p { "Only verified Audius artists can see this page." }
+                p { a href="/" { "Home" } }
+            }
+        },
+        html! {},
     )
 }
 

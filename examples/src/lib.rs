@@ -1,10 +1,11 @@
 //! The demo's helpers: reading the environment, the embedded sandbox, the session middleware
-//! on the cookie or Redis, a little HTML, and the demo app itself (so the end-to-end suites
+//! on the cookie or Redis, its pages (built with `maud`), and the demo app itself (so the end-to-end suites
 //! drive exactly the demo). The other examples stand on their own.
 #![forbid(unsafe_code)]
 #![allow(missing_docs)]
 
 pub mod demo;
+mod pages;
 
 /// The workspace README's code (the quick start, testing your own app), compiled by
 /// `cargo test --doc -p audius-login-examples`.
@@ -19,15 +20,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_audius_login::store::{GuardedStore, ReconnectingStore};
-use actix_audius_login::{
-    AudiusLogin, AudiusUser, Environment, Flow, ResponseMode, Scope, VerifierKind,
-};
+use actix_audius_login::{AudiusLogin, Environment, Flow, ResponseMode, Scope, VerifierKind};
 use actix_session::SessionMiddleware;
 use actix_session::storage::{
     CookieSessionStore, LoadError, RedisSessionStore, SaveError, SessionKey, SessionStore,
     UpdateError,
 };
-use actix_web::HttpResponse;
 use actix_web::cookie::{Key, SameSite};
 use audius_login::replay::RedisReplayCache;
 use audius_sandbox::{DeveloperApp, Sandbox, SandboxHandle, SandboxUsers};
@@ -411,116 +409,3 @@ pub fn session_middleware_on<S: SessionStore>(
         .cookie_same_site(SameSite::Lax)
         .build()
 }
-
-pub fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-        .replace('\'', "&#39;")
-}
-
-/// A whole page.
-pub fn page(title: &str, body: &str, banner: &str) -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("text/html; charset=utf-8")
-        .body(format!(
-            "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>{title}</title><style>{STYLE}</style></head><body>{banner}<main>{body}</main>\
-         <footer><a href=\"/\">Home</a> · <a href=\"/me\">/me (JSON)</a> · \
-         <a href=\"/artists\">/artists (verified artists only)</a></footer></body></html>",
-            title = escape(title),
-        ))
-}
-
-/// Says which Audius the app talks to.
-pub fn environment_banner(audius: &AudiusLogin) -> String {
-    let origin = audius.environment().login_origin();
-    let sandbox = !matches!(
-        audius.environment(),
-        Environment::Production | Environment::Staging
-    );
-    format!(
-        "<p class=\"banner\" data-audius-origin=\"{o}\">{what} <code>{o}</code> · channel: <code>{mode:?}</code></p>",
-        o = escape(&origin),
-        what = if sandbox {
-            "Audius sandbox at"
-        } else {
-            "Audius at"
-        },
-        mode = audius.response_mode(),
-    )
-}
-
-/// The signed-in user's card, with a logout form.
-pub fn profile_card(user: &AudiusUser, logout_path: &str) -> String {
-    let picture = match user.picture_url(480) {
-        Some(url) => format!(
-            "<img class=\"avatar\" src=\"{}\" alt=\"\" width=\"96\" height=\"96\">",
-            escape(url)
-        ),
-        None => "<div class=\"avatar avatar--empty\" aria-hidden=\"true\"></div>".into(),
-    };
-    let badge = if user.verified {
-        "<span class=\"badge\" data-verified=\"true\" title=\"Verified artist\">✔ verified artist</span>"
-    } else {
-        "<span class=\"badge badge--plain\" data-verified=\"false\">listener</span>"
-    };
-    format!(
-        "<section class=\"profile\" id=\"profile\" data-handle=\"{handle}\">{picture}<div>\
-         <h1><span data-field=\"name\">{name}</span> {badge}</h1>\
-         <p>@<span data-field=\"handle\">{handle}</span> · id <code>{id}</code> (<code>{hashid}</code>)</p>\
-         <p>email: <span data-field=\"email\">{email}</span></p>\
-         <p>signed in at {at}</p>\
-         <form method=\"post\" action=\"{logout}\"><button id=\"logout\" type=\"submit\">Log out</button></form>\
-         </div></section>",
-        handle = escape(&user.handle),
-        name = escape(&user.name),
-        id = user.id,
-        hashid = escape(&user.hashid),
-        email = escape(user.email.as_deref().unwrap_or("(none)")),
-        at = {
-            let at = user.signed_in_at;
-            format!(
-                "{} {:02}:{:02}:{:02} UTC",
-                at.date(),
-                at.hour(),
-                at.minute(),
-                at.second()
-            )
-        },
-        logout = escape(logout_path),
-    )
-}
-
-/// In popup mode, shows the profile in place when the login succeeds (no reload).
-pub const IN_PLACE_SCRIPT: &str = r#"<script>
-document.addEventListener('audius-login:success', function (event) {
-  event.preventDefault();
-  var user = event.detail.user;
-  var box = document.getElementById('profile');
-  box.setAttribute('data-handle', user.handle);
-  box.className = 'profile';
-  box.textContent = '';
-  var h = document.createElement('h1');
-  h.textContent = user.name + (user.verified ? ' ✔ verified artist' : '');
-  var p = document.createElement('p');
-  p.textContent = '@' + user.handle + ' · email: ' + (user.email || '(none)');
-  var a = document.createElement('a');
-  a.href = '/';
-  a.textContent = 'Continue';
-  box.append(h, p, a);
-  document.getElementById('login').hidden = true;
-});
-</script>"#;
-
-const STYLE: &str = "body{font-family:system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;margin:0;\
-background:#f7f5fa;color:#1b1b1f}main{max-width:40rem;margin:2rem auto;padding:1.5rem 2rem;\
-background:#fff;border-radius:16px;box-shadow:0 2px 12px rgba(40,0,80,.08)}h1{font-size:1.5rem}\
-.banner{margin:0;padding:.5rem 1rem;background:#2b0a48;color:#eadcff;font-size:.85rem}\
-.banner code{color:#fff}footer{text-align:center;font-size:.85rem;margin:1rem}a{color:#7e1bcc}\
-.profile{display:flex;gap:1.25rem;align-items:flex-start}.avatar{border-radius:50%;flex:none;\
-width:96px;height:96px;background:#e8ddf3}.badge{font-size:.8rem;background:#7e1bcc;color:#fff;\
-border-radius:999px;padding:.15rem .6rem;vertical-align:middle}.badge--plain{background:#ddd;color:#333}\
-button#logout{font:inherit;padding:.4rem 1rem;border-radius:8px;border:1px solid #ccc;background:#fff;cursor:pointer}";

@@ -18,6 +18,7 @@ use audius_login_e2e::browser::{
     Browser, DemoApp, PageServer, Result, WAIT, scenario, screenshot_dir, wait_until, workspace_dir,
 };
 use audius_login_e2e::ensure;
+use audius_login_e2e::http::query_param;
 use fantoccini::actions::{InputSource as _, MouseActions, PointerAction};
 use fantoccini::wd::WindowHandle;
 use serde_json::{Value, json};
@@ -58,13 +59,6 @@ async fn open_popup(b: &Browser) -> Result<(WindowHandle, WindowHandle)> {
     Ok((opener, popup))
 }
 
-/// A query parameter of `url`.
-fn param(url: &url::Url, name: &str) -> Option<String> {
-    url.query_pairs()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.into_owned())
-}
-
 /// The handle `/me` answers for this browser (`None` on 401).
 async fn me(b: &Browser) -> Result<Option<String>> {
     let (status, body) = b.fetch("/me").await?;
@@ -103,7 +97,7 @@ async fn query_mode_login_lands_on_the_profile() {
         b.click("#audius-login-button").await?;
         let login = wait_for_sandbox_login(&b, &app).await?;
         ensure!(
-            param(&login, "response_mode").as_deref() == Some("query"),
+            query_param(&login, "response_mode").as_deref() == Some("query"),
             "the login page was not asked for the query channel: {login}"
         );
         b.screenshot(&screenshot_dir().join("sandbox-login-page.png"))
@@ -140,7 +134,7 @@ async fn fragment_mode_login_leaves_no_token_behind() {
         b.click("#audius-login-button").await?;
         let login = wait_for_sandbox_login(&b, &app).await?;
         ensure!(
-            param(&login, "response_mode").as_deref() == Some("fragment"),
+            query_param(&login, "response_mode").as_deref() == Some("fragment"),
             "the login page was not asked for the fragment channel: {login}"
         );
         approve_as(&b, "listener").await?;
@@ -232,8 +226,8 @@ async fn postmessage_mode_login_in_a_popup() {
         let (opener, popup) = open_popup(&b).await?;
         let login = wait_for_sandbox_login(&b, &app).await?;
         ensure!(
-            param(&login, "redirect_uri").as_deref() == Some("postmessage")
-                && param(&login, "origin").as_deref() == Some(app.origin().as_str()),
+            query_param(&login, "redirect_uri").as_deref() == Some("postmessage")
+                && query_param(&login, "origin").as_deref() == Some(app.origin().as_str()),
             "the popup was not asked to post to the app's origin: {login}"
         );
         approve_as(&b, "listener").await?;
@@ -287,8 +281,8 @@ async fn code_flow_login_through_the_bridge_and_the_popup() {
         b.click("#audius-login-button").await?;
         let login = wait_for_sandbox_login(&b, &app).await?;
         ensure!(
-            param(&login, "response_type").as_deref() == Some("code")
-                && param(&login, "code_challenge_method").as_deref() == Some("S256"),
+            query_param(&login, "response_type").as_deref() == Some("code")
+                && query_param(&login, "code_challenge_method").as_deref() == Some("S256"),
             "not a PKCE code-flow login: {login}"
         );
         approve_as(&b, "artist").await?;
@@ -462,7 +456,7 @@ async fn forged_messages_are_ignored() {
         .await?;
         let (opener, popup) = open_popup(&b).await?;
         let login = wait_for_sandbox_login(&b, &app).await?;
-        let state = param(&login, "state").ok_or("the login URL has no state")?;
+        let state = query_param(&login, "state").ok_or("the login URL has no state")?;
         b.switch_to(&opener).await?;
 
         // Forgery 1 (event.source): a window on the Audius origin that is not the popup.
@@ -591,7 +585,7 @@ async fn logout_from_the_page() {
         b.goto(&app.at("/artists")).await?;
         let login = wait_for_sandbox_login(&b, &app).await?;
         ensure!(
-            param(&login, "state").is_some(),
+            query_param(&login, "state").is_some(),
             "no new login attempt: {login}"
         );
         Ok(())

@@ -7,11 +7,11 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use audius_login_e2e::http::{self, approve, begin_login, get_json, location, query_param};
 use audius_login_e2e::redis::RedisServer;
 use audius_login_examples::{DEMO_API_KEY, SESSION_STORE_TIMEOUT, Setup, demo};
 use audius_sandbox::oauth::BUILTIN_APP_API_KEY;
 use audius_sandbox::{Sandbox, TokenOverrides};
-use reqwest::header::{ACCEPT, LOCATION};
 use serde_json::Value;
 use url::Url;
 
@@ -33,57 +33,20 @@ async fn start_demo(vars: &[(&str, &str)]) -> (Url, Setup) {
     (setup.app_url.clone(), setup)
 }
 
-fn browser() -> reqwest::Client {
-    reqwest::Client::builder()
-        .cookie_store(true)
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(Duration::from_secs(20))
-        .build()
-        .unwrap()
-}
-
-fn location(res: &reqwest::Response) -> Url {
-    Url::parse(res.headers()[LOCATION].to_str().unwrap()).unwrap()
-}
-
 /// A login through the query channel: the app's login route, Audius (the `authorize` hop of
 /// the code flow, if any), the sandbox's automation hook, the callback.
 async fn login(client: &reqwest::Client, app: &Url, handle: &str) {
-    let res = client
-        .get(app.join("/auth/audius/login").unwrap())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 302);
-    let mut page = location(&res);
-    if page.path().ends_with("/v1/oauth/authorize") {
-        let res = client.get(page).send().await.unwrap();
-        assert_eq!(res.status(), 302);
-        page = location(&res);
-    }
-    page.query_pairs_mut().append_pair("sandbox_user", handle);
-    let res = client.get(page).send().await.unwrap();
+    let page = begin_login(client, app.join("/auth/audius/login").unwrap()).await;
+    let callback = approve(client, &page, handle).await;
+    let res = client.get(callback).send().await.unwrap();
     assert_eq!(res.status(), 302, "{:?}", res.text().await);
-    let res = client.get(location(&res)).send().await.unwrap();
-    assert_eq!(res.status(), 302, "{:?}", res.text().await);
-}
-
-async fn get_json(client: &reqwest::Client, url: Url) -> (u16, Value) {
-    let res = client
-        .get(url)
-        .header(ACCEPT, "application/json")
-        .send()
-        .await
-        .unwrap();
-    let status = res.status().as_u16();
-    (status, res.json().await.unwrap_or(Value::Null))
 }
 
 #[actix_web::test]
 async fn code_flow_demo_calls_audius_as_the_user() {
     let (app, setup) =
         start_demo(&[("AUDIUS_FLOW", "code"), ("AUDIUS_RESPONSE_MODE", "query")]).await;
-    let client = browser();
+    let client = http::client();
     let (status, body) = get_json(&client, app.join("/me/audius").unwrap()).await;
     assert_eq!(status, 401, "signed out: {body}");
     assert_eq!(body["error"], "not_signed_in");
@@ -110,7 +73,7 @@ async fn the_demo_ties_tokens_to_its_registered_key() {
     // On the embedded sandbox, by default: the key the demo registers there.
     let (app, setup) = start_demo(&[("AUDIUS_RESPONSE_MODE", "query")]).await;
     assert_eq!(setup.audius.api_key(), Some(DEMO_API_KEY));
-    let client = browser();
+    let client = http::client();
     login(&client, &app, "listener").await;
     // A token approved for no app (or another one) is refused.
     let sandbox = setup.sandbox.as_ref().unwrap();
@@ -125,11 +88,7 @@ async fn the_demo_ties_tokens_to_its_registered_key() {
             .send()
             .await
             .unwrap();
-        let state = location(&res)
-            .query_pairs()
-            .find(|(k, _)| k == "state")
-            .map(|(_, v)| v.into_owned())
-            .unwrap();
+        let state = query_param(&location(&res), "state").unwrap();
         let mut callback = app.join("/auth/audius/callback").unwrap();
         callback
             .query_pairs_mut()
@@ -152,7 +111,7 @@ async fn the_demo_ties_tokens_to_its_registered_key() {
         ])
         .await;
         assert_eq!(setup.audius.api_key(), Some(BUILTIN_APP_API_KEY), "{flow}");
-        let client = browser();
+        let client = http::client();
         login(&client, &app, "artist").await;
         let (status, body) = get_json(&client, app.join("/me").unwrap()).await;
         assert_eq!(
@@ -166,7 +125,7 @@ async fn the_demo_ties_tokens_to_its_registered_key() {
 #[actix_web::test]
 async fn implicit_flow_demo_explains_me_audius() {
     let (app, _setup) = start_demo(&[("AUDIUS_RESPONSE_MODE", "query")]).await;
-    let client = browser();
+    let client = http::client();
     login(&client, &app, "listener").await;
     let (status, body) = get_json(&client, app.join("/me").unwrap()).await;
     assert_eq!(status, 200);
@@ -179,7 +138,7 @@ async fn implicit_flow_demo_explains_me_audius() {
 #[actix_web::test]
 async fn demo_answers_favicon_with_a_cacheable_icon() {
     let (app, _setup) = start_demo(&[]).await;
-    let client = browser();
+    let client = http::client();
     let res = client
         .get(app.join("/favicon.ico").unwrap())
         .send()
@@ -230,7 +189,7 @@ async fn demo_instances_share_sessions_in_redis_and_survive_an_outage() {
     assert!(setup_a.redis_url.is_some());
 
     // Signed in on A, known on B: the cookie holds only the session id, the rest is in Redis.
-    let client = browser();
+    let client = http::client();
     login(&client, &a, "listener").await;
     let (status, body) = get_json(&client, b.join("/me").unwrap()).await;
     assert_eq!(status, 200, "{body}");

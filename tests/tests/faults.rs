@@ -8,19 +8,17 @@
 //! Every login uses a user of its own (the sandbox signs deterministically: one user twice in
 //! the same second would give the same token, which the replay cache rightly refuses).
 
-use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
-use actix_audius_login::{AudiusLogin, AudiusUser, ResponseMode, VerifierKind};
-use actix_session::SessionMiddleware;
+use actix_audius_login::testing::TestServer;
+use actix_audius_login::{AudiusLogin, ResponseMode, VerifierKind};
 use actix_session::storage::CookieSessionStore;
 use actix_web::cookie::Key;
-use actix_web::dev::ServerHandle;
-use actix_web::{App, HttpResponse, HttpServer, web};
 use audius_login::ApiClient;
+use audius_login_e2e::app::{app, sessions};
+use audius_login_e2e::http::{self, approve, begin_login, get_json};
 use audius_sandbox::{Fault, Role, Sandbox, SandboxHandle, SandboxUser, SandboxUsers};
-use reqwest::header::{ACCEPT, LOCATION};
-use url::Url;
+use reqwest::header::ACCEPT;
 
 /// Bound on one attempt of the API client (connecting included). Generous: a healthy host on a
 /// busy 2-core machine must never look hung.
@@ -44,18 +42,6 @@ fn budget() -> Duration {
 /// served by host 0, keeps working, as Audius' would while one API node fails).
 const API_ROUTES: [&str; 2] = ["/v1", "/health_check"];
 
-struct TestApp {
-    base: Url,
-    server: ServerHandle,
-}
-
-impl Drop for TestApp {
-    fn drop(&mut self) {
-        let server = self.server.clone();
-        actix_web::rt::spawn(async move { server.stop(false).await });
-    }
-}
-
 fn users(count: u64) -> SandboxUsers {
     let mut users = SandboxUsers::builtin();
     for i in 0..count {
@@ -71,17 +57,8 @@ fn users(count: u64) -> SandboxUsers {
     users
 }
 
-async fn me(user: AudiusUser) -> HttpResponse {
-    HttpResponse::Ok().json(user)
-}
-
-async fn start_app(sandbox: &SandboxHandle) -> TestApp {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let base = Url::parse(&format!(
-        "http://127.0.0.1:{}/",
-        listener.local_addr().unwrap().port()
-    ))
-    .unwrap();
+async fn start_app(sandbox: &SandboxHandle) -> TestServer {
+    let server = TestServer::bind().unwrap();
     let client = ApiClient::builder()
         .hosts(sandbox.host_urls())
         .connect_timeout(API_TIMEOUT)
@@ -90,7 +67,7 @@ async fn start_app(sandbox: &SandboxHandle) -> TestApp {
         .max_attempts(ATTEMPTS as usize)
         .build()
         .unwrap();
-    let audius = AudiusLogin::builder("Fault Test", format!("{base}auth/audius/callback"))
+    let audius = AudiusLogin::builder("Fault Test", server.url("/auth/audius/callback"))
         .response_mode(ResponseMode::Query)
         .environment(sandbox.environment())
         .verifier_kind(VerifierKind::Api)
@@ -98,55 +75,17 @@ async fn start_app(sandbox: &SandboxHandle) -> TestApp {
         .build()
         .unwrap();
     let key = Key::generate();
-    let server = HttpServer::new(move || {
-        App::new()
-            .configure(audius.routes())
-            .route("/me", web::get().to(me))
-            .wrap(audius.middleware())
-            .wrap(
-                SessionMiddleware::builder(CookieSessionStore::default(), key.clone())
-                    .cookie_name("id".to_owned())
-                    .cookie_secure(false)
-                    .build(),
-            )
-    })
-    .workers(2)
-    .listen(listener)
-    .unwrap()
-    .disable_signals()
-    .run();
-    let handle = server.handle();
-    actix_web::rt::spawn(server);
-    TestApp {
-        base,
-        server: handle,
-    }
-}
-
-fn browser() -> reqwest::Client {
-    reqwest::Client::builder()
-        .cookie_store(true)
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(Duration::from_secs(60))
-        .build()
+    server
+        .start(move || app(&audius, sessions(CookieSessionStore::default(), &key)))
         .unwrap()
 }
 
 /// Runs one login as `handle` in a fresh browser; returns the callback's answer, how long the
 /// callback took, and the browser.
-async fn login(app: &TestApp, handle: &str) -> (reqwest::Response, Duration, reqwest::Client) {
-    let client = browser();
-    let res = client
-        .get(app.base.join("auth/audius/login").unwrap())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 302);
-    let mut page = Url::parse(res.headers()[LOCATION].to_str().unwrap()).unwrap();
-    page.query_pairs_mut().append_pair("sandbox_user", handle);
-    let res = client.get(page).send().await.unwrap();
-    assert_eq!(res.status(), 302, "the sandbox approves");
-    let callback = res.headers()[LOCATION].to_str().unwrap().to_owned();
+async fn login(app: &TestServer, handle: &str) -> (reqwest::Response, Duration, reqwest::Client) {
+    let client = http::client();
+    let page = begin_login(&client, app.url("/auth/audius/login")).await;
+    let callback = approve(&client, &page, handle).await;
     let started = Instant::now();
     let res = client
         .get(callback)
@@ -158,7 +97,7 @@ async fn login(app: &TestApp, handle: &str) -> (reqwest::Response, Duration, req
 }
 
 /// A login as `handle` that must succeed: signed in as that user.
-async fn login_succeeds(app: &TestApp, handle: &str, phase: &str) {
+async fn login_succeeds(app: &TestServer, handle: &str, phase: &str) {
     let (res, _, client) = login(app, handle).await;
     let status = res.status();
     assert_eq!(
@@ -167,20 +106,12 @@ async fn login_succeeds(app: &TestApp, handle: &str, phase: &str) {
         "{phase}: login as {handle} failed: {}",
         res.text().await.unwrap()
     );
-    let me: serde_json::Value = client
-        .get(app.base.join("me").unwrap())
-        .header(ACCEPT, "application/json")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, me) = get_json(&client, app.url("/me")).await;
     assert_eq!(me["handle"], handle, "{phase}");
 }
 
 /// A login as `handle` that must fail with `503 audius_unavailable`, within the budget.
-async fn login_unavailable(app: &TestApp, handle: &str, phase: &str) {
+async fn login_unavailable(app: &TestServer, handle: &str, phase: &str) {
     let (res, took, _) = login(app, handle).await;
     eprintln!("{phase}: the callback answered in {took:?}");
     let status = res.status();

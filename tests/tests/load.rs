@@ -8,22 +8,19 @@
 //! Bounded in count and time: the whole run must finish within [`RUN_BOUND`] (a bound on a
 //! hang or a pile-up, not a speed claim).
 
-use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_audius_login::testing::TestClient;
-use actix_audius_login::{AudiusLogin, AudiusUser, ResponseMode};
-use actix_session::SessionMiddleware;
+use actix_audius_login::testing::{TestClient, TestServer};
+use actix_audius_login::{AudiusLogin, ResponseMode};
 use actix_session::storage::CookieSessionStore;
 use actix_web::cookie::Key;
 use actix_web::http::StatusCode;
 use actix_web::http::header::ACCEPT;
-use actix_web::{App, HttpResponse, HttpServer, web};
 use audius_login::replay::MemoryReplayCache;
+use audius_login_e2e::app::{app, sessions};
 use audius_sandbox::{Role, Sandbox, SandboxUser, SandboxUsers};
 use futures_util::StreamExt as _;
-use url::Url;
 
 /// Logins, one user each.
 const LOGINS: usize = 1_000;
@@ -59,17 +56,13 @@ fn users() -> SandboxUsers {
     users
 }
 
-async fn me(user: AudiusUser) -> HttpResponse {
-    HttpResponse::Ok().json(user)
-}
-
 /// Logs in as `handle` and checks `/me`; returns the client, or what went wrong.
 async fn one_login(
     audius: &AudiusLogin,
-    base: &Url,
+    server: &TestServer,
     handle: String,
 ) -> Result<(String, TestClient), String> {
-    let client = TestClient::new(audius, base).map_err(|e| e.to_string())?;
+    let client = server.client(audius).map_err(|e| e.to_string())?;
     client
         .sign_in_as(&handle)
         .await
@@ -103,14 +96,9 @@ async fn whoami(client: &TestClient) -> Result<String, String> {
 #[actix_web::test]
 async fn a_thousand_concurrent_logins_each_signed_in_as_its_own_user() {
     let sandbox = Sandbox::builder().users(users()).start().await.unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let base = Url::parse(&format!(
-        "http://127.0.0.1:{}/",
-        listener.local_addr().unwrap().port()
-    ))
-    .unwrap();
+    let server = TestServer::bind().unwrap();
     let replay = Arc::new(MemoryReplayCache::new(REPLAY_CAPACITY));
-    let audius = AudiusLogin::builder("Load Test", format!("{base}auth/audius/callback"))
+    let audius = AudiusLogin::builder("Load Test", server.url("/auth/audius/callback"))
         .response_mode(ResponseMode::Query)
         .environment(sandbox.environment())
         .replay_cache(replay.clone())
@@ -119,30 +107,13 @@ async fn a_thousand_concurrent_logins_each_signed_in_as_its_own_user() {
         .unwrap();
     let key = Key::generate();
     let app_audius = audius.clone();
-    let server = HttpServer::new(move || {
-        App::new()
-            .configure(app_audius.routes())
-            .route("/me", web::get().to(me))
-            .wrap(app_audius.middleware())
-            .wrap(
-                SessionMiddleware::builder(CookieSessionStore::default(), key.clone())
-                    .cookie_name("id".to_owned())
-                    .cookie_secure(false)
-                    .build(),
-            )
-    })
-    .workers(2)
-    .backlog(2048)
-    .listen(listener)
-    .unwrap()
-    .disable_signals()
-    .run();
-    let server_handle = server.handle();
-    actix_web::rt::spawn(server);
+    let server = server
+        .start(move || app(&app_audius, sessions(CookieSessionStore::default(), &key)))
+        .unwrap();
 
     let run = async {
         let results: Vec<Result<(String, TestClient), String>> = futures_util::stream::iter(
-            (0..LOGINS).map(|i| one_login(&audius, &base, format!("load{i}"))),
+            (0..LOGINS).map(|i| one_login(&audius, &server, format!("load{i}"))),
         )
         .buffer_unordered(IN_FLIGHT)
         .collect()
@@ -193,5 +164,5 @@ async fn a_thousand_concurrent_logins_each_signed_in_as_its_own_user() {
         .filter(|r| r.path.starts_with("/v1/users/") && !r.path.ends_with("verify_token"))
         .count();
     assert!(fetched >= LOGINS, "only {fetched} user records fetched");
-    server_handle.stop(true).await;
+    drop(server);
 }

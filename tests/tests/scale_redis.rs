@@ -7,23 +7,24 @@
 //! `503` and that service resumes without restarting the app.
 //!
 //! Both instances are configured with the same public callback URL (the load balancer's); the
-//! client sends each request to the instance the test chooses.
+//! client sends each request to the instance the test chooses. A client's cookies are kept for
+//! the host 127.0.0.1, so both instances get them, as behind one load balancer.
 
-use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix_audius_login::store::{ConnectFuture, GuardedStore, ReconnectingStore};
-use actix_audius_login::{AudiusLogin, AudiusUser, ResponseMode};
-use actix_session::SessionMiddleware;
+use actix_audius_login::testing::TestServer;
+use actix_audius_login::{AudiusLogin, ResponseMode};
 use actix_session::storage::RedisSessionStore;
 use actix_web::cookie::Key;
-use actix_web::dev::ServerHandle;
-use actix_web::{App, HttpResponse, HttpServer, web};
+use actix_web::web;
 use audius_login::replay::RedisReplayCache;
+use audius_login_e2e::app::{SESSION_COOKIE, app, sessions as session_middleware};
+use audius_login_e2e::http::{self, begin_login, client_with_jar, query_param};
 use audius_login_e2e::redis::RedisServer;
 use audius_sandbox::{Sandbox, SandboxHandle};
-use reqwest::header::{ACCEPT, LOCATION};
+use reqwest::header::ACCEPT;
 use url::Url;
 
 /// The callback URL both instances announce (the load balancer's address).
@@ -35,17 +36,8 @@ const STORE_TIMEOUT: Duration = Duration::from_millis(1500);
 /// hang, not a speed claim.
 const SLACK: Duration = Duration::from_secs(5);
 
-struct Instance {
-    base: Url,
-    server: ServerHandle,
-}
-
-impl Drop for Instance {
-    fn drop(&mut self) {
-        let server = self.server.clone();
-        actix_web::rt::spawn(async move { server.stop(false).await });
-    }
-}
+/// One instance: an app server of its own.
+type Instance = TestServer;
 
 /// The login settings of one instance: its own in-process state, the shared replay cache.
 async fn audius(sandbox: &SandboxHandle, redis: &RedisServer) -> AudiusLogin {
@@ -76,10 +68,6 @@ async fn session_store(redis: &RedisServer) -> GuardedStore<ReconnectingStore<Re
     GuardedStore::new(store).timeout(STORE_TIMEOUT)
 }
 
-async fn me(user: AudiusUser) -> HttpResponse {
-    HttpResponse::Ok().json(user)
-}
-
 /// Starts an instance on a free port: the login routes, `/me`, and `/plain` (no session).
 async fn start_instance(redis: &RedisServer, sandbox: &SandboxHandle, key: &Key) -> Instance {
     start_split(redis, redis, sandbox, key).await
@@ -94,71 +82,25 @@ async fn start_split(
 ) -> Instance {
     let audius = audius(sandbox, replay).await;
     let store = session_store(sessions).await;
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let base = Url::parse(&format!(
-        "http://127.0.0.1:{}/",
-        listener.local_addr().unwrap().port()
-    ))
-    .unwrap();
     let key = key.clone();
-    let server = HttpServer::new(move || {
-        App::new()
-            .configure(audius.routes())
-            .route("/me", web::get().to(me))
-            .route("/plain", web::get().to(|| async { "no session needed" }))
-            .wrap(audius.middleware())
-            .wrap(
-                SessionMiddleware::builder(store.clone(), key.clone())
-                    .cookie_name("id".to_owned())
-                    .cookie_secure(false)
-                    .build(),
-            )
-            .wrap(audius.session_store_guard())
-    })
-    .workers(2)
-    .listen(listener)
-    .unwrap()
-    .disable_signals()
-    .run();
-    let handle = server.handle();
-    actix_web::rt::spawn(server);
-    Instance {
-        base,
-        server: handle,
-    }
-}
-
-/// A browser: cookies kept (for the host 127.0.0.1, so shared by both instances, as behind one
-/// load balancer), redirects not followed.
-fn browser() -> (reqwest::Client, Arc<reqwest::cookie::Jar>) {
-    let jar = Arc::new(reqwest::cookie::Jar::default());
-    let client = reqwest::Client::builder()
-        .cookie_provider(jar.clone())
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(Duration::from_secs(30))
-        .build()
-        .unwrap();
-    (client, jar)
+    TestServer::bind()
+        .unwrap()
+        .start(move || {
+            app(&audius, session_middleware(store.clone(), &key))
+                .route("/plain", web::get().to(|| async { "no session needed" }))
+                .wrap(audius.session_store_guard())
+        })
+        .unwrap()
 }
 
 /// Starts a login on `on`; returns the sandbox's login page URL.
 async fn begin(client: &reqwest::Client, on: &Instance) -> Url {
-    let res = client
-        .get(on.base.join("auth/audius/login").unwrap())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 302, "the login route redirects");
-    Url::parse(res.headers()[LOCATION].to_str().unwrap()).unwrap()
+    begin_login(client, on.url("/auth/audius/login")).await
 }
 
 /// Approves the login page as `handle`; returns the callback's path and query (state, token).
 async fn approve(client: &reqwest::Client, page: &Url, handle: &str) -> String {
-    let mut page = page.clone();
-    page.query_pairs_mut().append_pair("sandbox_user", handle);
-    let res = client.get(page).send().await.unwrap();
-    assert_eq!(res.status(), 302, "the sandbox approves");
-    let callback = Url::parse(res.headers()[LOCATION].to_str().unwrap()).unwrap();
+    let callback = http::approve(client, page, handle).await;
     assert!(callback.as_str().starts_with(PUBLIC_CALLBACK), "{callback}");
     format!("{}?{}", callback.path(), callback.query().unwrap())
 }
@@ -168,10 +110,7 @@ fn token_of(callback: &str) -> String {
         .unwrap()
         .join(callback)
         .unwrap();
-    url.query_pairs()
-        .find(|(k, _)| k == "token")
-        .map(|(_, v)| v.into_owned())
-        .unwrap()
+    query_param(&url, "token").unwrap()
 }
 
 /// Replaces the `state` of a callback path with `state`.
@@ -189,15 +128,12 @@ fn with_state(callback: &str, state: &str) -> String {
 }
 
 fn state_of(page: &Url) -> String {
-    page.query_pairs()
-        .find(|(k, _)| k == "state")
-        .map(|(_, v)| v.into_owned())
-        .unwrap()
+    query_param(page, "state").unwrap()
 }
 
 async fn deliver(client: &reqwest::Client, on: &Instance, callback: &str) -> reqwest::Response {
     client
-        .get(on.base.join(callback).unwrap())
+        .get(on.url(callback))
         .header(ACCEPT, "application/json")
         .send()
         .await
@@ -206,7 +142,7 @@ async fn deliver(client: &reqwest::Client, on: &Instance, callback: &str) -> req
 
 async fn me_on(client: &reqwest::Client, on: &Instance) -> reqwest::Response {
     client
-        .get(on.base.join("me").unwrap())
+        .get(on.url("/me"))
         .header(ACCEPT, "application/json")
         .send()
         .await
@@ -229,12 +165,17 @@ async fn handle_on(client: &reqwest::Client, on: &Instance) -> Option<String> {
 
 fn session_cookie(jar: &reqwest::cookie::Jar, on: &Instance) -> String {
     use reqwest::cookie::CookieStore as _;
-    let header = jar.cookies(&on.base).expect("a cookie");
+    let header = jar
+        .cookies(&Url::parse(on.base_url()).unwrap())
+        .expect("a cookie");
     header
         .to_str()
         .unwrap()
         .split("; ")
-        .find_map(|c| c.strip_prefix("id=").map(str::to_owned))
+        .find_map(|c| {
+            c.strip_prefix(&format!("{SESSION_COOKIE}="))
+                .map(str::to_owned)
+        })
         .expect("the session cookie")
 }
 
@@ -252,7 +193,7 @@ async fn login_on_a_finished_on_b_replay_refused_on_b_logout_on_a_seen_by_b() {
     let b = start_instance(&redis, &sandbox, &key).await;
 
     // Login started on A (the state lives in the Redis session), finished on B.
-    let (lena, lena_jar) = browser();
+    let (lena, lena_jar) = client_with_jar();
     let page = begin(&lena, &a).await;
     let callback = approve(&lena, &page, "listener").await;
     let done = deliver(&lena, &b, &callback).await;
@@ -261,14 +202,14 @@ async fn login_on_a_finished_on_b_replay_refused_on_b_logout_on_a_seen_by_b() {
     assert_eq!(handle_on(&lena, &b).await.as_deref(), Some("listener"));
 
     // A token accepted by A...
-    let (ari, _) = browser();
+    let ari = http::client();
     let page = begin(&ari, &a).await;
     let accepted = approve(&ari, &page, "artist").await;
     assert_eq!(deliver(&ari, &a, &accepted).await.status(), 302);
     assert_eq!(handle_on(&ari, &b).await.as_deref(), Some("artist"));
     // ...is refused by B, in a fresh login with a valid state of B's: only the shared replay
     // cache knows it was used.
-    let (mallory, _) = browser();
+    let mallory = http::client();
     let fresh = begin(&mallory, &b).await;
     let replay = with_state(&accepted, &state_of(&fresh));
     assert_eq!(token_of(&replay), token_of(&accepted));
@@ -284,7 +225,7 @@ async fn login_on_a_finished_on_b_replay_refused_on_b_logout_on_a_seen_by_b() {
     // cookie is nobody on B.
     let old_cookie = session_cookie(&lena_jar, &a);
     let out = lena
-        .post(a.base.join("auth/logout").unwrap())
+        .post(a.url("/auth/logout"))
         .header("origin", "http://localhost:8080")
         .send()
         .await
@@ -295,9 +236,9 @@ async fn login_on_a_finished_on_b_replay_refused_on_b_logout_on_a_seen_by_b() {
         out.status()
     );
     assert_eq!(handle_on(&lena, &b).await, None);
-    let (copy, _) = browser();
+    let copy = http::client();
     let res = copy
-        .get(b.base.join("me").unwrap())
+        .get(b.url("/me"))
         .header(ACCEPT, "application/json")
         .header("cookie", format!("id={old_cookie}"))
         .send()
@@ -336,7 +277,7 @@ async fn redis_down_is_503_within_the_timeout_and_service_resumes() {
     let key = Key::generate();
     let a = start_instance(&redis, &sandbox, &key).await;
     let b = start_instance(&redis, &sandbox, &key).await;
-    let (client, _) = browser();
+    let client = http::client();
     let page = begin(&client, &a).await;
     let callback = approve(&client, &page, "artist").await;
     assert_eq!(deliver(&client, &b, &callback).await.status(), 302);
@@ -350,10 +291,10 @@ async fn redis_down_is_503_within_the_timeout_and_service_resumes() {
             let res = me_on(&client, instance).await;
             assert_unavailable(res, started, 2).await;
             // Starting a login: the new session cannot be saved.
-            let (fresh, _) = browser();
+            let fresh = http::client();
             let started = Instant::now();
             let res = fresh
-                .get(instance.base.join("auth/audius/login").unwrap())
+                .get(instance.url("/auth/audius/login"))
                 .header(ACCEPT, "application/json")
                 .send()
                 .await
@@ -362,7 +303,7 @@ async fn redis_down_is_503_within_the_timeout_and_service_resumes() {
             // Browsers get a page saying so.
             let started = Instant::now();
             let res = client
-                .get(instance.base.join("me").unwrap())
+                .get(instance.url("/me"))
                 .header(ACCEPT, "text/html")
                 .send()
                 .await
@@ -372,11 +313,7 @@ async fn redis_down_is_503_within_the_timeout_and_service_resumes() {
             let page = res.text().await.unwrap();
             assert!(page.contains("session_unavailable"), "{page}");
             // What needs no session is served.
-            let res = fresh
-                .get(instance.base.join("plain").unwrap())
-                .send()
-                .await
-                .unwrap();
+            let res = fresh.get(instance.url("/plain")).send().await.unwrap();
             assert_eq!(res.status(), 200);
         }
     }
@@ -402,7 +339,7 @@ async fn redis_down_is_503_within_the_timeout_and_service_resumes() {
         }
     }
     // A full login works again, across instances, with the replay cache on the new Redis.
-    let (client, _) = browser();
+    let client = http::client();
     let page = begin(&client, &b).await;
     let callback = approve(&client, &page, "listener").await;
     let done = deliver(&client, &a, &callback).await;
@@ -422,7 +359,7 @@ async fn replay_cache_down_refuses_the_login_and_service_resumes() {
     let a = start_split(&sessions, &replay, &sandbox, &key).await;
 
     replay.stop().await;
-    let (client, _) = browser();
+    let client = http::client();
     let page = begin(&client, &a).await;
     let callback = approve(&client, &page, "listener").await;
     let started = Instant::now();
@@ -435,7 +372,7 @@ async fn replay_cache_down_refuses_the_login_and_service_resumes() {
 
     // Back: the next login is accepted (the cache reconnects on its own).
     replay.restart().await;
-    let (client, _) = browser();
+    let client = http::client();
     let page = begin(&client, &a).await;
     let callback = approve(&client, &page, "artist").await;
     let done = deliver(&client, &a, &callback).await;

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use audius_login::token::wallet_of_secret_key;
 use audius_login::{Error, Token, UserId};
+use audius_login_testdata::{vector_token, vectors};
 use serde_json::{Map, Value, json};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
@@ -119,28 +120,7 @@ fn strings(args: &[&str]) -> Vec<String> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Test data
-
-fn vectors() -> Vec<Value> {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../testdata/tokens.json");
-    let text = std::fs::read_to_string(path).expect("testdata/tokens.json is readable");
-    let doc: Value = serde_json::from_str(&text).expect("tokens.json is JSON");
-    doc["vectors"].as_array().expect("a vectors list").clone()
-}
-
-fn vector(name: &str) -> Value {
-    vectors()
-        .into_iter()
-        .find(|v| v["name"] == name)
-        .unwrap_or_else(|| panic!("no vector {name}"))
-}
-
-fn vector_token(name: &str) -> String {
-    vector(name)["token"]
-        .as_str()
-        .expect("a token string")
-        .to_owned()
-}
+// Test data (the token vectors: `audius_login_testdata`)
 
 const ALICE_WALLET: &str = "0x5bb302630d6412513edf124f0c3819d5c7fc228a";
 /// A key this test signs with.

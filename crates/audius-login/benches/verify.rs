@@ -23,17 +23,7 @@ use secp256k1::ecdsa::{RecoverableSignature, RecoveryId};
 
 /// The `basic` vector of `testdata/tokens.json`: a current, realistic token.
 fn basic_token() -> String {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../testdata/tokens.json");
-    let text = std::fs::read_to_string(path).expect("testdata/tokens.json is readable");
-    let doc: serde_json::Value = serde_json::from_str(&text).expect("tokens.json is JSON");
-    doc["vectors"]
-        .as_array()
-        .expect("a vectors list")
-        .iter()
-        .find(|v| v["name"] == "basic")
-        .and_then(|v| v["token"].as_str())
-        .expect("the basic vector")
-        .to_owned()
+    audius_login_testdata::vector_token("basic")
 }
 
 fn verify(c: &mut Criterion) {

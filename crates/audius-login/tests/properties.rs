@@ -11,17 +11,13 @@ use serde_json::{Value, json};
 #[path = "fuzz_regressions/checks.rs"]
 mod checks;
 
-const TOKENS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../testdata/tokens.json");
 const PAYLOADS: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../../testdata/open-redirect-payloads.txt"
 );
 
 fn vector_tokens() -> Vec<String> {
-    let doc: Value = serde_json::from_str(&std::fs::read_to_string(TOKENS).unwrap()).unwrap();
-    let tokens: Vec<String> = doc["vectors"]
-        .as_array()
-        .unwrap()
+    let tokens: Vec<String> = audius_login_testdata::vectors()
         .iter()
         .filter_map(|v| v["token"].as_str().map(str::to_owned))
         .collect();

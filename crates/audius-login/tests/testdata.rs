@@ -7,8 +7,9 @@
 //! - nothing in the workspace reads test data or cites the protocol from outside the repository
 //!   (or by its old file names), and every `testdata/<file>` a test names, relative to its
 //!   crate, is there;
-//! - every test or bench that reads `testdata/` is left out of its crate's package (`exclude` in
-//!   its `Cargo.toml`), and no shipped test needs a module that is left out.
+//! - every test or bench that reads `testdata/` (itself or through `audius-login-testdata`) is
+//!   left out of its crate's package (`exclude` in its `Cargo.toml`), and no shipped test needs a
+//!   module that is left out.
 //!
 //! Not shipped with the crate itself: it reads the workspace around it.
 
@@ -31,6 +32,9 @@ fn root() -> PathBuf {
 /// How a test names the folder: relative to its crate (`CARGO_MANIFEST_DIR`, then up to the
 /// workspace root). Spelled in pieces so that this file does not find itself.
 const READS: &str = concat!("../", "testdata/");
+
+/// How a test reads it through the workspace's loader (`crates/testdata`, never published).
+const LOADS: &str = concat!("audius_login_", "testdata::");
 
 fn testdata() -> PathBuf {
     root().join("testdata")
@@ -83,15 +87,8 @@ fn every_data_file_matches_its_recorded_digest() {
 fn the_basic_fixture_is_the_basic_vector() {
     let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/basic.token");
     let fixture = fs::read_to_string(fixture).unwrap();
-    let doc: serde_json::Value =
-        serde_json::from_str(&fs::read_to_string(testdata().join("tokens.json")).unwrap()).unwrap();
-    let basic = doc["vectors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|v| v["name"] == "basic")
-        .unwrap();
-    assert_eq!(basic["token"].as_str(), Some(fixture.trim()));
+    let basic = audius_login_testdata::vector_token("basic");
+    assert_eq!(basic, fixture.trim());
 }
 
 /// Every file of the workspace with one of these extensions, outside build output and git.
@@ -233,7 +230,7 @@ fn data_readers_are_left_out_of_their_package() {
                 .replace('\\', "/");
             let text = fs::read_to_string(&file).unwrap();
             let shipped = !excluded.contains(&relative);
-            if text.contains(READS) {
+            if text.contains(READS) || text.contains(LOADS) {
                 readers += 1;
                 assert!(
                     !shipped,

@@ -4,16 +4,7 @@
 #![allow(clippy::unwrap_used)]
 
 use audius_login::{ErrorKind, Token, UserId, Wallet};
-use serde_json::Value;
-
-/// The repository's token vectors (`testdata/README.md`), named from this crate.
-const TOKENS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../testdata/tokens.json");
-
-fn vectors() -> Vec<Value> {
-    let text = std::fs::read_to_string(TOKENS).expect("testdata/tokens.json is readable");
-    let doc: Value = serde_json::from_str(&text).expect("tokens.json is JSON");
-    doc["vectors"].as_array().expect("vectors list").clone()
-}
+use audius_login_testdata::{tokens_document, vectors};
 
 #[test]
 fn every_vector() {
@@ -147,7 +138,7 @@ fn every_vector() {
 
 #[test]
 fn hashid_example_of_the_spec() {
-    let doc: Value = serde_json::from_str(&std::fs::read_to_string(TOKENS).unwrap()).unwrap();
+    let doc = tokens_document();
     for (num, hash) in doc["hashids"]["example"].as_object().unwrap() {
         let id = UserId::new(num.parse().unwrap());
         assert_eq!(id.hashid(), hash.as_str().unwrap());

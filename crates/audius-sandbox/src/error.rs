@@ -37,10 +37,35 @@ pub enum SandboxError {
     /// A fault or its route is not valid, or names a host that does not exist.
     #[error("invalid fault: {0}")]
     Fault(String),
-    /// A builder setting that cannot work.
+    /// A setting that cannot work, named in the error.
     #[error("invalid sandbox configuration: {0}")]
-    Config(String),
+    Config(#[from] SandboxConfigError),
     /// Signing a token failed (an invalid secp256k1 secret key).
     #[error("cannot sign the token: {0}")]
     Signing(#[from] audius_login::Error),
+}
+
+/// A setting that cannot work: which one, and why.
+///
+/// `setting` is the name of the [`SandboxBuilder`](crate::SandboxBuilder) method (`hosts`,
+/// `bind`, `users`) or, for a minted token, of the [`TokenOverrides`](crate::TokenOverrides)
+/// one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{setting}: {reason}")]
+#[non_exhaustive]
+pub struct SandboxConfigError {
+    /// The setting, by the name of the method that sets it.
+    pub setting: &'static str,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+impl SandboxConfigError {
+    /// The error of `setting`, for `reason`.
+    pub(crate) fn new(setting: &'static str, reason: impl Into<String>) -> Self {
+        Self {
+            setting,
+            reason: reason.into(),
+        }
+    }
 }

@@ -1,23 +1,22 @@
-//! HTML pieces: escaping, the page frame, and the generated SVG avatars.
+//! HTML and SVG, written with maud's `html!` templates: every value put in a page is escaped by
+//! the template engine, never by hand. Also the page frame and the generated avatars.
 
-use std::fmt::Write as _;
-
+use maud::{DOCTYPE, Markup, PreEscaped, Render, html};
 use sha3::{Digest, Keccak256};
 
-/// Escapes text for HTML element content and double- or single-quoted attribute values.
-pub(crate) fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() + text.len() / 8);
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
+/// Text put in a page: escaped by maud (`&`, `<`, `>`, `"`), with `'` written `&#39;` as well,
+/// so that what the page echoes stays inert whatever quotes surround it.
+pub(crate) struct Text<'a>(pub(crate) &'a str);
+
+impl Render for Text<'_> {
+    fn render_to(&self, buffer: &mut String) {
+        for (i, part) in self.0.split('\'').enumerate() {
+            if i > 0 {
+                buffer.push_str("&#39;");
+            }
+            part.render_to(buffer);
         }
     }
-    out
 }
 
 /// A JSON value written so that it is safe inside an inline `<script>`: `<`, `>`, `&`, U+2028
@@ -56,15 +55,24 @@ button{flex:1;padding:.7rem;border-radius:8px;border:0;font-size:1rem;cursor:poi
 #approve{background:#7e1bcc;color:#fff}#cancel{background:#eee;color:#333}\
 code{background:#f3eef8;padding:0 .25em;border-radius:4px;word-break:break-all}";
 
-/// A whole page around already-escaped body HTML.
-pub(crate) fn page(title: &str, body: &str) -> String {
-    format!(
-        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <meta name=\"robots\" content=\"noindex\">\
-         <title>{}</title><style>{STYLE}</style></head>\n<body>\n{body}\n</body></html>\n",
-        escape(title)
-    )
+/// A whole page: `title`, the sandbox's style, and `body`.
+pub(crate) fn page(title: &str, body: Markup) -> String {
+    html! {
+        (DOCTYPE) "\n"
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                meta name="robots" content="noindex";
+                title { (Text(title)) }
+                style { (PreEscaped(STYLE)) }
+            }
+            "\n"
+            body { "\n" (body) "\n" }
+        }
+        "\n"
+    }
+    .into_string()
 }
 
 /// The sizes of the avatars served under `/content/<handle>/<size>.svg`.
@@ -72,6 +80,7 @@ pub(crate) const PICTURE_SIZES: [(&str, u32); 3] =
     [("150x150", 150), ("480x480", 480), ("1000x1000", 1000)];
 
 /// A generated avatar: a coloured disc with the user's initials; colours from the handle.
+/// Written as XML (every element closed), as `image/svg+xml` is parsed.
 pub(crate) fn avatar_svg(handle: &str, name: &str, px: u32) -> String {
     let hash = Keccak256::digest(handle.as_bytes());
     let hue = u32::from(u16::from_be_bytes([hash[0], hash[1]])) % 360;
@@ -82,21 +91,21 @@ pub(crate) fn avatar_svg(handle: &str, name: &str, px: u32) -> String {
         .take(2)
         .flat_map(char::to_uppercase)
         .collect();
-    let mut svg = String::new();
-    let _ = write!(
-        svg,
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{px}\" height=\"{px}\" \
-         viewBox=\"0 0 100 100\" role=\"img\" aria-label=\"{label}\">\
-         <defs><linearGradient id=\"g\" x1=\"0\" y1=\"0\" x2=\"1\" y2=\"1\">\
-         <stop offset=\"0\" stop-color=\"hsl({hue},70%,55%)\"/>\
-         <stop offset=\"1\" stop-color=\"hsl({hue2},70%,40%)\"/></linearGradient></defs>\
-         <rect width=\"100\" height=\"100\" fill=\"url(#g)\"/>\
-         <text x=\"50\" y=\"50\" dy=\".35em\" text-anchor=\"middle\" \
-         font-family=\"system-ui,sans-serif\" font-size=\"38\" fill=\"#fff\">{initials}</text></svg>",
-        label = escape(&format!("{name} (@{handle})")),
-        initials = escape(&initials),
-    );
-    svg
+    html! {
+        svg xmlns="http://www.w3.org/2000/svg" width=(px) height=(px) viewBox="0 0 100 100"
+            role="img" aria-label={ (name) " (@" (handle) ")" } {
+            defs {
+                linearGradient id="g" x1="0" y1="0" x2="1" y2="1" {
+                    stop offset="0" stop-color={ "hsl(" (hue) ",70%,55%)" } {}
+                    stop offset="1" stop-color={ "hsl(" (hue2) ",70%,40%)" } {}
+                }
+            }
+            rect width="100" height="100" fill="url(#g)" {}
+            text x="50" y="50" dy=".35em" text-anchor="middle" font-family="system-ui,sans-serif"
+                font-size="38" fill="#fff" { (initials) }
+        }
+    }
+    .into_string()
 }
 
 #[cfg(test)]
@@ -106,7 +115,9 @@ mod tests {
     #[test]
     fn escaping() {
         assert_eq!(
-            escape(r#"<script>alert("x&'y")</script>"#),
+            Text(r#"<script>alert("x&'y")</script>"#)
+                .render()
+                .into_string(),
             "&lt;script&gt;alert(&quot;x&amp;&#39;y&quot;)&lt;/script&gt;"
         );
         let v = serde_json::json!({"s": "</script><!--\u{2028}&"});

@@ -6,7 +6,7 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 /// Default number of requests kept: the last 10,000.
-pub const DEFAULT_LOG_CAPACITY: usize = 10_000;
+pub(crate) const DEFAULT_LOG_CAPACITY: usize = 10_000;
 
 /// One request as a host received it. Requests to `/_sandbox/*` are not logged.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

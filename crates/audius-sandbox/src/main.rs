@@ -43,6 +43,16 @@ async fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
+    // Listen for the stop signals before telling anyone the sandbox runs: a SIGTERM sent as
+    // soon as the banner is read must stop it cleanly, not kill it.
+    let stopped = match stop_signal() {
+        Ok(stopped) => stopped,
+        Err(e) => {
+            eprintln!("audius-sandbox: cannot wait for a stop signal: {e}");
+            sandbox.stop().await;
+            return std::process::ExitCode::FAILURE;
+        }
+    };
     let base = sandbox.base_url();
     println!("Audius sandbox running (not the real Audius; every key here is public).");
     println!("  login page : {}", sandbox.login_page_url());
@@ -64,7 +74,7 @@ async fn main() -> std::process::ExitCode {
         );
     }
     println!("Press Ctrl-C to stop.");
-    if let Err(e) = stopped().await {
+    if let Err(e) = stopped.await {
         eprintln!("audius-sandbox: cannot wait for a stop signal: {e}");
         sandbox.stop().await;
         return std::process::ExitCode::FAILURE;
@@ -73,18 +83,24 @@ async fn main() -> std::process::ExitCode {
     std::process::ExitCode::SUCCESS
 }
 
-/// Waits for Ctrl-C (SIGINT) or, on Unix, SIGTERM.
-async fn stopped() -> std::io::Result<()> {
-    #[cfg(unix)]
-    {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+/// Listens, from now on, for Ctrl-C (SIGINT) or, on Unix, SIGTERM; the future ends at the
+/// first of them.
+#[cfg(unix)]
+fn stop_signal() -> std::io::Result<impl Future<Output = std::io::Result<()>>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    Ok(async move {
         tokio::select! {
-            r = tokio::signal::ctrl_c() => r,
-            _ = term.recv() => Ok(()),
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
         }
-    }
-    #[cfg(not(unix))]
-    {
-        tokio::signal::ctrl_c().await
-    }
+        Ok(())
+    })
+}
+
+/// Listens for Ctrl-C; the future ends when it comes.
+#[cfg(not(unix))]
+fn stop_signal() -> std::io::Result<impl Future<Output = std::io::Result<()>>> {
+    Ok(tokio::signal::ctrl_c())
 }

@@ -5,7 +5,7 @@ use std::fmt;
 use audius_login::Token;
 use serde_json::{Map, Value};
 
-use crate::error::SandboxError;
+use crate::error::{SandboxConfigError, SandboxError};
 use crate::users::SandboxUser;
 
 /// Changes to a minted token. Every setter is optional; the default mints exactly what the
@@ -126,7 +126,7 @@ impl TokenOverrides {
         let token = match &self.header {
             Some(header) => {
                 let payload = serde_json::to_vec(claims).map_err(|e| {
-                    SandboxError::Config(format!("the claims do not serialise: {e}"))
+                    SandboxConfigError::new("claim", format!("the claims do not serialise: {e}"))
                 })?;
                 Token::sign_raw(header, &payload, &key)?
             }

@@ -13,18 +13,13 @@ use serde_json::{Value, json};
 
 use crate::faults::{FaultRoute, FaultSpec};
 use crate::html::{PICTURE_SIZES, avatar_svg};
-use crate::login::{self, Params};
-use crate::server::{MAX_BODY_BYTES, Shared, error_json, json_response};
+use crate::limits::MAX_BODY_BYTES;
+use crate::login;
+use crate::params::Params;
+use crate::respond::{error_json, json_response};
+use crate::state::{AppState, Shared};
 use crate::token_api;
-use crate::users::SandboxUser;
 use crate::verify::verify_token;
-
-/// What every handler gets: the shared state and which host it runs on.
-#[derive(Clone)]
-pub(crate) struct AppState {
-    pub(crate) shared: Arc<Shared>,
-    pub(crate) host: usize,
-}
 
 pub(crate) fn router(shared: Arc<Shared>, host: usize) -> Router {
     Router::new()
@@ -104,38 +99,6 @@ async fn verify(State(state): State<AppState>, RawQuery(query): RawQuery) -> Res
     )
 }
 
-/// The user object of spec section 7, with a few realistic extras.
-pub(crate) fn user_json(shared: &Shared, user: &SandboxUser) -> Value {
-    let wallet = user.wallet.to_string();
-    let id = user.id.get();
-    let is_artist = user.verified;
-    json!({
-        "id": user.hashid(),
-        "handle": user.handle,
-        "name": user.name,
-        "is_verified": user.verified,
-        "profile_picture": shared.api_picture(user),
-        "wallet": wallet,
-        "erc_wallet": wallet,
-        "spl_wallet": user.spl_wallet(),
-        "bio": format!("Sandbox user ({}).", user.role),
-        "location": "Audius sandbox",
-        "cover_photo": null,
-        "album_count": 0,
-        "playlist_count": if is_artist { 2 } else { 0 },
-        "track_count": if is_artist { 12 } else { 0 },
-        "follower_count": if is_artist { 12_000 + id % 1000 } else { (id * 37) % 500 },
-        "followee_count": (id * 13) % 200,
-        "repost_count": (id * 7) % 50,
-        "supporter_count": 0,
-        "supporting_count": 0,
-        "does_follow_current_user": false,
-        "is_deactivated": user.deactivated,
-        "is_available": true,
-        "total_audio_balance": 0,
-    })
-}
-
 fn parse_hashid(text: &str) -> Result<UserId, Box<Response>> {
     UserId::from_hashid(text).map_err(|_| {
         Box::new(error_json(
@@ -161,7 +124,7 @@ async fn user_by_id(State(state): State<AppState>, Path(id): Path<String>) -> Re
     match state.shared.directory.by_id(user_id) {
         Some(user) => json_response(
             StatusCode::OK,
-            &json!({ "data": user_json(&state.shared, user) }),
+            &json!({ "data": state.shared.user_json(user) }),
         ),
         None => user_not_found(&id),
     }
@@ -172,7 +135,7 @@ async fn user_by_handle(State(state): State<AppState>, Path(handle): Path<String
     match state.shared.directory.get(&handle) {
         Some(user) => json_response(
             StatusCode::OK,
-            &json!({ "data": user_json(&state.shared, user) }),
+            &json!({ "data": state.shared.user_json(user) }),
         ),
         None => user_not_found(&format!("@{}", handle.chars().take(64).collect::<String>())),
     }
@@ -197,7 +160,7 @@ async fn managers(State(state): State<AppState>, Path(id): Path<String>) -> Resp
         .filter_map(|g| {
             let manager = shared.directory.by_id(g.manager)?;
             Some(json!({
-                "manager": user_json(shared, manager),
+                "manager": shared.user_json(manager),
                 "grant": {
                     "grantee_address": manager.wallet.to_string(),
                     "user_id": user.hashid(),

@@ -12,25 +12,11 @@ use http::{HeaderMap, HeaderValue, StatusCode, header};
 use rand::RngCore as _;
 use serde_json::{Value, json};
 
-use crate::login::Params;
+use crate::limits::MAX_BODY_BYTES;
 use crate::oauth::{AccessError, AccessGrant, verify_pkce};
-use crate::routes::{AppState, user_json};
-use crate::server::{MAX_BODY_BYTES, Shared, error_json, json_response};
-
-/// The `error_description` of a body that cannot be parsed (or read: over
-/// [`MAX_BODY_BYTES`], `413`; not received in time, `408`), in the spec's words.
-pub(crate) const INVALID_REQUEST_BODY: &str = "Invalid request body";
-
-/// Most favorites the sandbox keeps (all users together); beyond, the oldest are forgotten.
-pub(crate) const MAX_FAVORITES: usize = 100_000;
-
-/// `{"error": code, "error_description": text}` with `Cache-Control: no-store`.
-pub(crate) fn oauth_error(status: StatusCode, code: &str, description: &str) -> Response {
-    no_store(json_response(
-        status,
-        &json!({ "error": code, "error_description": description }),
-    ))
-}
+use crate::params::{Params, body_params};
+use crate::respond::{INVALID_REQUEST_BODY, error_json, json_response, no_store, oauth_error};
+use crate::state::{AppState, Shared};
 
 fn invalid_request(description: &str) -> Response {
     oauth_error(StatusCode::BAD_REQUEST, "invalid_request", description)
@@ -38,58 +24,6 @@ fn invalid_request(description: &str) -> Response {
 
 fn invalid_grant(description: &str) -> Response {
     oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", description)
-}
-
-fn no_store(mut response: Response) -> Response {
-    let h = response.headers_mut();
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
-    response
-}
-
-/// A POST body's parameters, `application/json` (an object of strings; `null` is absent) or
-/// `application/x-www-form-urlencoded`; empty values count as absent, the first of repeated
-/// form fields counts. `None` when the body cannot be parsed (or has another content type).
-pub(crate) fn body_params(headers: &HeaderMap, body: &[u8]) -> Option<Params> {
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(|v| {
-            v.split(';')
-                .next()
-                .unwrap_or_default()
-                .trim()
-                .to_ascii_lowercase()
-        })
-        .unwrap_or_default();
-    match content_type.as_str() {
-        "application/json" => {
-            let Ok(Value::Object(map)) = serde_json::from_slice::<Value>(body) else {
-                return None;
-            };
-            let mut pairs = Vec::with_capacity(map.len());
-            for (k, v) in map {
-                match v {
-                    Value::String(s) => pairs.push((k, s)),
-                    Value::Null => {}
-                    _ => return None,
-                }
-            }
-            Some(Params::from_pairs(pairs))
-        }
-        "application/x-www-form-urlencoded" => {
-            let text = std::str::from_utf8(body).ok()?;
-            Some(Params::parse(text))
-        }
-        _ => None,
-    }
-}
-
-/// The `grant_type` of a token request, for the request log (cut to 64 characters).
-pub(crate) fn logged_grant_type(headers: &HeaderMap, body: &[u8]) -> Option<String> {
-    body_params(headers, body)?
-        .get("grant_type")
-        .map(|g| g.chars().take(64).collect())
 }
 
 /// `POST /v1/oauth/token`: the code exchange and the refresh (PKCE spec section 2).
@@ -215,7 +149,7 @@ pub(crate) async fn me(State(state): State<AppState>, headers: HeaderMap) -> Res
         Err(r) => return *r,
     };
     match shared.directory.by_id(grant.user_id) {
-        Some(user) => json_response(StatusCode::OK, &json!({ "data": user_json(shared, user) })),
+        Some(user) => json_response(StatusCode::OK, &json!({ "data": shared.user_json(user) })),
         None => unauthorized(AccessError::Invalid),
     }
 }

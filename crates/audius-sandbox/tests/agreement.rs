@@ -3,15 +3,14 @@
 #![allow(clippy::unwrap_used)]
 
 mod common;
-mod token_vectors;
 
 use audius_login::{
     ApiClient, ApiVerifier, ErrorKind, LocalVerifier, ProfilePicture, VerifiedProfile, Verifier,
 };
+use audius_login_testdata::vectors;
 use audius_sandbox::{Sandbox, SandboxHandle, TokenOverrides};
 use common::{http, verify};
 use serde_json::{Value, json};
-use token_vectors::vectors;
 
 /// What the sandbox's answer means, by the mapping of spec section 4.1.
 fn sandbox_kind(status: u16, body: &Value) -> Result<(), ErrorKind> {

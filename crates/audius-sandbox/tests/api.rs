@@ -11,7 +11,7 @@ use std::time::Duration;
 use audius_login::clock::ManualClock;
 use audius_login::verify::{ApiUser, ManagerGrant};
 use audius_login::{ApiClient, LocalVerifier, UserId, Verifier};
-use audius_sandbox::users::derive_wallet;
+use audius_sandbox::derive_wallet;
 use audius_sandbox::{Role, Sandbox, SandboxError, SandboxUsers, TokenOverrides};
 use common::http;
 use serde_json::{Value, json};
@@ -498,4 +498,30 @@ async fn users_files_and_builder_errors() {
             .is_err(),
         "ports past 65535"
     );
+}
+
+#[tokio::test]
+async fn builder_errors_name_the_setting() {
+    let setting = |err: SandboxError| match err {
+        SandboxError::Config(e) => e.setting,
+        other => panic!("not a configuration error: {other}"),
+    };
+    for hosts in [0, 65] {
+        let err = Sandbox::builder().hosts(hosts).start().await.unwrap_err();
+        assert!(err.to_string().contains("hosts"), "{err}");
+        assert_eq!(setting(err), "hosts");
+    }
+    let err = Sandbox::builder()
+        .users(SandboxUsers::empty())
+        .start()
+        .await
+        .unwrap_err();
+    assert_eq!(setting(err), "users");
+    let err = Sandbox::builder()
+        .bind("127.0.0.1:65535".parse().unwrap())
+        .hosts(2)
+        .start()
+        .await
+        .unwrap_err();
+    assert_eq!(setting(err), "bind");
 }

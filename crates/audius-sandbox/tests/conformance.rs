@@ -5,15 +5,14 @@
 #![allow(clippy::unwrap_used)]
 
 mod common;
-mod token_vectors;
 
 use audius_login::Token;
 use audius_login::token::{decode_segment, eip191_hash, encode_segment};
+use audius_login_testdata::{vector, vectors};
 use audius_sandbox::verify as texts;
 use audius_sandbox::{DeveloperApp, Sandbox, SandboxHandle, SandboxUser, TokenOverrides};
 use common::{http, verify};
 use serde_json::{Map, Value, json};
-use token_vectors::{vector, vectors};
 use url::Url;
 
 /// The secp256k1 group order, big-endian.

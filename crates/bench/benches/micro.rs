@@ -10,8 +10,10 @@
 //! - `request_anonymous/*`: one in-process request without a cookie: the bare app, this
 //!   project's middleware with a handler reading nothing (the middleware's own cost), and with
 //!   a handler taking `Option<AudiusUser>`;
-//! - `return_to/*`: the return-to sanitiser on a kept path and on a refused one;
 //! - `state/*`: state generation, and the constant-time comparison (equal and different).
+//!
+//! The core's own pieces alone (token parsing and recovery against raw libsecp256k1, the
+//! return-to sanitiser) are benchmarked in the core: `cargo bench -p audius-login --bench verify`.
 
 #![allow(missing_docs)]
 
@@ -26,7 +28,6 @@ use actix_web::dev::{Service, ServiceResponse};
 use actix_web::test::{self, TestRequest};
 use actix_web::{App, FromRequest as _, HttpMessage as _, HttpRequest, web};
 use audius_login::State;
-use audius_login::return_to::sanitize_return_to;
 use audius_login_bench::apps::{self, AUTH_PATH, IDENTITY_LOGIN_PATH, PAGE_PATH};
 use audius_login_bench::login::{audius_builder, bench_users, start_sandbox};
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
@@ -67,15 +68,7 @@ fn fixture(system: &actix_rt::SystemRunner) -> Fixture {
             .next()
             .expect("identity cookie")
             .into_owned();
-        let dump = test::init_service(apps::session_dump_app(key.clone())).await;
-        let entries: Map<String, Value> = test::call_and_read_body_json(
-            &dump,
-            TestRequest::get()
-                .uri("/")
-                .cookie(audius_cookie.clone())
-                .to_request(),
-        )
-        .await;
+        let entries = apps::session_entries_of(&key, &audius_cookie).await;
         Fixture {
             _runtime: runtime,
             _sandbox: sandbox,
@@ -205,19 +198,6 @@ fn requests(c: &mut Criterion, system: &actix_rt::SystemRunner, f: &Fixture) {
     group.finish();
 }
 
-fn return_to(c: &mut Criterion) {
-    let kept = "/artists/alice/tracks?page=2&sort=recent#top";
-    let refused = "/%2f%2fevil.example/%2e%2e/path";
-    assert!(sanitize_return_to(kept).is_some());
-    assert!(sanitize_return_to(refused).is_none());
-    let mut group = c.benchmark_group("return_to");
-    group.bench_function("kept", |b| b.iter(|| sanitize_return_to(black_box(kept))));
-    group.bench_function("refused", |b| {
-        b.iter(|| sanitize_return_to(black_box(refused)))
-    });
-    group.finish();
-}
-
 fn state(c: &mut Criterion) {
     let state = State::generate();
     let same = state.secret().to_owned();
@@ -243,7 +223,6 @@ fn all(c: &mut Criterion) {
     let f = fixture(&system);
     extract(c, &f);
     requests(c, &system, &f);
-    return_to(c);
     state(c);
 }
 

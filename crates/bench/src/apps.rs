@@ -17,9 +17,11 @@ use actix_identity::{Identity, IdentityMiddleware};
 use actix_session::storage::CookieSessionStore;
 use actix_session::{SessionExt as _, SessionMiddleware};
 use actix_web::body::MessageBody;
-use actix_web::cookie::{Key, SameSite};
+use actix_web::cookie::{Cookie, Key, SameSite};
 use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
+use actix_web::test::{self, TestRequest};
 use actix_web::{App, HttpMessage as _, HttpRequest, HttpResponse, web};
+use serde_json::{Map, Value};
 
 /// The authenticated route: the handler needs a signed-in user.
 pub const AUTH_PATH: &str = "/me";
@@ -147,6 +149,20 @@ pub fn audius_app(
 async fn session_entries(req: HttpRequest) -> HttpResponse {
     let entries = req.get_session().entries().clone();
     HttpResponse::Ok().json(entries)
+}
+
+/// The entries (`key -> serialized value`) of the session `cookie` holds (made by an app with
+/// `key`), read through [`session_dump_app`].
+pub async fn session_entries_of(key: &Key, cookie: &Cookie<'static>) -> Map<String, Value> {
+    let dump = test::init_service(session_dump_app(key.clone())).await;
+    test::call_and_read_body_json(
+        &dump,
+        TestRequest::get()
+            .uri("/")
+            .cookie(cookie.clone())
+            .to_request(),
+    )
+    .await
 }
 
 /// An app that answers `GET /` with the session's entries as JSON (`{key: serialized value}`):

@@ -1,16 +1,25 @@
-//! Shared pieces of the benchmarks of Log In with Audius for actix-web: the apps compared, a
-//! login driver against the embedded sandbox, a bounded HTTP load generator, statistics and
-//! memory readings. The binary `audius-login-bench` and the criterion benches use them.
+//! The benchmarks of Log In with Audius for actix-web.
+//!
+//! - [`apps`]: the three apps compared (bare, actix-identity, this project);
+//! - [`login`]: a login driver against the embedded sandbox;
+//! - [`load`]: HTTP/1.1 connections and a bounded load generator;
+//! - [`stats`]: medians, percentiles, memory readings;
+//! - [`figures`]: what the binary `audius-login-bench` measures with them, and in which order;
+//! - [`profile`]: the binary's `--profile` mode.
+//!
+//! The binary and the criterion benches (`benches/micro.rs`) use them.
 
 #![forbid(unsafe_code)]
 
 pub mod apps;
+pub mod figures;
 pub mod load;
 pub mod login;
+pub mod profile;
 pub mod stats;
 
-/// The keys of the JSON object the binary prints as its last line, in order (the figures of
-/// issue #7; BENCHMARKS.md says what each measures).
+/// The keys of the JSON object the binary prints as its last line, in order (`BENCHMARKS.md`
+/// says what each measures).
 pub const REPORT_KEYS: [&str; 9] = [
     "auth_vs_identity",
     "auth_vs_bare",

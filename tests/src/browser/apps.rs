@@ -6,9 +6,10 @@ use std::collections::HashMap;
 use std::net::TcpListener;
 use std::sync::Arc;
 
+use actix_audius_login::testing::TestServer;
 use actix_audius_login::{AudiusLogin, Flow, ResponseMode, Scope};
 use actix_web::dev::ServerHandle;
-use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+use actix_web::{App, HttpRequest, HttpResponse, web};
 use audius_login_examples::Setup;
 use audius_sandbox::{DeveloperApp, Sandbox, SandboxHandle, SandboxUser, TokenOverrides};
 use url::Url;
@@ -142,7 +143,7 @@ impl DemoApp {
 pub struct PageServer {
     /// `http://127.0.0.1:<port>/`.
     pub url: Url,
-    _server: Running,
+    server: TestServer,
 }
 
 impl PageServer {
@@ -156,13 +157,10 @@ impl PageServer {
     where
         F: Fn(&mut web::ServiceConfig) + Send + Sync + Clone + 'static,
     {
-        let listener = TcpListener::bind(("127.0.0.1", 0))?;
-        let url = Url::parse(&format!(
-            "http://127.0.0.1:{}/",
-            listener.local_addr()?.port()
-        ))?;
+        let server = TestServer::bind()?;
+        let url = Url::parse(server.base_url())?;
         let pages = Arc::new(pages);
-        let server = HttpServer::new(move || {
+        let server = server.start(move || {
             let pages = pages.clone();
             App::new()
                 .configure(configure.clone())
@@ -178,23 +176,13 @@ impl PageServer {
                         }
                     }
                 }))
-        })
-        .workers(1)
-        .disable_signals()
-        .listen(listener)?
-        .run();
-        Ok(Self {
-            url,
-            _server: Running::spawn(server),
-        })
+        })?;
+        Ok(Self { url, server })
     }
 
     /// A URL of this server.
     pub fn at(&self, path: &str) -> String {
-        self.url
-            .join(path)
-            .map(String::from)
-            .unwrap_or_else(|_| format!("{}{}", self.url, path.trim_start_matches('/')))
+        self.server.url(path)
     }
 
     /// This server's origin.

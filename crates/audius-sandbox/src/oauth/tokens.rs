@@ -1,349 +1,16 @@
-//! The authorization-code flow with PKCE (`docs/protocol-pkce.md`): registered developer apps,
-//! the store of one-time codes issued by the login page, and the store of the access and
-//! refresh tokens issued for them.
-//!
-//! The login page issues codes (`response_type=code`); the [`CodeStore`] keeps, for each, what
-//! the exchange at `POST /v1/oauth/token` must check: the app, the redirect URI, the challenge,
-//! the scope, the user, when it was issued (10-minute life, on the sandbox's clock) and whether
-//! it was already used (the first attempt uses it up, even a failed one). The [`TokenStore`]
-//! keeps the token families: one-hour access tokens, 30-day rotating refresh tokens, reuse
-//! detection and revocation.
-//!
-//! ```
-//! use audius_login::{Scope, UserId};
-//! use audius_sandbox::oauth::{AuthorizationCode, CodeStore, pkce_challenge, verify_pkce};
-//!
-//! let verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
-//! let challenge = pkce_challenge(verifier);
-//! assert_eq!(challenge, "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"); // RFC 7636, appendix B
-//!
-//! let store = CodeStore::default();
-//! let now = time::OffsetDateTime::now_utc();
-//! let code = store.issue(AuthorizationCode::new(
-//!     audius_sandbox::oauth::BUILTIN_APP_API_KEY, "postmessage", &challenge, Scope::Read,
-//!     UserId::new(44), now,
-//! ));
-//! assert_eq!(code.len(), 43);
-//! let grant = store.redeem(&code, now)?;
-//! assert!(verify_pkce(verifier, &grant.code_challenge));
-//! assert!(store.redeem(&code, now).is_err(), "a code is used once");
-//! # Ok::<(), audius_sandbox::oauth::CodeError>(())
-//! ```
+//! The access and refresh tokens issued by the token endpoint, in families.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
 use audius_login::login_url::normalize_api_key;
-use audius_login::redirect_uri::MAX_REDIRECT_URI_LEN;
-use audius_login::{RedirectUri, Scope, UserId};
+use audius_login::{Scope, UserId};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rand::RngCore as _;
 use serde::Serialize;
-use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq as _;
 use time::OffsetDateTime;
-
-use crate::error::SandboxError;
-
-/// The API key of the built-in app: `a0d105a0d105a0d105a0d105a0d105a0d105a0d1`.
-pub const BUILTIN_APP_API_KEY: &str = "a0d105a0d105a0d105a0d105a0d105a0d105a0d1";
-/// The name of the built-in app.
-pub const BUILTIN_APP_NAME: &str = "Sandbox Demo App";
-/// The redirect URIs registered for the built-in app.
-pub const BUILTIN_APP_REDIRECT_URIS: [&str; 3] = [
-    "http://127.0.0.1:8080/auth/audius/callback",
-    "http://localhost:8080/auth/audius/callback",
-    "postmessage",
-];
-/// Most redirect URIs one app may register.
-pub const MAX_REDIRECT_URIS: usize = 50;
-/// How long a code lives: 10 minutes.
-pub const CODE_LIFETIME: Duration = Duration::from_secs(600);
-/// Default number of codes kept at once: 10,000 (expired ones are pruned first, then the
-/// oldest).
-pub const DEFAULT_CODE_CAPACITY: usize = 10_000;
-/// Length of a code, of a PKCE verifier made from 32 bytes, and of an S256 challenge.
-pub const CODE_LEN: usize = 43;
-
-/// A registered developer app.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[non_exhaustive]
-pub struct DeveloperApp {
-    /// The app's name, shown on the login page.
-    pub name: String,
-    /// The app's key (`api_key` / `client_id`): 40 lower-case hex characters.
-    pub api_key: String,
-    /// The redirect URIs the app registered (exact match; `postmessage` any case).
-    pub redirect_uris: Vec<String>,
-}
-
-impl DeveloperApp {
-    /// An app. The key is normalised (`0x` removed, lower case); fails when the name is blank
-    /// or over 256 characters, the key is not 40 hex characters, there are more than 50
-    /// redirect URIs, or one of them breaks the rules of spec section 5.
-    pub fn new(
-        name: impl Into<String>,
-        api_key: &str,
-        redirect_uris: Vec<String>,
-    ) -> Result<Self, SandboxError> {
-        let name = name.into();
-        if name.trim().is_empty() || name.chars().count() > 256 {
-            return Err(SandboxError::Directory(
-                "an app name is 1 to 256 characters, not blank".into(),
-            ));
-        }
-        let api_key = normalize_api_key(api_key).map_err(|_| {
-            SandboxError::Directory(format!(
-                "app {name:?}: an API key is exactly 40 hex characters (0x optional)"
-            ))
-        })?;
-        if redirect_uris.len() > MAX_REDIRECT_URIS {
-            return Err(SandboxError::Directory(format!(
-                "app {name:?}: at most {MAX_REDIRECT_URIS} redirect URIs"
-            )));
-        }
-        for uri in &redirect_uris {
-            if uri.len() > MAX_REDIRECT_URI_LEN {
-                return Err(SandboxError::Directory(format!(
-                    "app {name:?}: a redirect URI is at most {MAX_REDIRECT_URI_LEN} characters"
-                )));
-            }
-            RedirectUri::parse(uri)
-                .map_err(|e| SandboxError::Directory(format!("app {name:?}: {uri:?}: {e}")))?;
-        }
-        Ok(Self {
-            name,
-            api_key,
-            redirect_uris,
-        })
-    }
-
-    /// The built-in app: [`BUILTIN_APP_NAME`], key [`BUILTIN_APP_API_KEY`], redirect URIs
-    /// [`BUILTIN_APP_REDIRECT_URIS`].
-    pub fn builtin() -> Self {
-        Self {
-            name: BUILTIN_APP_NAME.to_owned(),
-            api_key: BUILTIN_APP_API_KEY.to_owned(),
-            redirect_uris: BUILTIN_APP_REDIRECT_URIS.map(str::to_owned).to_vec(),
-        }
-    }
-
-    /// Judges a `redirect_uri` for this app in the code flow: it must equal one of the
-    /// registered URIs exactly (`postmessage` in any case); an app with none registered falls
-    /// back to the rules of spec section 5, `http`/`https` only, and `postmessage`.
-    pub fn check_redirect_uri(&self, uri: &str) -> Result<RedirectUri, String> {
-        if self.redirect_uris.is_empty() {
-            let parsed = RedirectUri::parse(uri).map_err(|e| e.to_string())?;
-            return match &parsed {
-                RedirectUri::Url(url) if !matches!(url.scheme(), "http" | "https") => Err(format!(
-                    "the app registered no redirect URIs, so only http(s) URLs and postmessage \
-                     are accepted, not {}:",
-                    url.scheme()
-                )),
-                _ => Ok(parsed),
-            };
-        }
-        let registered = self.redirect_uris.iter().any(|r| {
-            r == uri || (r.eq_ignore_ascii_case("postmessage") && uri.eq_ignore_ascii_case(r))
-        });
-        if !registered {
-            return Err(format!(
-                "{uri:?} is not one of the redirect URIs registered for the app {:?}",
-                self.name
-            ));
-        }
-        RedirectUri::parse(uri).map_err(|e| e.to_string())
-    }
-}
-
-/// What a code was issued for.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[non_exhaustive]
-pub struct AuthorizationCode {
-    /// The app's key, normalised (40 lower-case hex characters).
-    pub client_id: String,
-    /// The `redirect_uri` exactly as the app sent it.
-    pub redirect_uri: String,
-    /// The PKCE challenge: `base64url(SHA-256(verifier))`.
-    pub code_challenge: String,
-    /// The challenge method: always `S256`.
-    pub code_challenge_method: String,
-    /// The scope granted.
-    pub scope: Scope,
-    /// The user who approved.
-    pub user_id: UserId,
-    /// When the user approved (the sandbox's clock).
-    #[serde(with = "time::serde::rfc3339")]
-    pub issued_at: OffsetDateTime,
-    /// Whether an exchange was already attempted with this code.
-    pub used: bool,
-}
-
-impl AuthorizationCode {
-    /// A fresh, unused grant with method `S256`.
-    pub fn new(
-        client_id: &str,
-        redirect_uri: &str,
-        code_challenge: &str,
-        scope: Scope,
-        user_id: UserId,
-        issued_at: OffsetDateTime,
-    ) -> Self {
-        Self {
-            client_id: client_id.to_owned(),
-            redirect_uri: redirect_uri.to_owned(),
-            code_challenge: code_challenge.to_owned(),
-            code_challenge_method: "S256".to_owned(),
-            scope,
-            user_id,
-            issued_at,
-            used: false,
-        }
-    }
-
-    /// When the code stops being accepted.
-    pub fn expires_at(&self) -> OffsetDateTime {
-        self.issued_at + CODE_LIFETIME
-    }
-
-    /// Whether the code has expired at `now`.
-    pub fn is_expired(&self, now: OffsetDateTime) -> bool {
-        now >= self.expires_at()
-    }
-}
-
-/// Why a code cannot be exchanged. All three are the same answer on the wire
-/// (`invalid_grant`, "Authorization code is invalid, expired, or already used").
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum CodeError {
-    /// No such code.
-    #[error("Authorization code is invalid, expired, or already used")]
-    Unknown,
-    /// Older than [`CODE_LIFETIME`].
-    #[error("Authorization code is invalid, expired, or already used")]
-    Expired,
-    /// Already presented once.
-    #[error("Authorization code is invalid, expired, or already used")]
-    Used,
-}
-
-/// The one-time codes issued by the login page. Shared by every host of a sandbox.
-#[derive(Debug)]
-pub struct CodeStore {
-    codes: Mutex<HashMap<String, AuthorizationCode>>,
-    capacity: usize,
-}
-
-impl Default for CodeStore {
-    /// A store of [`DEFAULT_CODE_CAPACITY`] codes.
-    fn default() -> Self {
-        Self::with_capacity(DEFAULT_CODE_CAPACITY)
-    }
-}
-
-impl CodeStore {
-    /// A store keeping at most `capacity` codes (at least 1).
-    pub fn with_capacity(capacity: usize) -> Self {
-        Self {
-            codes: Mutex::new(HashMap::new()),
-            capacity: capacity.max(1),
-        }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, AuthorizationCode>> {
-        self.codes.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Stores a grant under a fresh code (32 random bytes, base64url: 43 characters) and
-    /// returns the code. Expired codes are pruned first; at capacity the oldest is dropped.
-    pub fn issue(&self, grant: AuthorizationCode) -> String {
-        let mut bytes = [0u8; 32];
-        rand::rng().fill_bytes(&mut bytes);
-        let code = URL_SAFE_NO_PAD.encode(bytes);
-        let mut codes = self.lock();
-        if codes.len() >= self.capacity {
-            let now = grant.issued_at;
-            codes.retain(|_, g| !g.is_expired(now));
-        }
-        while codes.len() >= self.capacity {
-            let oldest = codes
-                .iter()
-                .min_by_key(|(_, g)| g.issued_at)
-                .map(|(c, _)| c.clone());
-            match oldest {
-                Some(c) => codes.remove(&c),
-                None => break,
-            };
-        }
-        codes.insert(code.clone(), grant);
-        code
-    }
-
-    /// Uses a code up and returns what it was issued for. The first attempt uses it up, even
-    /// when the code turns out expired or the caller's later checks (verifier, client, redirect
-    /// URI) fail.
-    pub fn redeem(&self, code: &str, now: OffsetDateTime) -> Result<AuthorizationCode, CodeError> {
-        let mut codes = self.lock();
-        let grant = codes.get_mut(code).ok_or(CodeError::Unknown)?;
-        if grant.used {
-            return Err(CodeError::Used);
-        }
-        grant.used = true;
-        if grant.is_expired(now) {
-            return Err(CodeError::Expired);
-        }
-        Ok(grant.clone())
-    }
-
-    /// What a code was issued for, without using it.
-    pub fn peek(&self, code: &str) -> Option<AuthorizationCode> {
-        self.lock().get(code).cloned()
-    }
-
-    /// How many codes are kept.
-    pub fn len(&self) -> usize {
-        self.lock().len()
-    }
-
-    /// Whether no code is kept.
-    pub fn is_empty(&self) -> bool {
-        self.lock().is_empty()
-    }
-
-    /// Forgets every code.
-    pub fn clear(&self) {
-        self.lock().clear();
-    }
-}
-
-/// The S256 challenge of a verifier: `base64url(SHA-256(verifier))`, no padding.
-pub fn pkce_challenge(verifier: &str) -> String {
-    URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()))
-}
-
-/// Whether `verifier` (43 to 128 characters of `A-Z a-z 0-9 - . _ ~`, RFC 7636) matches an S256
-/// `challenge`, compared in constant time.
-pub fn verify_pkce(verifier: &str, challenge: &str) -> bool {
-    let well_formed = (43..=128).contains(&verifier.len())
-        && verifier
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b));
-    let computed = pkce_challenge(verifier);
-    well_formed
-        && computed.len() == challenge.len()
-        && bool::from(computed.as_bytes().ct_eq(challenge.as_bytes()))
-}
-
-/// Whether a text can be an S256 challenge: exactly 43 base64url characters.
-pub fn is_s256_challenge(challenge: &str) -> bool {
-    challenge.len() == CODE_LEN
-        && challenge
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-}
 
 /// How long an access token lives: one hour.
 pub const ACCESS_TOKEN_LIFETIME: Duration = Duration::from_secs(3600);
@@ -351,10 +18,10 @@ pub const ACCESS_TOKEN_LIFETIME: Duration = Duration::from_secs(3600);
 pub const REFRESH_TOKEN_LIFETIME: Duration = Duration::from_secs(30 * 24 * 3600);
 /// Default number of token families kept at once: 10,000 (dead ones are pruned first, then the
 /// oldest).
-pub const DEFAULT_FAMILY_CAPACITY: usize = 10_000;
+pub(crate) const DEFAULT_FAMILY_CAPACITY: usize = 10_000;
 /// Most tokens one family keeps (access and refresh, used ones included); beyond, the oldest
 /// used refresh tokens are forgotten.
-pub const MAX_TOKENS_PER_FAMILY: usize = 2_000;
+pub(crate) const MAX_TOKENS_PER_FAMILY: usize = 2_000;
 
 /// A fresh opaque token: 32 random bytes, base64url (43 characters).
 fn random_token() -> String {
@@ -379,7 +46,7 @@ pub struct IssuedTokens {
 
 impl IssuedTokens {
     /// The token endpoint's success body (PKCE spec section 2).
-    pub fn to_json(&self) -> serde_json::Value {
+    pub(crate) fn to_json(&self) -> serde_json::Value {
         serde_json::json!({
             "access_token": self.access_token,
             "token_type": "Bearer",
@@ -554,7 +221,7 @@ pub struct TokenStore {
 }
 
 impl Default for TokenStore {
-    /// A store of [`DEFAULT_FAMILY_CAPACITY`] families.
+    /// A store of 10,000 families.
     fn default() -> Self {
         Self::with_capacity(DEFAULT_FAMILY_CAPACITY)
     }
@@ -562,7 +229,7 @@ impl Default for TokenStore {
 
 impl TokenStore {
     /// A store keeping at most `families` token families (at least 1).
-    pub fn with_capacity(families: usize) -> Self {
+    pub(crate) fn with_capacity(families: usize) -> Self {
         Self {
             state: Mutex::new(TokenState::default()),
             capacity: families.max(1),
@@ -740,86 +407,8 @@ impl TokenStore {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use crate::oauth::BUILTIN_APP_API_KEY;
 
-    fn grant(at: OffsetDateTime) -> AuthorizationCode {
-        AuthorizationCode::new(
-            BUILTIN_APP_API_KEY,
-            "postmessage",
-            &pkce_challenge(&"v".repeat(43)),
-            Scope::Write,
-            UserId::new(7),
-            at,
-        )
-    }
-
-    #[test]
-    fn codes_expire_and_are_used_once() {
-        let store = CodeStore::default();
-        let t0 = OffsetDateTime::from_unix_timestamp(1_000_000).unwrap();
-        let code = store.issue(grant(t0));
-        assert!(is_s256_challenge(
-            &store.peek(&code).unwrap().code_challenge
-        ));
-        assert_eq!(
-            store.redeem(&code, t0 + Duration::from_secs(600)),
-            Err(CodeError::Expired)
-        );
-        assert_eq!(store.redeem(&code, t0), Err(CodeError::Used));
-        assert_eq!(store.redeem("nope", t0), Err(CodeError::Unknown));
-        let code = store.issue(grant(t0));
-        let g = store.redeem(&code, t0 + Duration::from_secs(599)).unwrap();
-        assert_eq!(g.user_id, UserId::new(7));
-        assert!(store.peek(&code).unwrap().used);
-    }
-
-    #[test]
-    fn capacity_prunes_expired_then_oldest() {
-        let store = CodeStore::with_capacity(2);
-        let t0 = OffsetDateTime::from_unix_timestamp(1_000_000).unwrap();
-        let a = store.issue(grant(t0));
-        let b = store.issue(grant(t0 + Duration::from_secs(1)));
-        let c = store.issue(grant(t0 + Duration::from_secs(2)));
-        assert_eq!(store.len(), 2);
-        assert!(store.peek(&a).is_none());
-        assert!(store.peek(&b).is_some() && store.peek(&c).is_some());
-        let d = store.issue(grant(t0 + Duration::from_secs(3600)));
-        assert_eq!(store.len(), 1, "both expired codes pruned");
-        assert!(store.peek(&d).is_some());
-    }
-
-    #[test]
-    fn pkce() {
-        let v = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
-        let c = pkce_challenge(v);
-        assert!(verify_pkce(v, &c));
-        assert!(!verify_pkce("short", &pkce_challenge("short")));
-        assert!(!verify_pkce(
-            v,
-            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cN"
-        ));
-        assert!(!is_s256_challenge("abc"));
-        assert!(!is_s256_challenge(&"+".repeat(43)));
-    }
-
-    #[test]
-    fn app_redirects() {
-        let app = DeveloperApp::builtin();
-        assert!(app.check_redirect_uri("PostMessage").is_ok());
-        assert!(
-            app.check_redirect_uri("http://localhost:8080/auth/audius/callback")
-                .is_ok()
-        );
-        assert!(
-            app.check_redirect_uri("http://localhost:8080/auth/audius/callback/")
-                .is_err()
-        );
-        let open = DeveloperApp::new("Open", &"ab".repeat(20), vec![]).unwrap();
-        assert!(open.check_redirect_uri("https://x.example/cb").is_ok());
-        assert!(open.check_redirect_uri("myapp://cb").is_err());
-        assert!(open.check_redirect_uri("http://10.0.0.1/cb").is_err());
-        assert!(DeveloperApp::new("Bad", &"ab".repeat(20), vec!["javascript:x".into()]).is_err());
-        assert!(DeveloperApp::new(" ", &"ab".repeat(20), vec![]).is_err());
-    }
     #[test]
     fn token_families() {
         let store = TokenStore::default();

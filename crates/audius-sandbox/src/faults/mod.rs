@@ -1,58 +1,26 @@
-//! Fault injection: per host and per route, make the sandbox slow, failing, or broken.
-//!
-//! A **route** is one of:
-//!
-//! - `/` : exactly the path `/` (the legacy discovery list), nothing else;
-//! - `*` : every path;
-//! - any other path starting with `/` : that path and every path below it, segment-wise
-//!   (`/v1/users` matches `/v1/users`, `/v1/users/eYorL` and `/v1/users/verify_token`, not
-//!   `/v1/users_extra`).
-//!
-//! When several routes match a request, the longest wins (`*` is the shortest). Paths under
-//! `/_sandbox/` are never faulted and cannot be named. Queries are ignored.
-//!
-//! A [`Fault`] is a latency (waited before anything else) and an [`FaultAction`]; it applies to
-//! every matching request, or only to the next `times` of them.
-//!
-//! ```
-//! use std::time::Duration;
-//! use audius_sandbox::{Fault, FaultAction};
-//!
-//! let slow_then_503 = Fault::status(503).with_latency(Duration::from_millis(200)).times(2);
-//! assert_eq!(slow_then_503.action, FaultAction::Status(503));
-//!
-//! // The JSON accepted by `POST /_sandbox/faults` (one object, or a list of them):
-//! let f: audius_sandbox::faults::FaultSpec = serde_json::from_str(
-//!     r#"{"route": "/v1/users", "action": "status", "status": 503, "latency_ms": 200, "times": 2}"#,
-//! )?;
-//! assert_eq!(f.route, "/v1/users");
-//! assert_eq!(f.to_fault()?, slow_then_503);
-//! # Ok::<(), Box<dyn std::error::Error>>(())
-//! ```
-//!
-//! | action | JSON | what the client sees |
-//! |---|---|---|
-//! | [`FaultAction::Pass`] | `"none"` | the normal answer (after the latency) |
-//! | [`FaultAction::Status`] | `"status"` + `"status": 503` | that status (400-599) with `{"code": s, "error": "..."}`; 429 adds `Retry-After: 1` |
-//! | [`FaultAction::Drop`] | `"drop"` | the connection closed without any answer |
-//! | [`FaultAction::Garbage`] | `"garbage"` | `200` with an HTML body (not JSON) |
-//! | [`FaultAction::Truncate`] | `"truncate"` | `200`, `Content-Length` promising more than is sent, then the connection closes |
-//! | [`FaultAction::Oversize`] | `"oversize"` + optional `"bytes"` | `200` with valid-looking JSON of that many bytes (default 2 MiB) |
+//! Fault injection: per host and per route, make the sandbox slow, failing, or broken (the
+//! rules are on [`Fault`]).
 
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::error::SandboxError;
 
+mod answer;
+mod spec;
+
+pub(crate) use answer::{DropConnection, fault_response};
+pub(crate) use spec::FaultSpec;
+
 /// Default size of an [`FaultAction::Oversize`] body: 2 MiB (over the core client's 1 MiB cap).
-pub const DEFAULT_OVERSIZE_BYTES: usize = 2 * 1024 * 1024;
+pub(crate) const DEFAULT_OVERSIZE_BYTES: usize = 2 * 1024 * 1024;
 /// Largest oversize body: 64 MiB.
-pub const MAX_OVERSIZE_BYTES: usize = 64 * 1024 * 1024;
+pub(crate) const MAX_OVERSIZE_BYTES: usize = 64 * 1024 * 1024;
 /// Longest latency: 10 minutes.
-pub const MAX_LATENCY: Duration = Duration::from_secs(600);
+pub(crate) const MAX_LATENCY: Duration = Duration::from_secs(600);
 /// Longest route text.
-pub const MAX_ROUTE_LEN: usize = 256;
+pub(crate) const MAX_ROUTE_LEN: usize = 256;
 
 /// What a fault does to the answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -73,6 +41,43 @@ pub enum FaultAction {
 }
 
 /// A fault: wait `latency`, then do `action`; for every matching request, or the next `times`.
+///
+/// Fault injection makes the sandbox slow, failing, or broken, per host and per route.
+///
+/// A **route** is one of:
+///
+/// - `/` : exactly the path `/` (the legacy discovery list), nothing else;
+/// - `*` : every path;
+/// - any other path starting with `/` : that path and every path below it, segment-wise
+///   (`/v1/users` matches `/v1/users`, `/v1/users/eYorL` and `/v1/users/verify_token`, not
+///   `/v1/users_extra`).
+///
+/// When several routes match a request, the longest wins (`*` is the shortest). Paths under
+/// `/_sandbox/` are never faulted and cannot be named. Queries are ignored.
+///
+/// A fault is a latency (waited before anything else) and an [`FaultAction`]; it applies to
+/// every matching request, or only to the next `times` of them.
+///
+/// ```
+/// use std::time::Duration;
+/// use audius_sandbox::{Fault, FaultAction};
+///
+/// let slow_then_503 = Fault::status(503).with_latency(Duration::from_millis(200)).times(2);
+/// assert_eq!(slow_then_503.action, FaultAction::Status(503));
+/// ```
+///
+/// `POST /_sandbox/faults` takes the same fault as JSON (one object, or a list of them):
+/// `{"route": "/v1/users", "action": "status", "status": 503, "latency_ms": 200, "times": 2}`
+/// is the fault above on the route `/v1/users`; `GET /_sandbox/faults` answers in that form.
+///
+/// | action | JSON | what the client sees |
+/// |---|---|---|
+/// | [`FaultAction::Pass`] | `"none"` | the normal answer (after the latency) |
+/// | [`FaultAction::Status`] | `"status"` + `"status": 503` | that status (400-599) with `{"code": s, "error": "..."}`; 429 adds `Retry-After: 1` |
+/// | [`FaultAction::Drop`] | `"drop"` | the connection closed without any answer |
+/// | [`FaultAction::Garbage`] | `"garbage"` | `200` with an HTML body (not JSON) |
+/// | [`FaultAction::Truncate`] | `"truncate"` | `200`, `Content-Length` promising more than is sent, then the connection closes |
+/// | [`FaultAction::Oversize`] | `"oversize"` + optional `"bytes"` | `200` with valid-looking JSON of that many bytes (default 2 MiB) |
 ///
 /// Build it with the constructors, or as a literal:
 /// `Fault { action: FaultAction::Status(503), ..Fault::default() }`.
@@ -122,7 +127,7 @@ impl Fault {
         Self::new(FaultAction::Truncate)
     }
 
-    /// Answer [`DEFAULT_OVERSIZE_BYTES`] of valid-looking JSON.
+    /// Answer 2 MiB of valid-looking JSON (over the core client's 1 MiB cap).
     pub fn oversize() -> Self {
         Self::new(FaultAction::Oversize(DEFAULT_OVERSIZE_BYTES))
     }
@@ -149,8 +154,8 @@ impl Fault {
         self
     }
 
-    /// Checks the limits: status 400-599, latency at most [`MAX_LATENCY`], oversize body at
-    /// most [`MAX_OVERSIZE_BYTES`], `times` at least 1.
+    /// Checks the limits: status 400-599, latency at most 10 minutes, oversize body at most
+    /// 64 MiB, `times` at least 1.
     pub fn validate(&self) -> Result<(), SandboxError> {
         if self.latency > MAX_LATENCY {
             return Err(SandboxError::Fault(format!(
@@ -194,15 +199,15 @@ impl Fault {
     }
 }
 
-/// A validated route (see the [module docs](self)).
+/// A validated route (see [`Fault`]).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct FaultRoute(String);
+pub(crate) struct FaultRoute(String);
 
 impl FaultRoute {
     /// Checks a route: `*`, or a path starting with `/`, at most 256 characters, without `?`,
     /// `#` or whitespace, not under `/_sandbox`. A trailing `/` (other than the route `/`) is
     /// removed.
-    pub fn parse(route: &str) -> Result<Self, SandboxError> {
+    pub(crate) fn parse(route: &str) -> Result<Self, SandboxError> {
         if route == "*" {
             return Ok(Self(route.to_owned()));
         }
@@ -232,12 +237,12 @@ impl FaultRoute {
     }
 
     /// The route's text.
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         &self.0
     }
 
     /// Whether a request path falls under this route.
-    pub fn matches(&self, path: &str) -> bool {
+    pub(crate) fn matches(&self, path: &str) -> bool {
         match self.0.as_str() {
             "*" => true,
             "/" => path == "/",
@@ -303,97 +308,6 @@ impl FaultTable {
     }
 }
 
-/// The JSON form of a fault (`POST /_sandbox/faults`, and `GET` answers).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-#[non_exhaustive]
-pub struct FaultSpec {
-    /// The route (see the [module docs](self)).
-    pub route: String,
-    /// `none`, `status`, `drop`, `garbage`, `truncate` or `oversize`. Default: `none`.
-    #[serde(default = "default_action")]
-    pub action: String,
-    /// The status, for `status`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub status: Option<u16>,
-    /// The body size, for `oversize`. Default: 2 MiB.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub bytes: Option<usize>,
-    /// Latency in milliseconds. Default: 0.
-    #[serde(default)]
-    pub latency_ms: u64,
-    /// Applies to the next `times` requests only. Default: all.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub times: Option<u32>,
-}
-
-fn default_action() -> String {
-    "none".to_owned()
-}
-
-impl FaultSpec {
-    /// The JSON form of a route's fault.
-    pub fn from_fault(route: &FaultRoute, fault: &Fault) -> Self {
-        let (action, status, bytes) = match fault.action {
-            FaultAction::Pass => ("none", None, None),
-            FaultAction::Status(s) => ("status", Some(s), None),
-            FaultAction::Drop => ("drop", None, None),
-            FaultAction::Garbage => ("garbage", None, None),
-            FaultAction::Truncate => ("truncate", None, None),
-            FaultAction::Oversize(n) => ("oversize", None, Some(n)),
-        };
-        Self {
-            route: route.as_str().to_owned(),
-            action: action.to_owned(),
-            status,
-            bytes,
-            latency_ms: u64::try_from(fault.latency.as_millis()).unwrap_or(u64::MAX),
-            times: fault.times,
-        }
-    }
-
-    /// The validated route.
-    pub fn route(&self) -> Result<FaultRoute, SandboxError> {
-        FaultRoute::parse(&self.route)
-    }
-
-    /// The fault, validated.
-    pub fn to_fault(&self) -> Result<Fault, SandboxError> {
-        let action = match self.action.as_str() {
-            "none" => FaultAction::Pass,
-            "status" => FaultAction::Status(self.status.ok_or_else(|| {
-                SandboxError::Fault("action \"status\" needs \"status\": 400..599".into())
-            })?),
-            "drop" => FaultAction::Drop,
-            "garbage" => FaultAction::Garbage,
-            "truncate" => FaultAction::Truncate,
-            "oversize" => FaultAction::Oversize(self.bytes.unwrap_or(DEFAULT_OVERSIZE_BYTES)),
-            other => {
-                return Err(SandboxError::Fault(format!(
-                    "unknown action {other:?}: none, status, drop, garbage, truncate or oversize"
-                )));
-            }
-        };
-        if self.status.is_some() && self.action != "status" {
-            return Err(SandboxError::Fault(
-                "\"status\" is only for action \"status\"".into(),
-            ));
-        }
-        if self.bytes.is_some() && self.action != "oversize" {
-            return Err(SandboxError::Fault(
-                "\"bytes\" is only for action \"oversize\"".into(),
-            ));
-        }
-        let fault = Fault {
-            latency: Duration::from_millis(self.latency_ms),
-            action,
-            times: self.times,
-        };
-        fault.validate()?;
-        Ok(fault)
-    }
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -433,31 +347,5 @@ mod tests {
         assert_eq!(t.take("/").unwrap().action, FaultAction::Garbage);
         t.clear();
         assert!(t.take("/").is_none());
-    }
-
-    #[test]
-    fn specs() {
-        let parse = |s: &str| serde_json::from_str::<FaultSpec>(s).unwrap().to_fault();
-        assert_eq!(
-            parse(r#"{"route":"/","action":"drop"}"#).unwrap(),
-            Fault::drop_connection()
-        );
-        assert_eq!(
-            parse(r#"{"route":"/","action":"oversize"}"#).unwrap(),
-            Fault::oversize()
-        );
-        assert!(parse(r#"{"route":"/","action":"status"}"#).is_err());
-        assert!(parse(r#"{"route":"/","action":"status","status":200}"#).is_err());
-        assert!(parse(r#"{"route":"/","action":"explode"}"#).is_err());
-        assert!(parse(r#"{"route":"/","action":"drop","status":500}"#).is_err());
-        assert!(parse(r#"{"route":"/","latency_ms":999999999}"#).is_err());
-        assert!(parse(r#"{"route":"/","action":"drop","times":0}"#).is_err());
-        assert!(serde_json::from_str::<FaultSpec>(r#"{"route":"/","colour":1}"#).is_err());
-        let f = Fault::status(429)
-            .with_latency(Duration::from_millis(5))
-            .times(3);
-        let spec = FaultSpec::from_fault(&FaultRoute::parse("/x").unwrap(), &f);
-        assert_eq!(spec.to_fault().unwrap(), f);
-        assert_eq!(f.describe(), "status 429 after 5 ms");
     }
 }
