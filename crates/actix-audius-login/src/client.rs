@@ -14,7 +14,6 @@ use futures_util::future::LocalBoxFuture;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use time::OffsetDateTime;
-use url::Url;
 
 use crate::error::{AudiusLoginError, LoginErrorKind};
 use crate::extract::{current_user, not_signed_in};
@@ -268,8 +267,7 @@ fn core_method(method: &Method) -> Result<audius_login::client::Method, AudiusLo
 }
 
 /// An answer of the Audius API to an [`AudiusClient`] call, success or not: the status (as
-/// actix-web's own [`StatusCode`]), the body (capped by the API client, 1 MiB by default) and
-/// the host that answered.
+/// actix-web's own [`StatusCode`]) and the body (capped by the API client, 1 MiB by default).
 ///
 /// ```
 /// use actix_audius_login::AudiusClient;
@@ -337,19 +335,9 @@ impl AudiusResponse {
         self.core.error_message()
     }
 
-    /// The host that answered.
-    pub fn host(&self) -> &Url {
-        &self.core.host
-    }
-
     /// The `Location` header of a redirect (redirects are never followed).
     pub fn location(&self) -> Option<&str> {
         self.core.location.as_deref()
-    }
-
-    /// The core crate's answer (its status is the `http` 1 crate's type).
-    pub fn into_core(self) -> ApiResponse {
-        self.core
     }
 }
 
@@ -380,7 +368,7 @@ mod tests {
             let core = ApiResponse {
                 status: audius_login::client::StatusCode::from_u16(code).unwrap(),
                 body: Bytes::from_static(br#"{"error":"nope"}"#),
-                host: Url::parse("http://h").unwrap(),
+                host: url::Url::parse("http://h").unwrap(),
                 location: None,
             };
             let answer = AudiusResponse::from_core(core).unwrap();

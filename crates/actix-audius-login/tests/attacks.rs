@@ -372,7 +372,7 @@ async fn on_login_can_refuse_and_can_use_the_session() {
     let app = start_with(sandbox().await, ResponseMode::Query, |b| {
         b.on_login(|req, event| async move {
             if matches!(event.user.handle.as_str(), "nopicture" | "manager") {
-                return Err(AudiusLoginError::refused("No picture, no entry.").into());
+                return Err(AudiusLoginError::refused("No picture, no entry."));
             }
             req.get_session()
                 .insert("app.email", event.profile.email.clone())?;
