@@ -234,7 +234,8 @@ impl AudiusLoginBuilder {
     /// next login is refused with `429 too_many_logins` before any network call. This bounds
     /// what one Audius account (whose holder can mint as many tokens as they like) can take of
     /// an in-memory replay cache, which refuses every login once full. Only successful logins
-    /// count. Default: `Some(30)` ([`DEFAULT_MAX_LOGINS_PER_USER`](crate::DEFAULT_MAX_LOGINS_PER_USER)); `None` for no bound;
+    /// count. Default: `Some(30)`
+    /// ([`DEFAULT_MAX_LOGINS_PER_USER`](crate::DEFAULT_MAX_LOGINS_PER_USER)); `None` for no bound;
     /// `Some(0)` is refused by [`build`](Self::build).
     pub fn max_logins_per_user(mut self, max: Option<usize>) -> Self {
         self.max_logins_per_user = max;
@@ -246,7 +247,8 @@ impl AudiusLoginBuilder {
     /// [`MemoryReplayCache`] (100,000 entries; a login takes two, its token for the maximum
     /// age plus twice the clock skew and its state for the rest of the attempt's lifetime;
     /// full of live entries, it refuses logins with `503 replay_cache_full` rather than forget
-    /// one; its entries expire on the app's clock: see [`verify_options`](Self::verify_options)). Several instances: share
+    /// one; its entries expire on the app's clock: see [`verify_options`](Self::verify_options)).
+    /// Several instances: share
     /// one (Redis).
     pub fn replay_cache(mut self, cache: Arc<dyn ReplayCache>) -> Self {
         self.replay_cache = Some(cache);

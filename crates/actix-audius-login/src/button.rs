@@ -53,7 +53,8 @@ pub enum ButtonWidth {
     Full,
 }
 
-/// Options of [`AudiusLogin::login_button`](crate::AudiusLogin::login_button). Every setter states its default.
+/// Options of [`AudiusLogin::login_button`](crate::AudiusLogin::login_button). Every setter states
+/// its default.
 #[derive(Debug, Clone, Default)]
 pub struct ButtonOptions {
     size: ButtonSize,

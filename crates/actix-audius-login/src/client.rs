@@ -32,7 +32,8 @@ use crate::user::AudiusUser;
 /// or reuse was detected), the user is signed out and the request gets the usual "not signed
 /// in" answer (a redirect to this flow's login route for browsers, `401` JSON for others).
 ///
-/// Needs the middleware of an [`AudiusLogin`] built with [`Flow::AuthorizationCode`](crate::Flow::AuthorizationCode).
+/// Needs the middleware of an [`AudiusLogin`] built with
+/// [`Flow::AuthorizationCode`](crate::Flow::AuthorizationCode).
 ///
 /// ```
 /// use actix_audius_login::AudiusClient;
@@ -52,6 +53,41 @@ use crate::user::AudiusUser;
 ///     Ok(HttpResponse::build(answer.status()).body(answer.into_body()))
 /// }
 /// ```
+///
+/// # Where the tokens live
+///
+/// In the session, under the crate's own key (`audius.tokens`), never in anything the page's
+/// JavaScript can read: the callback answers only `{redirect, user}`. With actix-session's
+/// `CookieSessionStore` the whole session is the cookie, so keep the session middleware's
+/// default `CookieContentSecurity::Private` (the cookie is **encrypted** with the app's key;
+/// `Signed` would let anyone holding the cookie read the tokens) and `HttpOnly`. With a
+/// server-side store (`RedisSessionStore`) the cookie holds only the session id.
+///
+/// # One refresh per session, and the newest tokens win
+///
+/// A refresh token can be used once: Audius answers a second use with "Token reuse detected"
+/// and revokes the whole family, which signs the user out. So a session must never refresh
+/// twice with the same refresh token, even when a page fires ten API calls at once and every
+/// one of them finds the access token expired. This process keeps, per session (keyed by a
+/// random family id stored with the tokens at login, so the key is bound to the session and
+/// survives session renewal), a lock and the newest tokens it knows (a bounded LRU map,
+/// [`AudiusLoginBuilder::tracked_sessions`](crate::AudiusLoginBuilder::tracked_sessions)):
+///
+/// 1. a request that needs a refresh takes the session's lock; the first one refreshes, records
+///    the new tokens (generation + 1) and writes them to its session;
+/// 2. the others wait on the lock, then find tokens newer than their own and use those, and
+///    write them to their sessions too: one `POST /v1/oauth/token` in all;
+/// 3. every request whose session changes (whatever the handler did) and carries tokens older
+///    than the newest known has them replaced on the way out (in the middleware), and a request
+///    that arrives with a stale cookie adopts the newest tokens before using them. So every
+///    `Set-Cookie` the browser receives after the refresh carries the newest tokens, whichever
+///    of the concurrent answers it processes last, and a stale cookie is never used to refresh.
+///
+/// The coordination is per process. Several app instances behind a load balancer should route
+/// a session to one instance (sticky sessions); otherwise two instances may refresh the same
+/// token and Audius' reuse detection will sign the user out (safe, but a new login).
+/// Likewise, a refresh whose answer is lost (a timeout after Audius received it) uses the
+/// refresh token up: the next refresh is refused and the user logs in again.
 pub struct AudiusClient {
     req: HttpRequest,
     config: AudiusLogin,

@@ -33,7 +33,8 @@ pub enum Flow {
     /// over a one-time code, exchanged here for access and refresh tokens kept in the session
     /// (never sent to the page), with which [`AudiusClient`](crate::AudiusClient) calls the
     /// Audius API as the user. Gives **no email**. Needs the app's API key
-    /// ([`AudiusLoginBuilder::api_key`](crate::AudiusLoginBuilder::api_key)), registered with Audius together with the callback URL.
+    /// ([`AudiusLoginBuilder::api_key`](crate::AudiusLoginBuilder::api_key)), registered with
+    /// Audius together with the callback URL.
     AuthorizationCode,
 }
 

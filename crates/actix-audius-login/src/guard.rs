@@ -1,7 +1,8 @@
 //! Route guards: match a route only for signed-in users, or only for verified artists.
 //!
 //! Each is [`AudiusRequestExt::audius_user`](crate::AudiusRequestExt::audius_user) on the
-//! guard's context, which any `guard::fn_guard` can call too. Guards decide *which* route answers (a guard that fails lets routing try the next route),
+//! guard's context, which any `guard::fn_guard` can call too. Guards decide *which* route answers
+//! (a guard that fails lets routing try the next route),
 //! where extractors decide *whether* a route answers. Use them to serve two variants of a page:
 //!
 //! ```no_run

@@ -24,7 +24,8 @@ use crate::state::AudiusLogin;
 /// flow, API access with the code flow): the implicit one then answers for [`AudiusUser`],
 /// guards and [`RequireLogin`], the code-flow one for [`AudiusClient`], whatever the order of
 /// the two `.wrap` calls. With the code flow, the middleware also makes sure that a session
-/// written during the request carries the newest tokens (see [`AudiusClient`](crate::AudiusClient)).
+/// written during the request carries the newest tokens
+/// (see [`AudiusClient`](crate::AudiusClient)).
 ///
 /// # What it does, and when it is needed
 ///

@@ -18,7 +18,7 @@ use crate::user::{AudiusUser, AudiusUserData};
 pub(crate) const USER_KEY: &str = "audius.user";
 /// Session key of the pending login attempts.
 pub(crate) const PENDING_KEY: &str = "audius.pending";
-/// Session key of the code flow's tokens ([`crate::oauth::StoredTokens`]).
+/// Session key of the code flow's tokens ([`crate::refresh::StoredTokens`]).
 pub(crate) const TOKENS_KEY: &str = "audius.tokens";
 
 /// Most bytes the pending attempts may take in the session, serialised: 1,536. The session is

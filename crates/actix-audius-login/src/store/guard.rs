@@ -16,7 +16,8 @@ use crate::defaults;
 use crate::error::{AudiusLoginError, LoginErrorKind, Presentation, wants_html};
 
 /// Middleware answering `503 session_unavailable` for requests during which a
-/// [`GuardedStore`](super::GuardedStore) recorded an outage. Wrap it **outermost** (registered after, so around,
+/// [`GuardedStore`](super::GuardedStore) recorded an outage. Wrap it **outermost**
+/// (registered after, so around,
 /// the `SessionMiddleware`). See the [module docs](super).
 #[derive(Debug, Clone)]
 pub struct SessionStoreGuard {
@@ -59,7 +60,8 @@ impl SessionStoreGuard {
     }
 
     /// The login route and landing page linked from the HTML answer. Default:
-    /// `/auth/audius/login` and `/` ([`AudiusLogin::session_store_guard`](crate::AudiusLogin::session_store_guard) takes the app's).
+    /// `/auth/audius/login` and `/`
+    /// ([`AudiusLogin::session_store_guard`](crate::AudiusLogin::session_store_guard) takes the app's).
     pub fn links(mut self, login_path: impl Into<String>, landing_path: impl Into<String>) -> Self {
         self.login_path = login_path.into();
         self.landing_path = landing_path.into();

@@ -59,7 +59,8 @@ pub(super) fn within<T>(slot: &Rc<RefCell<Option<StoreOutage>>>, f: impl FnOnce(
     f()
 }
 
-/// Records an outage for the request being served (when a [`SessionStoreGuard`](super::SessionStoreGuard) serves it).
+/// Records an outage for the request being served
+/// (when a [`SessionStoreGuard`](super::SessionStoreGuard) serves it).
 fn record(outage: &StoreOutage) {
     CURRENT.with(|c| {
         if let Some(slot) = c.borrow().as_ref() {
@@ -89,7 +90,8 @@ impl<F: Future> Future for Scoped<F> {
 }
 
 /// A [`SessionStore`] wrapper that bounds every call with a timeout and records the store's
-/// failures as outages, for [`SessionStoreGuard`](super::SessionStoreGuard) to answer `503`. See the
+/// failures as outages, for [`SessionStoreGuard`](super::SessionStoreGuard) to answer `503`. See
+/// the
 /// [module docs](super).
 ///
 /// Outages are: a call that does not finish within [`timeout`](Self::timeout), and (unless

@@ -3,12 +3,14 @@
 //!
 //! actix-session turns every store error into an empty `500 Internal Server Error` inside its
 //! own middleware, and waits for the store as long as the store waits. Two pieces fix that,
-//! for any [`SessionStore`](actix_session::storage::SessionStore) (the cookie store, `RedisSessionStore`, your own):
+//! for any [`SessionStore`](actix_session::storage::SessionStore)
+//! (the cookie store, `RedisSessionStore`, your own):
 //!
 //! - [`GuardedStore`] wraps the store: every call is bounded by a timeout, and a failure of the
 //!   store itself (a timeout, or the store's "something went wrong" error) is recorded as an
 //!   outage of the request being served;
-//! - [`SessionStoreGuard`] (from [`AudiusLogin::session_store_guard`](crate::AudiusLogin::session_store_guard), or
+//! - [`SessionStoreGuard`]
+//!   (from [`AudiusLogin::session_store_guard`](crate::AudiusLogin::session_store_guard), or
 //!   [`SessionStoreGuard::new`]) wraps the `SessionMiddleware`, outermost: a request during
 //!   which an outage was recorded is answered `503 Service Unavailable` with
 //!   `{"error": "session_unavailable", "message": ..}` (an HTML page for browsers) and a

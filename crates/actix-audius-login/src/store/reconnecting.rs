@@ -24,10 +24,12 @@ struct Reconnecting<S> {
 /// A session store that is built again (a new connection) after it failed: for stores whose
 /// own client does not come back promptly when the backend does, such as actix-session's
 /// `RedisSessionStore` (its `ConnectionManager` waits a minute or two between attempts; see
-/// [Redis](super#redis)). Wrap it in a [`GuardedStore`](super::GuardedStore) for the timeouts and the `503`.
+/// [Redis](super#redis)). Wrap it in a [`GuardedStore`](super::GuardedStore) for the timeouts and
+/// the `503`.
 ///
 /// After a call fails with an error of the store itself (not a (de)serialisation error), or is
-/// abandoned before it finished (a [`GuardedStore`](super::GuardedStore) timeout), the store is dropped and the next
+/// abandoned before it finished (a [`GuardedStore`](super::GuardedStore) timeout), the store is
+/// dropped and the next
 /// call runs `connect` first. Only one call reconnects at a time; the calls meanwhile fail at
 /// once with "reconnecting" (outages, for the guard). Cheap to clone (shared state); `Send`
 /// when the store is `Send + Sync`, so it can be built once and cloned into the `HttpServer`

@@ -13,7 +13,8 @@ type Cause = Box<dyn std::error::Error + Send + Sync>;
 #[non_exhaustive]
 pub enum TestError {
     /// An answer refused a step: the login route, the sandbox's login page, the callback, the
-    /// logout route (or a request the caller checked with [`TestResponse::error_for_status`](super::TestResponse::error_for_status)).
+    /// logout route
+    /// (or a request the caller checked with [`TestResponse::error_for_status`](super::TestResponse::error_for_status)).
     #[error("{what} refused (HTTP {status}): {body}")]
     Refused {
         /// The step, in words (`"the app's callback"`).

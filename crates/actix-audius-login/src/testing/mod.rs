@@ -11,7 +11,8 @@
 //!
 //! The redirect URI names the app's port, which is known only once something listens on it:
 //! [`TestServer::bind`] takes a free port on `127.0.0.1` first, [`TestServer::url`] gives the
-//! callback URL to build the [`AudiusLogin`](crate::AudiusLogin) with, and [`TestServer::start`] then serves the app
+//! callback URL to build the [`AudiusLogin`](crate::AudiusLogin) with, and [`TestServer::start`]
+//! then serves the app
 //! there. The whole set-up:
 //!
 //! ```no_run
