@@ -274,7 +274,7 @@ impl AudiusLoginError {
     }
 
     /// The stable code (same as `kind().code()`).
-    pub fn code(&self) -> &'static str {
+    pub(crate) fn code(&self) -> &'static str {
         self.kind().code()
     }
 
@@ -286,8 +286,8 @@ impl AudiusLoginError {
         }
     }
 
-    /// The core crate's error behind this one, when there is one.
-    pub fn core_error(&self) -> Option<&audius_login::Error> {
+    /// The core crate's error behind this one, when there is one (public as `source()`).
+    pub(crate) fn core_error(&self) -> Option<&audius_login::Error> {
         match &self.0 {
             Repr::Fixed(..) => None,
             Repr::Boxed(inner) => inner.source.as_ref(),
