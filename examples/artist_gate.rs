@@ -10,7 +10,7 @@
 //! token's self-signed claims. It runs on a local Audius sandbox; for the real Audius, leave out
 //! `.environment(..)` and use your app's callback URL.
 
-use actix_audius_login::{AudiusLogin, ButtonOptions, VerifiedArtist, guard};
+use actix_audius_login::{AudiusLogin, ButtonOptions, RequireLogin, VerifiedArtist, guard};
 use actix_session::{SessionMiddleware, storage::CookieSessionStore};
 use actix_web::cookie::{Key, SameSite};
 use actix_web::{App, HttpResponse, HttpServer, web};
@@ -56,7 +56,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             )
             .service(
                 web::scope("/studio")
-                    .wrap(audius.require_verified_artist())
+                    .wrap(RequireLogin::verified_artist())
                     .route("", web::get().to(studio)),
             )
             .wrap(

@@ -1,26 +1,11 @@
-//! The "Log In with Audius" button, with the options of the Audius SDK's `renderButton`.
-//!
-//! ```
-//! use actix_audius_login::{AudiusLogin, ButtonOptions, ButtonSize, ButtonCorners};
-//!
-//! # fn page(audius: &AudiusLogin) -> String {
-//! let button = audius.login_button(
-//!     &ButtonOptions::default()
-//!         .size(ButtonSize::Large)
-//!         .corners(ButtonCorners::Pill)
-//!         .return_to("/studio"),
-//! );
-//! format!("<!doctype html><title>Welcome</title>{button}")
-//! # }
-//! ```
-//!
-//! The HTML is an `<a id="audius-login-button">` to the login route (it works without
-//! JavaScript in the redirect channels), a `<link>` to the stylesheet served by
-//! [`AudiusLogin::routes`], a status line (`role="alert"`) for messages, and in
-//! [`ResponseMode::PostMessage`] the popup script. Everything is served by the app itself.
+//! The "Log In with Audius" button: its options ([`ButtonOptions`]) and its HTML (see
+//! [`AudiusLogin::login_button`](crate::AudiusLogin::login_button)).
 
-use crate::config::{AudiusLogin, ResponseMode};
-use crate::pages::{self, escape};
+use maud::{PreEscaped, html};
+
+use crate::config::{Config, ResponseMode};
+use crate::defaults;
+use crate::pages;
 
 /// The button's size (`size` in the SDK).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -68,7 +53,8 @@ pub enum ButtonWidth {
     Full,
 }
 
-/// Options of [`AudiusLogin::login_button`]. Every setter states its default.
+/// Options of [`AudiusLogin::login_button`](crate::AudiusLogin::login_button). Every setter states
+/// its default.
 #[derive(Debug, Clone, Default)]
 pub struct ButtonOptions {
     size: ButtonSize,
@@ -118,84 +104,67 @@ impl ButtonOptions {
     }
 }
 
-/// The default label, as in the Audius SDK.
-pub const DEFAULT_BUTTON_TEXT: &str = "Continue With Audius";
+/// The URL of the button stylesheet (versioned by content, cacheable for a year).
+fn button_css_url(c: &Config) -> String {
+    format!(
+        "{}/button.css?v={}",
+        c.assets_path,
+        pages::content_version(pages::BUTTON_CSS)
+    )
+}
 
-impl AudiusLogin {
-    /// The URL of the button stylesheet (versioned by content, cacheable for a year).
-    pub fn button_css_url(&self) -> String {
-        format!(
-            "{}/button.css?v={}",
-            self.inner.assets_path,
-            pages::content_version(pages::BUTTON_CSS)
-        )
-    }
+/// The URL of the popup script (versioned by content, cacheable for a year).
+fn login_js_url(c: &Config) -> String {
+    format!(
+        "{}/login.js?v={}",
+        c.assets_path,
+        pages::content_version(pages::LOGIN_JS)
+    )
+}
 
-    /// The URL of the popup script (versioned by content, cacheable for a year).
-    pub fn login_js_url(&self) -> String {
-        format!(
-            "{}/login.js?v={}",
-            self.inner.assets_path,
-            pages::content_version(pages::LOGIN_JS)
-        )
+/// The HTML of the button ([`AudiusLogin::login_button`](crate::AudiusLogin::login_button)).
+pub(crate) fn render(c: &Config, options: &ButtonOptions) -> String {
+    let mut classes = vec![
+        "audius-login-button",
+        match options.size {
+            ButtonSize::Small => "audius-login-button--small",
+            ButtonSize::Medium => "audius-login-button--medium",
+            ButtonSize::Large => "audius-login-button--large",
+        },
+    ];
+    if options.corners == ButtonCorners::Pill {
+        classes.push("audius-login-button--pill");
     }
-
-    /// The HTML of a "Log In with Audius" button. See the [module docs](crate::button).
-    pub fn login_button(&self, options: &ButtonOptions) -> String {
-        let c = &self.inner;
-        let mut classes = vec![
-            "audius-login-button",
-            match options.size {
-                ButtonSize::Small => "audius-login-button--small",
-                ButtonSize::Medium => "audius-login-button--medium",
-                ButtonSize::Large => "audius-login-button--large",
-            },
-        ];
-        if options.corners == ButtonCorners::Pill {
-            classes.push("audius-login-button--pill");
-        }
-        if options.hover == HoverGrowth::Grow {
-            classes.push("audius-login-button--grow");
-        }
-        if options.width == ButtonWidth::Full {
-            classes.push("audius-login-button--full-width");
-        }
-        let href = match &options.return_to {
-            Some(path) => self.login_url_for(path),
-            None => c.login_path.clone(),
-        };
-        let text = options
-            .custom_text
-            .as_deref()
-            .unwrap_or(DEFAULT_BUTTON_TEXT);
-        let popup = c.response_mode == ResponseMode::PostMessage;
-        let popup_attrs = if popup {
-            format!(
-                " data-audius-popup=\"true\" data-audius-origin=\"{}\" data-audius-callback=\"{}\"",
-                escape(&c.environment.login_origin()),
-                escape(&c.callback_path),
-            )
-        } else {
-            String::new()
-        };
-        let script = if popup {
-            format!(
-                "<script src=\"{}\" defer></script>",
-                escape(&self.login_js_url())
-            )
-        } else {
-            String::new()
-        };
-        format!(
-            "<link rel=\"stylesheet\" href=\"{css}\">\
-             <a id=\"audius-login-button\" class=\"{classes}\" href=\"{href}\" \
-             data-audius-status=\"audius-login-status\"{popup_attrs}>{logo}<span>{text}</span></a>\
-             <p id=\"audius-login-status\" class=\"audius-login-status\" role=\"alert\" hidden></p>{script}",
-            css = escape(&self.button_css_url()),
-            classes = classes.join(" "),
-            href = escape(&href),
-            logo = pages::LOGO_SVG,
-            text = escape(text),
-        )
+    if options.hover == HoverGrowth::Grow {
+        classes.push("audius-login-button--grow");
     }
+    if options.width == ButtonWidth::Full {
+        classes.push("audius-login-button--full-width");
+    }
+    let href = match &options.return_to {
+        Some(path) => c.login_url_for(path),
+        None => c.login_path.clone(),
+    };
+    let text = options
+        .custom_text
+        .as_deref()
+        .unwrap_or(defaults::BUTTON_TEXT);
+    let popup = c.response_mode == ResponseMode::PostMessage;
+    html! {
+        link rel="stylesheet" href=(button_css_url(c));
+        a id="audius-login-button" class=(classes.join(" ")) href=(href)
+            data-audius-status="audius-login-status"
+            data-audius-popup=[popup.then_some("true")]
+            data-audius-origin=[popup.then(|| c.environment.login_origin())]
+            data-audius-callback=[popup.then_some(c.callback_path.as_str())]
+        {
+            (PreEscaped(pages::LOGO_SVG))
+            span { (text) }
+        }
+        p id="audius-login-status" class="audius-login-status" role="alert" hidden {}
+        @if popup {
+            script src=(login_js_url(c)) defer {}
+        }
+    }
+    .into_string()
 }

@@ -135,6 +135,7 @@ impl IssuedStates {
 /// touched the session.
 pub(crate) fn explain_state_mismatch(
     config: &Config,
+    issued_states: &IssuedStates,
     req: &HttpRequest,
     state: Option<&str>,
     no_session_middleware: bool,
@@ -150,7 +151,7 @@ pub(crate) fn explain_state_mismatch(
         // A session arrived: the state really is unknown to it (used, or another browser's).
         return error;
     }
-    let Some(started_at) = state.and_then(|s| config.issued_states.started_at(s)) else {
+    let Some(started_at) = state.and_then(|s| issued_states.started_at(s)) else {
         return error;
     };
     let ago = config.clock.now().unix_timestamp() - started_at;

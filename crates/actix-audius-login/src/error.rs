@@ -274,7 +274,7 @@ impl AudiusLoginError {
     }
 
     /// The stable code (same as `kind().code()`).
-    pub fn code(&self) -> &'static str {
+    pub(crate) fn code(&self) -> &'static str {
         self.kind().code()
     }
 
@@ -286,8 +286,8 @@ impl AudiusLoginError {
         }
     }
 
-    /// The core crate's error behind this one, when there is one.
-    pub fn core_error(&self) -> Option<&audius_login::Error> {
+    /// The core crate's error behind this one, when there is one (public as `source()`).
+    pub(crate) fn core_error(&self) -> Option<&audius_login::Error> {
         match &self.0 {
             Repr::Fixed(..) => None,
             Repr::Boxed(inner) => inner.source.as_ref(),
@@ -413,6 +413,17 @@ impl From<audius_login::Error> for AudiusLoginError {
     }
 }
 
+/// A session that cannot be written (in an `on_login` hook, `req.get_session().insert(..)?`):
+/// `503 session_unavailable`.
+impl From<actix_session::SessionInsertError> for AudiusLoginError {
+    fn from(e: actix_session::SessionInsertError) -> Self {
+        Self::new(
+            LoginErrorKind::SessionUnavailable,
+            format!("The session could not be updated: {e}"),
+        )
+    }
+}
+
 /// The `error_description` of an OAuth error (its code when there is none), else the error.
 fn oauth_description(e: &audius_login::Error) -> String {
     match e {
@@ -479,6 +490,85 @@ impl ResponseError for AudiusLoginError {
             );
         }
         res
+    }
+}
+
+/// Why [`AudiusLoginBuilder::build`](crate::AudiusLoginBuilder::build) refused the settings:
+/// which setting, and why.
+///
+/// [`setting`](Self::setting) names the setter at fault (`"redirect_uri"`, `"login_path"`,
+/// `"api_key"`, `"verify_options"`...); `Display` says why, in words, after the setting's name.
+/// When the core crate refused the value (a redirect URI, an API key, the API client), its
+/// [`audius_login::Error`] is the [`source`](std::error::Error::source), and
+/// [`kind`](Self::kind) is that error's kind; otherwise the kind is
+/// [`ErrorKind::Config`](audius_login::ErrorKind::Config).
+///
+/// ```
+/// use actix_audius_login::AudiusLogin;
+///
+/// let e = AudiusLogin::builder("My App", "http://localhost:8080/auth/audius/callback")
+///     .login_path("no-slash")
+///     .build()
+///     .unwrap_err();
+/// assert_eq!(e.setting(), "login_path");
+/// assert_eq!(e.kind(), audius_login::ErrorKind::Config);
+/// ```
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct BuildError {
+    setting: &'static str,
+    reason: String,
+    core: Option<audius_login::Error>,
+}
+
+impl BuildError {
+    /// `setting` cannot work, for `reason`.
+    pub(crate) fn new(setting: &'static str, reason: impl Into<String>) -> Self {
+        Self {
+            setting,
+            reason: reason.into(),
+            core: None,
+        }
+    }
+
+    /// The core crate refused the value of `setting`.
+    pub(crate) fn core(setting: &'static str, error: audius_login::Error) -> Self {
+        Self {
+            setting,
+            reason: error.to_string(),
+            core: Some(error),
+        }
+    }
+
+    /// The setting at fault, as its setter is named.
+    pub fn setting(&self) -> &'static str {
+        self.setting
+    }
+
+    /// What was refused, in the core crate's terms: [`ErrorKind::Config`] for a setting this
+    /// crate refused, else the kind of the core crate's error
+    /// ([`ErrorKind::InvalidRedirectUri`], ...).
+    ///
+    /// [`ErrorKind::Config`]: audius_login::ErrorKind::Config
+    /// [`ErrorKind::InvalidRedirectUri`]: audius_login::ErrorKind::InvalidRedirectUri
+    pub fn kind(&self) -> audius_login::ErrorKind {
+        self.core
+            .as_ref()
+            .map_or(audius_login::ErrorKind::Config, audius_login::Error::kind)
+    }
+}
+
+impl fmt::Display for BuildError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.setting, self.reason)
+    }
+}
+
+impl std::error::Error for BuildError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.core
+            .as_ref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
     }
 }
 

@@ -1,63 +1,25 @@
 //! Extractors: [`AudiusUser`], `Option<AudiusUser>`, [`VerifiedArtist`], and the
-//! [`AudiusRequestExt`] trait.
+//! [`AudiusRequestExt`] trait (for requests, service requests and guards).
 
 use std::future::{Ready, ready};
 use std::ops::Deref;
 
-use actix_session::SessionExt as _;
+use actix_session::{Session, SessionExt as _};
 use actix_web::dev::{Extensions, Payload, ServiceRequest};
+use actix_web::guard::GuardContext;
 use actix_web::http::Method;
 use actix_web::{FromRequest, HttpMessage as _, HttpRequest};
 use serde::Serialize;
 
-use crate::config::{AudiusLogin, UnauthenticatedResponse};
+use crate::config::UnauthenticatedResponse;
 use crate::error::{AudiusLoginError, LoginErrorKind, Presentation, wants_html};
-use crate::oauth::{CodeFlow, read_tokens, revoke_in_background};
+use crate::lookup::{
+    CodeFlow, MountedLogin, config_of, login_config_in, middleware_missing, with_login_config,
+};
+use crate::refresh::{read_tokens, revoke_in_background};
 use crate::session::{TOKENS_KEY, USER_KEY, read_user};
+use crate::state::AudiusLogin;
 use crate::user::AudiusUser;
-
-/// An implicit-flow configuration whose routes are mounted on the app (`App::configure`): the
-/// middleware finds it in the app data and then has nothing to insert into each request.
-#[derive(Clone)]
-pub(crate) struct MountedLogin(pub(crate) AudiusLogin);
-
-/// Where the configuration that answers for the user was found.
-enum Found<'a> {
-    /// Mounted on the app with its routes: borrowed from the app data, no copy.
-    Mounted(&'a AudiusLogin),
-    /// Inserted into the request by a middleware: copied out, so the caller may change the
-    /// extensions.
-    Inserted(AudiusLogin),
-}
-
-/// The configuration that answers for the user, in this order: the implicit flow's inserted
-/// by its middleware, the implicit flow's mounted with its routes (where the middleware found
-/// it there and inserted nothing), the code flow's. Tested in `tests/two_flows.rs`.
-fn find_login_config<'a>(ext: &Extensions, mounted: Option<&'a MountedLogin>) -> Option<Found<'a>> {
-    if let Some(config) = ext.get::<AudiusLogin>() {
-        return Some(Found::Inserted(config.clone()));
-    }
-    if let Some(MountedLogin(config)) = mounted {
-        return Some(Found::Mounted(config));
-    }
-    ext.get::<CodeFlow>().map(|c| Found::Inserted(c.0.clone()))
-}
-
-/// [`find_login_config`], as a value (for guards, which have no `HttpRequest`).
-pub(crate) fn login_config_in(
-    ext: &Extensions,
-    mounted: Option<&MountedLogin>,
-) -> Option<AudiusLogin> {
-    find_login_config(ext, mounted).map(|found| match found {
-        Found::Mounted(config) => config.clone(),
-        Found::Inserted(config) => config,
-    })
-}
-
-/// [`login_config_in`] for a request.
-pub(crate) fn login_config(req: &HttpRequest) -> Option<AudiusLogin> {
-    login_config_in(&req.extensions(), req.app_data::<MountedLogin>())
-}
 
 /// The signed-in user of this request, read from the session. Reading it again is cheap: the
 /// parsed user is kept per worker thread for the session content it came from (see
@@ -65,32 +27,8 @@ pub(crate) fn login_config(req: &HttpRequest) -> Option<AudiusLogin> {
 /// the same request sees it.
 pub(crate) fn current_user(req: &HttpRequest) -> Option<AudiusUser> {
     with_login_config(req, |config| {
-        read_user(&req.get_session(), config.map(|c| &*c.inner))
+        read_user(&req.get_session(), config.map(|c| &c.inner.config))
     })
-}
-
-/// Runs `f` with [`login_config`], borrowed where it is mounted on the app (the common case:
-/// no copy). The request's extensions are not borrowed while `f` runs.
-fn with_login_config<R>(req: &HttpRequest, f: impl FnOnce(Option<&AudiusLogin>) -> R) -> R {
-    let found = find_login_config(&req.extensions(), req.app_data::<MountedLogin>());
-    match &found {
-        Some(Found::Mounted(config)) => f(Some(config)),
-        Some(Found::Inserted(config)) => f(Some(config)),
-        None => f(None),
-    }
-}
-
-fn config_of(req: &HttpRequest) -> Result<AudiusLogin, AudiusLoginError> {
-    login_config(req).ok_or_else(middleware_missing)
-}
-
-fn middleware_missing() -> AudiusLoginError {
-    AudiusLoginError::fixed(
-        LoginErrorKind::Misconfigured,
-        "No Audius login settings reach this request: mount the routes on the App itself \
-         (App::new().configure(audius.routes())), or add .wrap(audius.middleware()) to the App \
-         (needed when the routes are mounted inside a scope, and for the code flow).",
-    )
 }
 
 /// The answer for a request that needs a user and has none.
@@ -117,7 +55,7 @@ pub(crate) fn not_signed_in(req: &HttpRequest, config: &AudiusLogin) -> AudiusLo
             Some(pq) => pq.as_str().to_owned(),
             None => req.path().to_owned(),
         };
-        err.with_presentation(Presentation::Redirect(config.login_url_for(&here)))
+        err.with_presentation(Presentation::Redirect(config.inner.login_url_for(&here)))
     } else if browser {
         err.with_presentation(Presentation::html(
             &config.inner.login_path,
@@ -251,19 +189,11 @@ impl AudiusRequestExt for HttpRequest {
 
     fn forget_audius_user(&self) {
         let session = self.get_session();
-        let tokens = read_tokens(&session);
-        session.remove(USER_KEY);
-        session.remove(TOKENS_KEY);
-        session.renew();
-        if let Some(tokens) = tokens {
-            let code_flow = self.extensions().get::<CodeFlow>().map(|c| c.0.clone());
-            match code_flow.or_else(|| login_config(self)) {
-                Some(config) => revoke_in_background(&config, tokens),
-                None => tracing::warn!(
-                    "no Audius login middleware: the removed tokens could not be revoked"
-                ),
-            }
-        }
+        forget_user(
+            &session,
+            &self.extensions(),
+            self.app_data::<MountedLogin>(),
+        );
     }
 }
 
@@ -274,5 +204,53 @@ impl AudiusRequestExt for ServiceRequest {
 
     fn forget_audius_user(&self) {
         self.request().forget_audius_user();
+    }
+}
+
+/// In a guard ([`Guard::check`](actix_web::guard::Guard::check)), as actix-identity's
+/// `IdentityExt` is: match a route on the user, without an extractor.
+///
+/// ```
+/// use actix_audius_login::AudiusRequestExt as _;
+/// use actix_web::{HttpResponse, guard, web};
+///
+/// let listeners_only = web::get()
+///     .guard(guard::fn_guard(|ctx| ctx.audius_user().is_some_and(|u| !u.verified)))
+///     .to(HttpResponse::Ok);
+/// # let _ = listeners_only;
+/// ```
+impl AudiusRequestExt for GuardContext<'_> {
+    fn audius_user(&self) -> Option<AudiusUser> {
+        // The session first: it borrows the request's extensions mutably for a moment.
+        let session = self.get_session();
+        let config = login_config_in(&self.req_data(), self.app_data::<MountedLogin>());
+        read_user(&session, config.as_ref().map(|c| &c.inner.config))
+    }
+
+    fn forget_audius_user(&self) {
+        let session = self.get_session();
+        forget_user(&session, &self.req_data(), self.app_data::<MountedLogin>());
+    }
+}
+
+/// Signs the user out of `session` (see [`AudiusRequestExt::forget_audius_user`]); the
+/// request's extensions and app data say which configuration revokes the code flow's tokens.
+fn forget_user(session: &Session, ext: &Extensions, mounted: Option<&MountedLogin>) {
+    let tokens = read_tokens(session);
+    session.remove(USER_KEY);
+    session.remove(TOKENS_KEY);
+    session.renew();
+    if let Some(tokens) = tokens {
+        let code_flow = ext.get::<CodeFlow>().map(|c| c.0.clone());
+        match code_flow.or_else(|| login_config_in(ext, mounted)) {
+            Some(config) => {
+                revoke_in_background(&config.inner.oauth, &config.inner.families, tokens)
+            }
+            None => {
+                tracing::warn!(
+                    "no Audius login middleware: the removed tokens could not be revoked"
+                )
+            }
+        }
     }
 }

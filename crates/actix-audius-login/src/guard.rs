@@ -1,6 +1,8 @@
 //! Route guards: match a route only for signed-in users, or only for verified artists.
 //!
-//! Guards decide *which* route answers (a guard that fails lets routing try the next route),
+//! Each is [`AudiusRequestExt::audius_user`](crate::AudiusRequestExt::audius_user) on the
+//! guard's context, which any `guard::fn_guard` can call too. Guards decide *which* route answers
+//! (a guard that fails lets routing try the next route),
 //! where extractors decide *whether* a route answers. Use them to serve two variants of a page:
 //!
 //! ```no_run
@@ -15,17 +17,9 @@
 //! # }
 //! ```
 
-use actix_session::SessionExt as _;
 use actix_web::guard::{Guard, GuardContext};
 
-use crate::extract::{MountedLogin, login_config_in};
-use crate::session::read_user;
-use crate::user::AudiusUser;
-
-fn user_of(ctx: &GuardContext<'_>) -> Option<AudiusUser> {
-    let config = login_config_in(&ctx.req_data(), ctx.app_data::<MountedLogin>());
-    read_user(&ctx.get_session(), config.as_ref().map(|c| &*c.inner))
-}
+use crate::extract::AudiusRequestExt as _;
 
 /// Matches requests of a signed-in user.
 #[derive(Debug, Clone, Copy, Default)]
@@ -33,7 +27,7 @@ pub struct SignedIn;
 
 impl Guard for SignedIn {
     fn check(&self, ctx: &GuardContext<'_>) -> bool {
-        user_of(ctx).is_some()
+        ctx.audius_user().is_some()
     }
 }
 
@@ -43,7 +37,7 @@ pub struct SignedOut;
 
 impl Guard for SignedOut {
     fn check(&self, ctx: &GuardContext<'_>) -> bool {
-        user_of(ctx).is_none()
+        ctx.audius_user().is_none()
     }
 }
 
@@ -53,6 +47,6 @@ pub struct IsVerifiedArtist;
 
 impl Guard for IsVerifiedArtist {
     fn check(&self, ctx: &GuardContext<'_>) -> bool {
-        user_of(ctx).is_some_and(|u| u.verified)
+        ctx.audius_user().is_some_and(|u| u.verified)
     }
 }

@@ -2,17 +2,33 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-pub mod button;
-pub mod config;
+// The modules, from the bottom up (each uses only those above it):
+// - data: `defaults`, `pages`, `user`, `error`, `config` (the settings), `session` (the
+//   session's keys and entries);
+// - state: `refresh` (the code flow's tokens and their refresh), `diagnose`, `user_logins`,
+//   `state` (`AudiusLogin`: the settings and that state), `lookup` (which `AudiusLogin`
+//   answers a request);
+// - the request side: `extract`, `guard`, `client` (`AudiusClient`), `middleware`, `routes`,
+//   `button`, `store`, `testing`;
+// - `builder` and `login` (every method of `AudiusLogin`), at the top.
+
+mod builder;
+mod button;
+mod client;
+mod config;
+mod defaults;
 mod diagnose;
 pub mod error;
 mod extract;
 pub mod guard;
-pub mod middleware;
-pub mod oauth;
+mod login;
+mod lookup;
+mod middleware;
 mod pages;
-pub mod routes;
+mod refresh;
+mod routes;
 mod session;
+mod state;
 pub mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -20,23 +36,18 @@ mod user;
 mod user_logins;
 
 pub use audius_login;
-
-/// The error of [`AudiusLoginBuilder::build`]: the core crate's [`audius_login::Error`], named
-/// here so that an app can write `Result<AudiusLogin, BuildError>` without depending on the core
-/// crate. Its [`kind()`](audius_login::Error::kind) says what was refused:
-/// [`InvalidRedirectUri`](audius_login::ErrorKind::InvalidRedirectUri) (the rule broken is in the
-/// message) or [`Config`](audius_login::ErrorKind::Config) (a setting, or settings that cannot
-/// work together).
-pub type BuildError = audius_login::Error;
-pub use audius_login::{Display, Environment, ProfilePicture, Scope, UserId};
-pub use button::{ButtonCorners, ButtonOptions, ButtonSize, ButtonWidth, HoverGrowth};
-pub use config::{
-    AudiusLogin, AudiusLoginBuilder, DEFAULT_LOGIN_DEADLINE, DEFAULT_MAX_LOGINS_PER_USER, Flow,
-    LoginEvent, LogoutBehavior, MAX_CACHE_CAPACITY, MAX_SETTING_DURATION, ResponseMode,
-    UnauthenticatedResponse, VerifierKind,
+pub use audius_login::{
+    Display, Environment, ProfilePicture, ProfileSource, Scope, UserId, VerifyOptions,
 };
-pub use error::{AudiusLoginError, LoginErrorKind};
+pub use builder::AudiusLoginBuilder;
+pub use button::{ButtonCorners, ButtonOptions, ButtonSize, ButtonWidth, HoverGrowth};
+pub use client::{AudiusClient, AudiusResponse};
+pub use config::{
+    Flow, LoginEvent, LogoutBehavior, ResponseMode, UnauthenticatedResponse, VerifierKind,
+};
+pub use defaults::{DEFAULT_MAX_LOGINS_PER_USER, MAX_CACHE_CAPACITY, MAX_SETTING_DURATION};
+pub use error::{AudiusLoginError, BuildError, LoginErrorKind};
 pub use extract::{AudiusRequestExt, VerifiedArtist};
 pub use middleware::{AudiusLoginMiddleware, RequireLogin};
-pub use oauth::{AudiusClient, AudiusResponse};
+pub use state::AudiusLogin;
 pub use user::{AudiusUser, AudiusUserData};

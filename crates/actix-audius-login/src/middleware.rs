@@ -1,65 +1,5 @@
-//! The middleware, and a per-scope requirement.
-//!
-//! # What [`AudiusLoginMiddleware`] does, and when it is needed
-//!
-//! The extractors ([`AudiusUser`](crate::AudiusUser), [`VerifiedArtist`](crate::VerifiedArtist),
-//! [`AudiusLogin`], [`AudiusClient`](crate::AudiusClient)), the guards and [`RequireLogin`] need
-//! the settings ([`AudiusLogin`]) of the request: its login route (where to send a browser
-//! without a login), its login deadline, its answer for a missing user. They find them in one
-//! of two places:
-//!
-//! - **the app's data**, where [`AudiusLogin::routes`] puts them when the implicit flow's routes
-//!   are mounted on the `App` itself (`App::new().configure(audius.routes())`);
-//! - **the request**, where [`AudiusLogin::middleware`] puts them.
-//!
-//! So the middleware is **not needed** for the implicit flow with its routes on the `App` (the
-//! quick start): it then adds nothing to the request (it checks once that the settings are in
-//! the app's data), and leaving it out changes nothing. It **is needed**:
-//!
-//! | case | without the middleware |
-//! |---|---|
-//! | the routes mounted inside a `web::scope(..)` (a scope's data is seen only inside it) | outside that scope: `AudiusUser`, `VerifiedArtist`, `AudiusLogin`, `RequireLogin` answer `500 misconfigured`; `Option<AudiusUser>` is always `None` (actix-web turns an extractor's error into `None`); guards and `req.audius_user()` still read the user, without the login deadline |
-//! | the code flow ([`Flow::AuthorizationCode`](crate::Flow::AuthorizationCode)) | `AudiusClient`, and `AudiusUser` of an app with only the code flow, answer `500 misconfigured`; and nothing writes the newest tokens back after a refresh (see [`crate::oauth`]) |
-//!
-//! Every one of these is tested (`tests/middleware.rs`). Wrapping it where it is not needed
-//! costs next to nothing: it looks the settings up in the app's data once per worker, then only
-//! passes requests on.
-//!
-//! # Order
-//!
-//! actix-web runs the middleware registered **last** first. In the implicit flow the order
-//! does not matter: this middleware never touches the session. In the code flow it writes
-//! refreshed tokens to the session on the way out, so it must run **inside** the session
-//! middleware: register it **before** `SessionMiddleware`. Registered after it, every request is
-//! refused with `500 misconfigured` saying so (rather than losing refreshed tokens):
-//!
-//! ```text
-//! App::new()
-//!     .wrap(audius.middleware())                  // runs second
-//!     .wrap(SessionMiddleware::new(store, key))   // runs first
-//! ```
-//!
-//! # A whole scope: [`RequireLogin`]
-//!
-//! [`RequireLogin`] (from [`AudiusLogin::require_login`] or
-//! [`AudiusLogin::require_verified_artist`]) guards every route of a scope:
-//!
-//! ```no_run
-//! use actix_web::{web, App, HttpResponse};
-//! # fn make(audius: actix_audius_login::AudiusLogin) {
-//! let app = App::new()
-//!     .configure(audius.routes())
-//!     .service(
-//!         web::scope("/account")
-//!             .wrap(audius.require_login())
-//!             .route("", web::get().to(|| async { HttpResponse::Ok().body("secret") })),
-//!     );
-//! # }
-//! ```
-//!
-//! The user is read from the session only when something asks (parsed once per worker thread
-//! for a given session, then copied out), so requests that never look at the user cost next to
-//! nothing.
+//! [`AudiusLoginMiddleware`], which puts the settings into each request, and [`RequireLogin`],
+//! which requires a signed-in user for a whole scope.
 
 use std::cell::Cell;
 use std::future::{Ready, ready};
@@ -71,51 +11,96 @@ use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform, forwar
 use actix_web::{Error, HttpMessage as _, ResponseError as _};
 use futures_util::future::{Either, LocalBoxFuture};
 
-use crate::config::AudiusLogin;
 use crate::diagnose::{session_loaded_after_middleware, session_middleware_missing};
-use crate::extract::{MountedLogin, require_user, require_verified_artist};
-use crate::oauth::{CodeFlow, is_code_flow, upgrade_session_tokens};
+use crate::extract::{require_user, require_verified_artist};
+use crate::lookup::{CodeFlow, MountedLogin, is_code_flow};
+use crate::refresh::upgrade_session_tokens;
+use crate::state::AudiusLogin;
 
-impl AudiusLogin {
-    /// The middleware that puts these settings into each request: needed for the code flow and
-    /// when the routes are mounted inside a scope, not for the implicit flow with its routes on
-    /// the `App` (see the [module docs](crate::middleware) for exactly what it does). Register
-    /// it before the session middleware ([order](crate::middleware#order)).
-    pub fn middleware(&self) -> AudiusLoginMiddleware {
-        AudiusLoginMiddleware {
-            config: self.clone(),
-        }
-    }
-
-    /// A middleware for a scope: every request needs a signed-in user.
-    pub fn require_login(&self) -> RequireLogin {
-        RequireLogin {
-            requirement: Requirement::SignedIn,
-        }
-    }
-
-    /// A middleware for a scope: every request needs a signed-in verified artist.
-    pub fn require_verified_artist(&self) -> RequireLogin {
-        RequireLogin {
-            requirement: Requirement::VerifiedArtist,
-        }
-    }
-}
-
-/// Puts the Audius login settings into each request for extractors and guards (see the
-/// [module docs](self) for when that is needed).
+/// Puts the Audius login settings into each request for extractors and guards (when that is
+/// needed: below). Made by [`AudiusLogin::middleware`].
 ///
 /// Two configurations may be installed on one app, one per flow (identity with the implicit
 /// flow, API access with the code flow): the implicit one then answers for [`AudiusUser`],
 /// guards and [`RequireLogin`], the code-flow one for [`AudiusClient`], whatever the order of
 /// the two `.wrap` calls. With the code flow, the middleware also makes sure that a session
-/// written during the request carries the newest tokens (see [`crate::oauth`]).
+/// written during the request carries the newest tokens
+/// (see [`AudiusClient`](crate::AudiusClient)).
+///
+/// # What it does, and when it is needed
+///
+/// The extractors ([`AudiusUser`](crate::AudiusUser), [`VerifiedArtist`](crate::VerifiedArtist),
+/// [`AudiusLogin`], [`AudiusClient`](crate::AudiusClient)), the guards and [`RequireLogin`] need
+/// the settings ([`AudiusLogin`]) of the request: its login route (where to send a browser
+/// without a login), its login deadline, its answer for a missing user. They find them in one
+/// of two places:
+///
+/// - **the app's data**, where [`AudiusLogin::routes`] puts them when the implicit flow's routes
+///   are mounted on the `App` itself (`App::new().configure(audius.routes())`);
+/// - **the request**, where [`AudiusLogin::middleware`] puts them.
+///
+/// So the middleware is **not needed** for the implicit flow with its routes on the `App` (the
+/// quick start): it then adds nothing to the request (it checks once that the settings are in
+/// the app's data), and leaving it out changes nothing. It **is needed**:
+///
+/// | case | without the middleware |
+/// |---|---|
+/// | the routes mounted inside a `web::scope(..)` (a scope's data is seen only inside it) | outside that scope: `AudiusUser`, `VerifiedArtist`, `AudiusLogin`, `RequireLogin` answer `500 misconfigured`; `Option<AudiusUser>` is always `None` (actix-web turns an extractor's error into `None`); guards and `req.audius_user()` still read the user, without the login deadline |
+/// | the code flow ([`Flow::AuthorizationCode`](crate::Flow::AuthorizationCode)) | `AudiusClient`, and `AudiusUser` of an app with only the code flow, answer `500 misconfigured`; and nothing writes the newest tokens back after a refresh (see [`AudiusClient`](crate::AudiusClient)) |
+///
+/// Every one of these is tested (`tests/middleware.rs`). Wrapping it where it is not needed
+/// costs next to nothing: it looks the settings up in the app's data once per worker, then only
+/// passes requests on.
+///
+/// # Order
+///
+/// actix-web runs the middleware registered **last** first. In the implicit flow the order
+/// does not matter: this middleware never touches the session. In the code flow it writes
+/// refreshed tokens to the session on the way out, so it must run **inside** the session
+/// middleware: register it **before** `SessionMiddleware`. Registered after it, every request is
+/// refused with `500 misconfigured` saying so (rather than losing refreshed tokens):
+///
+/// ```text
+/// App::new()
+///     .wrap(audius.middleware())                  // runs second
+///     .wrap(SessionMiddleware::new(store, key))   // runs first
+/// ```
+///
+/// # A whole scope: [`RequireLogin`]
+///
+/// [`RequireLogin`] ([`RequireLogin::new`] for any signed-in user,
+/// [`RequireLogin::verified_artist`] for verified artists) guards every route of a scope:
+///
+/// ```no_run
+/// use actix_audius_login::RequireLogin;
+/// use actix_web::{web, App, HttpResponse};
+/// # fn make(audius: actix_audius_login::AudiusLogin) {
+/// let app = App::new()
+///     .configure(audius.routes())
+///     .service(
+///         web::scope("/account")
+///             .wrap(RequireLogin::new())
+///             .route("", web::get().to(|| async { HttpResponse::Ok().body("secret") })),
+///     );
+/// # }
+/// ```
+///
+/// The user is read from the session only when something asks (parsed once per worker thread
+/// for a given session, then copied out), so requests that never look at the user cost next to
+/// nothing.
 ///
 /// [`AudiusUser`]: crate::AudiusUser
 /// [`AudiusClient`]: crate::AudiusClient
 #[derive(Debug, Clone)]
 pub struct AudiusLoginMiddleware {
     config: AudiusLogin,
+}
+
+impl AudiusLoginMiddleware {
+    /// The middleware of `config` ([`AudiusLogin::middleware`]).
+    pub(crate) fn new(config: AudiusLogin) -> Self {
+        Self { config }
+    }
 }
 
 impl<S, B> Transform<S, ServiceRequest> for AudiusLoginMiddleware
@@ -201,7 +186,7 @@ where
         let config = self.config.clone();
         Either::Right(Box::pin(async move {
             let res = fut.await?;
-            upgrade_session_tokens(res.request(), &config.inner);
+            upgrade_session_tokens(res.request(), &config.inner.families);
             Ok(res)
         }))
     }
@@ -216,10 +201,33 @@ enum Requirement {
 /// Requires a signed-in user (or a verified artist) for every request of a scope. Requests
 /// without one get the configured answer (redirect to login, or 401 JSON; 403 for users who are
 /// not verified artists). Finds the settings as the extractors do (see the
-/// [module docs](self)).
+/// [`AudiusLoginMiddleware`] docs).
 #[derive(Debug, Clone)]
 pub struct RequireLogin {
     requirement: Requirement,
+}
+
+impl RequireLogin {
+    /// Every request needs a signed-in user.
+    pub fn new() -> Self {
+        Self {
+            requirement: Requirement::SignedIn,
+        }
+    }
+
+    /// Every request needs a signed-in verified artist (signed-in users who are not get `403`).
+    pub fn verified_artist() -> Self {
+        Self {
+            requirement: Requirement::VerifiedArtist,
+        }
+    }
+}
+
+impl Default for RequireLogin {
+    /// [`RequireLogin::new`]: a signed-in user.
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl<S, B> Transform<S, ServiceRequest> for RequireLogin

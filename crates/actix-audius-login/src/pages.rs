@@ -4,6 +4,7 @@
 use std::sync::OnceLock;
 
 use base64::Engine as _;
+use maud::{DOCTYPE, Markup, PreEscaped, html};
 use sha2::{Digest, Sha256};
 
 /// The popup (postmessage) script.
@@ -12,22 +13,6 @@ pub(crate) const LOGIN_JS: &str = include_str!("../assets/login.js");
 pub(crate) const BUTTON_CSS: &str = include_str!("../assets/button.css");
 /// The fragment bridge's script (inlined, allowed by its hash in the page's CSP).
 const BRIDGE_JS: &str = include_str!("../assets/bridge.js");
-
-/// Escapes text for HTML element content and double-quoted attribute values.
-pub(crate) fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
 
 /// A short content hash, for cache-busting asset URLs and ETags.
 pub(crate) fn content_version(content: &str) -> String {
@@ -38,18 +23,30 @@ fn hex_prefix(bytes: &[u8], n: usize) -> String {
     bytes.iter().take(n).map(|b| format!("{b:02x}")).collect()
 }
 
-fn base_page(title: &str, body: &str) -> String {
-    format!(
-        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <meta name=\"robots\" content=\"noindex\"><title>{title}</title>\
-         <style>body{{font-family:system-ui,-apple-system,\"Segoe UI\",Roboto,sans-serif;\
-         max-width:32rem;margin:4rem auto;padding:0 1rem;color:#1b1b1f;line-height:1.5}}\
-         h1{{font-size:1.4rem}}a{{color:#7e1bcc}}code{{font-size:.85em;color:#666}}</style>\
-         </head><body>{body}</body></html>\n",
-        title = escape(title),
-    )
+/// The page around `body`: the same head and style for every page this crate serves.
+fn base_page(title: &str, body: Markup) -> String {
+    let page = html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                meta name="robots" content="noindex";
+                title { (title) }
+                style { (PreEscaped(PAGE_CSS)) }
+            }
+            body { (body) }
+        }
+    };
+    let mut page = page.into_string();
+    page.push('\n');
+    page
 }
+
+/// The style of the error and bridge pages.
+const PAGE_CSS: &str = "body{font-family:system-ui,-apple-system,\"Segoe UI\",Roboto,sans-serif;\
+     max-width:32rem;margin:4rem auto;padding:0 1rem;color:#1b1b1f;line-height:1.5}\
+     h1{font-size:1.4rem}a{color:#7e1bcc}code{font-size:.85em;color:#666}";
 
 /// The error page browsers get.
 pub(crate) fn error_page(
@@ -61,16 +58,14 @@ pub(crate) fn error_page(
 ) -> String {
     base_page(
         title,
-        &format!(
-            "<main data-audius-error=\"{code}\"><h1>{title}</h1><p>{message}</p>\
-             <p><a href=\"{login}\">Log in with Audius</a> · <a href=\"{landing}\">Home</a></p>\
-             <p><code>{code}</code></p></main>",
-            code = escape(code),
-            title = escape(title),
-            message = escape(message),
-            login = escape(login_path),
-            landing = escape(landing),
-        ),
+        html! {
+            main data-audius-error=(code) {
+                h1 { (title) }
+                p { (message) }
+                p { a href=(login_path) { "Log in with Audius" } " · " a href=(landing) { "Home" } }
+                p { code { (code) } }
+            }
+        },
     )
 }
 
@@ -79,14 +74,16 @@ pub(crate) fn error_page(
 pub(crate) fn bridge_page(callback_path: &str, login_path: &str) -> String {
     base_page(
         "Signing you in…",
-        &format!(
-            "<main id=\"audius-bridge\" data-callback=\"{callback}\"><h1>Signing you in…</h1>\
-             <p data-status>One moment.</p><p data-retry hidden><a href=\"{login}\">Try again</a></p>\
-             <noscript><p>JavaScript is needed to finish signing in with Audius.</p></noscript>\
-             </main><script>{BRIDGE_JS}</script>",
-            callback = escape(callback_path),
-            login = escape(login_path),
-        ),
+        html! {
+            main id="audius-bridge" data-callback=(callback_path) {
+                h1 { "Signing you in…" }
+                p data-status { "One moment." }
+                p data-retry hidden { a href=(login_path) { "Try again" } }
+                noscript { p { "JavaScript is needed to finish signing in with Audius." } }
+            }
+            // The script is the asset itself, unchanged: the page's CSP allows it by its hash.
+            script { (PreEscaped(BRIDGE_JS)) }
+        },
     )
 }
 
@@ -103,7 +100,8 @@ pub(crate) fn bridge_csp() -> &'static str {
     })
 }
 
-/// The Audius-style logo mark, drawn for this crate (not Audius' trademark file).
+/// The Audius-style logo mark, drawn for this crate (not Audius' trademark file): trusted markup,
+/// written here.
 pub(crate) const LOGO_SVG: &str = "<svg class=\"audius-login-button__logo\" viewBox=\"0 0 24 24\" \
      aria-hidden=\"true\" focusable=\"false\"><path fill=\"currentColor\" d=\"M12 2.5 1.6 20.4c-.3.5.1 \
      1.1.7 1.1h19.4c.6 0 1-.6.7-1.1L12 2.5Zm0 5.3 4.1 7.1h-2.6L12 12.3l-1.5 2.6H7.9L12 7.8Zm-5.6 \
@@ -115,10 +113,18 @@ mod tests {
 
     #[test]
     fn escapes_everything_that_matters() {
-        assert_eq!(
-            escape("<script>alert('x')&\"</script>"),
-            "&lt;script&gt;alert(&#39;x&#39;)&amp;&quot;&lt;/script&gt;"
+        let hostile = "<script>alert('x')&\"</script>";
+        let page = error_page(hostile, hostile, hostile, hostile, hostile);
+        assert!(!page.contains("<script>alert"), "{page}");
+        assert!(
+            page.contains("&lt;script&gt;alert('x')&amp;&quot;&lt;/script&gt;"),
+            "{page}"
         );
+        assert!(page.contains("data-audius-error=\"&lt;script&gt;alert('x')&amp;&quot;"));
+        let bridge = bridge_page(hostile, hostile);
+        assert!(bridge.contains("data-callback=\"&lt;script&gt;alert('x')&amp;&quot;"));
+        // The bridge script is the asset, byte for byte: its hash is the one in the CSP.
+        assert!(bridge.contains(&format!("<script>{BRIDGE_JS}</script>")));
     }
 
     #[test]

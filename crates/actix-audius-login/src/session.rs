@@ -18,7 +18,7 @@ use crate::user::{AudiusUser, AudiusUserData};
 pub(crate) const USER_KEY: &str = "audius.user";
 /// Session key of the pending login attempts.
 pub(crate) const PENDING_KEY: &str = "audius.pending";
-/// Session key of the code flow's tokens ([`crate::oauth::StoredTokens`]).
+/// Session key of the code flow's tokens ([`crate::refresh::StoredTokens`]).
 pub(crate) const TOKENS_KEY: &str = "audius.tokens";
 
 /// Most bytes the pending attempts may take in the session, serialised: 1,536. The session is
@@ -40,13 +40,6 @@ pub(crate) struct PendingLogin {
     pub(crate) started_at: i64,
     #[serde(rename = "v", default, skip_serializing_if = "Option::is_none")]
     pub(crate) verifier: Option<PkceVerifier>,
-}
-
-fn session_error(e: impl std::fmt::Display) -> AudiusLoginError {
-    AudiusLoginError::new(
-        LoginErrorKind::SessionUnavailable,
-        format!("The session could not be updated: {e}"),
-    )
 }
 
 /// The pending attempts; an unreadable entry is dropped (and logged).
@@ -95,7 +88,9 @@ pub(crate) fn push_pending(
     while list.len() > 1 && pending_bytes(&list) > MAX_PENDING_BYTES {
         list.remove(0);
     }
-    session.insert(PENDING_KEY, list).map_err(session_error)
+    session
+        .insert(PENDING_KEY, list)
+        .map_err(AudiusLoginError::from)
 }
 
 /// Takes the attempt whose state matches `state` (compared in constant time) out of the
@@ -123,7 +118,9 @@ pub(crate) fn take_pending(
     if list.is_empty() {
         session.remove(PENDING_KEY);
     } else {
-        session.insert(PENDING_KEY, &list).map_err(session_error)?;
+        session
+            .insert(PENDING_KEY, &list)
+            .map_err(AudiusLoginError::from)?;
     }
     let age = config
         .clock
@@ -266,7 +263,7 @@ pub(crate) fn sign_in(session: &Session, user: &AudiusUser) -> Result<(), Audius
     session.remove(PENDING_KEY);
     session
         .insert(USER_KEY, StoredUser::new(user))
-        .map_err(session_error)
+        .map_err(AudiusLoginError::from)
 }
 
 /// How many parsed users each worker thread keeps, by the session text they came from.

@@ -62,7 +62,7 @@ impl AudiusUser {
     }
 
     /// The user from a verified profile, signed in at `now`.
-    pub fn from_profile(profile: &VerifiedProfile, now: OffsetDateTime) -> Self {
+    pub(crate) fn from_profile(profile: &VerifiedProfile, now: OffsetDateTime) -> Self {
         Self::new(AudiusUserData {
             id: profile.user_id.get(),
             hashid: profile.user_id.hashid(),

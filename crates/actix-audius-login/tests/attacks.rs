@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use actix_audius_login::{AudiusLoginError, ResponseMode, VerifierKind};
+use actix_audius_login::{AudiusLoginError, ResponseMode, VerifierKind, VerifyOptions};
 use audius_sandbox::{Fault, TokenOverrides};
 use common::{TestApp, sandbox, start, start_with};
 use reqwest::header::LOCATION;
@@ -250,7 +250,7 @@ async fn open_redirect_payloads_never_leave_the_origin() {
     // Hundreds of logins of one user within seconds: no bound on their live logins
     // (`max_logins_per_user`, 30 by default, would refuse the 31st with 429).
     let app = start_with(sandbox().await, ResponseMode::Query, |b| {
-        b.max_token_age(Duration::from_secs(3600))
+        b.verify_options(VerifyOptions::default().max_age(Some(Duration::from_secs(3600))))
             .max_logins_per_user(None)
     })
     .await;
@@ -372,11 +372,10 @@ async fn on_login_can_refuse_and_can_use_the_session() {
     let app = start_with(sandbox().await, ResponseMode::Query, |b| {
         b.on_login(|req, event| async move {
             if matches!(event.user.handle.as_str(), "nopicture" | "manager") {
-                return Err(AudiusLoginError::refused("No picture, no entry.").into());
+                return Err(AudiusLoginError::refused("No picture, no entry."));
             }
             req.get_session()
-                .insert("app.email", event.profile.email.clone())
-                .map_err(actix_web::error::ErrorInternalServerError)?;
+                .insert("app.email", event.profile.email.clone())?;
             Ok(())
         })
     })

@@ -9,7 +9,7 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_audius_login::{AudiusLogin, ResponseMode, VerifierKind};
+use actix_audius_login::{AudiusLogin, ResponseMode, VerifierKind, VerifyOptions};
 use audius_login::replay::{MemoryReplayCache, ReplayCache as _};
 use audius_login::token::{decode_segment, encode_segment};
 use audius_login::{PreparedToken, Token};
@@ -808,12 +808,16 @@ fn the_builder_refuses_durations_that_could_overflow() {
     type MakeBuilder = Box<dyn Fn() -> actix_audius_login::AudiusLoginBuilder>;
     let cases: [(&str, MakeBuilder); 6] = [
         (
-            "max_token_age",
-            Box::new(move || builder().max_token_age(Duration::MAX)),
+            "max_age",
+            Box::new(move || {
+                builder().verify_options(VerifyOptions::default().max_age(Some(Duration::MAX)))
+            }),
         ),
         (
             "clock_skew",
-            Box::new(move || builder().clock_skew(Duration::MAX)),
+            Box::new(move || {
+                builder().verify_options(VerifyOptions::default().clock_skew(Duration::MAX))
+            }),
         ),
         (
             "attempt_ttl",
@@ -840,8 +844,7 @@ fn the_builder_refuses_durations_that_could_overflow() {
     // The longest accepted values build (and their sums do not overflow).
     let max = actix_audius_login::MAX_SETTING_DURATION;
     builder()
-        .max_token_age(max)
-        .clock_skew(max)
+        .verify_options(VerifyOptions::default().max_age(Some(max)).clock_skew(max))
         .attempt_ttl(max)
         .user_cache_ttl(max)
         .refresh_margin(max)
@@ -874,7 +877,7 @@ async fn a_login_ends_at_the_default_deadline() {
     let clock = Arc::new(audius_login::clock::ManualClock::at_unix(now()));
     let app = start_with(sandbox().await, ResponseMode::Query, {
         let clock = clock.clone();
-        move |b| b.clock(clock)
+        move |b| b.verify_options(VerifyOptions::default().clock(clock))
     })
     .await;
     assert_eq!(app.login("listener", None).await.status(), 302);

@@ -10,7 +10,9 @@ use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_audius_login::{AudiusClient, AudiusLogin, AudiusUser, Flow, ResponseMode, Scope};
+use actix_audius_login::{
+    AudiusClient, AudiusLogin, AudiusUser, Flow, ResponseMode, Scope, VerifyOptions,
+};
 use actix_session::SessionMiddleware;
 use actix_session::storage::CookieSessionStore;
 use actix_web::cookie::Key;
@@ -79,7 +81,7 @@ fn start_app(
         .scope(scope)
         .response_mode(mode)
         .environment(sandbox.environment())
-        .clock(clock)
+        .verify_options(VerifyOptions::default().clock(clock))
         .build()
         .unwrap();
     let app_audius = audius.clone();

@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use actix_audius_login::testing::sign_in_service;
 use actix_audius_login::{
-    AudiusClient, AudiusLogin, AudiusRequestExt as _, AudiusUser, Flow, ResponseMode,
-    VerifiedArtist, guard,
+    AudiusClient, AudiusLogin, AudiusRequestExt as _, AudiusUser, Flow, RequireLogin, ResponseMode,
+    VerifiedArtist, VerifyOptions, guard,
 };
 use actix_session::SessionMiddleware;
 use actix_session::storage::CookieSessionStore;
@@ -67,6 +67,19 @@ fn handlers(cfg: &mut web::ServiceConfig) {
     .route(
         "/guarded",
         web::get().to(|| async { HttpResponse::Ok().body("visitor") }),
+    )
+    // The request extension in a guard of the app's own.
+    .route(
+        "/ctx",
+        web::get()
+            .guard(actix_web::guard::fn_guard(|ctx| {
+                ctx.audius_user().is_some_and(|u| u.handle == "listener")
+            }))
+            .to(|| async { HttpResponse::Ok().body("the listener") }),
+    )
+    .route(
+        "/ctx",
+        web::get().to(|| async { HttpResponse::Ok().body("someone else") }),
     );
 }
 
@@ -106,6 +119,7 @@ where
     assert_eq!(get(app, "/me", None).await.0, StatusCode::UNAUTHORIZED);
     assert_eq!(get(app, "/who", None).await, ok("nobody"));
     assert_eq!(get(app, "/guarded", None).await, ok("visitor"));
+    assert_eq!(get(app, "/ctx", None).await, ok("someone else"));
     assert_eq!(get(app, "/account", None).await.0, StatusCode::UNAUTHORIZED);
 
     let listener = sign_in_service(app, audius, "listener").await.unwrap();
@@ -114,6 +128,7 @@ where
     assert_eq!(get(app, "/who", listener).await, ok("listener"));
     assert_eq!(get(app, "/ext", listener).await, ok("listener"));
     assert_eq!(get(app, "/guarded", listener).await, ok("member"));
+    assert_eq!(get(app, "/ctx", listener).await, ok("the listener"));
     assert_eq!(get(app, "/account", listener).await, ok("account"));
     assert_eq!(
         get(app, "/artists", listener).await.0,
@@ -122,6 +137,7 @@ where
 
     let artist = sign_in_service(app, audius, "artist").await.unwrap();
     assert_eq!(get(app, "/artists", Some(&artist)).await, ok("artist"));
+    assert_eq!(get(app, "/ctx", Some(&artist)).await, ok("someone else"));
 
     // The login deadline (a setting only the configuration knows) applies everywhere.
     clock.advance(Duration::from_secs(2 * 3600));
@@ -129,6 +145,7 @@ where
     assert_eq!(get(app, "/who", listener).await, ok("nobody"));
     assert_eq!(get(app, "/ext", listener).await, ok("nobody"));
     assert_eq!(get(app, "/guarded", listener).await, ok("visitor"));
+    assert_eq!(get(app, "/ctx", listener).await, ok("someone else"));
     assert_eq!(
         get(app, "/account", listener).await.0,
         StatusCode::UNAUTHORIZED
@@ -139,7 +156,7 @@ fn implicit(sandbox: &audius_sandbox::SandboxHandle, clock: Arc<ManualClock>) ->
     AudiusLogin::builder("Middleware", "http://localhost:8080/auth/audius/callback")
         .response_mode(ResponseMode::Query)
         .environment(sandbox.environment())
-        .clock(clock)
+        .verify_options(VerifyOptions::default().clock(clock))
         .login_deadline(Some(Duration::from_secs(3600)))
         .build()
         .unwrap()
@@ -160,7 +177,7 @@ async fn the_implicit_flow_with_its_routes_on_the_app_needs_no_middleware_nor_an
             .configure(handlers)
             .service(
                 web::scope("/account")
-                    .wrap(audius.require_login())
+                    .wrap(RequireLogin::new())
                     .route("", web::get().to(|| async { "account" })),
             )
             .wrap(session(&key)),
@@ -177,7 +194,7 @@ async fn the_implicit_flow_with_its_routes_on_the_app_needs_no_middleware_nor_an
             .configure(handlers)
             .service(
                 web::scope("/account")
-                    .wrap(audius.require_login())
+                    .wrap(RequireLogin::new())
                     .route("", web::get().to(|| async { "account" })),
             )
             .wrap(audius.middleware())
@@ -196,7 +213,7 @@ async fn the_implicit_flow_with_its_routes_on_the_app_needs_no_middleware_nor_an
             .configure(handlers)
             .service(
                 web::scope("/account")
-                    .wrap(audius.require_login())
+                    .wrap(RequireLogin::new())
                     .route("", web::get().to(|| async { "account" })),
             )
             .wrap(session(&key))

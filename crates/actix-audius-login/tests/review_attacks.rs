@@ -205,9 +205,12 @@ async fn a_wall_clock_stepped_back_does_not_reopen_the_replay_window() {
     let app = start_with(sandbox().await, ResponseMode::Query, {
         let clock = clock.clone();
         move |b| {
-            b.clock(clock)
-                .max_token_age(Duration::from_secs(2))
-                .clock_skew(Duration::from_secs(1))
+            b.verify_options(
+                VerifyOptions::default()
+                    .clock(clock)
+                    .max_age(Some(Duration::from_secs(2)))
+                    .clock_skew(Duration::from_secs(1)),
+            )
         }
     })
     .await;
@@ -232,8 +235,11 @@ async fn a_wall_clock_stepped_back_does_not_reopen_the_replay_window() {
 #[actix_web::test]
 async fn with_a_steady_clock_no_token_outlives_its_replay_entry() {
     let app = start_with(sandbox().await, ResponseMode::Query, |b| {
-        b.max_token_age(Duration::from_secs(1))
-            .clock_skew(Duration::from_secs(1))
+        b.verify_options(
+            VerifyOptions::default()
+                .max_age(Some(Duration::from_secs(1)))
+                .clock_skew(Duration::from_secs(1)),
+        )
     })
     .await;
     let token = mint(&app, "listener", TokenOverrides::default().iat(now() + 1));

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use actix_audius_login::{
     AudiusLogin, AudiusLoginBuilder, AudiusRequestExt as _, AudiusUser, ButtonOptions,
-    ResponseMode, UnauthenticatedResponse, VerifiedArtist, guard,
+    RequireLogin, ResponseMode, UnauthenticatedResponse, VerifiedArtist, guard,
 };
 use actix_session::SessionMiddleware;
 use actix_session::storage::CookieSessionStore;
@@ -87,12 +87,12 @@ pub async fn start_with(
             )
             .service(
                 web::scope("/account")
-                    .wrap(audius.require_login())
+                    .wrap(RequireLogin::new())
                     .route("", web::get().to(|| async { "account page" })),
             )
             .service(
                 web::scope("/studio")
-                    .wrap(audius.require_verified_artist())
+                    .wrap(RequireLogin::verified_artist())
                     .route("", web::get().to(|| async { "studio page" })),
             )
             .wrap(audius.middleware())

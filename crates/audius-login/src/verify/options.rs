@@ -132,6 +132,21 @@ impl VerifyOptions {
         Ok(self)
     }
 
+    /// The age limit set with [`max_age`](Self::max_age) (`None`: no limit).
+    pub fn get_max_age(&self) -> Option<Duration> {
+        self.max_age
+    }
+
+    /// The grace for clocks that disagree, set with [`clock_skew`](Self::clock_skew).
+    pub fn get_clock_skew(&self) -> Duration {
+        self.clock_skew
+    }
+
+    /// The clock `iat` is judged against, set with [`clock`](Self::clock).
+    pub fn get_clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
     /// The API key tokens must carry (normalised), if any.
     pub fn get_api_key(&self) -> Option<&str> {
         self.api_key.as_deref()

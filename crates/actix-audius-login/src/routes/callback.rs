@@ -1,195 +1,28 @@
-//! The mountable routes: login, callback, logout, and the button's assets.
-//!
-//! | route | default path | what |
-//! |---|---|---|
-//! | login | `GET /auth/audius/login?return_to=/path` | new state (code flow: and PKCE verifier) in the session, 302 to the Audius login page (code flow: `{api}/v1/oauth/authorize`) |
-//! | callback | the redirect URI's path, `GET` and `POST` | checks state, verifies the token (code flow: exchanges the code, reads `/v1/me`), signs in, 302/303 to the return-to |
-//! | logout | `POST /auth/logout` | refuses cross-site requests, revokes the code flow's tokens (best effort), purges the session, 303 to the landing page |
-//! | assets | `GET /auth/audius/assets/{login.js,button.css}` | the popup script and the button stylesheet |
+//! The callback route: what the login page hands back (a token, or a code), checked and
+//! turned into a signed-in session, in whichever channel the app answers.
 
 use actix_session::SessionExt as _;
-use actix_web::http::header::{self, HeaderValue};
-use actix_web::http::{Method, StatusCode};
-use actix_web::web::{self, ServiceConfig};
+use actix_web::http::header;
+use actix_web::web;
 use actix_web::{HttpMessage as _, HttpRequest, HttpResponse};
 use audius_login::defaults::MAX_CODE_LEN;
-use audius_login::oauth::{AuthorizeUrl, PkceVerifier};
 use audius_login::replay::ReplayKey;
-use audius_login::return_to::sanitize_return_to;
-use audius_login::{LoginUrl, PreparedToken, RedirectUri, State};
+use audius_login::{PreparedToken, RedirectUri};
 use futures_util::StreamExt as _;
 use serde::{Deserialize, Serialize};
 
-use crate::config::{AudiusLogin, Flow, LoginEvent, LogoutBehavior, ResponseMode};
+use super::{first_param, no_store, present, same_origin};
+use crate::config::{Config, Flow, LoginEvent, ResponseMode};
+use crate::diagnose;
 use crate::error::{AudiusLoginError, LoginErrorKind};
-use crate::oauth::{self, CodeFlow, StoredTokens, read_tokens};
 use crate::pages;
-use crate::session::{self, PendingLogin, TOKENS_KEY, USER_KEY};
+use crate::refresh::{self, StoredTokens, read_tokens};
+use crate::session::{self, PendingLogin, TOKENS_KEY};
+use crate::state::AudiusLogin;
 use crate::user::AudiusUser;
 
 /// Largest callback body read: a token (16 KiB) and a state, with room for encoding.
 const MAX_CALLBACK_BODY: usize = 64 * 1024;
-
-impl AudiusLogin {
-    /// The routes, for `App::configure`: login, callback (`GET` and `POST`), logout, assets.
-    pub fn routes(&self) -> impl FnOnce(&mut ServiceConfig) + 'static {
-        let this = self.clone();
-        move |cfg: &mut ServiceConfig| {
-            crate::config::warn_if_replay_caches_are_per_worker(&this);
-            if this.inner.flow == Flow::Implicit {
-                cfg.app_data(crate::extract::MountedLogin(this.clone()));
-            }
-            let c = &this.inner;
-            let login = this.clone();
-            let callback_get = this.clone();
-            let callback_post = this.clone();
-            let logout = this.clone();
-            cfg.service(web::resource(c.login_path.as_str()).route(web::get().to(
-                move |req: HttpRequest| {
-                    let a = login.clone();
-                    async move { start_login(&a, &req).map_err(|e| present(&a, &req, e)) }
-                },
-            )))
-            .service(
-                web::resource(c.callback_path.as_str())
-                    .route(web::get().to(move |req: HttpRequest| {
-                        let a = callback_get.clone();
-                        async move { callback_get_handler(&a, req).await }
-                    }))
-                    .route(web::post().to(move |req: HttpRequest, body: web::Payload| {
-                        let a = callback_post.clone();
-                        async move { callback_post_handler(&a, req, body).await }
-                    })),
-            )
-            .service(web::resource(c.logout_path.as_str()).route(web::post().to(
-                move |req: HttpRequest| {
-                    let a = logout.clone();
-                    async move {
-                        logout_handler(&a, &req)
-                            .await
-                            .map_err(|e| present(&a, &req, e))
-                    }
-                },
-            )))
-            .service(
-                web::resource(format!("{}/login.js", c.assets_path)).route(web::get().to(
-                    |req: HttpRequest| async move {
-                        asset(&req, pages::LOGIN_JS, "text/javascript; charset=utf-8")
-                    },
-                )),
-            )
-            .service(
-                web::resource(format!("{}/button.css", c.assets_path)).route(web::get().to(
-                    |req: HttpRequest| async move {
-                        asset(&req, pages::BUTTON_CSS, "text/css; charset=utf-8")
-                    },
-                )),
-            );
-        }
-    }
-}
-
-/// Makes an error answer in the client's language (page or JSON).
-fn present(audius: &AudiusLogin, req: &HttpRequest, e: AudiusLoginError) -> AudiusLoginError {
-    e.for_client(req, &audius.inner.login_path, &audius.inner.landing_path)
-}
-
-fn no_store(res: &mut HttpResponse) {
-    let headers = res.headers_mut();
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    headers.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
-}
-
-/// The first value of a query or form parameter.
-fn first_param(pairs: &str, name: &str) -> Option<String> {
-    url::form_urlencoded::parse(pairs.as_bytes())
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.into_owned())
-}
-
-fn start_login(audius: &AudiusLogin, req: &HttpRequest) -> Result<HttpResponse, AudiusLoginError> {
-    let c = &audius.inner;
-    // Without a session middleware the state would be forgotten, and the callback could only
-    // say "state mismatch": say what is wrong now.
-    if crate::diagnose::session_middleware_missing(req) {
-        return Err(crate::diagnose::no_session_middleware());
-    }
-    let return_to = first_param(req.query_string(), "return_to")
-        .and_then(|r| sanitize_return_to(&r))
-        .unwrap_or_else(|| c.landing_path.clone());
-    let state = State::generate();
-    let (redirect_uri, mode) = match c.response_mode {
-        ResponseMode::Query => (
-            RedirectUri::Url(c.redirect_uri.clone()),
-            audius_login::ResponseMode::Query,
-        ),
-        ResponseMode::Fragment => (
-            RedirectUri::Url(c.redirect_uri.clone()),
-            audius_login::ResponseMode::Fragment,
-        ),
-        ResponseMode::PostMessage => (
-            RedirectUri::PostMessage,
-            audius_login::ResponseMode::Fragment,
-        ),
-    };
-    let popup = c.response_mode == ResponseMode::PostMessage;
-    let (url, verifier) = match c.flow {
-        Flow::Implicit => {
-            let mut builder = LoginUrl::builder()
-                .scope(c.scope)
-                .app_name(c.app_name.clone())
-                .redirect_uri(redirect_uri)
-                .state(&state)
-                .response_mode(mode)
-                .display(c.display)
-                .environment(c.environment.clone());
-            if let Some(key) = &c.api_key {
-                builder = builder.api_key(key.clone());
-            }
-            if popup {
-                builder = builder.origin(c.app_origin.clone());
-            }
-            (builder.build()?, None)
-        }
-        Flow::AuthorizationCode => {
-            let verifier = PkceVerifier::generate();
-            let mut builder = AuthorizeUrl::builder()
-                .client_id(c.api_key.clone().unwrap_or_default())
-                .redirect_uri(redirect_uri)
-                .scope(c.scope)
-                .state(&state)
-                .pkce(&verifier)
-                .response_mode(mode)
-                .display(c.display)
-                .environment(c.environment.clone());
-            if popup {
-                builder = builder.origin(c.app_origin.clone());
-            }
-            (builder.build()?, Some(verifier))
-        }
-    };
-    let started_at = session::now(c).unix_timestamp();
-    c.issued_states.remember(state.secret(), started_at);
-    session::push_pending(
-        &req.get_session(),
-        c,
-        PendingLogin {
-            state,
-            return_to,
-            started_at,
-            verifier,
-        },
-    )?;
-    tracing::debug!(mode = ?c.response_mode, flow = ?c.flow, "starting an Audius login");
-    let mut res = HttpResponse::Found()
-        .insert_header((header::LOCATION, url.as_str()))
-        .finish();
-    no_store(&mut res);
-    Ok(res)
-}
 
 /// What a callback carries: `state` and `token` (implicit flow), or `state` and `code`, or
 /// `state`, `error` and `error_description` (code flow).
@@ -241,7 +74,7 @@ struct SignedIn<'a> {
     user: &'a AudiusUser,
 }
 
-async fn callback_get_handler(
+pub(super) async fn callback_get_handler(
     audius: &AudiusLogin,
     req: HttpRequest,
 ) -> Result<HttpResponse, actix_web::Error> {
@@ -276,7 +109,7 @@ async fn callback_get_handler(
     }
 }
 
-async fn callback_post_handler(
+pub(super) async fn callback_post_handler(
     audius: &AudiusLogin,
     req: HttpRequest,
     mut body: web::Payload,
@@ -326,46 +159,6 @@ async fn callback_post_handler(
     finish(audius, req, params, answer).await
 }
 
-/// Refuses a request that a browser marks as cross-site, or whose `Origin` is another origin;
-/// when neither `Sec-Fetch-Site` nor `Origin` is sent (older browsers, some privacy settings),
-/// a `Referer` of another origin is refused too. A request with none of the three (a
-/// non-browser client) passes: the session cookie is `SameSite=Lax` anyway.
-pub(crate) fn same_origin(audius: &AudiusLogin, req: &HttpRequest) -> Result<(), AudiusLoginError> {
-    let refuse = |why: &str| {
-        Err(AudiusLoginError::new(
-            LoginErrorKind::CrossSiteRequest,
-            format!("Cross-site request refused ({why})."),
-        ))
-    };
-    let headers = req.headers();
-    let fetch_site = headers.get("sec-fetch-site");
-    if let Some(site) = fetch_site.and_then(|v| v.to_str().ok())
-        && !matches!(site, "same-origin" | "none")
-    {
-        return refuse(&format!("Sec-Fetch-Site: {site}"));
-    }
-    let origin = headers.get(header::ORIGIN);
-    if let Some(origin) = origin
-        && origin.as_bytes() != audius.inner.app_origin.as_bytes()
-    {
-        return refuse("Origin is another site");
-    }
-    if fetch_site.is_none()
-        && origin.is_none()
-        && let Some(referer) = headers.get(header::REFERER)
-    {
-        let same = referer
-            .to_str()
-            .ok()
-            .and_then(|r| url::Url::parse(r).ok())
-            .is_some_and(|r| r.origin().ascii_serialization() == audius.inner.app_origin);
-        if !same {
-            return refuse("Referer is another site");
-        }
-    }
-    Ok(())
-}
-
 /// The callback's work, whatever the channel.
 async fn finish(
     audius: &AudiusLogin,
@@ -374,13 +167,14 @@ async fn finish(
     answer: Answer,
 ) -> Result<HttpResponse, actix_web::Error> {
     // Asked before the callback touches the session (see `explain_state_mismatch`).
-    let no_session = crate::diagnose::session_middleware_missing(&req);
+    let no_session = diagnose::session_middleware_missing(&req);
     let state = params.state.clone();
     let (user, return_to) = match complete(audius, &req, params).await {
         Ok(done) => done,
-        Err(CallbackError::Login(e)) => {
-            let e = crate::diagnose::explain_state_mismatch(
+        Err(e) => {
+            let e = diagnose::explain_state_mismatch(
                 &audius.inner,
+                &audius.inner.issued_states,
                 &req,
                 state.as_deref(),
                 no_session,
@@ -394,7 +188,6 @@ async fn finish(
             };
             return Err(e.into());
         }
-        Err(CallbackError::Hook(e)) => return Err(e),
     };
     tracing::info!(user_id = user.id, handle = %user.handle, "signed in with Audius");
     let mut res = match answer {
@@ -413,28 +206,11 @@ async fn finish(
     Ok(res)
 }
 
-enum CallbackError {
-    Login(AudiusLoginError),
-    Hook(actix_web::Error),
-}
-
-impl From<AudiusLoginError> for CallbackError {
-    fn from(e: AudiusLoginError) -> Self {
-        Self::Login(e)
-    }
-}
-
-impl From<audius_login::Error> for CallbackError {
-    fn from(e: audius_login::Error) -> Self {
-        Self::Login(e.into())
-    }
-}
-
 async fn complete(
     audius: &AudiusLogin,
     req: &HttpRequest,
     params: CallbackParams,
-) -> Result<(AudiusUser, String), CallbackError> {
+) -> Result<(AudiusUser, String), AudiusLoginError> {
     let c = &audius.inner;
     let session = req.get_session();
     let state = params
@@ -455,7 +231,7 @@ async fn complete(
     // fill the replay cache.)
     let state_key = ReplayKey::for_state(&state);
     if c.replay_cache.seen(&state_key).await? {
-        return Err(state_used_already().into());
+        return Err(state_used_already());
     }
     if c.flow == Flow::AuthorizationCode {
         return complete_code_flow(audius, req, params, attempt, &state_key).await;
@@ -478,7 +254,7 @@ async fn complete(
     // A user with as many live logins as allowed is refused before any request (only
     // successful logins count, so nobody can spend another user's allowance).
     if !c.user_logins.admits(prepared.claims().user_id.get()) {
-        return Err(too_many_logins().into());
+        return Err(too_many_logins());
     }
     let profile = c.verifier.verify_prepared(&prepared).await?;
     // Enforced on the verified claims too, whatever verifier is configured.
@@ -502,7 +278,7 @@ async fn complete(
         && tokens.user_id != user.id
     {
         session.remove(TOKENS_KEY);
-        oauth::revoke_in_background(audius, tokens);
+        refresh::revoke_in_background(&c.oauth, &c.families, tokens);
     }
     session::sign_in(&session, &user)?;
     Ok((user, attempt.return_to))
@@ -539,7 +315,7 @@ fn instant_after(ttl: std::time::Duration) -> std::time::Instant {
 /// How long an accepted token is remembered: until it is stale on every clock within the skew
 /// of this one (`iat + max_age + 2 × skew`), and never less than `max_age + 2 × skew` (the
 /// token's whole acceptance window, whatever its age now).
-fn token_entry_ttl(c: &crate::config::Config, prepared: &PreparedToken) -> std::time::Duration {
+fn token_entry_ttl(c: &Config, prepared: &PreparedToken) -> std::time::Duration {
     let Some(issued_at) = prepared.claims().issued_at() else {
         return c.replay_ttl;
     };
@@ -563,10 +339,10 @@ fn token_entry_ttl(c: &crate::config::Config, prepared: &PreparedToken) -> std::
 /// is still bound to the browser's session, and only a token for it signs in. Recording failed
 /// callbacks too would let anyone fill an in-memory replay cache with garbage callbacks.
 async fn consume_state(
-    c: &crate::config::Config,
+    c: &Config,
     state_key: &ReplayKey,
     attempt: &PendingLogin,
-) -> Result<std::time::Duration, CallbackError> {
+) -> Result<std::time::Duration, AudiusLoginError> {
     let now = session::now(c).unix_timestamp();
     let ttl_secs = i64::try_from(c.attempt_ttl.as_secs()).unwrap_or(i64::MAX);
     // The attempt is accepted while its age is at most the attempt lifetime (see
@@ -581,7 +357,7 @@ async fn consume_state(
     if c.replay_cache.first_use(state_key, ttl).await? {
         Ok(ttl)
     } else {
-        Err(state_used_already().into())
+        Err(state_used_already())
     }
 }
 
@@ -592,7 +368,7 @@ async fn run_hook(
     user: &AudiusUser,
     profile: audius_login::VerifiedProfile,
     return_to: &str,
-) -> Result<(), CallbackError> {
+) -> Result<(), AudiusLoginError> {
     let Some(hook) = &audius.inner.on_login else {
         return Ok(());
     };
@@ -601,15 +377,7 @@ async fn run_hook(
         profile,
         return_to: return_to.to_owned(),
     };
-    hook(req.clone(), event)
-        .await
-        .map_err(|e| match e.as_error::<AudiusLoginError>() {
-            Some(login_error) => CallbackError::Login(AudiusLoginError::new(
-                login_error.kind(),
-                login_error.message(),
-            )),
-            None => CallbackError::Hook(e),
-        })
+    hook(req.clone(), event).await
 }
 
 /// The code flow's callback, after the state was checked: the code exchanged for tokens with
@@ -620,7 +388,7 @@ async fn complete_code_flow(
     params: CallbackParams,
     attempt: PendingLogin,
     state_key: &ReplayKey,
-) -> Result<(AudiusUser, String), CallbackError> {
+) -> Result<(AudiusUser, String), AudiusLoginError> {
     let c = &audius.inner;
     let session = req.get_session();
     if let Some(error) = params.error.filter(|e| !e.is_empty()) {
@@ -647,8 +415,7 @@ async fn complete_code_flow(
         return Err(AudiusLoginError::new(
             LoginErrorKind::TokenTooLarge,
             format!("The authorization code is over {MAX_CODE_LEN} bytes."),
-        )
-        .into());
+        ));
     }
     let redirect_uri = match c.response_mode {
         ResponseMode::PostMessage => RedirectUri::PostMessage,
@@ -663,7 +430,7 @@ async fn complete_code_flow(
         Ok(p) => p,
         Err(e) => {
             let tokens = StoredTokens::new(set, 0, now);
-            oauth::revoke(c, &tokens).await;
+            refresh::revoke(&c.oauth, &c.families, &tokens).await;
             return Err(e.into());
         }
     };
@@ -674,12 +441,12 @@ async fn complete_code_flow(
     let recorded = if c.user_logins.admits(user.id) {
         consume_state(c, state_key, &attempt).await
     } else {
-        Err(too_many_logins().into())
+        Err(too_many_logins())
     };
     let state_ttl = match recorded {
         Ok(ttl) => ttl,
         Err(e) => {
-            oauth::revoke(c, &tokens).await;
+            refresh::revoke(&c.oauth, &c.families, &tokens).await;
             return Err(e);
         }
     };
@@ -691,73 +458,14 @@ async fn complete_code_flow(
         user.email.clone_from(&signed_in.email);
     }
     if let Err(e) = run_hook(audius, req, &user, profile, &attempt.return_to).await {
-        oauth::revoke(c, &tokens).await;
+        refresh::revoke(&c.oauth, &c.families, &tokens).await;
         return Err(e);
     }
     if let Some(old) = read_tokens(&session) {
-        oauth::revoke_in_background(audius, old);
+        refresh::revoke_in_background(&c.oauth, &c.families, old);
     }
     session::sign_in(&session, &user)?;
-    oauth::write_tokens(&session, &tokens)?;
+    refresh::write_tokens(&session, &tokens)?;
     tracing::debug!(scope = ?tokens.scope, "Audius tokens kept in the session");
     Ok((user, attempt.return_to))
-}
-
-async fn logout_handler(
-    audius: &AudiusLogin,
-    req: &HttpRequest,
-) -> Result<HttpResponse, AudiusLoginError> {
-    same_origin(audius, req)?;
-    let session = req.get_session();
-    let tokens = read_tokens(&session);
-    match audius.inner.logout_behavior {
-        LogoutBehavior::PurgeSession => session.purge(),
-        LogoutBehavior::ForgetUser => {
-            session.remove(USER_KEY);
-            session.remove(TOKENS_KEY);
-            session.renew();
-        }
-    }
-    if let Some(tokens) = tokens {
-        // Revoked with the code flow's configuration when there is one (it tracks the session's
-        // newest tokens), else with this one's client: revocation needs no client_id.
-        let code_flow = req.extensions().get::<CodeFlow>().cloned();
-        let config = code_flow.map_or_else(|| audius.clone(), |CodeFlow(c)| c);
-        oauth::revoke(&config.inner, &tokens).await;
-    }
-    tracing::debug!("signed out");
-    let mut res = HttpResponse::SeeOther()
-        .insert_header((header::LOCATION, audius.inner.landing_path.as_str()))
-        .finish();
-    no_store(&mut res);
-    Ok(res)
-}
-
-fn asset(req: &HttpRequest, content: &'static str, content_type: &'static str) -> HttpResponse {
-    let etag = format!("\"{}\"", pages::content_version(content));
-    let fresh = req
-        .headers()
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag));
-    let versioned = req.query_string().starts_with("v=");
-    let cache = if versioned {
-        "public, max-age=31536000, immutable"
-    } else {
-        "public, max-age=3600"
-    };
-    let mut builder = if fresh {
-        HttpResponse::build(StatusCode::NOT_MODIFIED)
-    } else {
-        HttpResponse::Ok()
-    };
-    builder
-        .insert_header((header::CACHE_CONTROL, cache))
-        .insert_header((header::ETAG, etag))
-        .insert_header(("x-content-type-options", "nosniff"));
-    if fresh || req.method() == Method::HEAD {
-        builder.finish()
-    } else {
-        builder.content_type(content_type).body(content)
-    }
 }

@@ -1,0 +1,585 @@
+//! [`AudiusLoginBuilder`]: every setting, checked once at [`build`](AudiusLoginBuilder::build).
+//! The defaults are in [`crate::defaults`].
+
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::HttpRequest;
+use audius_login::clock::{Clock, MonotonicClock};
+use audius_login::oauth::OAuthClient;
+use audius_login::replay::{MemoryReplayCache, ReplayCache};
+use audius_login::return_to::sanitize_return_to;
+use audius_login::{
+    ApiClient, ApiVerifier, Display, Environment, LocalVerifier, RedirectUri, Scope, UserDirectory,
+    Verifier, VerifyOptions,
+};
+
+use crate::config::{
+    Config, Flow, LoginEvent, LogoutBehavior, OnLoginFn, ResponseMode, UnauthenticatedResponse,
+    VerifierKind,
+};
+use crate::defaults::{self, MAX_CACHE_CAPACITY, MAX_SETTING_DURATION};
+use crate::error::{AudiusLoginError, BuildError};
+use crate::refresh::Families;
+use crate::state::AudiusLogin;
+use crate::user_logins::UserLogins;
+
+/// Builder of [`AudiusLogin`]. Every setter states its default.
+pub struct AudiusLoginBuilder {
+    app_name: String,
+    redirect_uri: String,
+    api_key: Option<String>,
+    scope: Scope,
+    login_path: String,
+    logout_path: String,
+    assets_path: String,
+    landing_path: String,
+    response_mode: ResponseMode,
+    display: Display,
+    environment: Environment,
+    verifier_kind: VerifierKind,
+    verifier: Option<Arc<dyn Verifier>>,
+    api_client: Option<ApiClient>,
+    replay_cache: Option<Arc<dyn ReplayCache>>,
+    verify_options: VerifyOptions,
+    attempt_ttl: Duration,
+    max_pending_attempts: usize,
+    unauthenticated: UnauthenticatedResponse,
+    logout_behavior: LogoutBehavior,
+    login_deadline: Option<Duration>,
+    on_login: Option<Arc<OnLoginFn>>,
+    user_cache_ttl: Duration,
+    user_cache_capacity: usize,
+    user_refetch_interval: Duration,
+    max_logins_per_user: Option<usize>,
+    flow: Flow,
+    refresh_margin: Duration,
+    tracked_sessions: usize,
+}
+
+impl AudiusLoginBuilder {
+    pub(crate) fn new(app_name: String, redirect_uri: String) -> Self {
+        Self {
+            app_name,
+            redirect_uri,
+            api_key: None,
+            scope: Scope::Read,
+            login_path: defaults::LOGIN_PATH.into(),
+            logout_path: defaults::LOGOUT_PATH.into(),
+            assets_path: defaults::ASSETS_PATH.into(),
+            landing_path: defaults::LANDING_PATH.into(),
+            response_mode: ResponseMode::Fragment,
+            display: Display::Popup,
+            environment: Environment::Production,
+            verifier_kind: VerifierKind::Local,
+            verifier: None,
+            api_client: None,
+            replay_cache: None,
+            verify_options: VerifyOptions::default(),
+            attempt_ttl: defaults::ATTEMPT_TTL,
+            max_pending_attempts: defaults::MAX_PENDING_ATTEMPTS,
+            unauthenticated: UnauthenticatedResponse::Auto,
+            logout_behavior: LogoutBehavior::PurgeSession,
+            login_deadline: Some(defaults::LOGIN_DEADLINE),
+            on_login: None,
+            user_cache_ttl: defaults::USER_CACHE_TTL,
+            user_cache_capacity: defaults::USER_CACHE_CAPACITY,
+            user_refetch_interval: defaults::USER_REFETCH_INTERVAL,
+            max_logins_per_user: Some(defaults::DEFAULT_MAX_LOGINS_PER_USER),
+            flow: Flow::Implicit,
+            refresh_margin: defaults::REFRESH_MARGIN,
+            tracked_sessions: defaults::TRACKED_SESSIONS,
+        }
+    }
+
+    /// The flow. Default: [`Flow::Implicit`]. [`Flow::AuthorizationCode`] needs
+    /// [`api_key`](Self::api_key) (sent as `client_id`), and the callback URL (or `postmessage`)
+    /// registered for that key; the verifier and token-age settings then do not apply (the code
+    /// is one use, and is checked by Audius), and the replay cache records only consumed
+    /// states.
+    pub fn flow(mut self, flow: Flow) -> Self {
+        self.flow = flow;
+        self
+    }
+
+    /// Code flow: refresh the access token this long before it expires, so that a call made
+    /// just before expiry does not fail. Default: 60 s. At most 100 years.
+    pub fn refresh_margin(mut self, margin: Duration) -> Self {
+        self.refresh_margin = margin;
+        self
+    }
+
+    /// Code flow: how many signed-in sessions this process tracks at once for refresh
+    /// coordination (one lock and the newest tokens per session, least recently used forgotten
+    /// first). Default: 10,000. At most [`MAX_CACHE_CAPACITY`].
+    pub fn tracked_sessions(mut self, count: usize) -> Self {
+        self.tracked_sessions = count.max(1);
+        self
+    }
+
+    /// The answer channel. Default: [`ResponseMode::Fragment`]. Takes this crate's
+    /// [`ResponseMode`] or the core crate's `audius_login::ResponseMode` (`Fragment`, `Query`).
+    pub fn response_mode(mut self, mode: impl Into<ResponseMode>) -> Self {
+        self.response_mode = mode.into();
+        self
+    }
+
+    /// Which Audius: production, staging, or a custom one such as a sandbox
+    /// (`sandbox.environment()`). Default: [`Environment::Production`].
+    pub fn environment(mut self, environment: Environment) -> Self {
+        self.environment = environment;
+        self
+    }
+
+    /// The app's API key (40 hex characters), sent as `api_key` (code flow: `client_id`), and
+    /// required of every token: a token whose `apiKey` claim is missing or another app's key is
+    /// refused (`401 audience_mismatch`) before any network call. Default: none, which accepts a
+    /// token approved for *any* Audius app (anyone holding a fresh token a user gave another
+    /// app could sign in here as that user): [`build`](Self::build) logs a warning. Set it.
+    pub fn api_key(mut self, key: impl Into<String>) -> Self {
+        self.api_key = Some(key.into());
+        self
+    }
+
+    /// `scope`. Default: [`Scope::Read`]. `write` needs [`api_key`](Self::api_key).
+    pub fn scope(mut self, scope: Scope) -> Self {
+        self.scope = scope;
+        self
+    }
+
+    /// `display` of the login page. Default: [`Display::Popup`].
+    pub fn display(mut self, display: Display) -> Self {
+        self.display = display;
+        self
+    }
+
+    /// The login route's path. Default: `/auth/audius/login`.
+    pub fn login_path(mut self, path: impl Into<String>) -> Self {
+        self.login_path = path.into();
+        self
+    }
+
+    /// The logout route's path (`POST`). Default: `/auth/logout`.
+    pub fn logout_path(mut self, path: impl Into<String>) -> Self {
+        self.logout_path = path.into();
+        self
+    }
+
+    /// Where the button's script and stylesheet are served. Default: `/auth/audius/assets`.
+    pub fn assets_path(mut self, path: impl Into<String>) -> Self {
+        self.assets_path = path.into();
+        self
+    }
+
+    /// Where the browser goes after login when no valid return-to was given, and after logout.
+    /// Default: `/`.
+    pub fn landing_path(mut self, path: impl Into<String>) -> Self {
+        self.landing_path = path.into();
+        self
+    }
+
+    /// Which built-in verifier checks tokens. Default: [`VerifierKind::Local`].
+    pub fn verifier_kind(mut self, kind: VerifierKind) -> Self {
+        self.verifier_kind = kind;
+        self
+    }
+
+    /// A verifier of your own, instead of the built-in ones. Default: none (built-in).
+    pub fn verifier(mut self, verifier: Arc<dyn Verifier>) -> Self {
+        self.verifier = Some(verifier);
+        self
+    }
+
+    /// The API client of the built-in verifiers, of the code flow's token calls and of
+    /// [`AudiusClient`](crate::AudiusClient). Default: a client for the environment's API with
+    /// the core crate's defaults (3 s connect, 10 s total, 1 MiB bodies).
+    pub fn api_client(mut self, client: ApiClient) -> Self {
+        self.api_client = Some(client);
+        self
+    }
+
+    /// Time a user record stays cached by the built-in verifiers. Default: 5 minutes. At most
+    /// 100 years. (Unknown user ids and manager lists are cached for 30 s, and a login is
+    /// judged against a record read within the
+    /// [`user_refetch_interval`](Self::user_refetch_interval): see [`UserDirectory`].)
+    pub fn user_cache_ttl(mut self, ttl: Duration) -> Self {
+        self.user_cache_ttl = ttl;
+        self
+    }
+
+    /// Most user records cached. Default: 10,000. At most [`MAX_CACHE_CAPACITY`].
+    pub fn user_cache_capacity(mut self, capacity: usize) -> Self {
+        self.user_cache_capacity = capacity;
+        self
+    }
+
+    /// How old a cached user record may be and still decide a login on its own (built-in
+    /// verifiers' [`UserDirectory::refetch_interval`]): older, the login reads it again first
+    /// (one request), so an account deactivated at Audius, or a wallet changed, is refused
+    /// here within this interval. A record is read for logins at most once per interval
+    /// however many tokens arrive, forged ones included, and failed reads back off from it.
+    /// While Audius fails, the cached record (at most [`user_cache_ttl`](Self::user_cache_ttl)
+    /// old) decides. Default: 30 s. At most 100 years. Zero reads the record at every login,
+    /// and then forged tokens cost a request each.
+    pub fn user_refetch_interval(mut self, interval: Duration) -> Self {
+        self.user_refetch_interval = interval;
+        self
+    }
+
+    /// Most logins of one Audius user live at once in this process. A successful login stays
+    /// in the replay cache (its token and its state) for the longer of the maximum token age
+    /// plus twice the clock skew and the attempt's lifetime; while a user has this many, their
+    /// next login is refused with `429 too_many_logins` before any network call. This bounds
+    /// what one Audius account (whose holder can mint as many tokens as they like) can take of
+    /// an in-memory replay cache, which refuses every login once full. Only successful logins
+    /// count. Default: `Some(30)`
+    /// ([`DEFAULT_MAX_LOGINS_PER_USER`](crate::DEFAULT_MAX_LOGINS_PER_USER)); `None` for no bound;
+    /// `Some(0)` is refused by [`build`](Self::build).
+    pub fn max_logins_per_user(mut self, max: Option<usize>) -> Self {
+        self.max_logins_per_user = max;
+        self
+    }
+
+    /// Where accepted tokens (by their identity, whatever their spelling) and consumed login
+    /// states are remembered, to refuse a second use. Default: an in-memory, bounded
+    /// [`MemoryReplayCache`] (100,000 entries; a login takes two, its token for the maximum
+    /// age plus twice the clock skew and its state for the rest of the attempt's lifetime;
+    /// full of live entries, it refuses logins with `503 replay_cache_full` rather than forget
+    /// one; its entries expire on the app's clock: see [`verify_options`](Self::verify_options)).
+    /// Several instances: share
+    /// one (Redis).
+    pub fn replay_cache(mut self, cache: Arc<dyn ReplayCache>) -> Self {
+        self.replay_cache = Some(cache);
+        self
+    }
+
+    /// How tokens are checked at the callback (the core crate's [`VerifyOptions`]): the
+    /// maximum token age (`max_age`), the grace for clocks that disagree (`clock_skew`), the
+    /// clock token ages and login attempts are judged against (`clock`), where the profile's
+    /// fields come from (`profile_source`), the longest token (`max_token_bytes`). Default:
+    /// `VerifyOptions::default()` with a maximum age of 5 minutes: a `max_age` of `None` means
+    /// that default (the callback always enforces a maximum age, which bounds how long an
+    /// accepted token is remembered); clock skew 30 s; the system clock; the profile from
+    /// Audius' user record ([`ProfileSource::UserRecord`](audius_login::ProfileSource::UserRecord),
+    /// not the token's self-signed claims); 16 KiB tokens. The maximum age and the clock skew
+    /// are at most 100 years ([`MAX_SETTING_DURATION`](crate::MAX_SETTING_DURATION)). The
+    /// options' API key is this builder's [`api_key`](Self::api_key) (one given in the options
+    /// is replaced).
+    ///
+    /// The clock is used through a `MonotonicClock` (the app's time never goes backwards), and
+    /// the built-in in-memory replay cache expires its entries on it, so a wall clock stepped
+    /// back cannot make a token young again after its replay entry expired. Several instances
+    /// sharing a replay cache (which expires entries on its own clock) must keep their clocks
+    /// within the clock skew of each other and of that cache (NTP).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use actix_audius_login::{AudiusLogin, VerifyOptions};
+    ///
+    /// let audius = AudiusLogin::builder("My App", "https://app.example/auth/audius/callback")
+    ///     .verify_options(VerifyOptions::default().max_age(Some(Duration::from_secs(120))))
+    ///     .build()
+    ///     .unwrap();
+    /// # let _ = audius;
+    /// ```
+    pub fn verify_options(mut self, options: VerifyOptions) -> Self {
+        self.verify_options = options;
+        self
+    }
+
+    /// How long a login attempt (its state) stays valid. Default: 10 minutes. At most 100
+    /// years.
+    pub fn attempt_ttl(mut self, ttl: Duration) -> Self {
+        self.attempt_ttl = ttl;
+        self
+    }
+
+    /// Most login attempts pending at once in one session (several tabs); the oldest goes
+    /// first. Default: 5.
+    pub fn max_pending_attempts(mut self, count: usize) -> Self {
+        self.max_pending_attempts = count.max(1);
+        self
+    }
+
+    /// What requests without a user get where one is required. Default:
+    /// [`UnauthenticatedResponse::Auto`].
+    pub fn unauthenticated(mut self, response: UnauthenticatedResponse) -> Self {
+        self.unauthenticated = response;
+        self
+    }
+
+    /// What logout removes. Default: [`LogoutBehavior::PurgeSession`].
+    pub fn logout_behavior(mut self, behavior: LogoutBehavior) -> Self {
+        self.logout_behavior = behavior;
+        self
+    }
+
+    /// Sign the user out this long after login, whatever the session's own lifetime. Default:
+    /// 30 days; `None` lets a signed-in session live as long as
+    /// the session store keeps it. At most 100 years.
+    ///
+    /// With actix-session's cookie store this is the only server-side bound on a stolen
+    /// cookie: the cookie *is* the session, so logging out changes the browser's cookie but
+    /// cannot revoke a copy of it, which stays valid until this deadline (or until the cookie
+    /// key changes). A server-side store (Redis) revokes at logout.
+    pub fn login_deadline(mut self, deadline: Option<Duration>) -> Self {
+        self.login_deadline = deadline;
+        self
+    }
+
+    /// An async hook run after the token is verified and before the user is signed in: the only
+    /// moment the user's email exists. It can store it, map the user to an account (the session
+    /// is at hand: `req.get_session()`), or refuse the login by returning an error: this crate's
+    /// [`AudiusLoginError`] (for example [`AudiusLoginError::refused`], `403 login_refused`),
+    /// answered as it is. Default: none.
+    pub fn on_login<F, Fut>(mut self, hook: F) -> Self
+    where
+        F: Fn(HttpRequest, LoginEvent) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), AudiusLoginError>> + 'static,
+    {
+        self.on_login = Some(Arc::new(move |req, event| Box::pin(hook(req, event))));
+        self
+    }
+
+    /// Checks everything and builds. Fails with a [`BuildError`] naming the setting on a bad
+    /// redirect URI, a path that does not start with `/`, a `write` scope without an API key, a
+    /// duration over [`MAX_SETTING_DURATION`], a capacity over [`MAX_CACHE_CAPACITY`],
+    /// `max_logins_per_user(Some(0))`, or an API client that cannot be built. Logs a
+    /// warning when the implicit flow runs without an API key (tokens of any app accepted).
+    pub fn build(self) -> Result<AudiusLogin, BuildError> {
+        let options = self.verify_options;
+        let max_token_age = options.get_max_age().unwrap_or(defaults::MAX_TOKEN_AGE);
+        let clock_skew = options.get_clock_skew();
+        for (what, duration) in [
+            ("verify_options (max_age)", Some(max_token_age)),
+            ("verify_options (clock_skew)", Some(clock_skew)),
+            ("attempt_ttl", Some(self.attempt_ttl)),
+            ("user_cache_ttl", Some(self.user_cache_ttl)),
+            ("user_refetch_interval", Some(self.user_refetch_interval)),
+            ("refresh_margin", Some(self.refresh_margin)),
+            ("login_deadline", self.login_deadline),
+        ] {
+            if duration.is_some_and(|d| d > MAX_SETTING_DURATION) {
+                return Err(BuildError::new(
+                    setting_name(what),
+                    format!(
+                        "{what} is over the longest duration a setting accepts (100 years): \
+                         time arithmetic on it could overflow; give a bounded value"
+                    ),
+                ));
+            }
+        }
+        for (what, capacity) in [
+            ("user_cache_capacity", self.user_cache_capacity),
+            ("tracked_sessions", self.tracked_sessions),
+        ] {
+            if capacity > MAX_CACHE_CAPACITY {
+                return Err(BuildError::new(
+                    what,
+                    format!(
+                        "{what} is over the largest capacity a setting accepts \
+                         ({MAX_CACHE_CAPACITY} entries); give a bounded value"
+                    ),
+                ));
+            }
+        }
+        if self.max_logins_per_user == Some(0) {
+            return Err(BuildError::new(
+                "max_logins_per_user",
+                "max_logins_per_user is Some(0), which refuses every login; give at least 1, or \
+                 None for no bound",
+            ));
+        }
+        // Within the bounds above, neither can overflow; checked all the same.
+        let replay_ttl = clock_skew
+            .checked_mul(2)
+            .and_then(|skew| skew.checked_add(max_token_age))
+            .ok_or_else(|| {
+                BuildError::new("verify_options", "max_age + 2 × clock_skew overflows")
+            })?;
+        let redirect = RedirectUri::parse(&self.redirect_uri)
+            .map_err(|e| BuildError::core("redirect_uri", e.into()))?;
+        let Some(redirect_uri) = redirect.url().cloned() else {
+            return Err(BuildError::new(
+                "redirect_uri",
+                "the redirect URI is the app's callback URL, not postmessage (choose \
+                 ResponseMode::PostMessage for the popup channel)",
+            ));
+        };
+        if !matches!(redirect_uri.scheme(), "http" | "https") {
+            return Err(BuildError::new(
+                "redirect_uri",
+                format!(
+                    "the redirect URI of a web app is http or https, got {}",
+                    redirect_uri.scheme()
+                ),
+            ));
+        }
+        let app_name = self.app_name.trim().to_owned();
+        if app_name.is_empty() || app_name.len() > 256 {
+            return Err(BuildError::new(
+                "app_name",
+                "the app name is 1 to 256 characters",
+            ));
+        }
+        let api_key = self
+            .api_key
+            .as_deref()
+            .map(audius_login::login_url::normalize_api_key)
+            .transpose()
+            .map_err(|e| BuildError::core("api_key", e))?;
+        if self.scope == Scope::Write && api_key.is_none() {
+            return Err(BuildError::new("scope", "scope write needs an API key"));
+        }
+        if self.flow == Flow::AuthorizationCode && api_key.is_none() {
+            return Err(BuildError::new(
+                "api_key",
+                "the authorization-code flow needs the app's API key (sent as client_id)",
+            ));
+        }
+        for (what, path) in [
+            ("login_path", &self.login_path),
+            ("logout_path", &self.logout_path),
+            ("assets_path", &self.assets_path),
+        ] {
+            if !path.starts_with('/') || path.starts_with("//") || path.contains(['?', '#']) {
+                return Err(BuildError::new(
+                    what,
+                    format!(
+                        "the {} must be a plain path starting with /, got {path:?}",
+                        what.replace('_', " ")
+                    ),
+                ));
+            }
+        }
+        let landing_path = sanitize_return_to(&self.landing_path).ok_or_else(|| {
+            BuildError::new(
+                "landing_path",
+                format!(
+                    "the landing path must be a path on the app's own origin, got {:?}",
+                    self.landing_path
+                ),
+            )
+        })?;
+        let callback_path = redirect_uri.path().to_owned();
+        if [&self.login_path, &self.logout_path].contains(&&callback_path) {
+            return Err(BuildError::new(
+                "redirect_uri",
+                "the callback path must differ from the login and logout paths",
+            ));
+        }
+        let app_origin = redirect_uri.origin().ascii_serialization();
+        if api_key.is_none() && self.flow == Flow::Implicit {
+            tracing::warn!(
+                app = %app_name,
+                "Audius login without an API key: nothing ties a token to this app, so a token \
+                 a user gave any other Audius app signs them in here; set \
+                 AudiusLoginBuilder::api_key to your app's key"
+            );
+        }
+        // The app's time never goes backwards (see `verify_options`).
+        let clock: Arc<dyn Clock> = Arc::new(MonotonicClock::new(options.get_clock().clone()));
+        let verify_options = options
+            .max_age(Some(max_token_age))
+            .clock(clock.clone())
+            .api_key(api_key.as_deref())
+            .map_err(|e| BuildError::core("api_key", e))?;
+        let client = match self.api_client {
+            Some(c) => c,
+            None => ApiClient::new(self.environment.api())
+                .map_err(|e| BuildError::core("environment", e))?,
+        };
+        let mut oauth = OAuthClient::new(client.clone());
+        if let Some(key) = &api_key {
+            oauth = oauth
+                .client_id(key)
+                .map_err(|e| BuildError::core("api_key", e))?;
+        }
+        let (verifier, directory): (Arc<dyn Verifier>, _) = match self.verifier {
+            Some(v) => (v, None),
+            None => {
+                let directory = Arc::new(
+                    UserDirectory::with_cache(
+                        client,
+                        self.user_cache_ttl,
+                        self.user_cache_capacity,
+                    )
+                    .refetch_interval(self.user_refetch_interval),
+                );
+                let verifier: Arc<dyn Verifier> = match self.verifier_kind {
+                    VerifierKind::Local => Arc::new(
+                        LocalVerifier::with_directory(directory.clone())
+                            .options(verify_options.clone()),
+                    ),
+                    VerifierKind::Api => Arc::new(
+                        ApiVerifier::with_directory(directory.clone())
+                            .options(verify_options.clone()),
+                    ),
+                };
+                (verifier, Some(directory))
+            }
+        };
+        let config = Config {
+            app_name,
+            api_key,
+            scope: self.scope,
+            redirect_uri,
+            callback_path,
+            app_origin,
+            login_path: self.login_path,
+            logout_path: self.logout_path,
+            assets_path: self.assets_path.trim_end_matches('/').to_owned(),
+            landing_path,
+            response_mode: self.response_mode,
+            display: self.display,
+            environment: self.environment,
+            verifier,
+            verify_options,
+            builtin_replay_cache: self.replay_cache.is_none(),
+            replay_cache: self.replay_cache.unwrap_or_else(|| {
+                // Entries expire on the clock token ages are judged on (see `verify_options`).
+                Arc::new(MemoryReplayCache::with_clock(
+                    audius_login::defaults::REPLAY_CAPACITY,
+                    clock.clone(),
+                ))
+            }),
+            replay_ttl,
+            max_token_age,
+            clock,
+            attempt_ttl: self.attempt_ttl,
+            max_pending_attempts: self.max_pending_attempts,
+            unauthenticated: self.unauthenticated,
+            logout_behavior: self.logout_behavior,
+            login_deadline: self.login_deadline,
+            on_login: self.on_login,
+            directory,
+            flow: self.flow,
+            oauth,
+            refresh_margin: self.refresh_margin,
+        };
+        Ok(AudiusLogin::new(
+            config,
+            Families::new(self.tracked_sessions),
+            UserLogins::new(self.max_logins_per_user),
+        ))
+    }
+}
+
+/// The setter named in a duration's description (`"verify_options (max_age)"` is
+/// `verify_options`).
+fn setting_name(what: &'static str) -> &'static str {
+    what.split_once(' ').map_or(what, |(setter, _)| setter)
+}
+
+impl fmt::Debug for AudiusLoginBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AudiusLoginBuilder")
+            .field("app_name", &self.app_name)
+            .field("redirect_uri", &self.redirect_uri)
+            .field("flow", &self.flow)
+            .field("response_mode", &self.response_mode)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,163 @@
+//! Everything [`AudiusLogin`] does for an app, in one place: its builder, its routes, its
+//! middleware, its button, its session-store guard, and what it tells about its settings. The
+//! work is done in the modules below (`routes`, `middleware`, `button`, `store`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::web::ServiceConfig;
+use audius_login::{Environment, Scope, UserDirectory};
+use url::Url;
+
+use crate::builder::AudiusLoginBuilder;
+use crate::button::{self, ButtonOptions};
+use crate::config::{Flow, ResponseMode};
+use crate::middleware::AudiusLoginMiddleware;
+use crate::routes;
+use crate::state::AudiusLogin;
+use crate::store::SessionStoreGuard;
+
+impl AudiusLogin {
+    /// A builder for an app called `app_name` (shown on the Audius login page) whose callback is
+    /// `redirect_uri` (an absolute `http(s)` URL; its path becomes the callback route).
+    pub fn builder(
+        app_name: impl Into<String>,
+        redirect_uri: impl AsRef<str>,
+    ) -> AudiusLoginBuilder {
+        AudiusLoginBuilder::new(app_name.into(), redirect_uri.as_ref().to_owned())
+    }
+
+    /// The routes, for `App::configure`:
+    ///
+    /// | route | default path | what |
+    /// |---|---|---|
+    /// | login | `GET /auth/audius/login?return_to=/path` | new state (code flow: and PKCE verifier) in the session, 302 to the Audius login page (code flow: `{api}/v1/oauth/authorize`) |
+    /// | callback | the redirect URI's path, `GET` and `POST` | checks state, verifies the token (code flow: exchanges the code, reads `/v1/me`), signs in, 302/303 to the return-to |
+    /// | logout | `POST /auth/logout` | refuses cross-site requests, revokes the code flow's tokens (best effort), purges the session, 303 to the landing page |
+    /// | assets | `GET /auth/audius/assets/{login.js,button.css}` | the popup script and the button stylesheet |
+    ///
+    /// Mounted on the `App` itself with the implicit flow, they also make these settings the
+    /// app's (see [`AudiusLoginMiddleware`] for when the middleware is needed besides).
+    pub fn routes(&self) -> impl FnOnce(&mut ServiceConfig) + 'static {
+        routes::configure(self.clone())
+    }
+
+    /// The middleware that puts these settings into each request: needed for the code flow and
+    /// when the routes are mounted inside a scope, not for the implicit flow with its routes on
+    /// the `App` (see [`AudiusLoginMiddleware`] for exactly what it does). Register it before
+    /// the session middleware ([order](AudiusLoginMiddleware#order)).
+    pub fn middleware(&self) -> AudiusLoginMiddleware {
+        AudiusLoginMiddleware::new(self.clone())
+    }
+
+    /// The HTML of a "Log In with Audius" button, with the options of the Audius SDK's
+    /// `renderButton`.
+    ///
+    /// ```
+    /// use actix_audius_login::{AudiusLogin, ButtonOptions, ButtonSize, ButtonCorners};
+    ///
+    /// # fn page(audius: &AudiusLogin) -> String {
+    /// let button = audius.login_button(
+    ///     &ButtonOptions::default()
+    ///         .size(ButtonSize::Large)
+    ///         .corners(ButtonCorners::Pill)
+    ///         .return_to("/studio"),
+    /// );
+    /// format!("<!doctype html><title>Welcome</title>{button}")
+    /// # }
+    /// ```
+    ///
+    /// The HTML is an `<a id="audius-login-button">` to the login route (it works without
+    /// JavaScript in the redirect channels), a `<link>` to the stylesheet served by
+    /// [`routes`](Self::routes), a status line (`role="alert"`) for messages, and in
+    /// [`ResponseMode::PostMessage`] the popup script. Everything is served by the app itself.
+    pub fn login_button(&self, options: &ButtonOptions) -> String {
+        button::render(&self.inner, options)
+    }
+
+    /// A [`SessionStoreGuard`] linking to this app's login route and landing page, with the
+    /// other defaults. Wrap it around the `SessionMiddleware` (outermost); see [`crate::store`].
+    pub fn session_store_guard(&self) -> SessionStoreGuard {
+        SessionStoreGuard::new().links(&self.inner.login_path, &self.inner.landing_path)
+    }
+
+    /// The login route with a `return_to` for after login.
+    pub fn login_url_for(&self, return_to: &str) -> String {
+        self.inner.login_url_for(return_to)
+    }
+
+    /// Whether the session cookie should be `Secure`: always, except for an app served over
+    /// plain http on a loopback host (`localhost`, `127.0.0.0/8`, `[::1]`).
+    pub fn cookie_secure(&self) -> bool {
+        let url = &self.inner.redirect_uri;
+        let loopback = match url.host() {
+            Some(url::Host::Domain(d)) => d == "localhost" || d.ends_with(".localhost"),
+            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+            None => false,
+        };
+        !(url.scheme() == "http" && loopback)
+    }
+
+    /// The callback URL given to Audius (its path is the callback route's).
+    pub fn redirect_uri(&self) -> &Url {
+        &self.inner.redirect_uri
+    }
+
+    /// The callback route's path (the redirect URI's).
+    pub fn callback_path(&self) -> &str {
+        &self.inner.callback_path
+    }
+
+    /// The app's origin (`scheme://host[:port]` of the redirect URI).
+    pub fn app_origin(&self) -> &str {
+        &self.inner.app_origin
+    }
+
+    /// The Audius environment.
+    pub fn environment(&self) -> &Environment {
+        &self.inner.environment
+    }
+
+    /// The login route's path.
+    pub fn login_path(&self) -> &str {
+        &self.inner.login_path
+    }
+
+    /// The logout route's path.
+    pub fn logout_path(&self) -> &str {
+        &self.inner.logout_path
+    }
+
+    /// The answer channel.
+    pub fn response_mode(&self) -> ResponseMode {
+        self.inner.response_mode
+    }
+
+    /// The flow: implicit (identity with email) or authorization code (API access, no email).
+    pub fn flow(&self) -> Flow {
+        self.inner.flow
+    }
+
+    /// The scope asked for.
+    pub fn scope(&self) -> Scope {
+        self.inner.scope
+    }
+
+    /// How long after login a user is signed out, whatever the session's own lifetime (`None`:
+    /// as long as the session lives). See
+    /// [`AudiusLoginBuilder::login_deadline`](crate::AudiusLoginBuilder::login_deadline).
+    pub fn login_deadline(&self) -> Option<Duration> {
+        self.inner.login_deadline
+    }
+
+    /// The API key tokens must carry (normalised: lower case, no `0x`), if one is configured.
+    pub fn api_key(&self) -> Option<&str> {
+        self.inner.api_key.as_deref()
+    }
+
+    /// The user directory (and its cache) of the built-in verifier, when one was built.
+    pub fn user_directory(&self) -> Option<&Arc<UserDirectory>> {
+        self.inner.directory.as_ref()
+    }
+}
