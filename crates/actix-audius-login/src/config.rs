@@ -7,13 +7,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::HttpRequest;
-use audius_login::clock::{Clock, MonotonicClock, SystemClock};
+use audius_login::clock::{Clock, SystemClock};
 use audius_login::oauth::OAuthClient;
 use audius_login::replay::{MemoryReplayCache, ReplayCache};
 use audius_login::return_to::sanitize_return_to;
 use audius_login::{
     ApiClient, ApiVerifier, Display, Environment, Error, LocalVerifier, ProfileSource, RedirectUri,
-    Scope, UserDirectory, VerifiedProfile, Verifier, VerifyOptions,
+    Scope, UpstreamBudget, UserDirectory, VerifiedProfile, Verifier, VerifyOptions,
 };
 use url::Url;
 
@@ -196,7 +196,7 @@ pub(crate) struct Config {
     /// skew (longer for a token dated in the future: see `routes::token_entry_ttl`).
     pub(crate) replay_ttl: Duration,
     pub(crate) max_token_age: Duration,
-    /// The configured clock, made to never go backwards ([`MonotonicClock`]).
+    /// The configured clock (token ages and login attempts are judged on it).
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) user_logins: crate::user_logins::UserLogins,
     pub(crate) attempt_ttl: Duration,
@@ -408,6 +408,7 @@ pub struct AudiusLoginBuilder {
     user_cache_ttl: Duration,
     user_cache_capacity: usize,
     user_refetch_interval: Duration,
+    upstream_budget: Option<Arc<UpstreamBudget>>,
     max_logins_per_user: Option<usize>,
     flow: Flow,
     refresh_margin: Duration,
@@ -445,6 +446,7 @@ impl AudiusLoginBuilder {
             user_cache_ttl: audius_login::defaults::USER_CACHE_TTL,
             user_cache_capacity: audius_login::defaults::USER_CACHE_CAPACITY,
             user_refetch_interval: audius_login::defaults::REFETCH_INTERVAL,
+            upstream_budget: Some(Arc::new(UpstreamBudget::default())),
             max_logins_per_user: Some(DEFAULT_MAX_LOGINS_PER_USER),
             flow: Flow::Implicit,
             refresh_margin: DEFAULT_REFRESH_MARGIN,
@@ -593,6 +595,18 @@ impl AudiusLoginBuilder {
         self
     }
 
+    /// The app-wide budget of requests to Audius that logins trigger (user records and manager
+    /// lists of the built-in verifiers, `verify_token` calls of the API verifier): see
+    /// [`UserDirectory::budget`]. The per-user-id bound above cannot bound forged tokens for
+    /// ever new user ids; this does. Spent, a login that needs a request answers
+    /// `503 audius_unavailable` (retryable) without making one; a login answerable from a
+    /// cached record is unaffected. Default: a burst of 50, then 10 per second
+    /// ([`UpstreamBudget::default`]). `None`: no app-wide bound.
+    pub fn upstream_budget(mut self, budget: Option<Arc<UpstreamBudget>>) -> Self {
+        self.upstream_budget = budget;
+        self
+    }
+
     /// Most logins of one Audius user live at once in this process. A successful login stays
     /// in the replay cache (its token and its state) for the longer of the maximum token age
     /// plus twice the clock skew and the attempt's lifetime; while a user has this many, their
@@ -634,10 +648,11 @@ impl AudiusLoginBuilder {
     }
 
     /// The clock token ages and login attempts are judged against. Default: the system clock.
-    /// It is used through a [`MonotonicClock`] (the app's time never goes backwards), and the
-    /// built-in in-memory replay cache expires its entries on it
-    /// ([`MemoryReplayCache::with_clock`]), so a wall clock stepped back cannot make a token
-    /// young again after its replay entry expired. Several instances sharing a replay cache
+    /// The built-in in-memory replay cache forgets an entry only once its time to live has
+    /// passed both on real time and on this clock ([`MemoryReplayCache::with_clock`]), so a
+    /// wall clock stepped back cannot make a token young again after its replay entry expired,
+    /// and a step forward (then corrected) neither purges entries early nor refuses fresh
+    /// tokens once corrected. Several instances sharing a replay cache
     /// (which expires entries on its own clock) must keep their clocks within
     /// [`clock_skew`](Self::clock_skew) of each other and of that cache (NTP).
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
@@ -815,8 +830,7 @@ impl AudiusLoginBuilder {
                  AudiusLoginBuilder::api_key to your app's key"
             );
         }
-        // The app's time never goes backwards (see `clock`).
-        let clock: Arc<dyn Clock> = Arc::new(MonotonicClock::new(self.clock));
+        let clock = self.clock;
         let verify_options = VerifyOptions::default()
             .max_age(Some(self.max_token_age))
             .clock_skew(self.clock_skew)
@@ -840,7 +854,8 @@ impl AudiusLoginBuilder {
                         self.user_cache_ttl,
                         self.user_cache_capacity,
                     )
-                    .refetch_interval(self.user_refetch_interval),
+                    .refetch_interval(self.user_refetch_interval)
+                    .budget(self.upstream_budget),
                 );
                 let verifier: Arc<dyn Verifier> = match self.verifier_kind {
                     VerifierKind::Local => Arc::new(
@@ -874,7 +889,8 @@ impl AudiusLoginBuilder {
                 verify_options,
                 builtin_replay_cache: self.replay_cache.is_none(),
                 replay_cache: self.replay_cache.unwrap_or_else(|| {
-                    // Entries expire on the clock token ages are judged on (see `clock`).
+                    // Entries live on real time and on the clock token ages are judged on
+                    // (see `clock`).
                     Arc::new(MemoryReplayCache::with_clock(
                         audius_login::defaults::REPLAY_CAPACITY,
                         clock.clone(),

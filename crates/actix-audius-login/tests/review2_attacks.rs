@@ -219,7 +219,16 @@ async fn concurrent_logins_of_one_account_cannot_exceed_max_logins_per_user_api_
 #[actix_web::test]
 async fn forged_tokens_for_many_user_ids_cost_a_bounded_number_of_requests() {
     let sandbox = sandbox().await;
-    let app = start_with(sandbox, ResponseMode::Query, |b| b.api_key(APP_KEY)).await;
+    // The app-wide budget (default: a burst of 50, then 10 per second), set small here so that
+    // the bound shows within 20 callbacks.
+    let app = start_with(sandbox, ResponseMode::Query, |b| {
+        b.api_key(APP_KEY)
+            .upstream_budget(Some(Arc::new(audius_login::UpstreamBudget::new(
+                4,
+                Duration::from_secs(60),
+            ))))
+    })
+    .await;
     app.sandbox.clear_requests();
     let mut answers = Vec::new();
     for i in 0..20_i64 {
@@ -319,7 +328,13 @@ async fn a_wall_clock_stepped_forward_then_corrected_does_not_refuse_fresh_token
     let _ = begin(&app, &glitch).await;
     // Corrected (NTP), and time goes on normally.
     wall.set(time::OffsetDateTime::now_utc());
-    let token = mint(&app, "listener", TokenOverrides::default());
+    // A token of its own (the login before may have been signed within the same second, with
+    // the same claims: that very token again, rightly refused as a replay).
+    let token = mint(
+        &app,
+        "listener",
+        TokenOverrides::default().claim("n", json!(1)),
+    );
     let res = login_with(&app, &token).await;
     assert_eq!(
         res.0, 302,
