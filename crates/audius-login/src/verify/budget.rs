@@ -119,6 +119,7 @@ impl UpstreamBudget {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
