@@ -601,7 +601,9 @@ impl AudiusLoginBuilder {
     /// ever new user ids; this does. Spent, a login that needs a request answers
     /// `503 audius_unavailable` (retryable) without making one; a login answerable from a
     /// cached record is unaffected. Default: a burst of 50, then 10 per second
-    /// ([`UpstreamBudget::default`]). `None`: no app-wide bound.
+    /// ([`UpstreamBudget::default`]): above the logins of users not seen in the last 5 minutes
+    /// that a typical app sees at once; an app expecting more (a launch, a thousand new users
+    /// in a second) raises it. `None`: no app-wide bound.
     pub fn upstream_budget(mut self, budget: Option<Arc<UpstreamBudget>>) -> Self {
         self.upstream_budget = budget;
         self

@@ -91,7 +91,15 @@ pub(super) struct LoginRecord {
 /// within the same back-off. And concurrent lookups of one user share one request and its
 /// outcome, failures included. So forged tokens cannot turn into a stream of requests to
 /// Audius: for one user id, at most two requests (the record and the manager list) per
-/// interval, whether Audius answers or fails.
+/// interval, whether Audius answers or fails. A user id Audius answered 404 for refuses only
+/// the signers it refused: a token of another signer (the account may exist by now) reads it
+/// again, at most once per 5 s ([`defaults::NEGATIVE_RECHECK_INTERVAL`]), and is answered a
+/// retryable [`Error::UpstreamUnavailable`] between such reads.
+///
+/// The user id is the forger's to choose, so across ids the bound is app-wide: every request a
+/// login triggers takes one from the [`budget`](Self::budget) (default: a burst of 50, then 10
+/// per second), and a login that needs a request when it is spent is refused (503, retryable)
+/// without one; a login decided by a cached record is not affected.
 #[derive(Debug)]
 pub struct UserDirectory {
     client: ApiClient,
