@@ -103,6 +103,10 @@ async fn a_thousand_concurrent_logins_each_signed_in_as_its_own_user() {
         .environment(sandbox.environment())
         .replay_cache(replay.clone())
         .user_cache_capacity(USER_CACHE_CAPACITY)
+        // A thousand users never seen before, at once: beyond the default app-wide budget of
+        // requests to Audius (a burst of 50, then 10 per second), which would answer most of
+        // them `503` (retryable). This test measures the app's concurrency, not that budget.
+        .upstream_budget(None)
         .build()
         .unwrap();
     let key = Key::generate();

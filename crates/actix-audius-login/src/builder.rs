@@ -7,13 +7,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::HttpRequest;
-use audius_login::clock::{Clock, MonotonicClock};
+use audius_login::clock::Clock;
 use audius_login::oauth::OAuthClient;
 use audius_login::replay::{MemoryReplayCache, ReplayCache};
 use audius_login::return_to::sanitize_return_to;
 use audius_login::{
-    ApiClient, ApiVerifier, Display, Environment, LocalVerifier, RedirectUri, Scope, UserDirectory,
-    Verifier, VerifyOptions,
+    ApiClient, ApiVerifier, Display, Environment, LocalVerifier, RedirectUri, Scope,
+    UpstreamBudget, UserDirectory, Verifier, VerifyOptions,
 };
 
 use crate::config::{
@@ -53,6 +53,7 @@ pub struct AudiusLoginBuilder {
     user_cache_ttl: Duration,
     user_cache_capacity: usize,
     user_refetch_interval: Duration,
+    upstream_budget: Option<Arc<UpstreamBudget>>,
     max_logins_per_user: Option<usize>,
     flow: Flow,
     refresh_margin: Duration,
@@ -87,6 +88,7 @@ impl AudiusLoginBuilder {
             user_cache_ttl: defaults::USER_CACHE_TTL,
             user_cache_capacity: defaults::USER_CACHE_CAPACITY,
             user_refetch_interval: defaults::USER_REFETCH_INTERVAL,
+            upstream_budget: Some(Arc::new(UpstreamBudget::default())),
             max_logins_per_user: Some(defaults::DEFAULT_MAX_LOGINS_PER_USER),
             flow: Flow::Implicit,
             refresh_margin: defaults::REFRESH_MARGIN,
@@ -228,6 +230,21 @@ impl AudiusLoginBuilder {
         self
     }
 
+    /// The app-wide budget of requests to Audius that logins trigger (user records and manager
+    /// lists of the built-in verifiers, `verify_token` calls of the API verifier): see
+    /// [`UserDirectory::budget`]. The per-user-id bound of
+    /// [`user_refetch_interval`](Self::user_refetch_interval) cannot bound forged tokens for
+    /// ever new user ids; this does. Spent, a login that needs a request answers
+    /// `503 audius_unavailable` (retryable) without making one; a login answerable from a
+    /// cached record is unaffected. Default: a burst of 50, then 10 per second
+    /// ([`UpstreamBudget::default`]): above the logins of users not seen in the last 5 minutes
+    /// that a typical app sees at once; an app expecting more (a launch, a thousand new users
+    /// in a second) raises it. `None`: no app-wide bound.
+    pub fn upstream_budget(mut self, budget: Option<Arc<UpstreamBudget>>) -> Self {
+        self.upstream_budget = budget;
+        self
+    }
+
     /// Most logins of one Audius user live at once in this process. A successful login stays
     /// in the replay cache (its token and its state) for the longer of the maximum token age
     /// plus twice the clock skew and the attempt's lifetime; while a user has this many, their
@@ -268,9 +285,11 @@ impl AudiusLoginBuilder {
     /// options' API key is this builder's [`api_key`](Self::api_key) (one given in the options
     /// is replaced).
     ///
-    /// The clock is used through a `MonotonicClock` (the app's time never goes backwards), and
-    /// the built-in in-memory replay cache expires its entries on it, so a wall clock stepped
-    /// back cannot make a token young again after its replay entry expired. Several instances
+    /// Token ages are judged on the clock as it is. The built-in in-memory replay cache forgets
+    /// an entry only once its time to live has passed both on real time and on this clock
+    /// ([`MemoryReplayCache::with_clock`]), so a wall clock stepped back cannot make a token
+    /// young again after its replay entry expired, and a step forward (then corrected) neither
+    /// purges entries early nor refuses fresh tokens once corrected. Several instances
     /// sharing a replay cache (which expires entries on its own clock) must keep their clocks
     /// within the clock skew of each other and of that cache (NTP).
     ///
@@ -479,8 +498,7 @@ impl AudiusLoginBuilder {
                  AudiusLoginBuilder::api_key to your app's key"
             );
         }
-        // The app's time never goes backwards (see `verify_options`).
-        let clock: Arc<dyn Clock> = Arc::new(MonotonicClock::new(options.get_clock().clone()));
+        let clock: Arc<dyn Clock> = options.get_clock().clone();
         let verify_options = options
             .max_age(Some(max_token_age))
             .clock(clock.clone())
@@ -506,7 +524,8 @@ impl AudiusLoginBuilder {
                         self.user_cache_ttl,
                         self.user_cache_capacity,
                     )
-                    .refetch_interval(self.user_refetch_interval),
+                    .refetch_interval(self.user_refetch_interval)
+                    .budget(self.upstream_budget),
                 );
                 let verifier: Arc<dyn Verifier> = match self.verifier_kind {
                     VerifierKind::Local => Arc::new(

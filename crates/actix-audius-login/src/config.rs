@@ -172,7 +172,7 @@ pub(crate) struct Config {
     /// skew (longer for a token dated in the future: see `routes::token_entry_ttl`).
     pub(crate) replay_ttl: Duration,
     pub(crate) max_token_age: Duration,
-    /// The configured clock, made to never go backwards (`MonotonicClock`).
+    /// The configured clock (token ages and login attempts are judged on it).
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) attempt_ttl: Duration,
     pub(crate) max_pending_attempts: usize,

@@ -8,6 +8,12 @@
 //! [`AudiusLoginBuilder::max_logins_per_user`](crate::AudiusLoginBuilder::max_logins_per_user)
 //! logins of one user are live at once; the next is refused (`429 too_many_logins`) until one
 //! expires. Only successful logins count: nobody can spend another user's allowance.
+//!
+//! The place is *reserved* before the verifier's network call ([`UserLogins::try_reserve`]) and
+//! the reservation counts against the limit while it is pending, so callbacks that arrive
+//! together cannot all pass the check before any of them is counted. A reservation is kept
+//! ([`Reservation::confirm`]) when the login succeeds and released when dropped otherwise (a
+//! forged token, a failed callback, a client that hung up).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -20,6 +26,8 @@ const SWEEP_FLOOR: usize = 1024;
 struct Live {
     /// User id → when each of their live logins stops counting.
     until: HashMap<u64, Vec<Instant>>,
+    /// User id → logins in progress that hold a place (see [`Reservation`]).
+    pending: HashMap<u64, usize>,
     /// The map's size at which users with no live login are swept out.
     sweep_at: usize,
 }
@@ -38,6 +46,7 @@ impl UserLogins {
             limit,
             live: Mutex::new(Live {
                 until: HashMap::new(),
+                pending: HashMap::new(),
                 sweep_at: SWEEP_FLOOR,
             }),
         }
@@ -47,25 +56,38 @@ impl UserLogins {
         self.live.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Whether one more login of `user` may be accepted now. A read: counts nothing.
-    pub(crate) fn admits(&self, user: u64) -> bool {
+    /// Reserves a place for one more login of `user`, atomically: `None` when the user has as
+    /// many live logins and logins in progress as allowed. The place is held until the
+    /// reservation is [confirmed](Reservation::confirm) or dropped.
+    pub(crate) fn try_reserve(&self, user: u64) -> Option<Reservation<'_>> {
         let Some(limit) = self.limit else {
-            return true;
+            return Some(Reservation {
+                logins: self,
+                user,
+                held: false,
+            });
         };
         let now = Instant::now();
-        self.lock()
+        let mut live = self.lock();
+        let pending = live.pending.get(&user).copied().unwrap_or(0);
+        let counted = live
             .until
             .get(&user)
-            .is_none_or(|list| list.iter().filter(|&&at| at > now).count() < limit)
+            .map_or(0, |list| list.iter().filter(|&&at| at > now).count());
+        if counted.saturating_add(pending) >= limit {
+            return None;
+        }
+        *live.pending.entry(user).or_default() += 1;
+        Some(Reservation {
+            logins: self,
+            user,
+            held: true,
+        })
     }
 
     /// Counts a login of `user` until `until`.
-    pub(crate) fn record(&self, user: u64, until: Instant) {
-        if self.limit.is_none() {
-            return;
-        }
+    fn record(&self, live: &mut Live, user: u64, until: Instant) {
         let now = Instant::now();
-        let mut live = self.lock();
         let list = live.until.entry(user).or_default();
         list.retain(|&at| at > now);
         list.push(until);
@@ -75,6 +97,45 @@ impl UserLogins {
                 !list.is_empty()
             });
             live.sweep_at = (live.until.len() * 2).max(SWEEP_FLOOR);
+        }
+    }
+
+    fn release(live: &mut Live, user: u64) {
+        if let Some(n) = live.pending.get_mut(&user) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                live.pending.remove(&user);
+            }
+        }
+    }
+}
+
+/// A place held for a login in progress (see [`UserLogins::try_reserve`]): released when
+/// dropped unless [confirmed](Self::confirm).
+#[derive(Debug)]
+pub(crate) struct Reservation<'a> {
+    logins: &'a UserLogins,
+    user: u64,
+    /// Whether a pending place is held (not without a limit).
+    held: bool,
+}
+
+impl Reservation<'_> {
+    /// The login succeeded: it counts until `until`.
+    pub(crate) fn confirm(mut self, until: Instant) {
+        if self.held {
+            let mut live = self.logins.lock();
+            UserLogins::release(&mut live, self.user);
+            self.logins.record(&mut live, self.user, until);
+            self.held = false;
+        }
+    }
+}
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        if self.held {
+            UserLogins::release(&mut self.logins.lock(), self.user);
         }
     }
 }
@@ -91,13 +152,38 @@ mod tests {
         let logins = UserLogins::new(Some(2));
         let soon = Instant::now() + Duration::from_millis(40);
         let later = Instant::now() + Duration::from_secs(60);
-        assert!(logins.admits(7));
-        logins.record(7, soon);
-        logins.record(7, later);
-        assert!(!logins.admits(7), "two live logins: the third is refused");
-        assert!(logins.admits(8), "another user is not affected");
+        logins.try_reserve(7).unwrap().confirm(soon);
+        logins.try_reserve(7).unwrap().confirm(later);
+        assert!(
+            logins.try_reserve(7).is_none(),
+            "two live logins: the third is refused"
+        );
+        assert!(
+            logins.try_reserve(8).is_some(),
+            "another user is not affected"
+        );
         std::thread::sleep(Duration::from_millis(60));
-        assert!(logins.admits(7), "one expired");
+        assert!(logins.try_reserve(7).is_some(), "one expired");
+    }
+
+    #[test]
+    fn logins_in_progress_hold_their_places_until_dropped() {
+        let logins = UserLogins::new(Some(2));
+        let a = logins.try_reserve(7).unwrap();
+        let b = logins.try_reserve(7).unwrap();
+        assert!(
+            logins.try_reserve(7).is_none(),
+            "two in progress: a third cannot start"
+        );
+        drop(a);
+        let c = logins
+            .try_reserve(7)
+            .expect("a failed login gave its place back");
+        b.confirm(Instant::now() + Duration::from_secs(60));
+        assert!(logins.try_reserve(7).is_none(), "one live, one in progress");
+        drop(c);
+        assert!(logins.try_reserve(7).is_some());
+        assert!(logins.lock().pending.is_empty(), "nothing left pending");
     }
 
     #[test]
@@ -105,12 +191,15 @@ mod tests {
         let logins = UserLogins::new(Some(1));
         let past = Instant::now();
         for user in 0..(SWEEP_FLOOR as u64 * 3) {
-            logins.record(user, past);
+            logins.try_reserve(user).unwrap().confirm(past);
         }
         assert!(logins.lock().until.len() < SWEEP_FLOOR * 2);
         let unbounded = UserLogins::new(None);
-        unbounded.record(1, Instant::now() + Duration::from_secs(60));
-        assert!(unbounded.admits(1));
+        unbounded
+            .try_reserve(1)
+            .unwrap()
+            .confirm(Instant::now() + Duration::from_secs(60));
+        assert!(unbounded.try_reserve(1).is_some());
         assert!(
             unbounded.lock().until.is_empty(),
             "nothing kept without a bound"

@@ -57,6 +57,15 @@ pub const MANAGERS_TTL: Duration = Duration::from_secs(30);
 /// against a user record read at most 30 s before (and a record is read for logins at most once
 /// per 30 s, forged tokens included).
 pub const REFETCH_INTERVAL: Duration = Duration::from_secs(30);
+/// [`UpstreamBudget::default`](crate::verify::UpstreamBudget), the app-wide budget of requests to
+/// Audius that logins trigger: a burst of 50...
+pub const UPSTREAM_BUDGET_BURST: u32 = 50;
+/// ...then one more every 100 ms (10 per second).
+pub const UPSTREAM_BUDGET_REFILL: Duration = Duration::from_millis(100);
+/// [`UserDirectory`](crate::UserDirectory): a user id Audius answered 404 for is read again
+/// for a token whose signer it has not refused yet (the account may exist by now) at most once
+/// per 5 s; between such reads, those tokens are answered "try again" (503), not refused.
+pub const NEGATIVE_RECHECK_INTERVAL: Duration = Duration::from_secs(5);
 
 // ---- Fixed limits. ----
 

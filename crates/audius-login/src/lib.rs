@@ -26,7 +26,7 @@ pub use replay::ReplayKey;
 pub use token::{Claims, ProfilePicture, Signature, Token};
 pub use user_id::UserId;
 pub use verify::{
-    ApiUser, ApiVerifier, LocalVerifier, PreparedToken, ProfileSource, UserDirectory,
-    VerifiedProfile, Verifier, VerifyOptions,
+    ApiUser, ApiVerifier, LocalVerifier, PreparedToken, ProfileSource, UpstreamBudget,
+    UserDirectory, VerifiedProfile, Verifier, VerifyOptions,
 };
 pub use wallet::Wallet;

@@ -251,11 +251,13 @@ async fn complete(
     if c.replay_cache.seen(key).await? {
         return Err(audius_login::Error::Replayed.into());
     }
-    // A user with as many live logins as allowed is refused before any request (only
-    // successful logins count, so nobody can spend another user's allowance).
-    if !c.user_logins.admits(prepared.claims().user_id.get()) {
-        return Err(too_many_logins());
-    }
+    // A user with as many live logins (and logins in progress) as allowed is refused before
+    // any request; the place is reserved atomically now, and given back unless this login
+    // succeeds (so nobody can spend another user's allowance).
+    let reservation = c
+        .user_logins
+        .try_reserve(prepared.claims().user_id.get())
+        .ok_or_else(too_many_logins)?;
     let profile = c.verifier.verify_prepared(&prepared).await?;
     // Enforced on the verified claims too, whatever verifier is configured.
     c.verify_options.check_claims(&profile.claims)?;
@@ -267,10 +269,7 @@ async fn complete(
     if !c.replay_cache.first_use(key, token_ttl).await? {
         return Err(audius_login::Error::Replayed.into());
     }
-    c.user_logins.record(
-        profile.user_id.get(),
-        instant_after(state_ttl.max(token_ttl)),
-    );
+    reservation.confirm(instant_after(state_ttl.max(token_ttl)));
     let user = AudiusUser::from_profile(&profile, session::now(c));
     run_hook(audius, req, &user, profile, &attempt.return_to).await?;
     // Tokens of another user (a code-flow login in the same session) no longer apply.
@@ -438,10 +437,10 @@ async fn complete_code_flow(
     let tokens = StoredTokens::new(set, user.id, now);
     // The state is recorded as consumed only now that the login succeeded (see
     // `consume_state`), and the user's live logins are bounded as in the implicit flow.
-    let recorded = if c.user_logins.admits(user.id) {
-        consume_state(c, state_key, &attempt).await
-    } else {
-        Err(too_many_logins())
+    let reservation = c.user_logins.try_reserve(user.id);
+    let recorded = match reservation {
+        Some(_) => consume_state(c, state_key, &attempt).await,
+        None => Err(too_many_logins()),
     };
     let state_ttl = match recorded {
         Ok(ttl) => ttl,
@@ -450,7 +449,9 @@ async fn complete_code_flow(
             return Err(e);
         }
     };
-    c.user_logins.record(user.id, instant_after(state_ttl));
+    if let Some(reservation) = reservation {
+        reservation.confirm(instant_after(state_ttl));
+    }
     // An identity login of the same user (implicit flow, in the same session) keeps its email.
     if let Some(signed_in) = session::read_user(&session, Some(c))
         && signed_in.id == user.id

@@ -39,24 +39,67 @@ impl Expiry {
 /// How often a full cache says so in the log, at most.
 const FULL_LOG_INTERVAL: Duration = Duration::from_secs(10);
 
+/// When an entry expires: on real time, and (on a clock) once the clock has passed its time too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Expiries {
+    /// On real time ([`Instant`], since the cache's creation): wall-clock steps do not move it.
+    real: Expiry,
+    /// On the clock, when the cache has one: the entry lives until both have passed.
+    clock: Option<Expiry>,
+}
+
 #[derive(Debug, Default)]
 struct Entries {
-    expiry_of: HashMap<ReplayKey, Expiry>,
-    by_expiry: BTreeSet<(Expiry, ReplayKey)>,
+    expiry_of: HashMap<ReplayKey, Expiries>,
+    /// Every entry whose real-time expiry has not been seen to pass, by that expiry.
+    by_real: BTreeSet<(Expiry, ReplayKey)>,
+    /// Entries past their real-time expiry, waiting for the clock, by their clock expiry.
+    by_clock: BTreeSet<(Expiry, ReplayKey)>,
     last_full_log: Option<Instant>,
     refused_since_log: u64,
 }
 
 impl Entries {
-    /// Forgets every expired entry (the oldest expiry first).
-    fn purge(&mut self, now: Tick) {
-        while let Some(&(expiry, key)) = self.by_expiry.first() {
-            if expiry.is_live(now) {
+    /// Forgets every entry expired on real time and (when it has one) on the clock.
+    fn purge(&mut self, now: Now) {
+        while let Some(&(expiry, key)) = self.by_real.first() {
+            if expiry.is_live(now.real) {
                 break;
             }
-            self.by_expiry.pop_first();
+            self.by_real.pop_first();
+            match self.expiry_of.get(&key).and_then(|e| e.clock) {
+                Some(on_clock) if now.clock.is_some_and(|c| on_clock.is_live(c)) => {
+                    self.by_clock.insert((on_clock, key));
+                }
+                _ => {
+                    self.expiry_of.remove(&key);
+                }
+            }
+        }
+        let Some(clock_now) = now.clock else {
+            return;
+        };
+        while let Some(&(expiry, key)) = self.by_clock.first() {
+            if expiry.is_live(clock_now) {
+                break;
+            }
+            self.by_clock.pop_first();
             self.expiry_of.remove(&key);
         }
+    }
+}
+
+/// Now, on real time and on the clock (when the cache has one).
+#[derive(Debug, Clone, Copy)]
+struct Now {
+    real: Tick,
+    clock: Option<Tick>,
+}
+
+impl Expiries {
+    fn is_live(self, now: Now) -> bool {
+        self.real.is_live(now.real)
+            || matches!((self.clock, now.clock), (Some(e), Some(c)) if e.is_live(c))
     }
 }
 
@@ -69,33 +112,30 @@ impl Entries {
 /// time to live (the maximum token age plus twice the clock skew, or a login attempt's
 /// lifetime): each login takes two entries, its token and its consumed state.
 ///
-/// Entries expire on real time ([`Instant`]) by default, or on the app's clock
-/// ([`with_clock`](Self::with_clock)): the clock token ages are judged on, so that a token is
-/// remembered for as long as that clock finds it young enough, even when it is stepped back.
+/// Entries expire on real time ([`Instant`]), which wall-clock steps do not affect; given the
+/// clock token ages are judged on ([`with_clock`](Self::with_clock)), an entry also lives for
+/// as long as that clock has not passed its time to live: it is forgotten only once *both* have
+/// passed, so a wall clock stepped back (NTP, a VM restored from a snapshot) cannot make a token
+/// young again after its entry was forgotten, and a step forward cannot purge it early.
 #[derive(Debug)]
 pub struct MemoryReplayCache {
     entries: Mutex<Entries>,
     capacity: usize,
-    time: TimeLine,
+    /// Real time's origin: the cache's creation.
+    origin: Instant,
+    /// The clock entries also live on, from the Unix epoch (a time before it reads as the
+    /// epoch).
+    clock: Option<Arc<dyn Clock>>,
 }
 
-/// What the cache's entries expire on.
-#[derive(Debug)]
-enum TimeLine {
-    /// Real time, from the cache's creation.
-    Real(Instant),
-    /// A clock, from the Unix epoch (a time before it reads as the epoch).
-    Clock(Arc<dyn Clock>),
-}
-
-impl TimeLine {
-    fn now(&self) -> Tick {
-        match self {
-            Self::Real(origin) => origin.elapsed(),
-            Self::Clock(clock) => {
+impl MemoryReplayCache {
+    fn now(&self) -> Now {
+        Now {
+            real: self.origin.elapsed(),
+            clock: self.clock.as_ref().map(|clock| {
                 let since_epoch = clock.now() - time::OffsetDateTime::UNIX_EPOCH;
                 Duration::try_from(since_epoch).unwrap_or(Duration::ZERO)
-            }
+            }),
         }
     }
 }
@@ -107,19 +147,20 @@ impl MemoryReplayCache {
         Self {
             entries: Mutex::new(Entries::default()),
             capacity: capacity.max(1),
-            time: TimeLine::Real(Instant::now()),
+            origin: Instant::now(),
+            clock: None,
         }
     }
 
-    /// A cache remembering at most `capacity` live entries (at least one), expiring them on
-    /// `clock`: give it the clock token ages are judged on (the actix layer gives its own, a
-    /// [`MonotonicClock`](crate::clock::MonotonicClock)), and a token's entry outlives its
-    /// acceptance whatever that clock does. A clock stepped back keeps entries longer (they
-    /// count against the capacity until it catches up); one that never goes backwards is
-    /// advised, so that a step forward then back cannot purge entries too early.
+    /// A cache remembering at most `capacity` live entries (at least one), forgetting one only
+    /// when its time to live has passed both on real time and on `clock`: give it the clock
+    /// token ages are judged on (the actix layer gives its own), and a token's entry outlives
+    /// its acceptance whatever that clock does. A clock stepped back keeps entries longer
+    /// (they count against the capacity until it catches up); a clock stepped forward does not
+    /// shorten them (real time still counts).
     pub fn with_clock(capacity: usize, clock: Arc<dyn Clock>) -> Self {
         Self {
-            time: TimeLine::Clock(clock),
+            clock: Some(clock),
             ..Self::new(capacity)
         }
     }
@@ -130,7 +171,7 @@ impl MemoryReplayCache {
 
     /// How many live entries are remembered now.
     pub fn len(&self) -> usize {
-        let now = self.time.now();
+        let now = self.now();
         let mut entries = self.lock();
         entries.purge(now);
         entries.expiry_of.len()
@@ -156,7 +197,7 @@ impl Default for MemoryReplayCache {
 #[async_trait]
 impl ReplayCache for MemoryReplayCache {
     async fn first_use(&self, key: &ReplayKey, ttl: Duration) -> Result<bool> {
-        let now = self.time.now();
+        let now = self.now();
         let real_now = Instant::now();
         let mut entries = self.lock();
         entries.purge(now);
@@ -182,14 +223,17 @@ impl ReplayCache for MemoryReplayCache {
                 capacity: self.capacity,
             });
         }
-        let expiry = Expiry::after(now, ttl);
-        entries.expiry_of.insert(*key, expiry);
-        entries.by_expiry.insert((expiry, *key));
+        let expiries = Expiries {
+            real: Expiry::after(now.real, ttl),
+            clock: now.clock.map(|c| Expiry::after(c, ttl)),
+        };
+        entries.expiry_of.insert(*key, expiries);
+        entries.by_real.insert((expiries.real, *key));
         Ok(true)
     }
 
     async fn seen(&self, key: &ReplayKey) -> Result<bool> {
-        let now = self.time.now();
+        let now = self.now();
         let entries = self.lock();
         Ok(entries
             .expiry_of
@@ -269,33 +313,31 @@ mod tests {
     }
 
     #[test]
-    fn on_a_clock_entries_expire_on_that_clock_only() {
+    fn on_a_clock_entries_expire_once_both_real_time_and_the_clock_passed() {
         rt().block_on(async {
             let clock = Arc::new(crate::clock::ManualClock::at_unix(1_764_288_000));
             let cache = MemoryReplayCache::with_clock(4, clock.clone());
+            let ttl = Duration::from_millis(50);
             let key = ReplayKey::for_state("x");
-            assert!(
-                cache
-                    .first_use(&key, Duration::from_secs(10))
-                    .await
-                    .unwrap()
-            );
-            // Real time passes, the clock does not: remembered.
-            std::thread::sleep(Duration::from_millis(30));
+            assert!(cache.first_use(&key, ttl).await.unwrap());
+            // Stepped forward an hour: real time has not passed, remembered.
+            clock.advance(Duration::from_secs(3600));
             assert!(cache.seen(&key).await.unwrap());
-            clock.advance(Duration::from_secs(9));
+            assert_eq!(cache.len(), 1, "a forward step does not purge it");
+            // Back (corrected), and real time passes: the clock has not, remembered.
+            clock.set(time::OffsetDateTime::from_unix_timestamp(1_764_288_000).unwrap());
+            std::thread::sleep(Duration::from_millis(80));
             assert!(cache.seen(&key).await.unwrap());
-            // Stepped back: remembered all the longer.
+            assert!(!cache.first_use(&key, ttl).await.unwrap());
+            assert_eq!(cache.len(), 1);
+            // Stepped back further: remembered all the longer.
             clock.set(time::OffsetDateTime::from_unix_timestamp(1_764_287_000).unwrap());
-            assert!(
-                !cache
-                    .first_use(&key, Duration::from_secs(10))
-                    .await
-                    .unwrap()
-            );
-            clock.set(time::OffsetDateTime::from_unix_timestamp(1_764_288_011).unwrap());
-            assert!(!cache.seen(&key).await.unwrap(), "expired on the clock");
+            assert!(cache.seen(&key).await.unwrap());
+            // Both have passed: forgotten.
+            clock.set(time::OffsetDateTime::from_unix_timestamp(1_764_288_001).unwrap());
+            assert!(!cache.seen(&key).await.unwrap(), "expired on both");
             assert_eq!(cache.len(), 0);
+            assert!(cache.first_use(&key, ttl).await.unwrap());
         });
     }
 }

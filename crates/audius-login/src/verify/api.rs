@@ -153,6 +153,8 @@ impl Verifier for ApiVerifier {
             let query = url::form_urlencoded::Serializer::new(String::new())
                 .append_pair("token", token)
                 .finish();
+            // The app-wide budget of requests that logins trigger.
+            self.directory.spend()?;
             let answer = self
                 .directory
                 .client()

@@ -10,7 +10,10 @@ use crate::defaults;
 use crate::error::{Error, Result};
 use crate::{ApiClient, UserId, Wallet};
 
-use super::{ApiUser, ManagerGrant, unexpected_or_unavailable};
+use super::{ApiUser, ManagerGrant, UpstreamBudget, unexpected_or_unavailable};
+
+/// Most signers remembered as refused against one negative entry.
+const MAX_REFUSED_SIGNERS: usize = 8;
 
 /// A user record as cached: the record, or `None` for a user Audius does not have (a negative
 /// entry), when it was read, and how reading it again has been failing.
@@ -21,6 +24,19 @@ struct CachedUser {
     /// Re-reads that failed in a row since `read_at`, the last one's error, and when the next
     /// may be tried.
     failing: Option<Failing>,
+    /// For a negative entry: the signers whose tokens it refused. A token of another signer
+    /// reads the id again (the account may exist by now), at most once per
+    /// [`defaults::NEGATIVE_RECHECK_INTERVAL`].
+    refused: Vec<Wallet>,
+    /// For a negative entry: when the id was last read again for such a token.
+    rechecked_at: Option<Instant>,
+}
+
+/// What a login's lookup does: decide on the cached record, read it, or answer "try again".
+enum Decision {
+    Record(LoginRecord),
+    Read,
+    Wait(Error),
 }
 
 /// Reads of one lookup failing in a row: no new attempt before `retry_at`.
@@ -75,7 +91,15 @@ pub(super) struct LoginRecord {
 /// within the same back-off. And concurrent lookups of one user share one request and its
 /// outcome, failures included. So forged tokens cannot turn into a stream of requests to
 /// Audius: for one user id, at most two requests (the record and the manager list) per
-/// interval, whether Audius answers or fails.
+/// interval, whether Audius answers or fails. A user id Audius answered 404 for refuses only
+/// the signers it refused: a token of another signer (the account may exist by now) reads it
+/// again, at most once per 5 s ([`defaults::NEGATIVE_RECHECK_INTERVAL`]), and is answered a
+/// retryable [`Error::UpstreamUnavailable`] between such reads.
+///
+/// The user id is the forger's to choose, so across ids the bound is app-wide: every request a
+/// login triggers takes one from the [`budget`](Self::budget) (default: a burst of 50, then 10
+/// per second), and a login that needs a request when it is spent is refused (503, retryable)
+/// without one; a login decided by a cached record is not affected.
 #[derive(Debug)]
 pub struct UserDirectory {
     client: ApiClient,
@@ -88,6 +112,7 @@ pub struct UserDirectory {
     negative_ttl: Duration,
     managers_ttl: Duration,
     refetch_interval: Duration,
+    budget: Option<Arc<UpstreamBudget>>,
 }
 
 impl UserDirectory {
@@ -116,7 +141,24 @@ impl UserDirectory {
             negative_ttl: defaults::NEGATIVE_TTL,
             managers_ttl: defaults::MANAGERS_TTL,
             refetch_interval: defaults::REFETCH_INTERVAL,
+            budget: Some(Arc::new(UpstreamBudget::default())),
         }
+    }
+
+    /// The app-wide budget of requests to Audius that logins trigger (records and manager
+    /// lists read for [`user_for_signer`](Self::user_for_signer), and the
+    /// [`ApiVerifier`](super::ApiVerifier)'s `verify_token` calls): spent, a login that needs a
+    /// request is refused (503, retryable) without one; one answerable from a cached record is
+    /// not affected. Default: [`UpstreamBudget::default`] (a burst of 50, then 10 per second).
+    /// `None`: no app-wide bound (only the per-user-id one).
+    pub fn budget(mut self, budget: Option<Arc<UpstreamBudget>>) -> Self {
+        self.budget = budget;
+        self
+    }
+
+    /// Takes one request from the budget (when there is one).
+    pub(super) fn spend(&self) -> Result<()> {
+        self.budget.as_ref().map_or(Ok(()), |b| b.try_take())
     }
 
     /// How long a user id Audius answered 404 for is remembered as unknown. Default: 30 s
@@ -183,33 +225,99 @@ impl UserDirectory {
         Ok(record.user)
     }
 
-    /// The user whose token `_signer` signed, as a login is judged: the cached record when it
+    /// The user whose token `signer` signed, as a login is judged: the cached record when it
     /// was read within the [`refetch_interval`](Self::refetch_interval) (or when reading it
     /// again is backing off after a failure), else read again first, whatever the signer.
     /// When that read fails, the cached record answers (while it lives); without one, the
-    /// error does.
+    /// error does. An id Audius answered 404 for is read again for a signer that entry has not
+    /// refused yet (the account may exist by now), at most once per 5 s; meanwhile such a
+    /// token is answered with a retryable [`Error::UpstreamUnavailable`].
     pub async fn user_for_signer(
         &self,
         id: UserId,
-        _signer: Wallet,
+        signer: Wallet,
     ) -> Result<Option<Arc<ApiUser>>> {
-        Ok(self.record_for_login(id).await?.user)
+        Ok(self.record_for_login(id, signer).await?.user)
     }
 
     /// The record a login is judged against (see [`user_for_signer`](Self::user_for_signer)).
-    pub(super) async fn record_for_login(&self, id: UserId) -> Result<LoginRecord> {
-        if let Some(record) = self.deciding_record(id) {
-            return Ok(record);
+    pub(super) async fn record_for_login(&self, id: UserId, signer: Wallet) -> Result<LoginRecord> {
+        let record = match self.decide(id, signer) {
+            Decision::Record(record) => record,
+            Decision::Wait(error) => return Err(error),
+            Decision::Read => {
+                self.user_flights
+                    .run(id.get(), || async {
+                        // A lookup that just landed may have read it.
+                        match self.decide(id, signer) {
+                            Decision::Record(record) => Ok(record),
+                            Decision::Wait(error) => Err(error),
+                            Decision::Read => self.read_user(id).await,
+                        }
+                    })
+                    .await?
+            }
+        };
+        if record.user.is_none() {
+            if let Some(error) = record
+                .stale_because
+                .as_ref()
+                .filter(|_| !self.refused(id, signer))
+            {
+                // Audius could not be asked whether it has this user now: say so, not "no
+                // such user".
+                return Err(error.clone());
+            }
+            self.note_refused(id, signer);
         }
-        self.user_flights
-            .run(id.get(), || async {
-                // A lookup that just landed may have read it.
-                if let Some(record) = self.deciding_record(id) {
-                    return Ok(record);
+        Ok(record)
+    }
+
+    /// Whether the negative entry of `id` refused `signer` before.
+    fn refused(&self, id: UserId, signer: Wallet) -> bool {
+        self.cache
+            .get(&id.get())
+            .is_some_and(|c| c.user.is_none() && c.refused.contains(&signer))
+    }
+
+    /// Remembers that the negative entry of `id` refused `signer`.
+    fn note_refused(&self, id: UserId, signer: Wallet) {
+        let Some((expires, mut cached)) = self.cache.get_with_expiry(&id.get()) else {
+            return;
+        };
+        if cached.user.is_some() || cached.refused.contains(&signer) {
+            return;
+        }
+        if cached.refused.len() >= MAX_REFUSED_SIGNERS {
+            cached.refused.remove(0);
+        }
+        cached.refused.push(signer);
+        self.cache.insert_until(id.get(), cached, expires);
+    }
+
+    /// What a login of `signer` for `id` does now.
+    fn decide(&self, id: UserId, signer: Wallet) -> Decision {
+        let Some(cached) = self.cache.get(&id.get()) else {
+            return Decision::Read;
+        };
+        if cached.user.is_none() && !cached.refused.contains(&signer) {
+            // "No such user" was said to another signer: the account may exist by now.
+            return match cached.rechecked_at {
+                Some(at) if at.elapsed() < defaults::NEGATIVE_RECHECK_INTERVAL => {
+                    Decision::Wait(Error::unavailable(
+                        format!(
+                            "Audius did not know user {id} a moment ago; please try again in a                              few seconds"
+                        ),
+                        None,
+                    ))
                 }
-                self.read_user(id).await
-            })
-            .await
+                _ => Decision::Read,
+            };
+        }
+        match self.deciding_record(id) {
+            Some(record) => Decision::Record(record),
+            None => Decision::Read,
+        }
     }
 
     /// The cached record, when it may decide a login without a request.
@@ -233,6 +341,16 @@ impl UserDirectory {
     /// Reads the record (filling the cache); when the read fails and a record is cached, that
     /// record, with the failure noted (and the next attempt backed off).
     async fn read_user(&self, id: UserId) -> Result<LoginRecord> {
+        if let Err(spent) = self.spend() {
+            // No request: a cached record (however old) decides, without a back-off.
+            return match self.cache.get(&id.get()) {
+                Some(cached) => Ok(LoginRecord {
+                    user: cached.user,
+                    stale_because: Some(spent),
+                }),
+                None => Err(spent),
+            };
+        }
         match self.fetch_user(id).await {
             Ok(user) => Ok(LoginRecord {
                 user,
@@ -258,6 +376,9 @@ impl UserDirectory {
                     "reading a user's record again failed; the cached record decides meanwhile"
                 );
                 cached.failing = Some(failing);
+                if cached.user.is_none() {
+                    cached.rechecked_at = Some(Instant::now());
+                }
                 self.cache.insert_until(id.get(), cached.clone(), expires);
                 Ok(LoginRecord {
                     user: cached.user,
@@ -305,10 +426,20 @@ impl UserDirectory {
         if ttl.is_zero() {
             self.cache.remove(&id.get());
         } else {
+            // A negative entry read again keeps the signers it refused, and when.
+            let previous = self
+                .cache
+                .get(&id.get())
+                .filter(|c| user.is_none() && c.user.is_none());
             let cached = CachedUser {
                 user,
                 read_at: Instant::now(),
                 failing: None,
+                refused: previous
+                    .as_ref()
+                    .map(|c| c.refused.clone())
+                    .unwrap_or_default(),
+                rechecked_at: previous.map(|_| Instant::now()),
             };
             self.cache.insert(id.get(), cached, ttl);
         }
@@ -331,6 +462,8 @@ impl UserDirectory {
                 if let Some(failing) = failing.as_ref().filter(|f| f.backing_off()) {
                     return Err(failing.error.clone());
                 }
+                // Spent: refused without a request, and without a back-off.
+                self.spend()?;
                 match self.fetch_managers(id).await {
                     Ok(list) => {
                         let list = Arc::new(list);

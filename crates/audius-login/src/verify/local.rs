@@ -72,7 +72,7 @@ impl LocalVerifier {
             status: None,
             message,
         };
-        let record = self.directory.record_for_login(id).await?;
+        let record = self.directory.record_for_login(id, signer).await?;
         let Some(user) = record.user else {
             return Err(mismatch(format!(
                 "The JWT signature is invalid - Audius has no user {id}"

@@ -46,6 +46,7 @@
 //! token's identity, the same for every spelling the parser accepts.
 
 mod api;
+mod budget;
 mod directory;
 mod local;
 mod options;
@@ -59,6 +60,7 @@ use async_trait::async_trait;
 use crate::error::{Error, Result};
 
 pub use api::ApiVerifier;
+pub use budget::UpstreamBudget;
 pub use directory::UserDirectory;
 pub use local::LocalVerifier;
 pub use options::{PreparedToken, VerifyOptions};
