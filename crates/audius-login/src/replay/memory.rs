@@ -10,6 +10,7 @@ use super::{ReplayCache, ReplayKey};
 use crate::clock::Clock;
 use crate::defaults;
 use crate::error::{Error, Result};
+use crate::metrics;
 
 /// A point on the cache's time line: the time since its origin (its creation on `Instant`, or
 /// the Unix epoch on a [`Clock`]).
@@ -160,6 +161,7 @@ impl ReplayCache for MemoryReplayCache {
         let real_now = Instant::now();
         let mut entries = self.lock();
         entries.purge(now);
+        metrics::replay_cache_entries(entries.expiry_of.len());
         if entries.expiry_of.contains_key(key) {
             return Ok(false);
         }
@@ -185,6 +187,7 @@ impl ReplayCache for MemoryReplayCache {
         let expiry = Expiry::after(now, ttl);
         entries.expiry_of.insert(*key, expiry);
         entries.by_expiry.insert((expiry, *key));
+        metrics::replay_cache_entries(entries.expiry_of.len());
         Ok(true)
     }
 
