@@ -224,3 +224,99 @@ async fn demo_instances_share_sessions_in_redis_and_survive_an_outage() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["handle"], "artist");
 }
+
+/// The sum of the series `name` whose labels include every `labels` pair, in a Prometheus text
+/// page (0 when there is none).
+fn series(page: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+    page.lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter_map(|line| {
+            let (series, value) = line.rsplit_once(' ')?;
+            let (series_name, rest) = series.split_once('{').unwrap_or((series, ""));
+            (series_name == name
+                && labels
+                    .iter()
+                    .all(|(k, v)| rest.contains(&format!("{k}=\"{v}\""))))
+            .then(|| value.parse::<f64>().unwrap())
+        })
+        .sum()
+}
+
+async fn scrape(client: &reqwest::Client, app: &Url) -> String {
+    let res = client
+        .get(app.join("/metrics").unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let content_type = res.headers()["content-type"].to_str().unwrap().to_owned();
+    assert!(content_type.starts_with("text/plain"), "{content_type}");
+    res.text().await.unwrap()
+}
+
+#[actix_web::test]
+async fn demo_exposes_login_metrics_in_the_prometheus_format() {
+    // Other demos of this process record into the same global recorder: judged on deltas.
+    let (app, setup) = start_demo(&[("AUDIUS_RESPONSE_MODE", "query")]).await;
+    let client = http::client();
+    let before = scrape(&client, &app).await;
+    login(&client, &app, "listener").await;
+    // A refused login: a token approved for no app.
+    let sandbox = setup.sandbox.as_ref().unwrap();
+    let token = sandbox.mint_token(sandbox.user("artist").unwrap(), TokenOverrides::default());
+    let res = client
+        .get(app.join("/auth/audius/login").unwrap())
+        .send()
+        .await
+        .unwrap();
+    let state = query_param(&location(&res), "state").unwrap();
+    let mut callback = app.join("/auth/audius/callback").unwrap();
+    callback
+        .query_pairs_mut()
+        .append_pair("state", &state)
+        .append_pair("token", &token);
+    let (status, body) = get_json(&client, callback).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("audience_mismatch"))
+    );
+    let after = scrape(&client, &app).await;
+
+    let delta = |name: &str, labels: &[(&str, &str)]| {
+        series(&after, name, labels) - series(&before, name, labels)
+    };
+    let logins = "audius_login_logins_total";
+    assert!(delta(logins, &[("outcome", "signed_in")]) >= 1.0, "{after}");
+    assert!(
+        delta(logins, &[("outcome", "audience_mismatch")]) >= 1.0,
+        "{after}"
+    );
+    assert!(
+        delta(
+            "audius_login_verify_seconds_count",
+            &[("verifier", "local")]
+        ) >= 1.0,
+        "{after}"
+    );
+    assert!(
+        after.contains("# TYPE audius_login_verify_seconds histogram"),
+        "{after}"
+    );
+    assert!(
+        delta(
+            "audius_login_upstream_requests_total",
+            &[("endpoint", "user"), ("result", "ok")]
+        ) >= 1.0,
+        "{after}"
+    );
+    assert!(
+        after.contains("# TYPE audius_login_replay_cache_entries gauge"),
+        "{after}"
+    );
+    // Label values from fixed sets only: no user id, token or state in the page.
+    assert!(
+        !after.contains(&token) && !after.contains(&state),
+        "{after}"
+    );
+    assert!(!after.contains("user_id"), "{after}");
+}

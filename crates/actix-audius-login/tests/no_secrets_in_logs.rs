@@ -178,7 +178,10 @@ async fn logs_carry_no_token_code_state_or_bearer_token() {
         ("the refresh token", refresh.as_str()),
     ];
     for (what, secret) in secrets {
-        assert!(secret.len() >= 16, "{what} is long enough to be found: {secret}");
+        assert!(
+            secret.len() >= 16,
+            "{what} is long enough to be found: {secret}"
+        );
         assert!(!logs.contains(secret), "{what} is in the logs:\n{logs}");
     }
     assert!(!logs.to_ascii_lowercase().contains("bearer"), "{logs}");

@@ -125,7 +125,10 @@ mod tests {
     #[test]
     fn endpoints_from_paths() {
         let cases = [
-            ("/v1/users/verify_token?token=abc.def.ghi", Endpoint::VerifyToken),
+            (
+                "/v1/users/verify_token?token=abc.def.ghi",
+                Endpoint::VerifyToken,
+            ),
             ("/v1/users/7eP5n", Endpoint::User),
             ("/v1/users/7eP5n/managers", Endpoint::Managers),
             ("/v1/users/7eP5n/managers?x=1", Endpoint::Managers),

@@ -441,7 +441,10 @@ impl ApiClient {
             host = url.host_str().unwrap_or_default(),
             status = tracing::field::Empty,
         );
-        let (attempt, result) = self.attempt_once(url, request).instrument(span.clone()).await;
+        let (attempt, result) = self
+            .attempt_once(url, request)
+            .instrument(span.clone())
+            .await;
         if let Attempt::Answer(answer) = &attempt {
             span.record("status", answer.status.as_u16());
         }
