@@ -161,7 +161,6 @@ impl ReplayCache for MemoryReplayCache {
         let real_now = Instant::now();
         let mut entries = self.lock();
         entries.purge(now);
-        metrics::replay_cache_entries(entries.expiry_of.len());
         if entries.expiry_of.contains_key(key) {
             return Ok(false);
         }
