@@ -22,7 +22,8 @@
 //!
 //! Routes: `/` (the button, or the profile), `/me` (the `AudiusUser` as JSON, or 401 JSON),
 //! `/me/audius` (code flow: Audius' `/v1/me` fetched as the signed-in user; 401 JSON when
-//! signed out), `/artists` (verified artists only), `POST /auth/logout`. The app itself is
+//! signed out), `/artists` (verified artists only), `/metrics` (the login metrics in the
+//! Prometheus text format; a real app would not serve it publicly), `POST /auth/logout`. The app itself is
 //! `audius_login_examples::demo`, which the end-to-end suites drive too.
 
 #[actix_web::main]

@@ -1,6 +1,7 @@
 //! The demo app: `/` (the button, or the profile), `/me` (the `AudiusUser` as JSON, or 401
 //! JSON), `/me/audius` (code flow: Audius' `/v1/me` fetched as the signed-in user), `/artists`
-//! (verified artists only), `/favicon.ico`, and the login routes.
+//! (verified artists only), `/favicon.ico`, `/metrics` (the login metrics in the Prometheus text
+//! format), and the login routes.
 
 use actix_audius_login::{
     AudiusClient, AudiusLogin, AudiusUser, ButtonOptions, ButtonSize, Flow, ResponseMode,
@@ -15,6 +16,8 @@ use crate::pages::{environment_banner, in_place_script, page, profile_card};
 
 /// Builds the demo's server on the setup's listener (not yet running: await or spawn it).
 pub fn server(setup: &Setup) -> std::io::Result<Server> {
+    // Before any login: the recorder the libraries' metrics go to (once per process).
+    let metrics = crate::metrics::prometheus();
     let audius = setup.audius.clone();
     let sessions = setup.session_middleware_factory();
     let listener = setup.listener.try_clone()?;
@@ -22,12 +25,14 @@ pub fn server(setup: &Setup) -> std::io::Result<Server> {
         let audius = audius.clone();
         App::new()
             .app_data(web::Data::new(audius.clone()))
+            .app_data(web::Data::new(metrics.clone()))
             .configure(audius.routes())
             .route("/", web::get().to(home))
             .route("/me", web::get().to(me))
             .route("/me/audius", web::get().to(me_at_audius))
             .route("/artists", web::get().to(artists))
             .route("/favicon.ico", web::get().to(favicon))
+            .route("/metrics", web::get().to(crate::metrics::render))
             .wrap(audius.middleware())
             .wrap(sessions())
             // Outermost: a session store outage (Redis down) is a clear 503, not a hang.

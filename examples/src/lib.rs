@@ -5,6 +5,7 @@
 #![allow(missing_docs)]
 
 pub mod demo;
+pub mod metrics;
 mod pages;
 
 /// The workspace README's code (the quick start, testing your own app), compiled by

@@ -11,7 +11,7 @@ use audius_login_e2e::http::{self, approve, begin_login, get_json, location, que
 use audius_login_e2e::redis::RedisServer;
 use audius_login_examples::{DEMO_API_KEY, SESSION_STORE_TIMEOUT, Setup, demo};
 use audius_sandbox::oauth::BUILTIN_APP_API_KEY;
-use audius_sandbox::{Sandbox, TokenOverrides};
+use audius_sandbox::{Fault, Sandbox, TokenOverrides};
 use serde_json::Value;
 use url::Url;
 
@@ -223,4 +223,142 @@ async fn demo_instances_share_sessions_in_redis_and_survive_an_outage() {
     let (status, body) = get_json(&client, a.join("/me").unwrap()).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["handle"], "artist");
+}
+
+/// The sum of the series `name` whose labels include every `labels` pair, in a Prometheus text
+/// page (0 when there is none).
+fn series(page: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+    page.lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter_map(|line| {
+            let (series, value) = line.rsplit_once(' ')?;
+            let (series_name, rest) = series.split_once('{').unwrap_or((series, ""));
+            (series_name == name
+                && labels
+                    .iter()
+                    .all(|(k, v)| rest.contains(&format!("{k}=\"{v}\""))))
+            .then(|| value.parse::<f64>().unwrap())
+        })
+        .sum()
+}
+
+async fn scrape(client: &reqwest::Client, app: &Url) -> String {
+    let res = client
+        .get(app.join("/metrics").unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let content_type = res.headers()["content-type"].to_str().unwrap().to_owned();
+    assert!(content_type.starts_with("text/plain"), "{content_type}");
+    res.text().await.unwrap()
+}
+
+/// The callback in the query channel with `token` and the state of a fresh login attempt.
+async fn callback_with(client: &reqwest::Client, app: &Url, token: &str) -> (u16, Value) {
+    let res = client
+        .get(app.join("/auth/audius/login").unwrap())
+        .send()
+        .await
+        .unwrap();
+    let state = query_param(&location(&res), "state").unwrap();
+    let mut callback = app.join("/auth/audius/callback").unwrap();
+    callback
+        .query_pairs_mut()
+        .append_pair("state", &state)
+        .append_pair("token", token);
+    let res = client.get(callback).send().await.unwrap();
+    let status = res.status().as_u16();
+    (status, res.json().await.unwrap_or(Value::Null))
+}
+
+#[actix_web::test]
+async fn demo_exposes_login_metrics_in_the_prometheus_format() {
+    // Other demos of this process record into the same global recorder: judged on deltas.
+    let (app, setup) = start_demo(&[("AUDIUS_RESPONSE_MODE", "query")]).await;
+    let client = http::client();
+    let before = scrape(&client, &app).await;
+    login(&client, &app, "listener").await;
+    // Refused: a token approved for no app.
+    let sandbox = setup.sandbox.as_ref().unwrap();
+    let foreign = sandbox.mint_token(sandbox.user("artist").unwrap(), TokenOverrides::default());
+    let (status, body) = callback_with(&client, &app, &foreign).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("audience_mismatch"))
+    );
+    // A token of this app twice: signed in, then refused by the replay cache.
+    let for_us = TokenOverrides::default().claim("apiKey", DEMO_API_KEY.into());
+    let token = sandbox.mint_token(sandbox.user("artist").unwrap(), for_us.clone());
+    let (status, _) = callback_with(&client, &app, &token).await;
+    assert_eq!(status, 302);
+    let (status, body) = callback_with(&client, &app, &token).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("replayed_token"))
+    );
+    // Audius failing: reading the user's record answers 500.
+    sandbox
+        .set_fault(0, "/v1/users", Fault::status(500))
+        .unwrap();
+    let failing = sandbox.mint_token(sandbox.user("nopicture").unwrap(), for_us);
+    let (status, body) = callback_with(&client, &app, &failing).await;
+    sandbox.clear_faults();
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (503, Some("audius_unavailable"))
+    );
+    let after = scrape(&client, &app).await;
+
+    let delta = |name: &str, labels: &[(&str, &str)]| {
+        series(&after, name, labels) - series(&before, name, labels)
+    };
+    let logins = "audius_login_logins_total";
+    for outcome in [
+        "signed_in",
+        "audience_mismatch",
+        "replayed_token",
+        "audius_unavailable",
+    ] {
+        assert!(
+            delta(logins, &[("outcome", outcome)]) >= 1.0,
+            "{outcome}: {after}"
+        );
+    }
+    assert!(
+        delta(
+            "audius_login_replay_refusals_total",
+            &[("reason", "replayed")]
+        ) >= 1.0,
+        "{after}"
+    );
+    assert!(
+        delta(
+            "audius_login_verify_seconds_count",
+            &[("verifier", "local")]
+        ) >= 2.0,
+        "{after}"
+    );
+    assert!(
+        after.contains("# TYPE audius_login_verify_seconds histogram"),
+        "{after}"
+    );
+    for result in ["ok", "5xx"] {
+        assert!(
+            delta(
+                "audius_login_upstream_requests_total",
+                &[("endpoint", "user"), ("result", result)]
+            ) >= 1.0,
+            "{result}: {after}"
+        );
+    }
+    assert!(
+        series(&after, "audius_login_replay_cache_entries", &[]) >= 1.0,
+        "{after}"
+    );
+    // Label values from fixed sets only: no user id, token or state in the page.
+    for secret in [&token, &foreign, &failing] {
+        assert!(!after.contains(secret.as_str()), "{after}");
+    }
+    assert!(!after.contains("user_id"), "{after}");
 }

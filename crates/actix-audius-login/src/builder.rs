@@ -515,6 +515,11 @@ impl AudiusLoginBuilder {
                 .client_id(key)
                 .map_err(|e| BuildError::core("api_key", e))?;
         }
+        let verifier_label = match (&self.verifier, self.verifier_kind) {
+            (Some(_), _) => "custom",
+            (None, VerifierKind::Local) => "local",
+            (None, VerifierKind::Api) => "api",
+        };
         let (verifier, directory): (Arc<dyn Verifier>, _) = match self.verifier {
             Some(v) => (v, None),
             None => {
@@ -555,6 +560,7 @@ impl AudiusLoginBuilder {
             display: self.display,
             environment: self.environment,
             verifier,
+            verifier_label,
             verify_options,
             builtin_replay_cache: self.replay_cache.is_none(),
             replay_cache: self.replay_cache.unwrap_or_else(|| {

@@ -164,6 +164,8 @@ pub(crate) struct Config {
     pub(crate) display: Display,
     pub(crate) environment: Environment,
     pub(crate) verifier: Arc<dyn Verifier>,
+    /// The verifier's name in the callback's span: `local`, `api`, or `custom` (the app's own).
+    pub(crate) verifier_label: &'static str,
     pub(crate) verify_options: VerifyOptions,
     pub(crate) replay_cache: Arc<dyn ReplayCache>,
     /// Whether the replay cache is the built-in in-memory one (not one given to the builder).

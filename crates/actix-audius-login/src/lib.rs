@@ -23,6 +23,7 @@ mod extract;
 pub mod guard;
 mod login;
 mod lookup;
+mod metrics;
 mod middleware;
 mod pages;
 mod refresh;

@@ -8,6 +8,7 @@ pub mod clock;
 pub mod defaults;
 pub mod error;
 pub mod login_url;
+mod metrics;
 pub mod oauth;
 pub mod redirect_uri;
 pub mod replay;

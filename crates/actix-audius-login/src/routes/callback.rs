@@ -10,11 +10,13 @@ use audius_login::replay::ReplayKey;
 use audius_login::{PreparedToken, RedirectUri};
 use futures_util::StreamExt as _;
 use serde::{Deserialize, Serialize};
+use tracing::Instrument as _;
 
 use super::{first_param, no_store, present, same_origin};
 use crate::config::{Config, Flow, LoginEvent, ResponseMode};
 use crate::diagnose;
 use crate::error::{AudiusLoginError, LoginErrorKind};
+use crate::metrics;
 use crate::pages;
 use crate::refresh::{self, StoredTokens, read_tokens};
 use crate::session::{self, PendingLogin, TOKENS_KEY};
@@ -169,7 +171,13 @@ async fn finish(
     // Asked before the callback touches the session (see `explain_state_mismatch`).
     let no_session = diagnose::session_middleware_missing(&req);
     let state = params.state.clone();
-    let (user, return_to) = match complete(audius, &req, params).await {
+    let span = metrics::callback_span(&audius.inner);
+    let completed = complete(audius, &req, params)
+        .instrument(span.clone())
+        .await;
+    metrics::login_outcome(&span, completed.as_ref().map(|(user, _)| user));
+    let _entered = span.enter(); // No await below.
+    let (user, return_to) = match completed {
         Ok(done) => done,
         Err(e) => {
             let e = diagnose::explain_state_mismatch(
@@ -286,6 +294,7 @@ async fn complete(
 /// The refusal of a state a callback already signed in with.
 fn state_used_already() -> AudiusLoginError {
     tracing::info!("a consumed login state was presented again (an old session cookie)");
+    metrics::replay_refused("replayed");
     AudiusLoginError::new(
         LoginErrorKind::StateMismatch,
         "This login does not match one started in this browser (or it was already used). \

@@ -27,6 +27,8 @@ pub struct TestApp {
     pub sandbox: Arc<SandboxHandle>,
     pub client: reqwest::Client,
     pub jar: Arc<reqwest::cookie::Jar>,
+    /// The session cookie's key (to read a session, as only the server can).
+    pub key: Key,
     server: ServerHandle,
 }
 
@@ -55,6 +57,7 @@ pub async fn start_with(
         .environment(sandbox.environment());
     let audius = tweak(builder).build().expect("config is valid");
     let key = Key::generate();
+    let kept_key = key.clone();
     let app_audius = audius.clone();
     let server = HttpServer::new(move || {
         let audius = app_audius.clone();
@@ -125,6 +128,7 @@ pub async fn start_with(
         sandbox,
         client,
         jar,
+        key: kept_key,
         server: handle,
     }
 }

@@ -38,6 +38,7 @@ use url::Url;
 
 use crate::defaults;
 use crate::error::{Error, Limited, Result};
+use crate::metrics::{self, Endpoint};
 
 mod builder;
 mod response;
@@ -425,7 +426,34 @@ impl ApiClient {
         }
     }
 
+    /// One request to one host, in an `audius_login.upstream` span (endpoint, host, status:
+    /// never the path's ids or query, nor any header), counted in
+    /// `audius_login_upstream_requests_total`.
     async fn attempt(&self, url: &Url, request: &Request<'_>) -> Attempt {
+        let endpoint = if request.path.is_empty() {
+            Endpoint::Discovery
+        } else {
+            Endpoint::of(request.path)
+        };
+        let span = tracing::debug_span!(
+            "audius_login.upstream",
+            endpoint = endpoint.label(),
+            host = url.host_str().unwrap_or_default(),
+            status = tracing::field::Empty,
+        );
+        let (attempt, result) = self
+            .attempt_once(url, request)
+            .instrument(span.clone())
+            .await;
+        if let Attempt::Answer(answer) = &attempt {
+            span.record("status", answer.status.as_u16());
+        }
+        metrics::upstream_request(endpoint, result);
+        attempt
+    }
+
+    /// [`attempt`](Self::attempt)'s work, and the `result` label of its outcome.
+    async fn attempt_once(&self, url: &Url, request: &Request<'_>) -> (Attempt, &'static str) {
         let mut builder = self
             .inner
             .http
@@ -442,7 +470,14 @@ impl ApiClient {
         let fut = async {
             let resp = builder.send().await.map_err(|e| {
                 let sent = !e.is_connect();
-                (describe(e, url), sent)
+                let result = if e.is_timeout() {
+                    "timeout"
+                } else if e.is_connect() {
+                    "connect_error"
+                } else {
+                    "transport_error"
+                };
+                (describe(e, url), sent, result)
             })?;
             let status = resp.status();
             let location = resp
@@ -450,8 +485,10 @@ impl ApiClient {
                 .get("location")
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned);
-            let body = read_capped(resp, limit).await.map_err(|e| (e, true))?;
-            Ok::<_, (Error, bool)>(ApiResponse {
+            let body = read_capped(resp, limit)
+                .await
+                .map_err(|e| (e, true, "body_error"))?;
+            Ok::<_, (Error, bool, &'static str)>(ApiResponse {
                 status,
                 body,
                 host: url.clone(),
@@ -459,19 +496,25 @@ impl ApiClient {
             })
         };
         match tokio::time::timeout(self.inner.timeout, fut).await {
-            Ok(Ok(answer)) => Attempt::Answer(answer),
-            Ok(Err((error, sent))) => Attempt::Failed { error, sent },
-            Err(_) => Attempt::Failed {
-                error: Error::unavailable(
-                    format!(
-                        "{} timed out after {:?}",
-                        without_query(url),
-                        self.inner.timeout
+            Ok(Ok(answer)) => {
+                let result = metrics::status_result(answer.status.as_u16());
+                (Attempt::Answer(answer), result)
+            }
+            Ok(Err((error, sent, result))) => (Attempt::Failed { error, sent }, result),
+            Err(_) => (
+                Attempt::Failed {
+                    error: Error::unavailable(
+                        format!(
+                            "{} timed out after {:?}",
+                            without_query(url),
+                            self.inner.timeout
+                        ),
+                        None,
                     ),
-                    None,
-                ),
-                sent: true,
-            },
+                    sent: true,
+                },
+                "timeout",
+            ),
         }
     }
 }

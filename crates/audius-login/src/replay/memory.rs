@@ -10,6 +10,7 @@ use super::{ReplayCache, ReplayKey};
 use crate::clock::Clock;
 use crate::defaults;
 use crate::error::{Error, Result};
+use crate::metrics;
 
 /// A point on the cache's time line: the time since its origin (its creation on `Instant`, or
 /// the Unix epoch on a [`Clock`]).
@@ -229,6 +230,7 @@ impl ReplayCache for MemoryReplayCache {
         };
         entries.expiry_of.insert(*key, expiries);
         entries.by_real.insert((expiries.real, *key));
+        metrics::replay_cache_entries(entries.expiry_of.len());
         Ok(true)
     }
 

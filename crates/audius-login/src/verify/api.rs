@@ -134,6 +134,7 @@ impl Verifier for ApiVerifier {
 
     /// Checks age and audience on the token's claims, then asks Audius (`verify_token`).
     async fn verify_prepared(&self, prepared: &PreparedToken) -> Result<VerifiedProfile> {
+        let started = std::time::Instant::now();
         let span = tracing::info_span!(
             "audius.verify",
             verifier = "api",
@@ -192,6 +193,7 @@ impl Verifier for ApiVerifier {
         }
         .instrument(span.clone())
         .await;
+        crate::metrics::verify_time("api", started.elapsed());
         log_outcome(&span, &result);
         result
     }

@@ -127,6 +127,7 @@ impl Verifier for LocalVerifier {
     }
 
     async fn verify_prepared(&self, prepared: &PreparedToken) -> Result<VerifiedProfile> {
+        let started = std::time::Instant::now();
         let span = tracing::info_span!(
             "audius.verify",
             verifier = "local",
@@ -154,6 +155,7 @@ impl Verifier for LocalVerifier {
         }
         .instrument(span.clone())
         .await;
+        crate::metrics::verify_time("local", started.elapsed());
         log_outcome(&span, &result);
         result
     }
