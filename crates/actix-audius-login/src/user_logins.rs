@@ -9,11 +9,14 @@
 //! logins of one user are live at once; the next is refused (`429 too_many_logins`) until one
 //! expires. Only successful logins count: nobody can spend another user's allowance.
 //!
-//! The place is *reserved* before the verifier's network call ([`UserLogins::try_reserve`]) and
-//! the reservation counts against the limit while it is pending, so callbacks that arrive
-//! together cannot all pass the check before any of them is counted. A reservation is kept
+//! A callback is first checked without holding anything ([`UserLogins::admits`]), before any
+//! network call, so a user at the limit costs no request. The place is *reserved* only once the
+//! token is verified ([`UserLogins::try_reserve`]), atomically, and the reservation counts
+//! against the limit while the replay cache records the login, so verified callbacks that
+//! arrive together cannot all pass before any of them is counted. A forged token never holds a
+//! place, however long its verification waits on Audius. A reservation is kept
 //! ([`Reservation::confirm`]) when the login succeeds and released when dropped otherwise (a
-//! forged token, a failed callback, a client that hung up).
+//! failed callback, a client that hung up).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -54,6 +57,22 @@ impl UserLogins {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Live> {
         self.live.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether `user` has room for one more login now (live logins and logins in progress
+    /// below the limit), without holding anything: the cheap check before any network call.
+    pub(crate) fn admits(&self, user: u64) -> bool {
+        let Some(limit) = self.limit else {
+            return true;
+        };
+        let now = Instant::now();
+        let live = self.lock();
+        let pending = live.pending.get(&user).copied().unwrap_or(0);
+        let counted = live
+            .until
+            .get(&user)
+            .map_or(0, |list| list.iter().filter(|&&at| at > now).count());
+        counted.saturating_add(pending) < limit
     }
 
     /// Reserves a place for one more login of `user`, atomically: `None` when the user has as

@@ -259,16 +259,20 @@ async fn complete(
     if c.replay_cache.seen(key).await? {
         return Err(audius_login::Error::Replayed.into());
     }
-    // A user with as many live logins (and logins in progress) as allowed is refused before
-    // any request; the place is reserved atomically now, and given back unless this login
-    // succeeds (so nobody can spend another user's allowance).
-    let reservation = c
-        .user_logins
-        .try_reserve(prepared.claims().user_id.get())
-        .ok_or_else(too_many_logins)?;
+    // A user with as many live logins as allowed is refused before any request. Nothing is
+    // held yet: a forged token waiting on Audius must not take the user's places.
+    if !c.user_logins.admits(prepared.claims().user_id.get()) {
+        return Err(too_many_logins());
+    }
     let profile = c.verifier.verify_prepared(&prepared).await?;
     // Enforced on the verified claims too, whatever verifier is configured.
     c.verify_options.check_claims(&profile.claims)?;
+    // Verified: the place is reserved now, atomically (verified callbacks racing cannot all
+    // pass), and given back unless this login succeeds.
+    let reservation = c
+        .user_logins
+        .try_reserve(profile.user_id.get())
+        .ok_or_else(too_many_logins)?;
     // Recorded only now, atomically, the state first (two callbacks racing with one state from
     // a replayed cookie: one wins, and the loser's token stays unused): a forged token, or a
     // failed callback, never takes a place in the cache.
