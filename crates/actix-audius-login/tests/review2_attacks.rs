@@ -14,56 +14,9 @@ use std::time::Duration;
 use actix_audius_login::{ResponseMode, VerifyOptions};
 use audius_login::clock::ManualClock;
 use audius_sandbox::{Fault, TokenOverrides};
+use common::attacker::{answer, begin, browser, callback_url, mint};
 use common::{TestApp, sandbox, start_with};
-use reqwest::header::LOCATION;
-use reqwest::redirect::Policy;
-use serde_json::{Value, json};
-use url::Url;
-
-/// A browser of its own: its own cookie jar, redirects not followed.
-fn browser() -> reqwest::Client {
-    reqwest::Client::builder()
-        .cookie_store(true)
-        .redirect(Policy::none())
-        .timeout(Duration::from_secs(60))
-        .build()
-        .unwrap()
-}
-
-/// Starts a login in `client`'s session; returns the state.
-async fn begin(app: &TestApp, client: &reqwest::Client) -> String {
-    let res = client
-        .get(app.url(app.audius.login_path()))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 302, "the login route redirects");
-    let page = Url::parse(res.headers()[LOCATION].to_str().unwrap()).unwrap();
-    page.query_pairs()
-        .find(|(k, _)| k == "state")
-        .map(|(_, v)| v.into_owned())
-        .expect("a state")
-}
-
-fn callback_url(app: &TestApp, state: &str, token: &str) -> Url {
-    let mut url = app.url(app.audius.callback_path());
-    url.query_pairs_mut()
-        .append_pair("state", state)
-        .append_pair("token", token);
-    url
-}
-
-async fn answer(res: reqwest::Response) -> (u16, String) {
-    let status = res.status().as_u16();
-    if status == 302 {
-        return (302, res.headers()[LOCATION].to_str().unwrap().to_owned());
-    }
-    let body: Value = res.json().await.unwrap_or(Value::Null);
-    (
-        status,
-        body["error"].as_str().unwrap_or_default().to_owned(),
-    )
-}
+use serde_json::json;
 
 /// A fresh browser: start a login, deliver `token`; (status, error code or `Location`).
 async fn login_with(app: &TestApp, token: &str) -> (u16, String) {
@@ -77,11 +30,6 @@ async fn login_with(app: &TestApp, token: &str) -> (u16, String) {
             .unwrap(),
     )
     .await
-}
-
-fn mint(app: &TestApp, handle: &str, overrides: TokenOverrides) -> String {
-    let user = app.sandbox.user(handle).unwrap().clone();
-    app.sandbox.mint_token(&user, overrides)
 }
 
 /// Upstream requests for users (records, managers, `verify_token`) in the sandbox's log.

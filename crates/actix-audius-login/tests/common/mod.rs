@@ -2,6 +2,8 @@
 //! redirects (so every hop can be checked).
 #![allow(dead_code, unreachable_pub)]
 
+pub mod attacker;
+
 use std::net::TcpListener;
 use std::sync::Arc;
 
