@@ -18,24 +18,14 @@ use audius_login::token::{decode_segment, encode_segment};
 use audius_login::{ApiClient, LocalVerifier, Token, UserDirectory, VerifyOptions};
 use audius_sandbox::{Fault, TokenOverrides};
 use base64::Engine as _;
+use common::attacker::{answer, browser, mint};
 use common::{SESSION_COOKIE, TestApp, sandbox, start_with};
 use reqwest::header::{LOCATION, SET_COOKIE};
-use reqwest::redirect::Policy;
 use serde_json::{Value, json};
 use url::Url;
 
 fn now() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
-}
-
-/// A browser of its own: its own cookie jar, redirects not followed.
-fn browser() -> reqwest::Client {
-    reqwest::Client::builder()
-        .cookie_store(true)
-        .redirect(Policy::none())
-        .timeout(Duration::from_secs(60))
-        .build()
-        .unwrap()
 }
 
 /// Starts a login in `client`'s session; returns the state.
@@ -73,18 +63,6 @@ async fn callback(
     answer(client.get(url).send().await.unwrap()).await
 }
 
-async fn answer(res: reqwest::Response) -> (u16, String) {
-    let status = res.status().as_u16();
-    if status == 302 {
-        return (302, res.headers()[LOCATION].to_str().unwrap().to_owned());
-    }
-    let body: Value = res.json().await.unwrap_or(Value::Null);
-    (
-        status,
-        body["error"].as_str().unwrap_or_default().to_owned(),
-    )
-}
-
 /// A fresh browser: start a login, deliver `token`; (status, error code or `Location`).
 async fn login_with(app: &TestApp, token: &str) -> (u16, String) {
     let client = browser();
@@ -110,11 +88,6 @@ async fn signed_in_as(app: &TestApp, token: &str) -> Option<String> {
         .await
         .unwrap();
     me["handle"].as_str().map(str::to_owned)
-}
-
-fn mint(app: &TestApp, handle: &str, overrides: TokenOverrides) -> String {
-    let user = app.sandbox.user(handle).unwrap().clone();
-    app.sandbox.mint_token(&user, overrides)
 }
 
 /// Upstream requests for users (records, managers, `verify_token`) in the sandbox's log.
