@@ -4,7 +4,6 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use serde_json::Value;
-use tracing::Instrument as _;
 
 use crate::ApiClient;
 use crate::error::{Error, Result, TokenPart};
@@ -13,7 +12,7 @@ use crate::token::Claims;
 use super::profile::profile;
 use super::{
     PreparedToken, ProfileSource, UserDirectory, VerifiedProfile, Verifier, VerifyOptions,
-    log_outcome, unexpected_or_unavailable,
+    observed, parse_logged, unexpected_or_unavailable,
 };
 
 /// Verifies through `GET {api}/v1/users/verify_token`, mapping each answer of spec 4.1.
@@ -122,25 +121,13 @@ impl Verifier for ApiVerifier {
     /// Parses the token and recovers its signer locally (a malformed or unrecoverable token
     /// costs no request), then [`verify_prepared`](Verifier::verify_prepared).
     async fn verify(&self, token: &str) -> Result<VerifiedProfile> {
-        let prepared = match PreparedToken::parse(token, self.options.max_token_bytes) {
-            Ok(prepared) => prepared,
-            Err(e) => {
-                tracing::info!(verifier = "api", kind = %e.kind(), error = %e, "token refused");
-                return Err(e);
-            }
-        };
+        let prepared = parse_logged("api", token, self.options.max_token_bytes)?;
         self.verify_prepared(&prepared).await
     }
 
     /// Checks age and audience on the token's claims, then asks Audius (`verify_token`).
     async fn verify_prepared(&self, prepared: &PreparedToken) -> Result<VerifiedProfile> {
-        let started = std::time::Instant::now();
-        let span = tracing::info_span!(
-            "audius.verify",
-            verifier = "api",
-            user_id = tracing::field::Empty
-        );
-        let result = async {
+        observed("api", prepared, async {
             let token = prepared.as_str();
             if token.len() > self.options.max_token_bytes {
                 return Err(Error::TooLarge {
@@ -148,7 +135,6 @@ impl Verifier for ApiVerifier {
                     limit: self.options.max_token_bytes,
                 });
             }
-            span.record("user_id", prepared.claims().user_id.get());
             // Cheap checks first: no request for a stale or foreign token.
             self.options.check_claims(prepared.claims())?;
             let query = url::form_urlencoded::Serializer::new(String::new())
@@ -190,12 +176,8 @@ impl Verifier for ApiVerifier {
                 ProfileSource::TokenClaims => None,
             };
             Ok(profile(claims, record.as_deref(), self.options.profile_source, None))
-        }
-        .instrument(span.clone())
-        .await;
-        crate::metrics::verify_time("api", started.elapsed());
-        log_outcome(&span, &result);
-        result
+        })
+        .await
     }
 }
 

@@ -4,7 +4,6 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use tracing::Instrument as _;
 
 use crate::error::{Error, Result, TokenPart};
 use crate::token::UserIdForm;
@@ -13,7 +12,7 @@ use crate::{ApiClient, UserId, Wallet};
 use super::profile::profile;
 use super::{
     ApiUser, ManagerGrant, PreparedToken, UserDirectory, VerifiedProfile, Verifier, VerifyOptions,
-    log_outcome,
+    observed, parse_logged,
 };
 
 /// Verifies locally: recovers the signer and compares it with the user's wallet (user records
@@ -116,26 +115,13 @@ impl LocalVerifier {
 #[async_trait]
 impl Verifier for LocalVerifier {
     async fn verify(&self, token: &str) -> Result<VerifiedProfile> {
-        let prepared = match PreparedToken::parse(token, self.options.max_token_bytes) {
-            Ok(prepared) => prepared,
-            Err(e) => {
-                tracing::info!(verifier = "local", kind = %e.kind(), error = %e, "token refused");
-                return Err(e);
-            }
-        };
+        let prepared = parse_logged("local", token, self.options.max_token_bytes)?;
         self.verify_prepared(&prepared).await
     }
 
     async fn verify_prepared(&self, prepared: &PreparedToken) -> Result<VerifiedProfile> {
-        let started = std::time::Instant::now();
-        let span = tracing::info_span!(
-            "audius.verify",
-            verifier = "local",
-            user_id = tracing::field::Empty
-        );
-        let result = async {
+        observed("local", prepared, async {
             let claims = prepared.claims();
-            span.record("user_id", claims.user_id.get());
             if claims.user_id_form == UserIdForm::LegacyNumber && !self.accept_numeric_user_id {
                 return Err(Error::malformed(
                     TokenPart::UserId,
@@ -152,11 +138,7 @@ impl Verifier for LocalVerifier {
                 self.options.profile_source,
                 Some(signer),
             ))
-        }
-        .instrument(span.clone())
-        .await;
-        crate::metrics::verify_time("local", started.elapsed());
-        log_outcome(&span, &result);
-        result
+        })
+        .await
     }
 }

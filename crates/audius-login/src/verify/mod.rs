@@ -121,6 +121,33 @@ pub(crate) fn unexpected_or_unavailable(status: u16, answer: &crate::ApiResponse
     }
 }
 
+/// Parses `token` for the verifier named `verifier`, logging a refusal.
+fn parse_logged(verifier: &'static str, token: &str, max_bytes: usize) -> Result<PreparedToken> {
+    PreparedToken::parse(token, max_bytes).inspect_err(|e| {
+        tracing::info!(verifier, kind = %e.kind(), error = %e, "token refused");
+    })
+}
+
+/// Runs one verification of `prepared` by the verifier named `verifier` in its span, timed
+/// (`audius_login_verify_seconds`) and its outcome logged.
+async fn observed(
+    verifier: &'static str,
+    prepared: &PreparedToken,
+    verification: impl std::future::Future<Output = Result<VerifiedProfile>>,
+) -> Result<VerifiedProfile> {
+    use tracing::Instrument as _;
+    let started = std::time::Instant::now();
+    let span = tracing::info_span!(
+        "audius.verify",
+        verifier,
+        user_id = prepared.claims().user_id.get()
+    );
+    let result = verification.instrument(span.clone()).await;
+    crate::metrics::verify_time(verifier, started.elapsed());
+    log_outcome(&span, &result);
+    result
+}
+
 fn log_outcome(span: &tracing::Span, result: &Result<VerifiedProfile>) {
     let _entered = span.enter();
     match result {
