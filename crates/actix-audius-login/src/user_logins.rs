@@ -35,6 +35,19 @@ struct Live {
     sweep_at: usize,
 }
 
+impl Live {
+    /// Whether `user`'s live logins and logins in progress are below `limit`.
+    fn has_room(&self, user: u64, limit: usize) -> bool {
+        let now = Instant::now();
+        let pending = self.pending.get(&user).copied().unwrap_or(0);
+        let counted = self
+            .until
+            .get(&user)
+            .map_or(0, |list| list.iter().filter(|&&at| at > now).count());
+        counted.saturating_add(pending) < limit
+    }
+}
+
 /// The live logins of each user (see the [module docs](self)).
 #[derive(Debug)]
 pub(crate) struct UserLogins {
@@ -65,14 +78,7 @@ impl UserLogins {
         let Some(limit) = self.limit else {
             return true;
         };
-        let now = Instant::now();
-        let live = self.lock();
-        let pending = live.pending.get(&user).copied().unwrap_or(0);
-        let counted = live
-            .until
-            .get(&user)
-            .map_or(0, |list| list.iter().filter(|&&at| at > now).count());
-        counted.saturating_add(pending) < limit
+        self.lock().has_room(user, limit)
     }
 
     /// Reserves a place for one more login of `user`, atomically: `None` when the user has as
@@ -86,14 +92,8 @@ impl UserLogins {
                 held: false,
             });
         };
-        let now = Instant::now();
         let mut live = self.lock();
-        let pending = live.pending.get(&user).copied().unwrap_or(0);
-        let counted = live
-            .until
-            .get(&user)
-            .map_or(0, |list| list.iter().filter(|&&at| at > now).count());
-        if counted.saturating_add(pending) >= limit {
+        if !live.has_room(user, limit) {
             return None;
         }
         *live.pending.entry(user).or_default() += 1;
