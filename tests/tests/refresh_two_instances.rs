@@ -13,7 +13,12 @@
 //!   (none refreshes without the lock, none succeeds wrongly), and once Redis is back the same
 //!   servers refresh once and serve, with no reuse detected;
 //! - a logout on one instance marks the family dead for the other: a copy of the old session
-//!   on the other instance is signed out without presenting its refresh token to Audius.
+//!   on the other instance is signed out without presenting its refresh token to Audius;
+//! - a logout while another instance's refresh is in flight at Audius: that refresh ends the
+//!   session too, and nothing of the family survives;
+//! - Redis answering late (blocked by `DEBUG SLEEP`): `503` within the cache's timeout, and the
+//!   lock that the late answer took is given back, so the session is not blocked for the
+//!   lock's time to live.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -28,7 +33,7 @@ use audius_login::replay::RedisReplayCache;
 use audius_login_e2e::app::{SESSION_COOKIE, app, sessions};
 use audius_login_e2e::http::{self, begin_login, client_with_jar};
 use audius_login_e2e::redis::RedisServer;
-use audius_sandbox::{DeveloperApp, Sandbox, SandboxHandle};
+use audius_sandbox::{DeveloperApp, Fault, Sandbox, SandboxHandle};
 use futures_util::future::join_all;
 use reqwest::header::ACCEPT;
 use serde_json::{Value, json};
@@ -105,8 +110,13 @@ async fn instance(
 }
 
 async fn world() -> World {
+    world_with(&[]).await
+}
+
+/// [`world`], with more settings for `redis-server`.
+async fn world_with(redis_settings: &[&str]) -> World {
     let clock = Arc::new(ManualClock::at_unix(START));
-    let redis = RedisServer::start().await;
+    let redis = RedisServer::start_with(redis_settings).await;
     let app = DeveloperApp::new("Refresh Test", API_KEY, vec![PUBLIC_CALLBACK.to_owned()]).unwrap();
     let sandbox = Sandbox::builder()
         .clock(clock.clone())
@@ -366,4 +376,103 @@ async fn a_logout_on_one_instance_is_seen_by_the_other_without_a_refresh() {
     assert_eq!(status, 401, "{body}");
     assert_eq!(body["error"], "not_signed_in");
     assert_eq!(refreshes(&w.sandbox), 0);
+}
+
+/// The logout's POST, from the browser's own origin (the balancer's).
+async fn logout(client: &reqwest::Client, on: &TestServer) {
+    let res = client
+        .post(on.url("/auth/logout"))
+        .header("origin", "http://localhost:8080")
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_redirection(), "{}", res.status());
+}
+
+#[actix_web::test]
+async fn a_logout_racing_a_refresh_on_the_other_instance_ends_the_family() {
+    let w = world().await;
+    let [a, b] = &w.instances;
+    let (client, jar) = sign_in(&w, "listener").await;
+    let tokens = assert_newest(&w, &jar, 0);
+    // Audius is slow to answer the next refresh: it is still in flight when the user logs
+    // out on the other instance.
+    w.sandbox
+        .set_fault(
+            0,
+            "/v1/oauth/token",
+            Fault::latency(Duration::from_millis(1500)).times(1),
+        )
+        .unwrap();
+    w.clock.advance(EXPIRE);
+    let call = {
+        let client = client.clone();
+        let url = b.url("/audius/me");
+        actix_web::rt::spawn(async move { http::get_json(&client, url).await })
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while refreshes(&w.sandbox) == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the refresh never reached Audius"
+        );
+        actix_web::rt::time::sleep(Duration::from_millis(10)).await;
+    }
+    logout(&client, a).await;
+    let (status, body) = call.await.unwrap();
+    assert_eq!(status, 401, "the racing call ends signed out: {body}");
+    assert_eq!(body["error"], "not_signed_in");
+    // The family is revoked at Audius, and dead in Redis with no tokens kept.
+    let refresh = tokens["r"].as_str().unwrap();
+    assert_eq!(w.sandbox.tokens().is_revoked(refresh), Some(true));
+    let [lock, kept, dead] = cache(&w.redis)
+        .await
+        .refresh_keys_for(tokens["f"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(w.redis.integer(&["EXISTS", &dead]).await, 1);
+    assert_eq!(w.redis.integer(&["EXISTS", &kept]).await, 0);
+    assert_eq!(
+        w.redis.integer(&["EXISTS", &lock]).await,
+        0,
+        "the lock was released"
+    );
+    // Nobody refreshes the family again, on either instance.
+    for on in &w.instances {
+        assert_eq!(api_call(&client, on).await.0, 401);
+    }
+    assert_eq!(refreshes(&w.sandbox), 1);
+}
+
+#[actix_web::test]
+async fn redis_answering_late_is_503_and_leaves_no_lock_behind() {
+    let w = world_with(&["--enable-debug-command", "yes"]).await;
+    let (client, jar) = sign_in(&w, "listener").await;
+    w.clock.advance(EXPIRE);
+    // Redis stops answering for 5 s (the cache's timeout is 2 s); its queue runs after.
+    let late_call = async {
+        actix_web::rt::time::sleep(Duration::from_millis(200)).await;
+        let started = Instant::now();
+        let answer = api_call(&client, &w.instances[1]).await;
+        (answer, started.elapsed())
+    };
+    let (woke, ((status, body), took)) =
+        futures_util::join!(w.redis.command(&["DEBUG", "SLEEP", "5"]), late_call);
+    assert_eq!(woke, "+OK");
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"], "session_unavailable");
+    assert!(took < OUTAGE_ANSWER, "{took:?}");
+    assert_eq!(refreshes(&w.sandbox), 0);
+
+    // Redis ran the late `begin` (taking the lock) and then the release sent after the
+    // timeout: the session is not blocked for the lock's time to live (47 s here).
+    let started = Instant::now();
+    let answers = burst(&w, &client, 10).await;
+    assert_all_ok(&answers, START);
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "blocked by a lock left behind: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(refreshes(&w.sandbox), 1);
+    assert_newest(&w, &jar, 1);
 }
