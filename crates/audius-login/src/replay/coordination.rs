@@ -1,41 +1,5 @@
-//! Coordination of the OAuth code flow's token refresh between app instances.
-//!
-//! A refresh token can be used once: Audius answers a second use with "Token reuse detected"
-//! and revokes the whole token family, which signs the user out. Within one process a lock per
-//! session is enough; several instances behind a load balancer need a lock they all see, and
-//! the newest tokens where they all find them, so that the instance that waited adopts the
-//! tokens another instance obtained instead of refreshing the used token again.
-//!
-//! [`RefreshCoordination`] is that shared state, per token *family* (a random id chosen at
-//! login, bound to the session): a lock with an owner and a time to live, the family's newest
-//! tokens with their generation (0 at login, + 1 at each refresh), and a "dead" mark (logged
-//! out, or refused by Audius). A [`ReplayCache`](super::ReplayCache) that is shared between
-//! instances offers it through
-//! [`refresh_coordination`](super::ReplayCache::refresh_coordination); with the `redis`
-//! feature `RedisReplayCache` does, on its own connection and key prefix.
-//!
-//! The protocol, for a request that finds its access token expired (generation `seen`):
-//!
-//! 1. [`begin`](RefreshCoordination::begin): atomically, the family is dead
-//!    ([`BeginRefresh::Dead`]: sign out), or tokens newer than `seen` are known
-//!    ([`BeginRefresh::Newer`]: use them, no refresh), or the lock is taken for this caller
-//!    ([`BeginRefresh::Locked`]), or another holder has it ([`BeginRefresh::Busy`]: wait a
-//!    little, then begin again);
-//! 2. the holder refreshes at Audius, within a bound shorter than the lock's time to live;
-//! 3. [`publish`](RefreshCoordination::publish) records the new tokens, but never over a
-//!    newer generation and never into a dead family (fencing: a holder whose lock expired
-//!    cannot overwrite what a later holder recorded);
-//! 4. [`release`](RefreshCoordination::release) deletes the lock only if this caller still
-//!    owns it (compare-and-delete): a holder whose lock expired and was taken by another
-//!    never releases the other's lock.
-//!
-//! A logout [`retire`](RefreshCoordination::retire)s the family: marked dead, its newest
-//! tokens handed back (to revoke them at Audius) and forgotten.
-//!
-//! What is stored: the tokens as the caller gives them (an opaque text; the actix crate stores
-//! its session entry, access and refresh token included), for the time the caller gives (no
-//! longer than the refresh token lives). They are as sensitive as a session: keep the store
-//! as private as the session store.
+//! Coordination of the OAuth code flow's token refresh between app instances: see
+//! [`RefreshCoordination`].
 
 use std::fmt;
 use std::time::Duration;
@@ -118,10 +82,47 @@ pub enum Published {
     Dead,
 }
 
-/// The shared state that coordinates the code flow's refresh between app instances; see the
-/// [module docs](self). Every method is bounded in time by the implementation (an unreachable
-/// or slow store is [`Error::StoreUnavailable`](crate::Error::StoreUnavailable)), and fails
-/// rather than guessing: a caller that cannot reach it must not refresh.
+/// The shared state that coordinates the code flow's refresh between app instances. Every
+/// method is bounded in time by the implementation (an unreachable or slow store is
+/// [`Error::StoreUnavailable`](crate::Error::StoreUnavailable)), and fails rather than
+/// guessing: a caller that cannot reach it must not refresh.
+///
+/// A refresh token can be used once: Audius answers a second use with "Token reuse detected"
+/// and revokes the whole token family, which signs the user out. Within one process a lock per
+/// session is enough; several instances behind a load balancer need a lock they all see, and
+/// the newest tokens where they all find them, so that the instance that waited adopts the
+/// tokens another instance obtained instead of refreshing the used token again.
+///
+/// This trait is that shared state, per token *family* (a random id chosen at
+/// login, bound to the session): a lock with an owner and a time to live, the family's newest
+/// tokens with their generation (0 at login, + 1 at each refresh), and a "dead" mark (logged
+/// out, or refused by Audius). A [`ReplayCache`](super::ReplayCache) that is shared between
+/// instances offers it through
+/// [`refresh_coordination`](super::ReplayCache::refresh_coordination); with the `redis`
+/// feature `RedisReplayCache` does, on its own connection and key prefix.
+///
+/// The protocol, for a request that finds its access token expired (generation `seen`):
+///
+/// 1. [`begin`](Self::begin): atomically, the family is dead
+///    ([`BeginRefresh::Dead`]: sign out), or tokens newer than `seen` are known
+///    ([`BeginRefresh::Newer`]: use them, no refresh), or the lock is taken for this caller
+///    ([`BeginRefresh::Locked`]), or another holder has it ([`BeginRefresh::Busy`]: wait a
+///    little, then begin again);
+/// 2. the holder refreshes at Audius, within a bound shorter than the lock's time to live;
+/// 3. [`publish`](Self::publish) records the new tokens, but never over a
+///    newer generation and never into a dead family (fencing: a holder whose lock expired
+///    cannot overwrite what a later holder recorded);
+/// 4. [`release`](Self::release) deletes the lock only if this caller still
+///    owns it (compare-and-delete): a holder whose lock expired and was taken by another
+///    never releases the other's lock.
+///
+/// A logout [`retire`](Self::retire)s the family: marked dead, its newest
+/// tokens handed back (to revoke them at Audius) and forgotten.
+///
+/// What is stored: the tokens as the caller gives them (an opaque text; the actix crate stores
+/// its session entry, access and refresh token included), for the time the caller gives (no
+/// longer than the refresh token lives). They are as sensitive as a session: keep the store
+/// as private as the session store.
 ///
 /// A family id is the caller's (random, bound to the session); implementations may limit its
 /// length ([`Error::TooLarge`](crate::Error::TooLarge) beyond 256 bytes for Redis).

@@ -64,6 +64,13 @@ impl EvictionPolicy {
 /// memory limit). [`RedisReplayCacheBuilder::connect`] reads the policy and warns (or, with
 /// [`RedisReplayCacheBuilder::require_noeviction`], refuses) when it may evict them.
 ///
+/// It also coordinates the code flow's token refresh between instances
+/// ([`RefreshCoordination`], through [`ReplayCache::refresh_coordination`]): a lock per token
+/// family taken with `SET NX PX` and a random owner, released by compare-and-delete, the
+/// family's newest tokens (a hash, fenced by generation) and its dead mark, each under
+/// `<prefix>refresh:{<hash of the family id>}:` ([`refresh_keys_for`](Self::refresh_keys_for)),
+/// each step one Lua script (atomic; the keys of one family share a Redis Cluster slot).
+///
 /// Every call (connecting included) is bounded by [`RedisReplayCacheBuilder::timeout`]; an
 /// unreachable, failing or slow Redis is [`Error::StoreUnavailable`] (suggested status 503),
 /// never a panic or a hang. The connection is a [`ConnectionManager`] configured to fail at
