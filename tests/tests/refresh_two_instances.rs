@@ -18,7 +18,9 @@
 //!   session too, and nothing of the family survives;
 //! - Redis answering late (blocked by `DEBUG SLEEP`): `503` within the cache's timeout, and the
 //!   lock that the late answer took is given back, so the session is not blocked for the
-//!   lock's time to live.
+//!   lock's time to live;
+//! - Redis lost while Audius answers a refresh: `503`, but the new tokens are kept and recorded
+//!   once Redis is back, and the other instance adopts them (no second refresh, no reuse).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -475,4 +477,68 @@ async fn redis_answering_late_is_503_and_leaves_no_lock_behind() {
     );
     assert_eq!(refreshes(&w.sandbox), 1);
     assert_newest(&w, &jar, 1);
+}
+
+#[actix_web::test]
+async fn redis_lost_between_audius_answer_and_publish_keeps_the_new_tokens() {
+    let mut w = world().await;
+    let (client, jar) = sign_in(&w, "listener").await;
+    let tokens = assert_newest(&w, &jar, 0);
+    // Audius answers the refresh slowly; Redis dies while it is in flight.
+    w.sandbox
+        .set_fault(
+            0,
+            "/v1/oauth/token",
+            Fault::latency(Duration::from_millis(1500)).times(1),
+        )
+        .unwrap();
+    w.clock.advance(EXPIRE);
+    let call = {
+        let client = client.clone();
+        let url = w.instances[0].url("/audius/me");
+        actix_web::rt::spawn(async move { http::get_json(&client, url).await })
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while refreshes(&w.sandbox) == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the refresh never reached Audius"
+        );
+        actix_web::rt::time::sleep(Duration::from_millis(10)).await;
+    }
+    w.redis.stop().await;
+    let (status, body) = call.await.unwrap();
+    assert_eq!(
+        status, 503,
+        "a Redis failure while refreshing is 503: {body}"
+    );
+    assert_eq!(body["error"], "session_unavailable");
+    // The browser still holds the used refresh token...
+    assert_eq!(cookie_tokens(&w, &jar)["r"], tokens["r"]);
+
+    // ...but the new tokens were not dropped: once Redis is back, the holder records them
+    // (in the background), and the other instance adopts them instead of presenting the used
+    // token (which Audius would answer with reuse detection and a sign-out).
+    w.redis.restart().await;
+    let [_, kept, _] = cache(&w.redis)
+        .await
+        .refresh_keys_for(tokens["f"].as_str().unwrap())
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while w.redis.integer(&["EXISTS", &kept]).await == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the new tokens were never recorded"
+        );
+        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (status, body) = api_call(&client, &w.instances[1]).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(refreshes(&w.sandbox), 1, "adopted, not refreshed again");
+    assert_newest(&w, &jar, 1);
+    // And the next expiry refreshes with them.
+    w.clock.advance(EXPIRE);
+    assert_all_ok(&burst(&w, &client, 10).await, START);
+    assert_eq!(refreshes(&w.sandbox), 2);
+    assert_newest(&w, &jar, 2);
 }

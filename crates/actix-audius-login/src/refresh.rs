@@ -666,21 +666,22 @@ async fn published(
             Ok(family.record(fresh))
         }
         Err(e) => {
-            // Audius rotated the tokens: this session keeps the new ones (dropping them would
-            // leave it a used refresh token). The lock stays held while a background task
-            // tries to record them until the lock expires, so that the instances waiting see
-            // them rather than refresh the used token.
+            // Audius rotated the tokens, and Redis failed: this request answers 503 like any
+            // other Redis failure during a refresh, but the new tokens are not dropped (that
+            // would leave the session a used refresh token). This process remembers them (the
+            // session's next request here adopts them), and a background task tries to record
+            // them in Redis, holding the lock meanwhile, so that other instances adopt them
+            // rather than refresh the used token.
             tracing::warn!(error = %e, "could not record the new Audius tokens in the shared state; retrying in the background");
-            let fresh = family.record(fresh);
+            family.record(fresh.clone());
             let cache = config.replay_cache.clone();
             let give_up_at = Instant::now() + Bounds::of(config, shared).lock_ttl;
-            let tokens = fresh.clone();
             if let Ok(handle) = tokio::runtime::Handle::try_current() {
                 handle.spawn(async move {
-                    publish_later(cache, tokens, text, owner, ttl, give_up_at).await;
+                    publish_later(cache, fresh, text, owner, ttl, give_up_at).await;
                 });
             }
-            Ok(fresh)
+            Err(RefreshFailure::Failed(e))
         }
     }
 }
