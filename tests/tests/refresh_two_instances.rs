@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use actix_audius_login::testing::TestServer;
 use actix_audius_login::{AudiusClient, AudiusLogin, Flow, ResponseMode, Scope, VerifyOptions};
-use actix_session::storage::CookieSessionStore;
+use actix_session::storage::{CookieSessionStore, RedisSessionStore, SessionStore};
 use actix_web::cookie::{Cookie, CookieJar, Key};
 use actix_web::{HttpResponse, web};
 use audius_login::clock::ManualClock;
@@ -76,12 +76,24 @@ async fn cache(redis: &RedisServer) -> RedisReplayCache {
 }
 
 /// One instance: the code flow with the replay cache on `redis`, `/me`, and `/audius/me`
-/// (`GET /v1/me` through [`AudiusClient`], with the access token's expiry).
+/// (`GET /v1/me` through [`AudiusClient`], with the access token's expiry); the sessions in
+/// the cookie.
 async fn instance(
     redis: &RedisServer,
     sandbox: &SandboxHandle,
     clock: &Arc<ManualClock>,
     key: &Key,
+) -> TestServer {
+    instance_on(redis, sandbox, clock, key, CookieSessionStore::default).await
+}
+
+/// [`instance`] with the sessions in the stores `store` makes (one per worker).
+async fn instance_on<S: SessionStore + 'static>(
+    redis: &RedisServer,
+    sandbox: &SandboxHandle,
+    clock: &Arc<ManualClock>,
+    key: &Key,
+    store: impl Fn() -> S + Clone + Send + 'static,
 ) -> TestServer {
     let audius = AudiusLogin::builder("Refresh Test", PUBLIC_CALLBACK)
         .flow(Flow::AuthorizationCode)
@@ -97,7 +109,7 @@ async fn instance(
     TestServer::bind()
         .unwrap()
         .start(move || {
-            app(&audius, sessions(CookieSessionStore::default(), &key)).route(
+            app(&audius, sessions(store(), &key)).route(
                 "/audius/me",
                 web::get().to(|client: AudiusClient| async move {
                     let profile = client.me().await?;
@@ -541,4 +553,44 @@ async fn redis_lost_between_audius_answer_and_publish_keeps_the_new_tokens() {
     assert_all_ok(&burst(&w, &client, 10).await, START);
     assert_eq!(refreshes(&w.sandbox), 2);
     assert_newest(&w, &jar, 2);
+}
+
+#[actix_web::test]
+async fn with_the_sessions_on_redis_too_fifty_calls_refresh_once() {
+    // The whole multi-instance deployment: sessions (actix-session's RedisSessionStore) and the
+    // replay cache on one Redis; the cookie holds only the session key.
+    let clock = Arc::new(ManualClock::at_unix(START));
+    let redis = RedisServer::start().await;
+    let app = DeveloperApp::new("Refresh Test", API_KEY, vec![PUBLIC_CALLBACK.to_owned()]).unwrap();
+    let sandbox = Sandbox::builder()
+        .clock(clock.clone())
+        .app(app)
+        .start()
+        .await
+        .unwrap();
+    let key = Key::generate();
+    let store = RedisSessionStore::new(redis.url()).await.unwrap();
+    let stores = move || store.clone();
+    let a = instance_on(&redis, &sandbox, &clock, &key, stores.clone()).await;
+    let b = instance_on(&redis, &sandbox, &clock, &key, stores).await;
+    let w = World {
+        clock,
+        sandbox,
+        redis,
+        key,
+        instances: [a, b],
+    };
+    let (client, _) = sign_in(&w, "listener").await;
+    assert_eq!(api_call(&client, &w.instances[1]).await.0, 200);
+
+    w.clock.advance(EXPIRE);
+    assert_all_ok(&burst(&w, &client, CALLS).await, START);
+    assert_eq!(refreshes(&w.sandbox), 1, "one refresh for {CALLS} calls");
+    // The session in Redis kept the newest tokens: the next expiry refreshes with them, and
+    // Audius accepts them (no reuse detected), twice over.
+    for round in 2..=3 {
+        w.clock.advance(EXPIRE);
+        assert_all_ok(&burst(&w, &client, 10).await, START);
+        assert_eq!(refreshes(&w.sandbox), round);
+    }
 }
