@@ -137,6 +137,41 @@ impl RedisServer {
     }
 }
 
+impl RedisServer {
+    /// Sends one command (its words, as a RESP array) and gives the answer's first line as
+    /// sent (`+OK`, `:1`, `-ERR ...`), waiting as long as the server takes. Panics when the
+    /// server cannot be reached.
+    pub async fn command(&self, words: &[&str]) -> String {
+        let mut command = format!("*{}\r\n", words.len());
+        for word in words {
+            command.push_str(&format!("${}\r\n{word}\r\n", word.len()));
+        }
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+            .await
+            .expect("redis-server answers");
+        stream.write_all(command.as_bytes()).await.expect("a write");
+        let mut answer = Vec::new();
+        let mut buf = [0u8; 256];
+        while !answer.ends_with(b"\r\n") {
+            let n = stream.read(&mut buf).await.expect("a read");
+            assert!(n > 0, "redis-server closed the connection");
+            answer.extend_from_slice(&buf[..n]);
+        }
+        String::from_utf8_lossy(&answer).trim_end().to_owned()
+    }
+
+    /// [`command`](Self::command), for an integer answer (`PTTL`, `EXISTS`, `DBSIZE`, ...),
+    /// within five seconds. Panics on any other answer.
+    pub async fn integer(&self, words: &[&str]) -> i64 {
+        let text = tokio::time::timeout(Duration::from_secs(5), self.command(words))
+            .await
+            .expect("redis-server answers within 5 s");
+        text.strip_prefix(':')
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("{words:?} answered {text:?}, not an integer"))
+    }
+}
+
 /// Whether a Redis on `port` answers `PING` within a second.
 async fn ping(port: u16) -> bool {
     let attempt = async {

@@ -1,12 +1,17 @@
 //! The replay cache on a real `redis-server`: keyed by the token's identity (two spellings of
 //! one token are one key), `EXISTS` for the read before any network call, and the eviction
 //! policy read at connect (a warning, or a refusal when asked, for a Redis that may evict the
-//! cache's keys or whose `CONFIG` is disabled).
+//! cache's keys or whose `CONFIG` is disabled); and the coordination of the code flow's refresh
+//! it carries (`RefreshCoordination`): the lock's owner, its time to live and its
+//! compare-and-delete release, tokens fenced by generation, the dead mark, an outage.
 #![allow(clippy::unwrap_used)]
 
 use std::time::Duration;
 
-use audius_login::replay::{RedisReplayCache, ReplayCache as _, ReplayKey};
+use audius_login::replay::{
+    BeginRefresh, LockOwner, Published, RedisReplayCache, RefreshCoordination as _,
+    ReplayCache as _, ReplayKey,
+};
 use audius_login::token::{decode_segment, encode_segment};
 use audius_login::{ErrorKind, PreparedToken, Token};
 use audius_login_e2e::redis::RedisServer;
@@ -105,4 +110,226 @@ async fn the_eviction_policy_is_read_at_connect() {
         .await
         .unwrap_err();
     assert_eq!(refused.kind(), ErrorKind::Config);
+}
+
+// ---- The code flow's refresh coordination (`RefreshCoordination`) on a real Redis. ----
+
+async fn coordination(redis: &RedisServer) -> RedisReplayCache {
+    RedisReplayCache::builder(redis.url())
+        .key_prefix("coordination-test:")
+        .connect()
+        .await
+        .unwrap()
+}
+
+const LONG: Duration = Duration::from_secs(60);
+
+#[actix_web::test]
+async fn the_refresh_lock_belongs_to_its_owner_and_is_released_by_it_only() {
+    let redis = RedisServer::start().await;
+    let shared = coordination(&redis).await;
+    let (one, two) = (LockOwner::random(), LockOwner::random());
+    assert_ne!(one, two);
+    assert_eq!(one.as_str().len(), 32);
+    assert!(
+        shared.refresh_coordination().is_some(),
+        "the Redis cache offers it"
+    );
+
+    assert_eq!(
+        shared.begin("fam", 0, &one, LONG).await.unwrap(),
+        BeginRefresh::Locked
+    );
+    // The owner asking again (a command sent twice) still holds it; anyone else waits.
+    assert_eq!(
+        shared.begin("fam", 0, &one, LONG).await.unwrap(),
+        BeginRefresh::Locked
+    );
+    assert_eq!(
+        shared.begin("fam", 0, &two, LONG).await.unwrap(),
+        BeginRefresh::Busy
+    );
+    // Another family has its own lock.
+    assert_eq!(
+        shared.begin("other", 0, &two, LONG).await.unwrap(),
+        BeginRefresh::Locked
+    );
+    // Compare-and-delete: the wrong owner releases nothing.
+    assert!(!shared.release("fam", &two).await.unwrap());
+    assert_eq!(
+        shared.begin("fam", 0, &two, LONG).await.unwrap(),
+        BeginRefresh::Busy
+    );
+    assert!(shared.release("fam", &one).await.unwrap());
+    assert!(!shared.release("fam", &one).await.unwrap(), "once");
+    assert_eq!(
+        shared.begin("fam", 0, &two, LONG).await.unwrap(),
+        BeginRefresh::Locked
+    );
+    // The lock is a key under the cache's prefix, with the time to live asked for.
+    let [lock, ..] = shared.refresh_keys_for("fam").unwrap();
+    assert!(lock.starts_with("coordination-test:refresh:{"), "{lock}");
+    let ttl = redis.integer(&["PTTL", &lock]).await;
+    assert!(ttl > 50_000 && ttl <= 60_000, "PTTL {ttl}");
+}
+
+#[actix_web::test]
+async fn an_expired_lock_is_taken_over_and_its_first_owner_cannot_release_it() {
+    let redis = RedisServer::start().await;
+    let shared = coordination(&redis).await;
+    let (first, second) = (LockOwner::random(), LockOwner::random());
+    let short = Duration::from_millis(200);
+    assert_eq!(
+        shared.begin("fam", 0, &first, short).await.unwrap(),
+        BeginRefresh::Locked
+    );
+    assert_eq!(
+        shared.begin("fam", 0, &second, LONG).await.unwrap(),
+        BeginRefresh::Busy
+    );
+    // A holder that crashed blocks the family for its time to live, no longer.
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    assert_eq!(
+        shared.begin("fam", 0, &second, LONG).await.unwrap(),
+        BeginRefresh::Locked
+    );
+    // The first holder, late, cannot release the second's lock.
+    assert!(!shared.release("fam", &first).await.unwrap());
+    assert_eq!(
+        shared.begin("fam", 0, &first, LONG).await.unwrap(),
+        BeginRefresh::Busy
+    );
+}
+
+#[actix_web::test]
+async fn published_tokens_are_fenced_by_generation_and_expire() {
+    let redis = RedisServer::start().await;
+    let shared = coordination(&redis).await;
+    let owner = LockOwner::random();
+    assert_eq!(
+        shared.publish("fam", 2, "tokens-2", LONG).await.unwrap(),
+        Published::Stored
+    );
+    // The same call sent twice is still stored; other tokens of that generation, or an older
+    // generation (a holder whose lock expired), never replace the newer.
+    assert_eq!(
+        shared.publish("fam", 2, "tokens-2", LONG).await.unwrap(),
+        Published::Stored
+    );
+    assert_eq!(
+        shared.publish("fam", 2, "other-2", LONG).await.unwrap(),
+        Published::Superseded { generation: 2 }
+    );
+    assert_eq!(
+        shared.publish("fam", 1, "tokens-1", LONG).await.unwrap(),
+        Published::Superseded { generation: 2 }
+    );
+    // A caller with an older generation gets the newest instead of the lock; one with the
+    // newest takes the lock.
+    assert_eq!(
+        shared.begin("fam", 1, &owner, LONG).await.unwrap(),
+        BeginRefresh::Newer {
+            generation: 2,
+            tokens: "tokens-2".into()
+        }
+    );
+    assert_eq!(
+        shared.begin("fam", 2, &owner, LONG).await.unwrap(),
+        BeginRefresh::Locked
+    );
+    assert_eq!(
+        shared.publish("fam", 3, "tokens-3", LONG).await.unwrap(),
+        Published::Stored
+    );
+    let shown = format!("{:?}", shared.begin("fam", 0, &owner, LONG).await.unwrap());
+    assert!(
+        !shown.contains("tokens-3"),
+        "tokens are not printed: {shown}"
+    );
+
+    // Tokens live for the time given, no longer.
+    assert_eq!(
+        shared
+            .publish("brief", 1, "t", Duration::from_millis(200))
+            .await
+            .unwrap(),
+        Published::Stored
+    );
+    let [_, tokens, _] = shared.refresh_keys_for("brief").unwrap();
+    assert!(redis.integer(&["PTTL", &tokens]).await <= 200);
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    assert_eq!(redis.integer(&["EXISTS", &tokens]).await, 0);
+    assert_eq!(
+        shared.begin("brief", 0, &owner, LONG).await.unwrap(),
+        BeginRefresh::Locked
+    );
+}
+
+#[actix_web::test]
+async fn a_retired_family_is_dead_for_every_caller() {
+    let redis = RedisServer::start().await;
+    let shared = coordination(&redis).await;
+    let owner = LockOwner::random();
+    assert_eq!(shared.retire("unknown", LONG).await.unwrap(), None);
+    assert_eq!(
+        shared.publish("fam", 4, "tokens-4", LONG).await.unwrap(),
+        Published::Stored
+    );
+    // Retiring hands back the newest tokens (to revoke) and forgets them.
+    assert_eq!(
+        shared.retire("fam", LONG).await.unwrap(),
+        Some((4, "tokens-4".to_owned()))
+    );
+    let [_, tokens, dead] = shared.refresh_keys_for("fam").unwrap();
+    assert_eq!(redis.integer(&["EXISTS", &tokens]).await, 0);
+    let ttl = redis.integer(&["PTTL", &dead]).await;
+    assert!(ttl > 50_000 && ttl <= 60_000, "PTTL {ttl}");
+    // Dead: no lock, no newer tokens, and a late holder cannot bring the family back.
+    assert_eq!(
+        shared.begin("fam", 0, &owner, LONG).await.unwrap(),
+        BeginRefresh::Dead
+    );
+    assert_eq!(
+        shared.publish("fam", 5, "tokens-5", LONG).await.unwrap(),
+        Published::Dead
+    );
+    assert_eq!(shared.retire("fam", LONG).await.unwrap(), None);
+}
+
+#[actix_web::test]
+async fn the_refresh_coordination_fails_fast_while_redis_is_down_and_resumes() {
+    let mut redis = RedisServer::start().await;
+    let shared = RedisReplayCache::builder(redis.url())
+        .key_prefix("coordination-test:")
+        .timeout(Duration::from_millis(500))
+        .connect()
+        .await
+        .unwrap();
+    let owner = LockOwner::random();
+    redis.stop().await;
+    let started = std::time::Instant::now();
+    let down = shared.begin("fam", 0, &owner, LONG).await.unwrap_err();
+    assert_eq!(down.kind(), ErrorKind::StoreUnavailable, "{down}");
+    assert!(shared.publish("fam", 1, "t", LONG).await.is_err());
+    assert!(shared.release("fam", &owner).await.is_err());
+    assert!(shared.retire("fam", LONG).await.is_err());
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "each call within its timeout"
+    );
+    redis.restart().await;
+    assert_eq!(
+        shared.begin("fam", 0, &owner, LONG).await.unwrap(),
+        BeginRefresh::Locked
+    );
+    // A family id is bounded.
+    let long = "f".repeat(257);
+    assert_eq!(
+        shared
+            .begin(&long, 0, &owner, LONG)
+            .await
+            .unwrap_err()
+            .kind(),
+        ErrorKind::TooLarge
+    );
 }

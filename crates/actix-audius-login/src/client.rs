@@ -83,9 +83,10 @@ use crate::user::AudiusUser;
 ///    `Set-Cookie` the browser receives after the refresh carries the newest tokens, whichever
 ///    of the concurrent answers it processes last, and a stale cookie is never used to refresh.
 ///
-/// The coordination is per process. Several app instances behind a load balancer should route
-/// a session to one instance (sticky sessions); otherwise two instances may refresh the same
-/// token and Audius' reuse detection will sign the user out (safe, but a new login).
+/// With a `RedisReplayCache` the coordination spans instances (a lock and the newest tokens in
+/// Redis; Redis unreachable during a refresh is `503`). Otherwise it is per process: several
+/// instances behind a load balancer should route a session to one instance (sticky sessions),
+/// or two may refresh the same token and Audius' reuse detection will sign the user out.
 /// Likewise, a refresh whose answer is lost (a timeout after Audius received it) uses the
 /// refresh token up: the next refresh is refused and the user logs in again.
 pub struct AudiusClient {

@@ -1,6 +1,6 @@
 //! The code flow's tokens in the session, and their refresh: one refresh per session, and the
-//! newest tokens win.
-//!
+//! newest tokens win, within a process and, with a shared replay cache (Redis), across app
+//! instances.
 //!
 //! A refresh token can be used once: Audius answers a second use with "Token reuse detected"
 //! and revokes the whole family, which signs the user out. So a session must never refresh
@@ -20,19 +20,47 @@
 //!    `Set-Cookie` the browser receives after the refresh carries the newest tokens, whichever
 //!    of the concurrent answers it processes last, and a stale cookie is never used to refresh.
 //!
-//! The coordination is per process. Several app instances behind a load balancer should route
-//! a session to one instance (sticky sessions); otherwise two instances may refresh the same
-//! token and Audius' reuse detection will sign the user out (safe, but a new login).
-//! Likewise, a refresh whose answer is lost (a timeout after Audius received it) uses the
-//! refresh token up: the next refresh is refused and the user logs in again.
+//! # Across instances
+//!
+//! When the replay cache is shared and offers it
+//! ([`ReplayCache::refresh_coordination`]; `RedisReplayCache` does), the process lock is only
+//! the first stage (one attempt per process and session at a time), and the second is shared
+//! ([`RefreshCoordination`], in Redis: a lock per family with a random owner and a time to
+//! live, the family's newest tokens and its "dead" mark):
+//!
+//! - the request that holds the process lock asks the shared state: the family is dead (sign
+//!   out), or newer tokens were recorded by another instance (use them, and remember them in
+//!   this process: no refresh), or it takes the shared lock, or another instance holds it (wait,
+//!   polling, at most the lock's time to live, then `503 session_unavailable`);
+//! - the holder refreshes at Audius, bounded by the API client's
+//!   [`call_budget`](audius_login::ApiClient::call_budget); the lock's time to live is that
+//!   budget plus two shared-state calls and a second, so a lock cannot expire while its holder
+//!   may still refresh, and a crashed holder blocks the family for that long at most;
+//! - the new tokens are published (never over a newer generation, never into a dead family),
+//!   then the lock is released by its owner only (compare-and-delete);
+//! - a logout (or a refusal by Audius) marks the family dead in the shared state, atomically
+//!   taking back its newest tokens, which are the ones revoked.
+//!
+//! A shared state that cannot be reached answers `503 session_unavailable`: never a refresh
+//! without coordination. The tokens sit in Redis as the session does (see SECURITY.md), for no
+//! longer than the refresh token lives (30 days).
+//!
+//! Without a shared replay cache the coordination is per process: several app instances behind
+//! a load balancer should route a session to one instance (sticky sessions); otherwise two
+//! instances may refresh the same token and Audius' reuse detection will sign the user out
+//! (safe, but a new login). In every setup a refresh whose answer is lost (a timeout after
+//! Audius received it) uses the refresh token up: the next refresh is refused and the user logs
+//! in again.
 
 use std::fmt;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix_session::{Session, SessionExt as _, SessionStatus};
 use actix_web::HttpRequest;
+use audius_login::defaults::REFRESH_TOKEN_LIFETIME;
 use audius_login::oauth::{AccessToken, OAuthClient, RefreshToken, TokenSet};
+use audius_login::replay::{BeginRefresh, LockOwner, Published, RefreshCoordination, ReplayCache};
 use audius_login::{ErrorKind, Scope};
 use base64::Engine as _;
 use lru::LruCache;
@@ -121,6 +149,24 @@ impl FamilyState {
     fn latest(&self) -> std::sync::MutexGuard<'_, Latest> {
         self.latest.lock().unwrap_or_else(|p| p.into_inner())
     }
+
+    /// Remembers `tokens` as the newest unless newer ones are known (never an older
+    /// generation over a newer one); gives them back.
+    fn record(&self, tokens: StoredTokens) -> StoredTokens {
+        let mut latest = self.latest();
+        let newer_known = matches!(&latest.tokens, Some(t) if t.generation >= tokens.generation);
+        if !newer_known && !latest.dead {
+            latest.tokens = Some(tokens.clone());
+        }
+        tokens
+    }
+
+    /// Revoked or refused: never refresh again.
+    fn mark_dead(&self) {
+        let mut latest = self.latest();
+        latest.dead = true;
+        latest.tokens = None;
+    }
 }
 
 /// The sessions this process tracks: a bounded LRU map from family id to [`FamilyState`],
@@ -193,10 +239,7 @@ impl Families {
 
     /// Marks a family revoked: no refresh will be tried with it again.
     pub(crate) fn mark_dead(&self, family: &str) {
-        let state = self.entry(family);
-        let mut latest = state.latest();
-        latest.dead = true;
-        latest.tokens = None;
+        self.entry(family).mark_dead();
     }
 
     /// The newest refresh token known for these tokens (theirs, or a newer one).
@@ -261,20 +304,33 @@ pub(crate) fn upgrade_session_tokens(req: &HttpRequest, families: &Families) {
 }
 
 /// Revokes the session's tokens at Audius (best effort: a failure is logged) and forgets them
-/// here. Bounded by the API client's timeouts.
-pub(crate) async fn revoke(oauth: &OAuthClient, families: &Families, tokens: &StoredTokens) {
+/// here and, with a shared replay cache, in the shared state (the family is marked dead there,
+/// so no instance refreshes it again). Bounded by the API client's and the cache's timeouts.
+pub(crate) async fn revoke(config: &Config, families: &Families, tokens: &StoredTokens) {
     let newest = retire(families, tokens);
-    send_revocation(oauth, &newest).await;
+    let newest = retire_shared(config.replay_cache.as_ref(), newest).await;
+    send_revocation(&config.oauth, &newest).await;
+}
+
+/// Revokes tokens that never reached a session (a login that failed after the code exchange):
+/// no request, in this process or another, can know their family, so only Audius is told.
+pub(crate) async fn revoke_new(config: &Config, tokens: &StoredTokens) {
+    send_revocation(&config.oauth, tokens).await;
 }
 
 /// As [`revoke`], without waiting: spawned on the current tokio runtime, if there is one. The
-/// family is retired at once (no refresh after this call).
-pub(crate) fn revoke_in_background(oauth: &OAuthClient, families: &Families, tokens: StoredTokens) {
+/// family is retired in this process at once (no refresh after this call), in the shared state
+/// by the spawned task.
+pub(crate) fn revoke_in_background(config: &Config, families: &Families, tokens: StoredTokens) {
     let newest = retire(families, &tokens);
-    let oauth = oauth.clone();
+    let oauth = config.oauth.clone();
+    let cache = config.replay_cache.clone();
     match tokio::runtime::Handle::try_current() {
         Ok(handle) => {
-            handle.spawn(async move { send_revocation(&oauth, &newest).await });
+            handle.spawn(async move {
+                let newest = retire_shared(cache.as_ref(), newest).await;
+                send_revocation(&oauth, &newest).await;
+            });
         }
         Err(_) => tracing::warn!("no runtime to revoke the Audius tokens on; not revoked"),
     }
@@ -289,6 +345,38 @@ fn retire(families: &Families, tokens: &StoredTokens) -> StoredTokens {
     newest
 }
 
+/// With a shared replay cache that coordinates refreshes: marks the family dead there, and
+/// gives the newest of `newest` and the tokens recorded there (a failure is logged: the
+/// revocation at Audius still ends the family, and other instances learn it from Audius'
+/// refusal).
+async fn retire_shared(cache: &dyn ReplayCache, newest: StoredTokens) -> StoredTokens {
+    let Some(shared) = cache.refresh_coordination() else {
+        return newest;
+    };
+    match shared.retire(&newest.family, REFRESH_TOKEN_LIFETIME).await {
+        Ok(Some((generation, text))) if generation > newest.generation => {
+            match shared_tokens(&newest, generation, &text) {
+                Ok(recorded) => recorded,
+                Err(_) => {
+                    tracing::warn!(
+                        "unreadable Audius tokens in the shared state; revoking the session's"
+                    );
+                    newest
+                }
+            }
+        }
+        Ok(_) => newest,
+        Err(e) => {
+            tracing::warn!(
+                error = %e,
+                "could not mark the Audius tokens revoked in the shared state; other \
+                 instances learn it from Audius"
+            );
+            newest
+        }
+    }
+}
+
 async fn send_revocation(oauth: &OAuthClient, tokens: &StoredTokens) {
     match oauth.revoke(tokens.refresh.secret()).await {
         Ok(()) => tracing::debug!("revoked the Audius tokens"),
@@ -300,19 +388,36 @@ async fn send_revocation(oauth: &OAuthClient, tokens: &StoredTokens) {
 pub(crate) enum RefreshFailure {
     /// The family is revoked (or the token refused): the user must log in again.
     Revoked(String),
-    /// Audius could not be reached or answered oddly: try again later.
+    /// Audius (or the shared state of a coordinated refresh) could not be reached or answered
+    /// oddly: try again later.
     Failed(audius_login::Error),
 }
 
-/// Refreshes `seen` (the session's tokens), at most once per session at a time: see the
-/// [module docs](self).
+/// Refreshes `seen` (the session's tokens), at most once per session at a time, in this
+/// process and, with a shared replay cache that coordinates refreshes, across instances: see
+/// the [module docs](self).
 pub(crate) async fn refresh(
     config: &Config,
     families: &Families,
     seen: &StoredTokens,
 ) -> Result<StoredTokens, RefreshFailure> {
     let family = families.entry(&seen.family);
-    let _one_at_a_time = family.refresh_lock.lock().await;
+    // Every wait of this request, for this process' lock and then for another instance's
+    // refresh, ends by one deadline: the requests queued here never wait one after another.
+    let shared = config.replay_cache.refresh_coordination();
+    let give_up_at = Instant::now() + wait_bound(config, shared);
+    let Ok(_one_at_a_time) =
+        tokio::time::timeout_at(give_up_at.into(), family.refresh_lock.lock()).await
+    else {
+        let message = "another request's refresh of this session did not finish in time";
+        return Err(match shared {
+            Some(_) => shared_state_unavailable(message.into()),
+            None => RefreshFailure::Failed(audius_login::Error::UpstreamUnavailable {
+                message: message.into(),
+                status: None,
+            }),
+        });
+    };
     {
         let latest = family.latest();
         if latest.dead {
@@ -327,6 +432,9 @@ pub(crate) async fn refresh(
             return Ok(t.clone());
         }
     }
+    if shared.is_some() {
+        return coordinated(config, &family, seen, give_up_at).await;
+    }
     tracing::debug!(
         generation = seen.generation,
         "refreshing the Audius access token"
@@ -339,12 +447,289 @@ pub(crate) async fn refresh(
         }
         Err(e) if e.kind() == ErrorKind::InvalidGrant => {
             tracing::info!(error = %e, "Audius refused the refresh token; the user must log in again");
-            let mut latest = family.latest();
-            latest.dead = true;
-            latest.tokens = None;
+            family.mark_dead();
             Err(RefreshFailure::Revoked(e.to_string()))
         }
         Err(e) => Err(RefreshFailure::Failed(e)),
+    }
+}
+
+/// The first pause of a request waiting for another instance's refresh; it doubles up to
+/// [`LONGEST_PAUSE`].
+const FIRST_PAUSE: Duration = Duration::from_millis(10);
+/// The longest pause between two looks at the shared state while another instance refreshes.
+const LONGEST_PAUSE: Duration = Duration::from_millis(200);
+
+/// How long a coordinated refresh may hold the shared lock, and the lock's time to live.
+struct Bounds {
+    /// The bound on the refresh at Audius (the API client's call budget).
+    refresh: Duration,
+    /// The lock's time to live: the refresh, then two shared-state calls, and a second.
+    lock_ttl: Duration,
+}
+
+impl Bounds {
+    fn of(config: &Config, shared: &dyn RefreshCoordination) -> Self {
+        let refresh = config.oauth.api().call_budget();
+        let lock_ttl = refresh
+            .saturating_add(shared.call_timeout().saturating_mul(2))
+            .saturating_add(Duration::from_secs(1));
+        Self { refresh, lock_ttl }
+    }
+}
+
+/// How long a request may wait for a refresh of its session by another request: without
+/// coordination, one refresh at Audius (and a second); with it, a shared lock's whole time to
+/// live and one more call (a holder that crashed blocks the family until its lock expires).
+fn wait_bound(config: &Config, shared: Option<&dyn RefreshCoordination>) -> Duration {
+    match shared {
+        Some(shared) => Bounds::of(config, shared)
+            .lock_ttl
+            .saturating_add(shared.call_timeout()),
+        None => config
+            .oauth
+            .api()
+            .call_budget()
+            .saturating_add(Duration::from_secs(1)),
+    }
+}
+
+fn shared_state_unavailable(message: String) -> RefreshFailure {
+    RefreshFailure::Failed(audius_login::Error::StoreUnavailable {
+        store: "shared refresh state",
+        message,
+    })
+}
+
+/// The tokens another instance recorded, checked: they must be of the session's family and
+/// user and of the generation announced (anything else is refused, never adopted).
+fn shared_tokens(
+    seen: &StoredTokens,
+    generation: u64,
+    text: &str,
+) -> Result<StoredTokens, RefreshFailure> {
+    let tokens: StoredTokens = serde_json::from_str(text).map_err(|e| {
+        shared_state_unavailable(format!("unreadable tokens in the shared state: {e}"))
+    })?;
+    if tokens.family != seen.family
+        || tokens.user_id != seen.user_id
+        || tokens.generation != generation
+    {
+        return Err(shared_state_unavailable(
+            "the shared state holds tokens of another session or generation".into(),
+        ));
+    }
+    Ok(tokens)
+}
+
+/// The refresh of [`refresh`] when the replay cache coordinates refreshes across instances
+/// (the process lock is held).
+async fn coordinated(
+    config: &Config,
+    family: &FamilyState,
+    seen: &StoredTokens,
+    give_up_at: Instant,
+) -> Result<StoredTokens, RefreshFailure> {
+    let Some(shared) = config.replay_cache.refresh_coordination() else {
+        return Err(shared_state_unavailable(
+            "the replay cache stopped coordinating refreshes".into(),
+        ));
+    };
+    let bounds = Bounds::of(config, shared);
+    let owner = LockOwner::random();
+    let mut pause = FIRST_PAUSE;
+    loop {
+        match shared
+            .begin(&seen.family, seen.generation, &owner, bounds.lock_ttl)
+            .await
+        {
+            Ok(BeginRefresh::Locked) => break,
+            Ok(BeginRefresh::Newer { generation, tokens }) => {
+                let newer = shared_tokens(seen, generation, &tokens)?;
+                tracing::debug!(
+                    generation,
+                    "another instance refreshed the Audius tokens; using theirs"
+                );
+                return Ok(family.record(newer));
+            }
+            Ok(BeginRefresh::Dead) => {
+                family.mark_dead();
+                return Err(RefreshFailure::Revoked(
+                    "the Audius tokens of this session were revoked".into(),
+                ));
+            }
+            Ok(BeginRefresh::Busy) => {
+                if Instant::now() + pause >= give_up_at {
+                    return Err(shared_state_unavailable(format!(
+                        "another instance's refresh of this session did not finish within {:?}",
+                        bounds.lock_ttl
+                    )));
+                }
+                tokio::time::sleep(pause).await;
+                pause = pause.saturating_mul(2).min(LONGEST_PAUSE);
+            }
+            Err(e) => {
+                // The lock may have been taken even so (an answer that came too late): give
+                // it back, if Redis hears us, so that the family is not blocked until it
+                // expires. Nothing was refreshed.
+                let _ = shared.release(&seen.family, &owner).await;
+                return Err(RefreshFailure::Failed(e));
+            }
+        }
+    }
+
+    // The lock is ours, until `lock_ttl` at the latest.
+    tracing::debug!(
+        generation = seen.generation,
+        "refreshing the Audius access token (coordinated)"
+    );
+    let sent = Instant::now();
+    let outcome = tokio::time::timeout(bounds.refresh, config.oauth.refresh(&seen.refresh)).await;
+    let result = match outcome {
+        Ok(Ok(set)) => {
+            let fresh = seen.rotated(set, config.clock.now());
+            // No longer than the new refresh token lives (it was issued after `sent`).
+            let ttl = REFRESH_TOKEN_LIFETIME.saturating_sub(sent.elapsed());
+            return published(config, family, seen, fresh, owner, ttl).await;
+        }
+        Ok(Err(e)) if e.kind() == ErrorKind::InvalidGrant => {
+            tracing::info!(error = %e, "Audius refused the refresh token; the user must log in again");
+            family.mark_dead();
+            if let Err(dead) = shared.retire(&seen.family, REFRESH_TOKEN_LIFETIME).await {
+                tracing::warn!(error = %dead, "could not mark the Audius tokens dead in the shared state");
+            }
+            Err(RefreshFailure::Revoked(e.to_string()))
+        }
+        Ok(Err(e)) => Err(RefreshFailure::Failed(e)),
+        Err(_) => Err(RefreshFailure::Failed(
+            audius_login::Error::UpstreamUnavailable {
+                message: format!("the token refresh took longer than {:?}", bounds.refresh),
+                status: None,
+            },
+        )),
+    };
+    release(shared, &seen.family, &owner).await;
+    result
+}
+
+/// Publishes the tokens the lock's holder obtained, then releases the lock.
+async fn published(
+    config: &Config,
+    family: &FamilyState,
+    seen: &StoredTokens,
+    fresh: StoredTokens,
+    owner: LockOwner,
+    ttl: Duration,
+) -> Result<StoredTokens, RefreshFailure> {
+    let Some(shared) = config.replay_cache.refresh_coordination() else {
+        return Ok(family.record(fresh));
+    };
+    let text = match serde_json::to_string(&fresh) {
+        Ok(text) => text,
+        Err(e) => {
+            release(shared, &seen.family, &owner).await;
+            return Err(shared_state_unavailable(format!(
+                "cannot write the tokens: {e}"
+            )));
+        }
+    };
+    let answer = shared
+        .publish(&fresh.family, fresh.generation, &text, ttl)
+        .await;
+    match answer {
+        Ok(Published::Stored) => {
+            release(shared, &seen.family, &owner).await;
+            Ok(family.record(fresh))
+        }
+        Ok(Published::Dead) => {
+            // Logged out while this refresh ran: the new tokens are revoked too.
+            release(shared, &seen.family, &owner).await;
+            tracing::info!(
+                "the session logged out during its token refresh; revoking the new tokens"
+            );
+            family.mark_dead();
+            send_revocation(&config.oauth, &fresh).await;
+            Err(RefreshFailure::Revoked(
+                "the Audius tokens of this session were revoked".into(),
+            ))
+        }
+        Ok(Published::Superseded { generation }) => {
+            // Another holder recorded this generation or a newer one (only possible when a
+            // lock expired under a holder, or the shared state lost its data): those are
+            // left alone, and this session keeps the tokens Audius just gave it.
+            release(shared, &seen.family, &owner).await;
+            tracing::warn!(
+                recorded = generation,
+                ours = fresh.generation,
+                "the shared state already holds newer Audius tokens; not overwritten"
+            );
+            Ok(family.record(fresh))
+        }
+        Err(e) => {
+            // Audius rotated the tokens, and Redis failed: this request answers 503 like any
+            // other Redis failure during a refresh, but the new tokens are not dropped (that
+            // would leave the session a used refresh token). This process remembers them (the
+            // session's next request here adopts them), and a background task tries to record
+            // them in Redis, holding the lock meanwhile, so that other instances adopt them
+            // rather than refresh the used token.
+            tracing::warn!(error = %e, "could not record the new Audius tokens in the shared state; retrying in the background");
+            family.record(fresh.clone());
+            let cache = config.replay_cache.clone();
+            let give_up_at = Instant::now() + Bounds::of(config, shared).lock_ttl;
+            if let Ok(handle) = tokio::runtime::Handle::try_current() {
+                handle.spawn(async move {
+                    publish_later(cache, fresh, text, owner, ttl, give_up_at).await;
+                });
+            }
+            Err(RefreshFailure::Failed(e))
+        }
+    }
+}
+
+/// Tries to publish `tokens` until `give_up_at`, then releases the lock.
+async fn publish_later(
+    cache: Arc<dyn ReplayCache>,
+    tokens: StoredTokens,
+    text: String,
+    owner: LockOwner,
+    ttl: Duration,
+    give_up_at: Instant,
+) {
+    let Some(shared) = cache.refresh_coordination() else {
+        return;
+    };
+    let mut pause = FIRST_PAUSE;
+    while Instant::now() + pause < give_up_at {
+        tokio::time::sleep(pause).await;
+        pause = pause.saturating_mul(2).min(LONGEST_PAUSE);
+        match shared
+            .publish(&tokens.family, tokens.generation, &text, ttl)
+            .await
+        {
+            Ok(answer) => {
+                tracing::debug!(
+                    ?answer,
+                    "recorded the new Audius tokens in the shared state, late"
+                );
+                release(shared, &tokens.family, &owner).await;
+                return;
+            }
+            Err(e) => tracing::debug!(error = %e, "the shared state is still unavailable"),
+        }
+    }
+    tracing::warn!("could not record the new Audius tokens in the shared state");
+}
+
+/// Releases the shared lock if `owner` still holds it (a failure is logged: the lock expires).
+async fn release(shared: &dyn RefreshCoordination, family: &str, owner: &LockOwner) {
+    match shared.release(family, owner).await {
+        Ok(true) => {}
+        Ok(false) => tracing::warn!(
+            "the shared refresh lock had expired (or was taken over) before its release"
+        ),
+        Err(e) => {
+            tracing::warn!(error = %e, "could not release the shared refresh lock; it expires on its own")
+        }
     }
 }
 
@@ -415,6 +800,49 @@ mod tests {
         let revoked = retire(&families, &tokens(1));
         assert_eq!(revoked.refresh.secret(), "r3");
         assert!(matches!(families.known(&tokens(3)), Known::Dead));
+    }
+
+    #[test]
+    fn the_process_never_records_an_older_generation_over_a_newer() {
+        let state = FamilyState::default();
+        assert_eq!(state.record(tokens(2)).generation, 2);
+        // A late holder's older tokens are given back to its request, not remembered.
+        assert_eq!(state.record(tokens(1)).generation, 1);
+        assert_eq!(state.latest().tokens.as_ref().unwrap().generation, 2);
+        state.record(tokens(3));
+        assert_eq!(state.latest().tokens.as_ref().unwrap().generation, 3);
+        state.mark_dead();
+        state.record(tokens(4));
+        let latest = state.latest();
+        assert!(latest.dead && latest.tokens.is_none(), "dead stays dead");
+    }
+
+    #[test]
+    fn shared_tokens_of_another_session_are_never_adopted() {
+        let seen = tokens(1);
+        let text = |t: &StoredTokens| serde_json::to_string(t).unwrap();
+        let newer = tokens(2);
+        let adopted = shared_tokens(&seen, 2, &text(&newer)).ok().unwrap();
+        assert_eq!(adopted.refresh.secret(), "r2");
+        // Another family (a family id from another session), another user, a generation that
+        // is not the one announced, or unreadable text: refused (503), never adopted.
+        let mut other_family = tokens(2);
+        other_family.family = "other".into();
+        let mut other_user = tokens(2);
+        other_user.user_id = 2;
+        for bad in [
+            text(&other_family),
+            text(&other_user),
+            text(&tokens(3)),
+            "{".into(),
+        ] {
+            match shared_tokens(&seen, 2, &bad) {
+                Err(RefreshFailure::Failed(e)) => {
+                    assert_eq!(e.kind(), ErrorKind::StoreUnavailable, "{e}");
+                }
+                _ => panic!("adopted {bad}"),
+            }
+        }
     }
 
     #[test]

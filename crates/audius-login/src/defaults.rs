@@ -82,3 +82,7 @@ pub const MAX_CODE_LEN: usize = 512;
 pub const MAX_OAUTH_TOKEN_LEN: usize = 4096;
 /// Longest `expires_in` believed: one year (a longer one is read as one year).
 pub const MAX_EXPIRES_IN: Duration = Duration::from_secs(365 * 24 * 3600);
+/// How long a refresh token lives, from its issue (PKCE spec section 2): 30 days. Tokens kept
+/// for a refresh's coordination ([`RefreshCoordination`](crate::replay::RefreshCoordination))
+/// are kept no longer.
+pub const REFRESH_TOKEN_LIFETIME: Duration = Duration::from_secs(30 * 24 * 3600);

@@ -289,7 +289,7 @@ async fn complete(
         && tokens.user_id != user.id
     {
         session.remove(TOKENS_KEY);
-        refresh::revoke_in_background(&c.oauth, &c.families, tokens);
+        refresh::revoke_in_background(c, &c.families, tokens);
     }
     session::sign_in(&session, &user)?;
     Ok((user, attempt.return_to))
@@ -442,7 +442,7 @@ async fn complete_code_flow(
         Ok(p) => p,
         Err(e) => {
             let tokens = StoredTokens::new(set, 0, now);
-            refresh::revoke(&c.oauth, &c.families, &tokens).await;
+            refresh::revoke_new(c, &tokens).await;
             return Err(e.into());
         }
     };
@@ -458,7 +458,7 @@ async fn complete_code_flow(
     let state_ttl = match recorded {
         Ok(ttl) => ttl,
         Err(e) => {
-            refresh::revoke(&c.oauth, &c.families, &tokens).await;
+            refresh::revoke_new(c, &tokens).await;
             return Err(e);
         }
     };
@@ -472,11 +472,11 @@ async fn complete_code_flow(
         user.email.clone_from(&signed_in.email);
     }
     if let Err(e) = run_hook(audius, req, &user, profile, &attempt.return_to).await {
-        refresh::revoke(&c.oauth, &c.families, &tokens).await;
+        refresh::revoke_new(c, &tokens).await;
         return Err(e);
     }
     if let Some(old) = read_tokens(&session) {
-        refresh::revoke_in_background(&c.oauth, &c.families, old);
+        refresh::revoke_in_background(c, &c.families, old);
     }
     session::sign_in(&session, &user)?;
     refresh::write_tokens(&session, &tokens)?;

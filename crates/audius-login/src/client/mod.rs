@@ -145,6 +145,18 @@ impl ApiClient {
         self.inner.max_body_bytes
     }
 
+    /// The longest one call may take, fail-over included: a host list read and a health check
+    /// when hosts are (re)selected, then up to `max_attempts` attempts, each within the
+    /// request timeout (`timeout × (max_attempts + 1) + health_timeout`; 42 s with the
+    /// defaults). A bound to size locks and waits by, not an expected duration.
+    pub fn call_budget(&self) -> Duration {
+        let attempts = u32::try_from(self.inner.max_attempts.saturating_add(1)).unwrap_or(u32::MAX);
+        self.inner
+            .timeout
+            .saturating_mul(attempts)
+            .saturating_add(self.inner.health_timeout)
+    }
+
     /// `GET {host}{path_and_query}`, with fail-over.
     pub async fn get(&self, path_and_query: &str) -> Result<ApiResponse> {
         self.send(Request {

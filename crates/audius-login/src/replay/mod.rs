@@ -4,7 +4,8 @@
 //! remember the tokens it accepted, for as long as it would accept them (the maximum age).
 //! [`ReplayCache`] is that memory; [`MemoryReplayCache`] keeps it in the process (bounded, and
 //! never forgetting a live entry), and with the `redis` feature `RedisReplayCache` shares it
-//! between instances.
+//! between instances, and with it the coordination of the code flow's token refresh
+//! ([`RefreshCoordination`]).
 //!
 //! # What is remembered: [`ReplayKey`]
 //!
@@ -46,6 +47,7 @@
 //! # }
 //! ```
 
+mod coordination;
 mod memory;
 #[cfg(feature = "redis")]
 mod redis_store;
@@ -59,6 +61,7 @@ use sha2::{Digest, Sha256};
 use crate::Wallet;
 use crate::error::Result;
 
+pub use coordination::{BeginRefresh, LockOwner, Published, RefreshCoordination};
 pub use memory::MemoryReplayCache;
 #[cfg(feature = "redis")]
 pub use redis_store::{EvictionPolicy, RedisReplayCache, RedisReplayCacheBuilder};
@@ -130,6 +133,16 @@ pub trait ReplayCache: Send + Sync + fmt::Debug {
     /// replay before any network call. [`first_use`](Self::first_use) stays the authority
     /// (two concurrent uses may both read `false`; only one records).
     async fn seen(&self, key: &ReplayKey) -> Result<bool>;
+
+    /// The shared state that coordinates the code flow's token refresh between app instances
+    /// ([`RefreshCoordination`]), when this cache is shared between them and offers it.
+    /// Default: `None` (a cache of one process: the refresh is coordinated within the process
+    /// only). `RedisReplayCache` (feature `redis`) offers it, on its connection and key prefix.
+    ///
+    /// A cache that wraps another should pass this call on, or the coordination is lost.
+    fn refresh_coordination(&self) -> Option<&dyn RefreshCoordination> {
+        None
+    }
 }
 
 #[cfg(test)]

@@ -5,10 +5,11 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use sha2::{Digest, Sha256};
 
-use super::{ReplayCache, ReplayKey};
+use super::{BeginRefresh, LockOwner, Published, RefreshCoordination, ReplayCache, ReplayKey};
 use crate::defaults;
-use crate::error::{ConfigError, Error, Result};
+use crate::error::{ConfigError, Error, Limited, Result};
 
 const STORE: &str = "replay cache";
 
@@ -62,6 +63,13 @@ impl EvictionPolicy {
 /// Redis must not evict these keys: run it with `maxmemory-policy noeviction` (or without a
 /// memory limit). [`RedisReplayCacheBuilder::connect`] reads the policy and warns (or, with
 /// [`RedisReplayCacheBuilder::require_noeviction`], refuses) when it may evict them.
+///
+/// It also coordinates the code flow's token refresh between instances
+/// ([`RefreshCoordination`], through [`ReplayCache::refresh_coordination`]): a lock per token
+/// family taken with `SET NX PX` and a random owner, released by compare-and-delete, the
+/// family's newest tokens (a hash, fenced by generation) and its dead mark, each under
+/// `<prefix>refresh:{<hash of the family id>}:` ([`refresh_keys_for`](Self::refresh_keys_for)),
+/// each step one Lua script (atomic; the keys of one family share a Redis Cluster slot).
 ///
 /// Every call (connecting included) is bounded by [`RedisReplayCacheBuilder::timeout`]; an
 /// unreachable, failing or slow Redis is [`Error::StoreUnavailable`] (suggested status 503),
@@ -413,12 +421,288 @@ impl ReplayCache for RedisReplayCache {
             other => Err(unavailable(format!("Redis answered EXISTS with {other:?}"))),
         }
     }
+
+    fn refresh_coordination(&self) -> Option<&dyn RefreshCoordination> {
+        Some(self)
+    }
+}
+
+// ---- The code flow's refresh, coordinated between instances (see `RefreshCoordination`). ----
+
+/// The domain-separation tag of a family's keys (NUL-terminated).
+const FAMILY_KEY_TAG: &[u8] = b"audius-login/refresh/family/v1\0";
+/// The longest family id taken.
+const MAX_FAMILY_BYTES: usize = 256;
+
+/// `begin`: KEYS lock, tokens, dead; ARGV owner, lock ttl (ms), generation seen.
+const BEGIN: &str = r"
+if redis.call('EXISTS', KEYS[3]) == 1 then return {'dead'} end
+local g = redis.call('HGET', KEYS[2], 'g')
+if g and tonumber(g) > tonumber(ARGV[3]) then
+  return {'newer', g, redis.call('HGET', KEYS[2], 't')}
+end
+if redis.call('GET', KEYS[1]) == ARGV[1] then return {'locked'} end
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return {'locked'} end
+return {'busy'}
+";
+
+/// `release`: KEYS lock; ARGV owner. Compare-and-delete.
+const RELEASE: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+";
+
+/// `publish`: KEYS tokens, dead; ARGV generation, tokens, ttl (ms).
+const PUBLISH: &str = r"
+if redis.call('EXISTS', KEYS[2]) == 1 then return {'dead'} end
+local g = redis.call('HGET', KEYS[1], 'g')
+if g then
+  local have, new = tonumber(g), tonumber(ARGV[1])
+  if have > new then return {'superseded', g} end
+  if have == new then
+    if redis.call('HGET', KEYS[1], 't') == ARGV[2] then return {'stored'} end
+    return {'superseded', g}
+  end
+end
+redis.call('HSET', KEYS[1], 'g', ARGV[1], 't', ARGV[2])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return {'stored'}
+";
+
+/// `retire`: KEYS tokens, dead; ARGV ttl (ms).
+const RETIRE: &str = r"
+redis.call('SET', KEYS[2], '1', 'PX', ARGV[1])
+local g = redis.call('HGET', KEYS[1], 'g')
+local t = redis.call('HGET', KEYS[1], 't')
+redis.call('DEL', KEYS[1])
+if g and t then return {g, t} end
+return {}
+";
+
+/// A duration as whole milliseconds, rounded up, at least one.
+fn millis(ttl: Duration) -> u64 {
+    let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
+    ms.saturating_add(u64::from(!ttl.subsec_nanos().is_multiple_of(1_000_000)))
+        .max(1)
+}
+
+/// The words of a script's answer (an array of bulk strings).
+fn words(value: redis::Value, script: &str) -> Result<Vec<String>> {
+    let items = match value {
+        redis::Value::Array(items) => items,
+        other => {
+            return Err(unavailable(format!(
+                "Redis answered the {script} script with {other:?}"
+            )));
+        }
+    };
+    items
+        .iter()
+        .map(|item| {
+            text_of(item).ok_or_else(|| {
+                unavailable(format!("Redis answered the {script} script with {item:?}"))
+            })
+        })
+        .collect()
+}
+
+fn generation(word: &str, script: &str) -> Result<u64> {
+    word.parse().map_err(|_| {
+        unavailable(format!(
+            "Redis answered the {script} script with the generation {word:?}"
+        ))
+    })
+}
+
+/// The keys of one family: the lock, the newest tokens, the dead mark.
+struct FamilyKeys {
+    lock: String,
+    tokens: String,
+    dead: String,
+}
+
+impl RedisReplayCache {
+    /// The keys of a family's refresh state, under the cache's prefix:
+    /// `<prefix>refresh:{<id>}:lock`, `:tokens` and `:dead`, where `<id>` is the first 32 hex
+    /// digits of SHA-256 of the tag `"audius-login/refresh/family/v1"`, a NUL and the family
+    /// id (so any id gives a short key of safe characters, and the braces keep a family's keys
+    /// in one Redis Cluster slot). Fails with [`Error::TooLarge`] for an id over 256 bytes.
+    pub fn refresh_keys_for(&self, family: &str) -> Result<[String; 3]> {
+        let keys = self.family_keys(family)?;
+        Ok([keys.lock, keys.tokens, keys.dead])
+    }
+
+    fn family_keys(&self, family: &str) -> Result<FamilyKeys> {
+        if family.len() > MAX_FAMILY_BYTES {
+            return Err(Error::TooLarge {
+                what: Limited::Input,
+                limit: MAX_FAMILY_BYTES,
+            });
+        }
+        let mut hasher = Sha256::new();
+        hasher.update(FAMILY_KEY_TAG);
+        hasher.update(family.as_bytes());
+        let digest: [u8; 32] = hasher.finalize().into();
+        let base = format!("{}refresh:{{{}}}", self.prefix, hex::encode(&digest[..16]));
+        Ok(FamilyKeys {
+            lock: format!("{base}:lock"),
+            tokens: format!("{base}:tokens"),
+            dead: format!("{base}:dead"),
+        })
+    }
+
+    /// `EVAL script` with `keys` and `args`, within the timeout.
+    async fn eval(&self, script: &str, keys: &[&str], args: &[&str]) -> Result<redis::Value> {
+        let mut cmd = redis::cmd("EVAL");
+        cmd.arg(script).arg(keys.len()).arg(keys).arg(args);
+        self.run(cmd).await
+    }
+}
+
+#[async_trait]
+impl RefreshCoordination for RedisReplayCache {
+    fn call_timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    async fn begin(
+        &self,
+        family: &str,
+        seen_generation: u64,
+        owner: &LockOwner,
+        lock_ttl: Duration,
+    ) -> Result<BeginRefresh> {
+        let keys = self.family_keys(family)?;
+        let answer = self
+            .eval(
+                BEGIN,
+                &[&keys.lock, &keys.tokens, &keys.dead],
+                &[
+                    owner.as_str(),
+                    &millis(lock_ttl).to_string(),
+                    &seen_generation.to_string(),
+                ],
+            )
+            .await?;
+        let words = words(answer, "begin")?;
+        match words.as_slice() {
+            [w] if w == "locked" => Ok(BeginRefresh::Locked),
+            [w] if w == "busy" => Ok(BeginRefresh::Busy),
+            [w] if w == "dead" => Ok(BeginRefresh::Dead),
+            [w, g, tokens] if w == "newer" => Ok(BeginRefresh::Newer {
+                generation: generation(g, "begin")?,
+                tokens: tokens.clone(),
+            }),
+            other => Err(unavailable(format!(
+                "Redis answered the begin script with {} words",
+                other.len()
+            ))),
+        }
+    }
+
+    async fn release(&self, family: &str, owner: &LockOwner) -> Result<bool> {
+        let keys = self.family_keys(family)?;
+        match self.eval(RELEASE, &[&keys.lock], &[owner.as_str()]).await? {
+            redis::Value::Int(n) => Ok(n > 0),
+            other => Err(unavailable(format!(
+                "Redis answered the release script with {other:?}"
+            ))),
+        }
+    }
+
+    async fn publish(
+        &self,
+        family: &str,
+        new_generation: u64,
+        tokens: &str,
+        ttl: Duration,
+    ) -> Result<Published> {
+        let keys = self.family_keys(family)?;
+        let answer = self
+            .eval(
+                PUBLISH,
+                &[&keys.tokens, &keys.dead],
+                &[
+                    &new_generation.to_string(),
+                    tokens,
+                    &millis(ttl).to_string(),
+                ],
+            )
+            .await?;
+        let words = words(answer, "publish")?;
+        match words.as_slice() {
+            [w] if w == "stored" => Ok(Published::Stored),
+            [w] if w == "dead" => Ok(Published::Dead),
+            [w, g] if w == "superseded" => Ok(Published::Superseded {
+                generation: generation(g, "publish")?,
+            }),
+            other => Err(unavailable(format!(
+                "Redis answered the publish script with {} words",
+                other.len()
+            ))),
+        }
+    }
+
+    async fn retire(&self, family: &str, ttl: Duration) -> Result<Option<(u64, String)>> {
+        let keys = self.family_keys(family)?;
+        let answer = self
+            .eval(
+                RETIRE,
+                &[&keys.tokens, &keys.dead],
+                &[&millis(ttl).to_string()],
+            )
+            .await?;
+        let words = words(answer, "retire")?;
+        match words.as_slice() {
+            [] => Ok(None),
+            [g, tokens] => Ok(Some((generation(g, "retire")?, tokens.clone()))),
+            other => Err(unavailable(format!(
+                "Redis answered the retire script with {} words",
+                other.len()
+            ))),
+        }
+    }
 }
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn milliseconds_round_up() {
+        assert_eq!(millis(Duration::ZERO), 1);
+        assert_eq!(millis(Duration::from_micros(1)), 1);
+        assert_eq!(millis(Duration::from_micros(1_001)), 2);
+        assert_eq!(millis(Duration::from_secs(2)), 2_000);
+        assert_eq!(millis(Duration::MAX), u64::MAX);
+    }
+
+    #[test]
+    fn family_keys_are_bound_hashed_and_bounded() {
+        let cache = RedisReplayCache::builder("redis://127.0.0.1:1/")
+            .key_prefix("app:")
+            .build()
+            .unwrap();
+        let [lock, tokens, dead] = cache.refresh_keys_for("fam").unwrap();
+        assert!(
+            lock.starts_with("app:refresh:{") && lock.ends_with("}:lock"),
+            "{lock}"
+        );
+        assert_eq!(lock.len(), "app:refresh:{}:lock".len() + 32);
+        assert_eq!(tokens.replace(":tokens", ":lock"), lock);
+        assert_eq!(dead.replace(":dead", ":lock"), lock);
+        // Another family, even one differing in one character, has other keys; the id never
+        // appears in a key (any text gives safe characters).
+        let [other, ..] = cache.refresh_keys_for("fan").unwrap();
+        assert_ne!(other, lock);
+        let [odd, ..] = cache.refresh_keys_for("a}:lock\r\n{b").unwrap();
+        assert!(odd.bytes().all(|b| b.is_ascii_graphic()), "{odd}");
+        assert!(!lock.contains("fam"));
+        assert!(cache.refresh_keys_for(&"x".repeat(256)).is_ok());
+        let err = cache.refresh_keys_for(&"x".repeat(257)).unwrap_err();
+        assert!(matches!(err, Error::TooLarge { .. }), "{err}");
+    }
 
     #[test]
     fn eviction_policies() {
