@@ -223,8 +223,8 @@ pub fn current_thread_schedstat() -> Option<String> {
     Some(format!("/proc/{}/schedstat", link.display()))
 }
 
-/// What to load: one server or several (the connections spread over them in turn), a path,
-/// and the `Cookie` header to send (if any).
+/// What to load: one server or several (each loaded by as many connections as one alone: the
+/// load grows with the servers), a path, and the `Cookie` header to send (if any).
 #[derive(Debug, Clone)]
 pub struct LoadTarget {
     /// The servers: connection `i` goes to `addrs[i % addrs.len()]`.
@@ -236,6 +236,9 @@ pub struct LoadTarget {
     /// The `schedstat` paths of the servers' threads, to measure their CPU time (summed); the
     /// CPU time is unknown if any is unreadable, or if there is none.
     pub server_threads: Vec<String>,
+    /// The `schedstat` paths of other processes' threads that serve these requests too (the
+    /// `redis-server` an app reads from), measured apart; empty when there are none.
+    pub backend_threads: Vec<String>,
 }
 
 /// The CPU time the threads of `schedstats` have used, summed; `None` if any is unreadable or
@@ -261,6 +264,9 @@ pub struct LoadResult {
     pub elapsed: Duration,
     /// CPU time the servers' threads used meanwhile (when they are known).
     pub server_cpu: Option<Duration>,
+    /// CPU time the backend threads used meanwhile (zero when there are none; `None` when
+    /// unreadable).
+    pub backend_cpu: Option<Duration>,
 }
 
 impl LoadResult {
@@ -272,6 +278,16 @@ impl LoadResult {
     /// Requests per second of server CPU: what one saturated worker would serve.
     pub fn per_server_cpu_second(&self) -> Option<f64> {
         self.server_cpu
+            .filter(|c| !c.is_zero())
+            .map(|c| self.ok as f64 / c.as_secs_f64())
+    }
+
+    /// Requests per second of the CPU of the servers and their backends together (the same as
+    /// [`per_server_cpu_second`](Self::per_server_cpu_second) without backends).
+    pub fn per_total_cpu_second(&self) -> Option<f64> {
+        self.server_cpu
+            .zip(self.backend_cpu)
+            .map(|(s, b)| s + b)
             .filter(|c| !c.is_zero())
             .map(|c| self.ok as f64 / c.as_secs_f64())
     }
@@ -291,14 +307,14 @@ pub struct LoadPool {
 }
 
 impl LoadPool {
-    /// Opens `connections` (at least one) keep-alive connections to `target` (spread over its
-    /// servers in turn).
+    /// Opens `connections` (at least one) keep-alive connections to each server of `target`.
     pub async fn open(target: LoadTarget, connections: usize) -> BenchResult<Self> {
         if target.addrs.is_empty() {
             return Err("a load target without a server".into());
         }
-        let mut opened = Vec::with_capacity(connections.max(1));
-        for i in 0..connections.max(1) {
+        let total = connections.max(1) * target.addrs.len();
+        let mut opened = Vec::with_capacity(total);
+        for i in 0..total {
             let addr = target.addrs[i % target.addrs.len()];
             opened.push(RawConnection::open(addr, &target.path, target.cookie.as_deref()).await?);
         }
@@ -312,7 +328,15 @@ impl LoadPool {
     /// tokio runtime; the connections are spawned on it and come back when done.
     pub async fn run(&mut self, duration: Duration) -> BenchResult<LoadResult> {
         let cpu = || threads_cpu(&self.target.server_threads);
+        let backend = || {
+            if self.target.backend_threads.is_empty() {
+                Some(Duration::ZERO)
+            } else {
+                threads_cpu(&self.target.backend_threads)
+            }
+        };
         let cpu_before = cpu();
+        let backend_before = backend();
         let start = Instant::now();
         let deadline = start + duration;
         let tasks: Vec<_> = std::mem::take(&mut self.connections)
@@ -342,11 +366,15 @@ impl LoadPool {
         let server_cpu = cpu()
             .zip(cpu_before)
             .map(|(after, before)| after.saturating_sub(before));
+        let backend_cpu = backend()
+            .zip(backend_before)
+            .map(|(after, before)| after.saturating_sub(before));
         Ok(LoadResult {
             ok,
             failed,
             elapsed,
             server_cpu,
+            backend_cpu,
         })
     }
 }

@@ -204,6 +204,7 @@ fn measure_on(
         path: AUTH_PATH.to_owned(),
         cookie: Some(cookie.clone()),
         server_threads: threads_two.clone(),
+        backend_threads: bench_redis::main_thread(redis),
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -239,7 +240,23 @@ fn measure_on(
     ];
     let measured = interleave(plan, cores, &[one, spread], &names)?;
     let (rates, what) = if measured.has_cpu(plan) {
-        (&measured.cpu, "requests per second of the instances' CPU")
+        let app: Vec<f64> = measured.cpu_app[1]
+            .iter()
+            .zip(&measured.cpu_app[0])
+            .map(|(two, one)| two / one)
+            .collect();
+        say(format!(
+            "two instances, requests per second of the instances' CPU alone (median of {} \
+             rounds): one {:.0}, two {:.0}; two / one {:.3}",
+            plan.rounds,
+            median(&measured.cpu_app[0]),
+            median(&measured.cpu_app[1]),
+            median(&app)
+        ));
+        (
+            &measured.cpu,
+            "requests per second of the CPU of the instances and redis-server together",
+        )
     } else {
         (&measured.wall, "requests per second (wall clock)")
     };
@@ -376,6 +393,8 @@ async fn outage(
     let killed = Instant::now();
     redis.try_stop().await?;
     actix_rt::time::sleep(plan.outage).await;
+    // From here Redis may answer (before `try_start_again` has seen it answer a PING).
+    let restarting = Instant::now();
     redis.try_start_again().await?;
     let up = Instant::now();
     // Wait until both instances have answered without a 503 after Redis came back.
@@ -418,7 +437,7 @@ async fn outage(
                 first_503 = Some(first_503.map_or(s.sent, |f: Instant| f.min(s.sent)));
                 last_503 = Some(s.answered);
             }
-            401 if s.answered > up => signed_out += 1,
+            401 if s.answered > restarting => signed_out += 1,
             200 => {
                 return Err(
                     "a request with the session succeeded after Redis was killed (wrongly)".into(),
@@ -448,7 +467,7 @@ async fn outage(
         });
     say(format!(
         "two instances, Redis outage: redis-server killed, started again {:.2} s later (empty: \
-         nothing persisted); {before} answers 200 before, {during} after the kill: {unavailable} \
+         nothing persisted; one client a instance requesting /me); {before} answers 200 before, {during} after the kill: {unavailable} \
          503 session_unavailable for {seconds:.3} s, then {signed_out} 401 (the session died \
          with the old Redis); none succeeded wrongly; the last 503 {:.3} s after Redis answered \
          again",

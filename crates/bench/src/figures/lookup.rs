@@ -174,28 +174,64 @@ fn measure_on(
         }
     };
     let targets: Vec<LoadTarget> = (0..NAMES.len())
-        .map(|config| target(&servers[config], AUTH_PATH, Some(cookie_of(config))))
+        .map(|config| {
+            let mut target = target(&servers[config], AUTH_PATH, Some(cookie_of(config)));
+            if config >= IDENTITY_REDIS_LOOKUP {
+                target.backend_threads = bench_redis::main_thread(redis);
+            }
+            target
+        })
         .collect();
     let measured = interleave(plan, cores, &targets, &NAMES)?;
-    let (rates, what) = if measured.has_cpu(plan) {
-        (&measured.cpu, "requests per second of the server's CPU")
-    } else {
-        (
-            &measured.wall,
-            "requests per second (wall clock: the server's CPU time is not readable)",
-        )
-    };
-    say(format!(
-        "like with like, loopback HTTP/1.1, {what}: median of {} rounds",
-        plan.rounds
-    ));
-    for (name, r) in NAMES.iter().zip(rates.iter()) {
-        let (lo, hi) = min_max(r);
+    let table = |rates: &[Vec<f64>], what: &str| {
         say(format!(
-            "  {name}: {:.0} req/s (rounds {lo:.0} to {hi:.0})",
-            median(r)
+            "like with like, loopback HTTP/1.1, {what}: median of {} rounds",
+            plan.rounds
         ));
-    }
+        for (name, r) in NAMES.iter().zip(rates.iter()) {
+            let (lo, hi) = min_max(r);
+            say(format!(
+                "  {name}: {:.0} req/s (rounds {lo:.0} to {hi:.0})",
+                median(r)
+            ));
+        }
+    };
+    let rates = if measured.has_cpu(plan) {
+        table(&measured.wall, "requests per second, wall clock");
+        table(
+            &measured.cpu_app,
+            "requests per second of the app server's CPU alone",
+        );
+        let app = |num: usize, den: usize| -> f64 {
+            median(
+                &measured.cpu_app[num]
+                    .iter()
+                    .zip(&measured.cpu_app[den])
+                    .map(|(n, d)| n / d)
+                    .collect::<Vec<_>>(),
+            )
+        };
+        say(format!(
+            "  app CPU alone: audius / identity + map {:.3}, audius / identity + GET from Redis \
+             {:.3}, audius / identity (Redis sessions) {:.3}, audius / bare (Redis sessions) {:.3}",
+            app(AUDIUS_COOKIE, IDENTITY_MAP),
+            app(AUDIUS_COOKIE, IDENTITY_REDIS_LOOKUP),
+            app(AUDIUS_REDIS, IDENTITY_REDIS),
+            app(AUDIUS_REDIS, BARE_REDIS),
+        ));
+        table(
+            &measured.cpu,
+            "requests per second of the CPU of the app server and redis-server together (the \
+             headline figures: Redis serves the request too)",
+        );
+        &measured.cpu
+    } else {
+        table(
+            &measured.wall,
+            "requests per second (wall clock: the servers' CPU time is not readable)",
+        );
+        &measured.wall
+    };
     measured.print_busy();
     let ratio = |num: usize, den: usize| -> (f64, f64, f64) {
         let per: Vec<f64> = rates[num]

@@ -234,6 +234,7 @@ pub(super) fn target(server: &AppServer, path: &str, cookie: Option<&String>) ->
         path: path.to_owned(),
         cookie: cookie.cloned(),
         server_threads: server.threads.clone(),
+        backend_threads: Vec::new(),
     }
 }
 
@@ -254,8 +255,10 @@ pub(super) fn stop_servers<'a>(servers: impl Iterator<Item = &'a AppServer>) -> 
 pub(super) struct Measured {
     /// Requests per second (wall clock).
     pub(super) wall: Vec<Vec<f64>>,
-    /// Requests per second of the servers' CPU.
+    /// Requests per second of the CPU of the servers and their backends (`redis-server`).
     pub(super) cpu: Vec<Vec<f64>>,
+    /// Requests per second of the servers' CPU alone.
+    pub(super) cpu_app: Vec<Vec<f64>>,
     /// The share of the time the servers' threads were on the CPU.
     busy: Vec<Vec<f64>>,
 }
@@ -264,6 +267,7 @@ impl Measured {
     /// Whether every configuration has a CPU figure in every round.
     pub(super) fn has_cpu(&self, plan: &Plan) -> bool {
         self.cpu.iter().all(|c| c.len() == plan.rounds)
+            && self.cpu_app.iter().all(|c| c.len() == plan.rounds)
     }
 
     /// Prints how busy the servers were, per configuration.
@@ -297,6 +301,7 @@ pub(super) fn interleave(
         .build()?;
     let mut rates: Vec<Vec<f64>> = vec![Vec::new(); n];
     let mut capacity: Vec<Vec<f64>> = vec![Vec::new(); n];
+    let mut capacity_app: Vec<Vec<f64>> = vec![Vec::new(); n];
     let mut busy: Vec<Vec<f64>> = vec![Vec::new(); n];
     // The load generator runs on a thread of its own, pinned to its core (the main thread keeps
     // its affinity for the rest of the run).
@@ -317,6 +322,7 @@ pub(super) fn interleave(
                 };
                 let mut chunk_rates: Vec<Vec<f64>> = vec![Vec::new(); n];
                 let mut chunk_capacity: Vec<Vec<f64>> = vec![Vec::new(); n];
+                let mut chunk_app: Vec<Vec<f64>> = vec![Vec::new(); n];
                 let mut chunk_busy: Vec<Vec<f64>> = vec![Vec::new(); n];
                 let start = Instant::now();
                 let mut turn = 0;
@@ -332,7 +338,8 @@ pub(super) fn interleave(
                             .into());
                         }
                         chunk_rates[config].push(run.per_second());
-                        chunk_capacity[config].extend(run.per_server_cpu_second());
+                        chunk_capacity[config].extend(run.per_total_cpu_second());
+                        chunk_app[config].extend(run.per_server_cpu_second());
                         chunk_busy[config].extend(run.server_busy());
                     }
                     turn += 1;
@@ -342,6 +349,9 @@ pub(super) fn interleave(
                         rates[config].push(upper_quantile(&chunk_rates[config]));
                         if !chunk_capacity[config].is_empty() {
                             capacity[config].push(upper_quantile(&chunk_capacity[config]));
+                        }
+                        if !chunk_app[config].is_empty() {
+                            capacity_app[config].push(upper_quantile(&chunk_app[config]));
                         }
                         busy[config].push(median(&chunk_busy[config]));
                     }
@@ -359,6 +369,7 @@ pub(super) fn interleave(
     Ok(Measured {
         wall: rates,
         cpu: capacity,
+        cpu_app: capacity_app,
         busy,
     })
 }

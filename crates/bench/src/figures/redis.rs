@@ -87,6 +87,16 @@ pub(super) fn per(counts: &Commands, per: usize) -> (String, f64) {
     )
 }
 
+/// The `schedstat` path of `redis`' main thread (the one that runs every command), for
+/// `LoadTarget::backend_threads`; empty when it does not run.
+pub(super) fn main_thread(redis: &RedisServer) -> Vec<String> {
+    redis
+        .pid()
+        .map(|pid| format!("/proc/{pid}/task/{pid}/schedstat"))
+        .into_iter()
+        .collect()
+}
+
 /// The CPU time (user and system) the process `pid` has used, from `/proc/<pid>/stat` (in
 /// clock ticks of 10 ms: for spans of a second or more).
 pub(super) fn process_cpu(pid: u32) -> Option<Duration> {
