@@ -81,11 +81,15 @@ pub(super) fn measure(
     report: &mut Report,
 ) -> BenchResult<()> {
     let cores = loopback::loopback_cores();
-    let core = cores.map(|(_, server)| server);
     let url = redis.url();
+    // Each instance on a core of its own, as instances on machines of their own: the first on
+    // the server core of the other figures (it serves alone in the one-instance runs), the
+    // second on the other core (beside the load generator, redis-server and the sandbox).
+    // Both on one core, they would take turns on it and measure the scheduler's switches
+    // between them.
     let servers = vec![
-        instance(core, sandbox, key, &url)?,
-        instance(core, sandbox, key, &url)?,
+        instance(cores.map(|(_, server)| server), sandbox, key, &url)?,
+        instance(cores.map(|(client, _)| client), sandbox, key, &url)?,
     ];
     let result = measure_on(plan, sandbox, cores, &servers, redis, report);
     stop_servers(servers.iter())?;
@@ -238,7 +242,20 @@ fn measure_on(
         "one instance, /me (RedisSessionStore)",
         "two instances, /me spread over both",
     ];
-    let measured = interleave(plan, cores, &[one, spread], &names)?;
+    let efficiency = Plan {
+        http_connections: plan.scale_connections,
+        ..plan.clone()
+    };
+    say(format!(
+        "two instances, efficiency runs: {} keep-alive connection(s) to each instance",
+        efficiency.http_connections
+    ));
+    let measured = interleave(&efficiency, cores, &[one, spread], &names)?;
+    let (lo_w, hi_w) = (median(&measured.wall[0]), median(&measured.wall[1]));
+    say(format!(
+        "two instances, requests per second, wall clock: one {lo_w:.0}, two {hi_w:.0}"
+    ));
+    measured.print_busy();
     let (rates, what) = if measured.has_cpu(plan) {
         let app: Vec<f64> = measured.cpu_app[1]
             .iter()
@@ -353,8 +370,9 @@ struct Seen {
 /// starts it again after `plan.outage`, and waits until both answer without a `503`. Checks
 /// every answer: `200` before the kill; after it, `503 session_unavailable` while Redis is
 /// down, then `503` or `401` (the session died with the old Redis, which kept nothing): never
-/// `200`, never another error. Gives the seconds of `503`s: from the sending of the first
-/// request answered `503` to the last `503` answer.
+/// `200`, never another error (a request in flight at the kill may still get its `200`).
+/// Gives the seconds of `503`s: from the sending of the first request answered `503` (the kill,
+/// for one in flight then) to the last `503` answer.
 async fn outage(
     plan: &Plan,
     redis: &mut RedisServer,
@@ -427,14 +445,17 @@ async fn outage(
             before += 1;
             continue;
         }
-        if s.sent < killed {
-            continue; // in flight at the kill: either answer is right
+        // In flight at the kill: a 200 is right too (served before it); its 503 counts from
+        // the kill.
+        if s.sent < killed && s.status == 200 {
+            continue;
         }
+        let sent = s.sent.max(killed);
         during += 1;
         match s.status {
             503 if s.ours => {
                 unavailable += 1;
-                first_503 = Some(first_503.map_or(s.sent, |f: Instant| f.min(s.sent)));
+                first_503 = Some(first_503.map_or(sent, |f: Instant| f.min(sent)));
                 last_503 = Some(s.answered);
             }
             401 if s.answered > restarting => signed_out += 1,

@@ -40,6 +40,12 @@ pub struct Plan {
     pub(crate) scale_logins: usize,
     pub(crate) race_logins: usize,
     pub(crate) outage: Duration,
+    /// Two instances: keep-alive connections to each instance in the efficiency runs (the
+    /// load a instance gets is the same with one instance and with two). Four, not the 8 of the
+    /// other loopback figures: the second instance shares its core with the load generator and
+    /// redis-server, and at 8 connections a instance that core saturates and the figure
+    /// measures its contention (see `BENCHMARKS.md`).
+    pub(crate) scale_connections: usize,
 }
 
 impl Plan {
@@ -67,6 +73,7 @@ impl Plan {
             scale_logins: 8,
             race_logins: 4,
             outage: Duration::from_millis(300),
+            scale_connections: 1,
         }
     }
 
@@ -95,6 +102,7 @@ impl Plan {
                 scale_logins: 300,
                 race_logins: 100,
                 outage: Duration::from_secs(1),
+                scale_connections: 4,
             }
         } else {
             Self {
@@ -118,6 +126,7 @@ impl Plan {
                 scale_logins: 1_500,
                 race_logins: 500,
                 outage: Duration::from_secs(1),
+                scale_connections: 4,
             }
         }
     }
