@@ -251,9 +251,32 @@ pub fn identity_map_app(
         InitError = (),
     >,
 > {
+    identity_lookup_app(key, profiles, identity_map_me)
+}
+
+/// actix-identity on the cookie store, `data` in the app data, and `me` as the `/me` handler.
+fn identity_lookup_app<T, F, Args>(
+    key: Key,
+    data: T,
+    me: F,
+) -> App<
+    impl ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+>
+where
+    T: 'static,
+    F: actix_web::Handler<Args>,
+    Args: actix_web::FromRequest + 'static,
+    F::Output: actix_web::Responder + 'static,
+{
     App::new()
-        .app_data(web::Data::new(profiles))
-        .route(AUTH_PATH, web::get().to(identity_map_me))
+        .app_data(web::Data::new(data))
+        .route(AUTH_PATH, web::get().to(me))
         .route(PAGE_PATH, web::get().to(identity_page))
         .route(IDENTITY_LOGIN_PATH, web::get().to(identity_login))
         .wrap(IdentityMiddleware::default())
@@ -294,13 +317,7 @@ pub fn identity_redis_app(
         InitError = (),
     >,
 > {
-    App::new()
-        .app_data(web::Data::new(redis))
-        .route(AUTH_PATH, web::get().to(identity_redis_me))
-        .route(PAGE_PATH, web::get().to(identity_page))
-        .route(IDENTITY_LOGIN_PATH, web::get().to(identity_login))
-        .wrap(IdentityMiddleware::default())
-        .wrap(session_middleware(&key))
+    identity_lookup_app(key, redis, identity_redis_me)
 }
 
 async fn audius_me(user: AudiusUser) -> &'static str {

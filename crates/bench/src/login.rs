@@ -158,6 +158,17 @@ impl UserPicker {
     }
 }
 
+/// The next user free to log in, waiting (50 ms at a time) while there is none.
+async fn free_user(picker: &RefCell<UserPicker>) -> String {
+    loop {
+        let next = picker.borrow_mut().next_user();
+        match next {
+            Some(handle) => return handle,
+            None => actix_rt::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+}
+
 /// A login started: the session cookie holding its state, and the callback to call.
 #[derive(Debug, Clone)]
 pub struct PendingLogin {
@@ -196,6 +207,15 @@ where
         .get(LOCATION)
         .and_then(|v| v.to_str().ok())
         .ok_or("the login route sent no Location")?;
+    Ok(PendingLogin {
+        cookie,
+        callback: approve(sandbox, page, handle).await?,
+    })
+}
+
+/// Has the sandbox approve the login of its login page `page` as `handle` (over `sandbox`, a
+/// connection to it); gives the path and query of the callback it redirects to.
+async fn approve(sandbox: &mut Connection, page: &str, handle: &str) -> BenchResult<String> {
     let mut url = Url::parse(page)?;
     url.query_pairs_mut().append_pair("sandbox_user", handle);
     let target = format!("{}?{}", url.path(), url.query().unwrap_or_default());
@@ -209,14 +229,11 @@ where
         .into());
     };
     let location = Url::parse(&location)?;
-    Ok(PendingLogin {
-        cookie,
-        callback: format!(
-            "{}?{}",
-            location.path(),
-            location.query().unwrap_or_default()
-        ),
-    })
+    Ok(format!(
+        "{}?{}",
+        location.path(),
+        location.query().unwrap_or_default()
+    ))
 }
 
 /// Calls the callback of a started login; returns the signed-in session cookie and how long
@@ -300,13 +317,7 @@ where
             let mut run = LoginRun::default();
             while remaining.get() > 0 {
                 remaining.set(remaining.get() - 1);
-                let handle = loop {
-                    let next = picker.borrow_mut().next_user();
-                    match next {
-                        Some(h) => break h,
-                        None => actix_rt::time::sleep(Duration::from_millis(50)).await,
-                    }
-                };
+                let handle = free_user(&picker).await;
                 let pending = start_login(&*app, &audius, &mut connection, &handle).await?;
                 let (cookie, took) = finish_login(&*app, pending).await?;
                 run.logins += 1;
@@ -368,26 +379,9 @@ pub async fn http_begin(
         )
         .into());
     };
-    let mut url = Url::parse(&page)?;
-    url.query_pairs_mut().append_pair("sandbox_user", handle);
-    let target = format!("{}?{}", url.path(), url.query().unwrap_or_default());
-    let approved = sandbox.get(&target, None, true).await?;
-    let Some(location) = approved.location.filter(|_| approved.status == 302) else {
-        return Err(format!(
-            "the sandbox answered {} for {handle}: {}",
-            approved.status,
-            String::from_utf8_lossy(&approved.body)
-        )
-        .into());
-    };
-    let location = Url::parse(&location)?;
     Ok(HttpPending {
         cookie,
-        callback: format!(
-            "{}?{}",
-            location.path(),
-            location.query().unwrap_or_default()
-        ),
+        callback: approve(sandbox, &page, handle).await?,
     })
 }
 
@@ -480,13 +474,7 @@ pub async fn http_logins(
             let mut i = flow;
             while remaining.get() > 0 {
                 remaining.set(remaining.get() - 1);
-                let handle = loop {
-                    let next = picker.borrow_mut().next_user();
-                    match next {
-                        Some(h) => break h,
-                        None => actix_rt::time::sleep(Duration::from_millis(50)).await,
-                    }
-                };
+                let handle = free_user(&picker).await;
                 let (begin, finish) = (i % n, (i + 1) % n);
                 i += 1;
                 let pending =

@@ -5,7 +5,8 @@
 //! HTTP, requests spread over both.
 //!
 //! 1. logins in rounds alternating one instance and two (each login started on one instance
-//!    and finished on the other): logins per second, and per second of the instances' CPU;
+//!    and finished on the other; as many flows and logins a instance with two as with one):
+//!    logins per second, and per second of the instances' CPU;
 //! 2. the Redis commands of a login and of an authenticated request (`INFO commandstats`);
 //! 3. authenticated requests on one instance and spread over two, interleaved: requests per
 //!    second of the instances' CPU, two over one;
@@ -145,8 +146,8 @@ fn measure_on(
                     sandbox_addr,
                     &login_path,
                     picker.clone(),
-                    per_round,
-                    plan.login_concurrency,
+                    per_round * apps.len(),
+                    plan.login_concurrency * apps.len(),
                     false,
                 )
                 .await?;
@@ -190,9 +191,9 @@ fn measure_on(
     let (lo, hi) = min_max(&wall[1]);
     say(format!(
         "two instances on one Redis: logins (login route on one instance, sandbox page, callback \
-         on the other; {} flows; median of {} rounds of {per_round}): {:.0}/s ({lo:.0} to \
-         {hi:.0}); one instance alone {:.0}/s; logins per second of the instances' CPU: two {:.0}, \
-         one {:.0}, two / one {:.3}",
+         on the other; {} flows and {per_round} logins a instance a round, median of {} rounds): \
+         {:.0}/s ({lo:.0} to {hi:.0}); one instance alone {:.0}/s; logins per second of the \
+         instances' CPU: two {:.0}, one {:.0}, two / one {:.3}",
         plan.login_concurrency,
         plan.login_rounds,
         report.logins_per_s_two_instances,

@@ -42,9 +42,8 @@ pub struct Plan {
     pub(crate) outage: Duration,
     /// Two instances: keep-alive connections to each instance in the efficiency runs (the
     /// load a instance gets is the same with one instance and with two). Four, not the 8 of the
-    /// other loopback figures: the second instance shares its core with the load generator and
-    /// redis-server, and at 8 connections a instance that core saturates and the figure
-    /// measures its contention (see `BENCHMARKS.md`).
+    /// other loopback figures: the second instance shares its core with the load generator,
+    /// redis-server and the sandbox (`BENCHMARKS.md` gives what other settings measured).
     pub(crate) scale_connections: usize,
 }
 
