@@ -1,6 +1,7 @@
 //! The benchmarks of Log In with Audius for actix-web.
 //!
-//! - [`apps`]: the three apps compared (bare, actix-identity, this project);
+//! - [`apps`]: the apps compared (bare, actix-identity, this project; actix-identity with a
+//!   profile lookup, in process or from Redis; on the cookie store or any session store);
 //! - [`login`]: a login driver against the embedded sandbox;
 //! - [`load`]: HTTP/1.1 connections and a bounded load generator;
 //! - [`stats`]: medians, percentiles, memory readings;

@@ -74,9 +74,8 @@ pub fn run(config: ProfileConfig, n: usize) -> BenchResult<()> {
                 profile_loop(&audius_app, AUTH_PATH, Some(audius_cookie), n).await
             }
             ProfileConfig::BareAnon => profile_loop(&bare_app, PAGE_PATH, None, n).await,
-            ProfileConfig::AudiusAnon | ProfileConfig::Token => {
-                profile_loop(&audius_app, PAGE_PATH, None, n).await
-            }
+            ProfileConfig::AudiusAnon => profile_loop(&audius_app, PAGE_PATH, None, n).await,
+            ProfileConfig::Token => return Err("--profile token makes no requests".into()),
         }
         say(format!(
             "profiled {n} requests ({config:?}) in {:.3} s",
