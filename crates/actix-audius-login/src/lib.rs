@@ -9,7 +9,7 @@
 //   `state` (`AudiusLogin`: the settings and that state), `lookup` (which `AudiusLogin`
 //   answers a request);
 // - the request side: `extract`, `guard`, `client` (`AudiusClient`), `middleware`, `routes`,
-//   `button`, `store`, `testing`;
+//   `button`, `store`;
 // - `builder` and `login` (every method of `AudiusLogin`), at the top.
 
 mod builder;
@@ -31,8 +31,6 @@ mod routes;
 mod session;
 mod state;
 pub mod store;
-#[cfg(feature = "testing")]
-pub mod testing;
 mod user;
 mod user_logins;
 

@@ -2,7 +2,6 @@
 //! needs none (and, with one, does not care where it is registered); routes inside a scope, and
 //! the code flow, need it, and say so when it is missing; the code flow's must run inside the
 //! session middleware, and says so when it does not.
-#![cfg(feature = "testing")]
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -10,11 +9,11 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_audius_login::testing::sign_in_service;
 use actix_audius_login::{
     AudiusClient, AudiusLogin, AudiusRequestExt as _, AudiusUser, Flow, RequireLogin, ResponseMode,
     VerifiedArtist, VerifyOptions, guard,
 };
+use actix_audius_login_testing::sign_in_service;
 use actix_session::SessionMiddleware;
 use actix_session::storage::CookieSessionStore;
 use actix_web::body::MessageBody;

@@ -8,21 +8,32 @@ use actix_web::http::header::{self};
 use actix_web::test;
 use url::Url;
 
-use super::client::{http_client, read_response};
-use super::error::TestError;
-use crate::config::{Flow, ResponseMode};
-use crate::state::AudiusLogin;
+use actix_audius_login::{AudiusLogin, Flow, ResponseMode};
+
+use crate::client::{Answer, http_client};
+use crate::error::TestError;
 
 /// The name of the value the login page hands over: `token` (implicit flow) or `code`.
-pub(super) fn answer_name(audius: &AudiusLogin) -> &'static str {
-    match audius.inner.flow {
+pub(crate) fn answer_name(audius: &AudiusLogin) -> &'static str {
+    match audius.flow() {
         Flow::AuthorizationCode => "code",
         _ => "token",
     }
 }
 
+/// The app's origin (`scheme://host[:port]` of its redirect URI), which its pages send as
+/// `Origin`.
+pub(crate) fn app_origin(audius: &AudiusLogin) -> String {
+    audius.redirect_uri().origin().ascii_serialization()
+}
+
+/// The callback route's path (the redirect URI's).
+pub(crate) fn callback_path(audius: &AudiusLogin) -> &str {
+    audius.redirect_uri().path()
+}
+
 /// What the sandbox answered for an approved login: `(state, token or code, location)`.
-pub(super) async fn approve(
+pub(crate) async fn approve(
     login_page: &str,
     handle: &str,
     mode: ResponseMode,
@@ -36,7 +47,7 @@ pub(super) async fn approve(
         )
     })?;
     url.query_pairs_mut().append_pair("sandbox_user", handle);
-    let client = http_client(None)?;
+    let client = http_client(None, reqwest::header::HeaderMap::new())?;
     let mut answer = client
         .get(url.clone())
         .send()
@@ -57,21 +68,18 @@ pub(super) async fn approve(
             .await
             .map_err(|e| TestError::transport(page_what, e.without_url()))?;
     }
-    let answer = read_response(answer, page_what).await?;
-    if mode == ResponseMode::PostMessage && answer.status().is_success() {
-        let (state, token) = postmessage_payload(&answer.text(), name).ok_or_else(|| {
-            TestError::unexpected(format!(
-                "the sandbox's postmessage page carries no state and {name}"
-            ))
-        })?;
+    let answer = Answer::read(answer, page_what).await?;
+    if mode == ResponseMode::PostMessage && answer.status.is_success() {
+        let (state, token) = postmessage_payload(&String::from_utf8_lossy(&answer.body), name)
+            .ok_or_else(|| {
+                TestError::unexpected(format!(
+                    "the sandbox's postmessage page carries no state and {name}"
+                ))
+            })?;
         return Ok((state, token, None));
     }
-    let Some(location) = answer.location() else {
-        return Err(TestError::refused(
-            page_what,
-            answer.status(),
-            answer.body(),
-        ));
+    let Some(location) = answer.location.as_deref() else {
+        return Err(TestError::refused(page_what, answer.status, &answer.body));
     };
     let location = Url::parse(location).map_err(|e| {
         TestError::unexpected_because(format!("the sandbox redirected to {location:?}"), e)
@@ -109,7 +117,7 @@ fn postmessage_payload(page: &str, name: &str) -> Option<(String, String)> {
 /// user `handle`, and returns the session cookie to send with later requests.
 ///
 /// ```no_run
-/// use actix_audius_login::testing::sign_in_service;
+/// use actix_audius_login_testing::sign_in_service;
 /// use actix_audius_login::{AudiusLogin, AudiusUser};
 /// use actix_session::{SessionMiddleware, storage::CookieSessionStore};
 /// use actix_web::cookie::Key;
@@ -149,13 +157,12 @@ where
     S: Service<actix_http::Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
     B: MessageBody,
 {
-    let c = &audius.inner;
-    let login_what = format!("the app's login route (GET {})", c.login_path);
-    let start = test::call_service(
-        app,
-        test::TestRequest::get().uri(&c.login_path).to_request(),
-    )
-    .await;
+    let login_path = audius.login_path();
+    let callback_path = callback_path(audius);
+    let mode = audius.response_mode();
+    let login_what = format!("the app's login route (GET {login_path})");
+    let start =
+        test::call_service(app, test::TestRequest::get().uri(login_path).to_request()).await;
     if !start.status().is_redirection() {
         let status = start.status();
         let body = test::read_body(start).await;
@@ -170,8 +177,8 @@ where
         .ok_or_else(|| TestError::unexpected(format!("{login_what} sent no Location")))?
         .to_owned();
     let name = answer_name(audius);
-    let (state, token, location) = approve(&page, handle, c.response_mode, name).await?;
-    let request = match (c.response_mode, location) {
+    let (state, token, location) = approve(&page, handle, mode, name).await?;
+    let request = match (mode, location) {
         (ResponseMode::Query, Some(location)) => {
             let url = Url::parse(&location).map_err(|e| {
                 TestError::unexpected_because(format!("the sandbox redirected to {location:?}"), e)
@@ -183,8 +190,8 @@ where
             test::TestRequest::get().uri(&path)
         }
         _ => test::TestRequest::post()
-            .uri(&c.callback_path)
-            .insert_header((header::ORIGIN, c.app_origin.as_str()))
+            .uri(callback_path)
+            .insert_header((header::ORIGIN, app_origin(audius)))
             .set_json(serde_json::json!({ "state": state, name: token })),
     };
     let done = test::call_service(app, request.cookie(cookie).to_request()).await;
@@ -192,7 +199,7 @@ where
         let status = done.status();
         let body = test::read_body(done).await;
         return Err(TestError::refused(
-            format!("the app's callback ({})", c.callback_path),
+            format!("the app's callback ({callback_path})"),
             status,
             &body,
         ));
