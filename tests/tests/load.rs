@@ -11,7 +11,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_audius_login::{AudiusLogin, ResponseMode};
+use actix_audius_login::{AudiusLogin, Limits, ResponseMode};
 use actix_audius_login_testing::{TestClient, TestServer};
 use actix_session::storage::CookieSessionStore;
 use actix_web::cookie::Key;
@@ -103,7 +103,10 @@ async fn a_thousand_concurrent_logins_each_signed_in_as_its_own_user() {
         .response_mode(ResponseMode::Query)
         .environment(sandbox.environment())
         .replay_cache(replay.clone())
-        .user_cache_capacity(USER_CACHE_CAPACITY)
+        .limits(Limits {
+            user_cache_capacity: USER_CACHE_CAPACITY,
+            ..Limits::default()
+        })
         // A thousand users never seen before, at once: beyond the default app-wide budget of
         // requests to Audius (a burst of 50, then 10 per second), which would answer most of
         // them `503` (retryable). This test measures the app's concurrency, not that budget.

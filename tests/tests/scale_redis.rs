@@ -13,7 +13,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use actix_audius_login::store::{ConnectFuture, GuardedStore, ReconnectingStore};
+use actix_audius_login::store::{GuardedStore, ReconnectingStore};
 use actix_audius_login::{AudiusLogin, ResponseMode};
 use actix_audius_login_testing::TestServer;
 use actix_session::storage::RedisSessionStore;
@@ -61,9 +61,9 @@ async fn session_store(redis: &RedisServer) -> GuardedStore<ReconnectingStore<Re
     let first = RedisSessionStore::new(url.clone())
         .await
         .expect("Redis answers");
-    let store = ReconnectingStore::new(first, move || -> ConnectFuture<RedisSessionStore> {
+    let store = ReconnectingStore::new(first, move || {
         let url = url.clone();
-        Box::pin(async move { RedisSessionStore::new(url).await })
+        async move { RedisSessionStore::new(url).await }
     });
     GuardedStore::new(store).timeout(STORE_TIMEOUT)
 }

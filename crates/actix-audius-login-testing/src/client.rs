@@ -11,7 +11,7 @@ use reqwest::header::{HeaderMap, HeaderValue, LOCATION, ORIGIN};
 use url::Url;
 
 use crate::error::TestError;
-use crate::sign_in::{answer_name, app_origin, approve, callback_path};
+use crate::sign_in::{Approval, app_origin, approve, callback_path};
 
 /// Most bytes of an answer the helpers read themselves (the sandbox's page, a refusal); a longer
 /// body is a [`TestError::Transport`].
@@ -169,16 +169,20 @@ impl TestClient {
         let page = start
             .location
             .ok_or_else(|| TestError::unexpected(format!("{login_what} sent no Location")))?;
-        let mode = self.audius.response_mode();
-        let name = answer_name(&self.audius);
-        let (state, token, location) = approve(&page, handle, mode, name).await?;
+        let Approval {
+            state,
+            name,
+            value,
+            mode,
+            location,
+        } = approve(&page, handle).await?;
         let callback = callback_path(&self.audius);
         let request = match (mode, location) {
             (ResponseMode::Query, Some(location)) => self.http.get(location),
             _ => self
                 .http
                 .post(self.url(callback))
-                .json(&serde_json::json!({ "state": state, name: token })),
+                .json(&serde_json::json!({ "state": state, name: value })),
         };
         let callback_what = format!("the app's callback ({callback})");
         let done = self.fetch(request, &callback_what).await?;

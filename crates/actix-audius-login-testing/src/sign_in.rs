@@ -8,17 +8,45 @@ use actix_web::http::header::{self};
 use actix_web::test;
 use url::Url;
 
-use actix_audius_login::{AudiusLogin, Flow, ResponseMode};
+use actix_audius_login::{AudiusLogin, ResponseMode};
 
 use crate::client::{Answer, http_client};
 use crate::error::TestError;
 
-/// The name of the value the login page hands over: `token` (implicit flow) or `code`.
-pub(crate) fn answer_name(audius: &AudiusLogin) -> &'static str {
-    match audius.flow() {
-        Flow::AuthorizationCode => "code",
-        _ => "token",
-    }
+/// What the sandbox approved: the state, the token (implicit flow) or code, how it came back,
+/// and the URL it came back to in a redirect channel.
+pub(crate) struct Approval {
+    pub(crate) state: String,
+    /// `"token"` (implicit flow) or `"code"` (authorization-code flow).
+    pub(crate) name: &'static str,
+    pub(crate) value: String,
+    pub(crate) mode: ResponseMode,
+    pub(crate) location: Option<String>,
+}
+
+/// The channel and the answer's name the login page's URL asks for, as a browser sees it:
+/// `redirect_uri=postmessage` is the popup, else `response_mode` (`query` or `fragment`); the
+/// code flow's URL has `response_type=code`.
+fn channel(login_page: &Url) -> (ResponseMode, &'static str) {
+    let get = |key: &str| {
+        login_page
+            .query_pairs()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.into_owned())
+    };
+    let mode = if get("redirect_uri").as_deref() == Some("postmessage") {
+        ResponseMode::PostMessage
+    } else if get("response_mode").as_deref() == Some("query") {
+        ResponseMode::Query
+    } else {
+        ResponseMode::Fragment
+    };
+    let name = if get("response_type").as_deref() == Some("code") {
+        "code"
+    } else {
+        "token"
+    };
+    (mode, name)
 }
 
 /// The app's origin (`scheme://host[:port]` of its redirect URI), which its pages send as
@@ -32,13 +60,8 @@ pub(crate) fn callback_path(audius: &AudiusLogin) -> &str {
     audius.redirect_uri().path()
 }
 
-/// What the sandbox answered for an approved login: `(state, token or code, location)`.
-pub(crate) async fn approve(
-    login_page: &str,
-    handle: &str,
-    mode: ResponseMode,
-    name: &str,
-) -> Result<(String, String, Option<String>), TestError> {
+/// What the sandbox answered for an approved login of `handle` on `login_page`.
+pub(crate) async fn approve(login_page: &str, handle: &str) -> Result<Approval, TestError> {
     let page_what = "the sandbox's login page";
     let mut url = Url::parse(login_page).map_err(|e| {
         TestError::unexpected_because(
@@ -46,6 +69,7 @@ pub(crate) async fn approve(
             e,
         )
     })?;
+    let (mode, name) = channel(&url);
     url.query_pairs_mut().append_pair("sandbox_user", handle);
     let client = http_client(None, reqwest::header::HeaderMap::new())?;
     let mut answer = client
@@ -76,7 +100,13 @@ pub(crate) async fn approve(
                     "the sandbox's postmessage page carries no state and {name}"
                 ))
             })?;
-        return Ok((state, token, None));
+        return Ok(Approval {
+            state,
+            name,
+            value: token,
+            mode,
+            location: None,
+        });
     }
     let Some(location) = answer.location.as_deref() else {
         return Err(TestError::refused(page_what, answer.status, &answer.body));
@@ -94,7 +124,13 @@ pub(crate) async fn approve(
             .map(|(_, v)| v.into_owned())
     };
     match (get("state"), get(name)) {
-        (Some(state), Some(token)) => Ok((state, token, Some(location.to_string()))),
+        (Some(state), Some(token)) => Ok(Approval {
+            state,
+            name,
+            value: token,
+            mode,
+            location: Some(location.to_string()),
+        }),
         _ => Err(TestError::unexpected(format!(
             "the sandbox's answer carries no state and {name}: {location}"
         ))),
@@ -159,7 +195,6 @@ where
 {
     let login_path = audius.login_path();
     let callback_path = callback_path(audius);
-    let mode = audius.response_mode();
     let login_what = format!("the app's login route (GET {login_path})");
     let start =
         test::call_service(app, test::TestRequest::get().uri(login_path).to_request()).await;
@@ -176,8 +211,13 @@ where
         .and_then(|v| v.to_str().ok())
         .ok_or_else(|| TestError::unexpected(format!("{login_what} sent no Location")))?
         .to_owned();
-    let name = answer_name(audius);
-    let (state, token, location) = approve(&page, handle, mode, name).await?;
+    let Approval {
+        state,
+        name,
+        value,
+        mode,
+        location,
+    } = approve(&page, handle).await?;
     let request = match (mode, location) {
         (ResponseMode::Query, Some(location)) => {
             let url = Url::parse(&location).map_err(|e| {
@@ -192,7 +232,7 @@ where
         _ => test::TestRequest::post()
             .uri(callback_path)
             .insert_header((header::ORIGIN, app_origin(audius)))
-            .set_json(serde_json::json!({ "state": state, name: token })),
+            .set_json(serde_json::json!({ "state": state, name: value })),
     };
     let done = test::call_service(app, request.cookie(cookie).to_request()).await;
     if !(done.status().is_success() || done.status().is_redirection()) {

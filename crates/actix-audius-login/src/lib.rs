@@ -18,9 +18,9 @@ mod client;
 mod config;
 mod defaults;
 mod diagnose;
-pub mod error;
+mod error;
 mod extract;
-pub mod guard;
+mod guard;
 mod login;
 mod lookup;
 mod metrics;
@@ -39,14 +39,15 @@ pub use audius_login::{
     Display, Environment, ProfilePicture, ProfileSource, Scope, UserId, VerifyOptions,
 };
 pub use builder::AudiusLoginBuilder;
-pub use button::{ButtonCorners, ButtonOptions, ButtonSize, ButtonWidth, HoverGrowth};
+pub use button::{ButtonOptions, ButtonSize};
 pub use client::{AudiusClient, AudiusResponse};
 pub use config::{
-    Flow, LoginEvent, LogoutBehavior, ResponseMode, UnauthenticatedResponse, VerifierKind,
+    Flow, Limits, LoginEvent, LogoutBehavior, Paths, ResponseMode, UnauthenticatedResponse,
+    VerifierKind,
 };
-pub use defaults::{DEFAULT_MAX_LOGINS_PER_USER, MAX_CACHE_CAPACITY, MAX_SETTING_DURATION};
 pub use error::{AudiusLoginError, BuildError, LoginErrorKind};
 pub use extract::{AudiusRequestExt, VerifiedArtist};
+pub use guard::LoginGuard;
 pub use middleware::{AudiusLoginMiddleware, RequireLogin};
 pub use state::AudiusLogin;
 pub use user::{AudiusUser, AudiusUserData};
