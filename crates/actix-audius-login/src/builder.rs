@@ -239,8 +239,9 @@ impl AudiusLoginBuilder {
     /// An async hook run after the token is verified and before the user is signed in: the only
     /// moment the user's email exists. It can store it, map the user to an account (the session
     /// is at hand: `req.get_session()`), or refuse the login by returning an error: this crate's
-    /// [`AudiusLoginError`] (for example [`AudiusLoginError::refused`], `403 login_refused`),
-    /// answered as it is. Default: none.
+    /// [`AudiusLoginError`] (for example
+    /// `AudiusLoginError::new(LoginErrorKind::LoginRefused, ..)`, `403 login_refused`), answered
+    /// as it is. Default: none.
     pub fn on_login<F, Fut>(mut self, hook: F) -> Self
     where
         F: Fn(HttpRequest, LoginEvent) -> Fut + Send + Sync + 'static,

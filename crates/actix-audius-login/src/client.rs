@@ -71,7 +71,7 @@ use crate::user::AudiusUser;
 /// one of them finds the access token expired. This process keeps, per session (keyed by a
 /// random family id stored with the tokens at login, so the key is bound to the session and
 /// survives session renewal), a lock and the newest tokens it knows (a bounded LRU map,
-/// [`AudiusLoginBuilder::tracked_sessions`](crate::AudiusLoginBuilder::tracked_sessions)):
+/// [`Limits::tracked_sessions`](crate::Limits::tracked_sessions)):
 ///
 /// 1. a request that needs a refresh takes the session's lock; the first one refreshes, records
 ///    the new tokens (generation + 1) and writes them to its session;

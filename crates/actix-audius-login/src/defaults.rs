@@ -42,7 +42,7 @@ pub(crate) const MAX_PENDING_ATTEMPTS: usize = 5;
 /// Sign the user out this long after login: 30 days, as long as Audius' refresh tokens live
 /// (and Auth.js' default session age).
 pub(crate) const LOGIN_DEADLINE: Duration = Duration::from_secs(30 * 24 * 3600);
-/// Default [`AudiusLoginBuilder::max_logins_per_user`](crate::AudiusLoginBuilder::max_logins_per_user):
+/// Default [`Limits::max_logins_per_user`](crate::Limits::max_logins_per_user):
 /// 30 live logins of one user in this process.
 pub(crate) const DEFAULT_MAX_LOGINS_PER_USER: usize = 30;
 

@@ -66,7 +66,7 @@ pub enum LoginErrorKind {
     /// a remembered token be forgotten) until some expire.
     ReplayCacheFull,
     /// This user already has as many live logins in this process as
-    /// [`AudiusLoginBuilder::max_logins_per_user`](crate::AudiusLoginBuilder::max_logins_per_user)
+    /// [`Limits::max_logins_per_user`](crate::Limits::max_logins_per_user)
     /// allows: refused until one expires (minutes).
     TooManyLogins,
     /// The app is misconfigured (for example the middleware is not installed).
@@ -489,21 +489,21 @@ impl ResponseError for AudiusLoginError {
 /// Why [`AudiusLoginBuilder::build`](crate::AudiusLoginBuilder::build) refused the settings:
 /// which setting, and why.
 ///
-/// [`setting`](Self::setting) names the setter at fault (`"redirect_uri"`, `"login_path"`,
-/// `"api_key"`, `"verify_options"`...); `Display` says why, in words, after the setting's name.
+/// [`setting`](Self::setting) names the setting at fault (`"redirect_uri"`, `"paths.login"`,
+/// `"api_key"`, `"verify_options"`, `"limits.attempt_ttl"`...); `Display` says why, in words, after the setting's name.
 /// When the core crate refused the value (a redirect URI, an API key, the API client), its
 /// [`audius_login::Error`] is the [`source`](std::error::Error::source), and
 /// [`kind`](Self::kind) is that error's kind; otherwise the kind is
 /// [`ErrorKind::Config`](audius_login::ErrorKind::Config).
 ///
 /// ```
-/// use actix_audius_login::AudiusLogin;
+/// use actix_audius_login::{AudiusLogin, Paths};
 ///
 /// let e = AudiusLogin::builder("My App", "http://localhost:8080/auth/audius/callback")
-///     .login_path("no-slash")
+///     .paths(Paths { login: "no-slash".into(), ..Paths::default() })
 ///     .build()
 ///     .unwrap_err();
-/// assert_eq!(e.setting(), "login_path");
+/// assert_eq!(e.setting(), "paths.login");
 /// assert_eq!(e.kind(), audius_login::ErrorKind::Config);
 /// ```
 #[derive(Debug)]
@@ -533,7 +533,8 @@ impl BuildError {
         }
     }
 
-    /// The setting at fault, as its setter is named.
+    /// The setting at fault, as its setter is named (`"api_key"`), or its setter and field
+    /// (`"limits.attempt_ttl"`, `"paths.login"`).
     pub fn setting(&self) -> &'static str {
         self.setting
     }
