@@ -11,6 +11,7 @@
 // - the request side: `extract`, `guard`, `client` (`AudiusClient`), `middleware`, `routes`,
 //   `button`, `store`;
 // - `builder` and `login` (every method of `AudiusLogin`), at the top.
+// Public: the re-exports below, once each, and the one namespace `store`.
 
 mod builder;
 mod button;
