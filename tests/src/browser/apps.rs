@@ -94,6 +94,9 @@ impl DemoApp {
                 .api_key(key)
                 .scope(Scope::Write)
                 .build()?;
+            // The demo's pages show, and its `/me/audius` checks, the flow it was built with.
+            setup.settings.flow = flow;
+            setup.settings.api_key = Some(key.to_owned());
         }
         let server = audius_login_examples::demo::server(&setup)?;
         Ok(Self {
