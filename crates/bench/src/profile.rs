@@ -60,7 +60,7 @@ pub fn run(config: ProfileConfig, n: usize) -> BenchResult<()> {
         let bare_app = test::init_service(apps::bare_app(key.clone())).await;
         let identity_app = test::init_service(apps::identity_app(key.clone())).await;
         let audius_cookie =
-            actix_audius_login::testing::sign_in_service(&audius_app, &audius, "artist").await?;
+            actix_audius_login_testing::sign_in_service(&audius_app, &audius, "artist").await?;
         let audius_cookie = cookie_header(&audius_cookie);
         let identity_cookie = cookie_header(&identity_login(&identity_app).await?);
         let (audius_cookie, identity_cookie) = (audius_cookie.as_str(), identity_cookie.as_str());

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use actix_audius_login::store::{ConnectFuture, GuardedStore, ReconnectingStore};
+use actix_audius_login::store::{GuardedStore, ReconnectingStore};
 use actix_session::storage::RedisSessionStore;
 use audius_login_redis_server::RedisServer;
 
@@ -118,9 +118,9 @@ pub(super) async fn guarded_store(
     let first = RedisSessionStore::new(url.clone())
         .await
         .map_err(|e| format!("RedisSessionStore: {e}"))?;
-    let store = ReconnectingStore::new(first, move || -> ConnectFuture<RedisSessionStore> {
+    let store = ReconnectingStore::new(first, move || {
         let url = url.clone();
-        Box::pin(async move { RedisSessionStore::new(url).await })
+        async move { RedisSessionStore::new(url).await }
     });
     Ok(GuardedStore::new(store).timeout(STORE_TIMEOUT))
 }
