@@ -1,0 +1,753 @@
+#![allow(clippy::unwrap_used)]
+//! Review 4: attacks on the code flow's refresh coordinated across instances on Redis
+//! (issue 16). Each test is an attack on one of the promises of SECURITY.md's "Code-flow
+//! refresh across instances"; the same world as `refresh_two_instances.rs` (a real
+//! `redis-server`, the real sandbox with rotating refresh tokens and reuse detection, two real
+//! app servers A and B on one cookie key), with small bounds so that lock expiries happen within
+//! a test: the API client's call budget is 4.5 s (one attempt of 2 s, a second's worth for the
+//! fail-over formula, a 0.5 s health check) and the cache's timeout 0.5 s, so a shared lock
+//! lives 6.5 s and a request waits 7 s at most.
+//!
+//! Instance A may reach Redis through a [`Proxy`] the test can cut (a network partition
+//! between one instance and Redis, while the other still reaches it).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use actix_audius_login::testing::TestServer;
+use actix_audius_login::{AudiusClient, AudiusLogin, Flow, ResponseMode, Scope, VerifyOptions};
+use actix_session::storage::CookieSessionStore;
+use actix_web::cookie::{Cookie, CookieJar, Key};
+use actix_web::{HttpResponse, web};
+use audius_login::ApiClient;
+use audius_login::clock::ManualClock;
+use audius_login::replay::{
+    BeginRefresh, LockOwner, Published, RedisReplayCache, ReplayCache as _, ReplayKey,
+};
+use audius_login_e2e::app::{SESSION_COOKIE, app, sessions};
+use audius_login_e2e::http::{self, begin_login, client_with_jar};
+use audius_login_e2e::redis::RedisServer;
+use audius_sandbox::{DeveloperApp, Fault, Sandbox, SandboxHandle};
+use futures_util::future::join_all;
+use reqwest::header::ACCEPT;
+use serde_json::{Value, json};
+use tokio::net::{TcpListener, TcpStream};
+use url::Url;
+
+const API_KEY: &str = "c0de00c0de00c0de00c0de00c0de00c0de00c0de";
+const PUBLIC_CALLBACK: &str = "http://localhost:8080/auth/audius/callback";
+const PREFIX: &str = "review4:replay:";
+const START: i64 = 1_750_000_000;
+/// Longer than an access token lives (one hour).
+const EXPIRE: Duration = Duration::from_secs(3601);
+/// The cache's timeout (each Redis call).
+const CACHE_TIMEOUT: Duration = Duration::from_millis(500);
+/// The shared lock's time to live with these bounds: the call budget (2 s × 2 + 0.5 s), two
+/// cache calls and a second.
+const LOCK_TTL: Duration = Duration::from_millis(6_500);
+/// The longest a request may wait for a refresh: the lock's time to live and one cache call.
+const WAIT_BOUND: Duration = Duration::from_millis(7_000);
+/// Slack for a busy 2-core machine (a bound on a hang, not a speed claim).
+const SLACK: Duration = Duration::from_secs(5);
+
+// ---- A TCP proxy in front of Redis that the test can cut (a partition). ----
+
+/// Forwards 127.0.0.1:`port` to Redis; [`cut`](Self::cut) closes every connection and refuses
+/// new ones (they are accepted and closed at once) until [`heal`](Self::heal).
+struct Proxy {
+    port: u16,
+    cut: Arc<AtomicBool>,
+    pumps: Arc<Mutex<Vec<tokio::task::AbortHandle>>>,
+}
+
+impl Proxy {
+    async fn start(upstream: u16) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let cut = Arc::new(AtomicBool::new(false));
+        let pumps: Arc<Mutex<Vec<tokio::task::AbortHandle>>> = Arc::default();
+        let (cut2, pumps2) = (cut.clone(), pumps.clone());
+        // A thread of its own with its own runtime: the proxy keeps forwarding whatever the
+        // test's runtime is doing.
+        let std_listener = listener.into_std().unwrap();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let listener = TcpListener::from_std(std_listener).unwrap();
+                loop {
+                    let Ok((mut inbound, _)) = listener.accept().await else {
+                        continue;
+                    };
+                    if cut2.load(Ordering::SeqCst) {
+                        drop(inbound);
+                        continue;
+                    }
+                    let task = tokio::spawn(async move {
+                        if let Ok(mut outbound) = TcpStream::connect(("127.0.0.1", upstream)).await
+                        {
+                            let _ =
+                                tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                        }
+                    });
+                    pumps2.lock().unwrap().push(task.abort_handle());
+                }
+            });
+        });
+        Self { port, cut, pumps }
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    fn cut(&self) {
+        self.cut.store(true, Ordering::SeqCst);
+        for pump in self.pumps.lock().unwrap().drain(..) {
+            pump.abort();
+        }
+    }
+
+    fn heal(&self) {
+        self.cut.store(false, Ordering::SeqCst);
+    }
+}
+
+// ---- The world. ----
+
+struct World {
+    clock: Arc<ManualClock>,
+    sandbox: SandboxHandle,
+    redis: RedisServer,
+    key: Key,
+    instances: [TestServer; 2],
+    /// A's way to Redis, when it goes through a proxy.
+    proxy: Option<Proxy>,
+}
+
+async fn cache_at(url: String) -> RedisReplayCache {
+    RedisReplayCache::builder(url)
+        .key_prefix(PREFIX)
+        .timeout(CACHE_TIMEOUT)
+        .connect()
+        .await
+        .expect("Redis answers")
+}
+
+async fn instance(
+    redis_url: String,
+    sandbox: &SandboxHandle,
+    clock: &Arc<ManualClock>,
+    key: &Key,
+) -> TestServer {
+    let api = ApiClient::builder()
+        .base_url(sandbox.environment().api())
+        .timeout(Duration::from_secs(2))
+        .health_timeout(Duration::from_millis(500))
+        .max_attempts(1)
+        .build()
+        .unwrap();
+    assert_eq!(api.call_budget(), Duration::from_millis(4_500));
+    let audius = AudiusLogin::builder("Review Four", PUBLIC_CALLBACK)
+        .flow(Flow::AuthorizationCode)
+        .api_key(API_KEY)
+        .scope(Scope::Read)
+        .response_mode(ResponseMode::Query)
+        .environment(sandbox.environment())
+        .api_client(api)
+        .verify_options(VerifyOptions::default().clock(clock.clone()))
+        .replay_cache(Arc::new(cache_at(redis_url).await))
+        .build()
+        .unwrap();
+    let key = key.clone();
+    TestServer::bind()
+        .unwrap()
+        .start(move || {
+            app(&audius, sessions(CookieSessionStore::default(), &key)).route(
+                "/audius/me",
+                web::get().to(|client: AudiusClient| async move {
+                    let profile = client.me().await?;
+                    Ok::<_, actix_web::Error>(HttpResponse::Ok().json(json!({
+                        "handle": profile.handle,
+                        "expires_at": client.access_token_expires_at().unix_timestamp(),
+                    })))
+                }),
+            )
+        })
+        .unwrap()
+}
+
+/// The world; with `partitionable`, A reaches Redis through a [`Proxy`].
+async fn world(partitionable: bool) -> World {
+    let clock = Arc::new(ManualClock::at_unix(START));
+    let redis = RedisServer::start().await;
+    let app = DeveloperApp::new("Review Four", API_KEY, vec![PUBLIC_CALLBACK.to_owned()]).unwrap();
+    let sandbox = Sandbox::builder()
+        .clock(clock.clone())
+        .app(app)
+        .start()
+        .await
+        .unwrap();
+    let key = Key::generate();
+    let proxy = if partitionable {
+        Some(Proxy::start(redis.port()).await)
+    } else {
+        None
+    };
+    let a_url = proxy.as_ref().map_or_else(|| redis.url(), Proxy::url);
+    let a = instance(a_url, &sandbox, &clock, &key).await;
+    let b = instance(redis.url(), &sandbox, &clock, &key).await;
+    World {
+        clock,
+        sandbox,
+        redis,
+        key,
+        instances: [a, b],
+        proxy,
+    }
+}
+
+async fn sign_in(w: &World, handle: &str) -> (reqwest::Client, Arc<reqwest::cookie::Jar>) {
+    let (client, jar) = client_with_jar();
+    let [a, b] = &w.instances;
+    let page = begin_login(&client, a.url("/auth/audius/login")).await;
+    let callback = http::approve(&client, &page, handle).await;
+    let done = client
+        .get(b.url(&format!(
+            "{}?{}",
+            callback.path(),
+            callback.query().unwrap()
+        )))
+        .header(ACCEPT, "application/json")
+        .send()
+        .await
+        .unwrap();
+    let status = done.status();
+    assert_eq!(status, 302, "{}", done.text().await.unwrap());
+    (client, jar)
+}
+
+async fn api_call(client: &reqwest::Client, on: &TestServer) -> (u16, Value) {
+    http::get_json(client, on.url("/audius/me")).await
+}
+
+fn refreshes(sandbox: &SandboxHandle) -> usize {
+    sandbox
+        .requests()
+        .iter()
+        .filter(|r| r.path == "/v1/oauth/token" && r.grant_type.as_deref() == Some("refresh_token"))
+        .count()
+}
+
+/// The tokens in the browser's session cookie (decrypted with the app's key).
+fn cookie_tokens(w: &World, jar: &reqwest::cookie::Jar) -> Value {
+    use reqwest::cookie::CookieStore as _;
+    let url = Url::parse(w.instances[0].base_url()).unwrap();
+    let header = jar.cookies(&url).expect("a cookie");
+    let value = header
+        .to_str()
+        .unwrap()
+        .split("; ")
+        .find_map(|c| {
+            c.strip_prefix(&format!("{SESSION_COOKIE}="))
+                .map(str::to_owned)
+        })
+        .expect("the session cookie");
+    let mut cookies = CookieJar::new();
+    let cookie = Cookie::parse_encoded(format!("{SESSION_COOKIE}={value}")).unwrap();
+    cookies.add_original(cookie.into_owned());
+    let session = cookies
+        .private(&w.key)
+        .get(SESSION_COOKIE)
+        .expect("a session cookie the app's key opens");
+    let state: std::collections::HashMap<String, String> =
+        serde_json::from_str(session.value()).unwrap();
+    serde_json::from_str(&state["audius.tokens"]).unwrap()
+}
+
+/// The Redis keys (lock, tokens, dead) of the family `f`.
+async fn family_keys(w: &World, family: &str) -> [String; 3] {
+    cache_at(w.redis.url())
+        .await
+        .refresh_keys_for(family)
+        .unwrap()
+}
+
+/// Waits until Audius received `count` refreshes (10 s at most).
+async fn until_refreshes(w: &World, count: usize) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while refreshes(&w.sandbox) < count {
+        assert!(
+            Instant::now() < deadline,
+            "the refresh never reached Audius"
+        );
+        actix_web::rt::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+// ---- Attack 1: the holder is partitioned from Redis after Audius rotated the tokens, for
+// longer than the lock lives; the other instance still reaches Redis. ----
+
+/// Promise 1 (never the same refresh token twice, "whatever Redis latency"). A holds the
+/// shared lock and Audius rotates generation 0 into 1; A's way to Redis is cut before it can
+/// publish (its answer is 503, the new tokens only in A's memory and its background task).
+/// The lock expires in Redis after 6.5 s while A still cannot reach it; the browser's next call
+/// goes to B, which finds no lock and no newer tokens, takes the lock and presents the used
+/// generation-0 refresh token: Audius detects the reuse and revokes the family (sign-out).
+/// Nothing in the shared state says "generation 0 may have been used": the lock's expiry is
+/// the only record of the attempt.
+#[actix_web::test]
+async fn partitioned_holder_lock_expiry_lets_the_other_instance_reuse_the_token() {
+    let w = world(true).await;
+    let proxy = w.proxy.as_ref().unwrap();
+    let [a, b] = &w.instances;
+    let (client, jar) = sign_in(&w, "listener").await;
+    let at_login = cookie_tokens(&w, &jar);
+    assert_eq!(at_login["g"], 0);
+    w.sandbox
+        .set_fault(
+            0,
+            "/v1/oauth/token",
+            Fault::latency(Duration::from_millis(1_000)).times(1),
+        )
+        .unwrap();
+    w.clock.advance(EXPIRE);
+    let call = {
+        let client = client.clone();
+        let url = a.url("/audius/me");
+        actix_web::rt::spawn(async move { http::get_json(&client, url).await })
+    };
+    until_refreshes(&w, 1).await;
+    // A holds the lock (it is refreshing at Audius); now A loses Redis.
+    let [lock, _, _] = family_keys(&w, at_login["f"].as_str().unwrap()).await;
+    assert_eq!(
+        w.redis.integer(&["EXISTS", &lock]).await,
+        1,
+        "A holds the lock"
+    );
+    proxy.cut();
+    let (status, body) = call.await.unwrap();
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(
+        cookie_tokens(&w, &jar)["r"],
+        at_login["r"],
+        "the cookie holds g0"
+    );
+
+    // The partition outlasts the lock; B still reaches Redis. The browser calls B.
+    actix_web::rt::time::sleep(LOCK_TTL + Duration::from_millis(500)).await;
+    assert_eq!(
+        w.redis.integer(&["EXISTS", &lock]).await,
+        0,
+        "the lock expired"
+    );
+    let (status, body) = api_call(&client, b).await;
+    let second = refreshes(&w.sandbox);
+    let revoked = w
+        .sandbox
+        .tokens()
+        .is_revoked(at_login["r"].as_str().unwrap());
+    proxy.heal();
+    assert_eq!(
+        second, 1,
+        "B presented the used refresh token again (B answered {status}: {body}; the family \
+         revoked at Audius: {revoked:?})"
+    );
+    assert_ne!(
+        revoked,
+        Some(true),
+        "the family was revoked by reuse detection"
+    );
+}
+
+/// Promise 1, the background publication. The same partition, but shorter than in
+/// [`partitioned_holder_lock_expiry_lets_the_other_instance_reuse_the_token`] and with no call
+/// during it: A's way to Redis comes back 9 s after Audius rotated the tokens, and only then
+/// does the browser call again, on B. A is alive and holds the new tokens (in memory and in
+/// the task meant to "record them in Redis once it is back"), and Redis is reachable again by
+/// everyone: the tokens should be in Redis and B should adopt them. But the background task
+/// gave up `lock_ttl` after its first failure (6.5 s here, 47 s with the defaults), so Redis
+/// never learns them, and B presents the used token: reuse detected, the user signed out.
+#[actix_web::test]
+async fn partition_healed_after_the_background_publish_gave_up_lets_b_reuse_the_token() {
+    let w = world(true).await;
+    let proxy = w.proxy.as_ref().unwrap();
+    let [a, b] = &w.instances;
+    let (client, jar) = sign_in(&w, "listener").await;
+    let at_login = cookie_tokens(&w, &jar);
+    w.sandbox
+        .set_fault(
+            0,
+            "/v1/oauth/token",
+            Fault::latency(Duration::from_millis(1_000)).times(1),
+        )
+        .unwrap();
+    w.clock.advance(EXPIRE);
+    let call = {
+        let client = client.clone();
+        let url = a.url("/audius/me");
+        actix_web::rt::spawn(async move { http::get_json(&client, url).await })
+    };
+    until_refreshes(&w, 1).await;
+    proxy.cut();
+    let (status, body) = call.await.unwrap();
+    assert_eq!(status, 503, "{body}");
+    // A's background task retries while the partition lasts; the partition ends after 9 s.
+    actix_web::rt::time::sleep(Duration::from_secs(8)).await;
+    proxy.heal();
+    let [_, kept, _] = family_keys(&w, at_login["f"].as_str().unwrap()).await;
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while w.redis.integer(&["EXISTS", &kept]).await == 0 && Instant::now() < deadline {
+        actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+    }
+    let recorded = w.redis.integer(&["EXISTS", &kept]).await == 1;
+    let (status, body) = api_call(&client, b).await;
+    assert!(
+        recorded,
+        "A never recorded its new tokens once Redis was reachable again (then B answered \
+         {status}: {body}, after {} refreshes at Audius)",
+        refreshes(&w.sandbox)
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(refreshes(&w.sandbox), 1, "B refreshed the used token again");
+}
+
+// ---- Attack 1c: Redis restarts empty after a refresh whose answer the browser lost. ----
+
+/// Promise 2 ("any Redis failure while refreshing answers 503; never an uncoordinated
+/// refresh"), with a Redis restart that loses the data (no persistence: the default of a
+/// cache). The browser's call on A refreshes, A publishes generation 1, but the browser hung up
+/// (its cookie keeps generation 0: the ordinary way a browser ends up with an older cookie than
+/// Redis). Redis restarts empty. The browser's next call goes to B: Redis answers (no failure
+/// visible), has no record of the family, so B takes the lock and presents generation 0 again.
+#[actix_web::test]
+async fn redis_restarted_empty_after_a_lost_answer_lets_b_reuse_the_token() {
+    let mut w = world(false).await;
+    let [a, b] = &w.instances;
+    let (client, jar) = sign_in(&w, "listener").await;
+    let at_login = cookie_tokens(&w, &jar);
+    let [_, kept, _] = family_keys(&w, at_login["f"].as_str().unwrap()).await;
+    w.sandbox
+        .set_fault(
+            0,
+            "/v1/oauth/token",
+            Fault::latency(Duration::from_millis(1_000)).times(1),
+        )
+        .unwrap();
+    w.clock.advance(EXPIRE);
+    let impatient = reqwest::Client::builder()
+        .cookie_provider(jar.clone())
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    assert!(impatient.get(a.url("/audius/me")).send().await.is_err());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while w.redis.integer(&["EXISTS", &kept]).await == 0 {
+        assert!(Instant::now() < deadline, "A never published");
+        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        cookie_tokens(&w, &jar)["g"],
+        0,
+        "the browser lost the answer"
+    );
+    w.redis.restart().await;
+    // The calls on B until one is not a 503 of the reconnection.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let (status, body) = loop {
+        let (status, body) = api_call(&client, b).await;
+        if status != 503 || Instant::now() > deadline {
+            break (status, body);
+        }
+        actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(
+        refreshes(&w.sandbox),
+        1,
+        "B refreshed the used generation-0 token after Redis lost its data (B answered \
+         {status}: {body}; family revoked: {:?})",
+        w.sandbox
+            .tokens()
+            .is_revoked(at_login["r"].as_str().unwrap())
+    );
+}
+
+// ---- Attack 2: the client hangs up while its request holds the shared lock. ----
+
+/// Promises 1 and 5. The browser's request to A takes the shared lock and refreshes at Audius
+/// (slow: 1.5 s); the browser hangs up after 300 ms. If the refresh is carried through, the new
+/// tokens are published and the lock released within a second or two, and B adopts them. If
+/// the request's future is dropped with the connection, the lock stays until it expires
+/// (6.5 s: every call of the session waits) and, once it has, the next holder presents the
+/// refresh token the dropped request already sent to Audius.
+#[actix_web::test]
+async fn client_hanging_up_mid_refresh_neither_loses_the_tokens_nor_strands_the_lock() {
+    let w = world(false).await;
+    let [a, b] = &w.instances;
+    let (client, jar) = sign_in(&w, "listener").await;
+    let at_login = cookie_tokens(&w, &jar);
+    let [lock, kept, _] = family_keys(&w, at_login["f"].as_str().unwrap()).await;
+    w.sandbox
+        .set_fault(
+            0,
+            "/v1/oauth/token",
+            Fault::latency(Duration::from_millis(1_500)).times(1),
+        )
+        .unwrap();
+    w.clock.advance(EXPIRE);
+    // The same cookies, a client that gives up after 300 ms.
+    let impatient = reqwest::Client::builder()
+        .cookie_provider(jar.clone())
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    let hung_up = impatient.get(a.url("/audius/me")).send().await;
+    assert!(hung_up.is_err(), "the client hung up: {hung_up:?}");
+    drop(impatient);
+    until_refreshes(&w, 1).await;
+
+    // The refresh A began is carried through: within 1.5 s of Audius' latency and slack, the
+    // new tokens are in Redis and the lock is released.
+    let deadline = Instant::now() + Duration::from_millis(1_500) + SLACK;
+    loop {
+        let published = w.redis.integer(&["EXISTS", &kept]).await == 1;
+        let locked = w.redis.integer(&["EXISTS", &lock]).await == 1;
+        if published && !locked {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "after the hang-up: tokens published {published}, lock still held {locked} (the \
+             request's refresh was dropped mid-way)"
+        );
+        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (status, body) = api_call(&client, b).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(refreshes(&w.sandbox), 1, "B adopted A's tokens");
+    let now = cookie_tokens(&w, &jar);
+    assert_eq!(now["g"], 1);
+    assert_eq!(
+        w.sandbox.tokens().is_revoked(now["r"].as_str().unwrap()),
+        Some(false)
+    );
+}
+
+// ---- Attack 3: a crashed holder (a lock left in Redis by an owner that never returns). ----
+
+/// Promise 5 (no hang; a crashed holder blocks no longer than the lock lives; only the owner
+/// releases). A lock of another owner that expires in 3 s: 6 concurrent calls over A and B
+/// wait for it (none refreshes meanwhile, none releases it), then one refreshes, the others
+/// adopt; all within the lock's life and the wait bound.
+#[actix_web::test]
+async fn a_crashed_holders_lock_delays_but_never_doubles_the_refresh() {
+    let w = world(false).await;
+    let (client, jar) = sign_in(&w, "listener").await;
+    let at_login = cookie_tokens(&w, &jar);
+    let [lock, _, _] = family_keys(&w, at_login["f"].as_str().unwrap()).await;
+    assert_eq!(
+        w.redis
+            .command(&["SET", &lock, "crashed-owner", "PX", "3000"])
+            .await,
+        "+OK"
+    );
+    w.clock.advance(EXPIRE);
+    let started = Instant::now();
+    let probe = async {
+        // While the foreign lock lives: nobody released it, nobody refreshed.
+        actix_web::rt::time::sleep(Duration::from_millis(1_500)).await;
+        let value = w.redis.command(&["GET", &lock]).await;
+        (value, refreshes(&w.sandbox))
+    };
+    let calls = join_all((0..6).map(|i| api_call(&client, &w.instances[i % 2])));
+    let ((value, during), answers) = futures_util::join!(probe, calls);
+    let took = started.elapsed();
+    assert!(
+        value.contains("crashed-owner"),
+        "the lock was taken over early: {value}"
+    );
+    assert_eq!(during, 0, "a refresh while another owner held the lock");
+    for (status, body) in &answers {
+        assert_eq!(*status, 200, "{body}");
+    }
+    assert!(took >= Duration::from_millis(2_500), "{took:?}");
+    assert!(took < WAIT_BOUND + SLACK, "{took:?}");
+    assert_eq!(refreshes(&w.sandbox), 1);
+    assert_eq!(cookie_tokens(&w, &jar)["g"], 1);
+}
+
+/// Promise 5 (every wait bounded). A lock that does not expire for ten minutes (a holder with a
+/// wrong clock, or a bug): every call answers the crate's 503 within the wait bound (7 s),
+/// the calls queued on one instance's process lock included, and nothing is refreshed.
+#[actix_web::test]
+async fn a_lock_that_never_expires_is_503_within_the_wait_bound() {
+    let w = world(false).await;
+    let (client, jar) = sign_in(&w, "listener").await;
+    let at_login = cookie_tokens(&w, &jar);
+    let [lock, _, _] = family_keys(&w, at_login["f"].as_str().unwrap()).await;
+    w.redis
+        .command(&["SET", &lock, "stuck-owner", "PX", "600000"])
+        .await;
+    w.clock.advance(EXPIRE);
+    let started = Instant::now();
+    let answers = join_all((0..6).map(|i| api_call(&client, &w.instances[i % 2]))).await;
+    let took = started.elapsed();
+    for (status, body) in &answers {
+        assert_eq!(*status, 503, "{body}");
+        assert_eq!(body["error"], "session_unavailable", "{body}");
+    }
+    assert!(took < WAIT_BOUND + SLACK, "{took:?}");
+    assert_eq!(refreshes(&w.sandbox), 0);
+    assert!(
+        w.redis
+            .command(&["GET", &lock])
+            .await
+            .contains("stuck-owner")
+    );
+}
+
+// ---- Attack 4: the shared state's primitives, attacked directly. ----
+
+/// Promises 3 and 5 at the protocol level: owner-only release after an expiry and takeover,
+/// fencing of a late holder's publish (same generation, other tokens; older generation),
+/// Newer only above the generation seen, the dead mark beating every later publish/begin,
+/// and family ids that look like key syntax or Lua never reaching another family's keys.
+#[actix_web::test]
+async fn shared_state_primitives_resist_late_holders_and_odd_family_ids() {
+    let redis = RedisServer::start().await;
+    let cache = cache_at(redis.url()).await;
+    let shared = cache.refresh_coordination().unwrap();
+    let (one, two) = (LockOwner::random(), LockOwner::random());
+    let fam = "fam";
+    let ttl = Duration::from_millis(200);
+    let month = Duration::from_secs(30 * 24 * 3600);
+    assert_eq!(
+        shared.begin(fam, 0, &one, ttl).await.unwrap(),
+        BeginRefresh::Locked
+    );
+    assert_eq!(
+        shared.begin(fam, 0, &two, ttl).await.unwrap(),
+        BeginRefresh::Busy
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        shared.begin(fam, 0, &two, LOCK_TTL).await.unwrap(),
+        BeginRefresh::Locked
+    );
+    assert!(
+        !shared.release(fam, &one).await.unwrap(),
+        "a late owner released another's lock"
+    );
+    assert_eq!(
+        shared.begin(fam, 0, &one, ttl).await.unwrap(),
+        BeginRefresh::Busy
+    );
+    // Two holders of generation 0 both publish generation 1: the first recorded stays.
+    assert_eq!(
+        shared.publish(fam, 1, "two-g1", month).await.unwrap(),
+        Published::Stored
+    );
+    assert_eq!(
+        shared.publish(fam, 1, "one-g1", month).await.unwrap(),
+        Published::Superseded { generation: 1 }
+    );
+    assert_eq!(
+        shared.publish(fam, 1, "two-g1", month).await.unwrap(),
+        Published::Stored
+    );
+    assert_eq!(
+        shared.publish(fam, 2, "g2", month).await.unwrap(),
+        Published::Stored
+    );
+    assert_eq!(
+        shared.publish(fam, 1, "old", month).await.unwrap(),
+        Published::Superseded { generation: 2 }
+    );
+    assert!(shared.release(fam, &two).await.unwrap());
+    // Newer only above the generation seen; at it, a lock.
+    match shared.begin(fam, 1, &one, LOCK_TTL).await.unwrap() {
+        BeginRefresh::Newer { generation, tokens } => {
+            assert_eq!((generation, tokens.as_str()), (2, "g2"));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        shared.begin(fam, 2, &one, LOCK_TTL).await.unwrap(),
+        BeginRefresh::Locked
+    );
+    // A logout: the newest handed back, then dead for every begin and publish.
+    assert_eq!(
+        shared.retire(fam, month).await.unwrap(),
+        Some((2, "g2".to_owned()))
+    );
+    assert_eq!(
+        shared.publish(fam, 3, "g3", month).await.unwrap(),
+        Published::Dead
+    );
+    assert_eq!(
+        shared.begin(fam, 0, &two, LOCK_TTL).await.unwrap(),
+        BeginRefresh::Dead
+    );
+    assert_eq!(shared.retire(fam, month).await.unwrap(), None);
+
+    // Family ids that look like another family's keys, Redis or Lua syntax, or are huge.
+    let victim = "victim";
+    assert_eq!(
+        shared.publish(victim, 5, "victim-g5", month).await.unwrap(),
+        Published::Stored
+    );
+    let [v_lock, v_tokens, v_dead] = cache.refresh_keys_for(victim).unwrap();
+    for odd in [
+        v_lock.as_str(),
+        v_tokens.as_str(),
+        v_dead.as_str(),
+        "victim\0",
+        "victim ",
+        "}:tokens",
+        "') redis.call('FLUSHALL') --",
+        "*",
+        "",
+    ] {
+        let me = LockOwner::random();
+        assert_eq!(
+            shared.begin(odd, 0, &me, LOCK_TTL).await.unwrap(),
+            BeginRefresh::Locked
+        );
+        assert_eq!(
+            shared.publish(odd, 9, "attacker", month).await.unwrap(),
+            Published::Stored
+        );
+        shared.retire(odd, month).await.unwrap();
+    }
+    let huge = "v".repeat(257);
+    let err = shared.begin(&huge, 0, &one, LOCK_TTL).await.unwrap_err();
+    assert_eq!(err.kind(), audius_login::ErrorKind::TooLarge, "{err}");
+    match shared.begin(victim, 0, &one, LOCK_TTL).await.unwrap() {
+        BeginRefresh::Newer { generation, tokens } => {
+            assert_eq!((generation, tokens.as_str()), (5, "victim-g5"));
+        }
+        other => panic!("the victim's family was touched: {other:?}"),
+    }
+    // The replay keys (the prefix and 64 hex digits) never meet the refresh keys.
+    let replay = ReplayKey::for_state("a state");
+    assert!(
+        cache
+            .first_use(&replay, Duration::from_secs(60))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !cache
+            .first_use(&replay, Duration::from_secs(60))
+            .await
+            .unwrap()
+    );
+    let replay_key = cache.key_for(&replay);
+    assert!(replay_key.len() == PREFIX.len() + 64, "{replay_key}");
+    assert!(!replay_key.starts_with(&format!("{PREFIX}refresh:")));
+}
