@@ -19,7 +19,7 @@ use actix_audius_login::testing::TestServer;
 use actix_audius_login::{AudiusClient, AudiusLogin, Flow, ResponseMode, Scope, VerifyOptions};
 use actix_session::storage::CookieSessionStore;
 use actix_web::cookie::{Cookie, CookieJar, Key};
-use actix_web::{HttpResponse, web};
+use actix_web::{FromRequest as _, HttpRequest, HttpResponse, web};
 use audius_login::ApiClient;
 use audius_login::clock::ManualClock;
 use audius_login::replay::{
@@ -166,16 +166,34 @@ async fn instance(
     TestServer::bind()
         .unwrap()
         .start(move || {
-            app(&audius, sessions(CookieSessionStore::default(), &key)).route(
-                "/audius/me",
-                web::get().to(|client: AudiusClient| async move {
-                    let profile = client.me().await?;
-                    Ok::<_, actix_web::Error>(HttpResponse::Ok().json(json!({
-                        "handle": profile.handle,
-                        "expires_at": client.access_token_expires_at().unix_timestamp(),
-                    })))
-                }),
-            )
+            app(&audius, sessions(CookieSessionStore::default(), &key))
+                .route(
+                    "/audius/me",
+                    web::get().to(|client: AudiusClient| async move {
+                        let profile = client.me().await?;
+                        Ok::<_, actix_web::Error>(HttpResponse::Ok().json(json!({
+                            "handle": profile.handle,
+                            "expires_at": client.access_token_expires_at().unix_timestamp(),
+                        })))
+                    }),
+                )
+                // An app with a request deadline (300 ms) around the extraction: a
+                // cancellation of the request future, as any timeout middleware would do.
+                .route(
+                    "/audius/in-time",
+                    web::get().to(|req: HttpRequest| async move {
+                        match tokio::time::timeout(
+                            Duration::from_millis(300),
+                            AudiusClient::extract(&req),
+                        )
+                        .await
+                        {
+                            Ok(Ok(_)) => HttpResponse::Ok().finish(),
+                            Ok(Err(_)) => HttpResponse::InternalServerError().finish(),
+                            Err(_) => HttpResponse::GatewayTimeout().finish(),
+                        }
+                    }),
+                )
         })
         .unwrap()
 }
@@ -536,6 +554,190 @@ async fn client_hanging_up_mid_refresh_neither_loses_the_tokens_nor_strands_the_
         w.sandbox.tokens().is_revoked(now["r"].as_str().unwrap()),
         Some(false)
     );
+}
+
+/// Promises 1 and 5, with the request future cancelled by the app rather than the client: a
+/// route that gives the extraction (where the refresh runs) 300 ms, as a timeout middleware
+/// would. Audius takes 1.5 s. The refresh that took the shared lock is dropped mid-way: the
+/// lock stays until it expires (every call of the session waits up to 6.5 s) and the new
+/// tokens, if Audius rotated, are lost; the next holder then presents the used token.
+#[actix_web::test]
+async fn request_future_cancelled_mid_refresh_neither_loses_the_tokens_nor_strands_the_lock() {
+    let w = world(false).await;
+    let [a, b] = &w.instances;
+    let (client, jar) = sign_in(&w, "listener").await;
+    let at_login = cookie_tokens(&w, &jar);
+    let [lock, kept, _] = family_keys(&w, at_login["f"].as_str().unwrap()).await;
+    w.sandbox
+        .set_fault(
+            0,
+            "/v1/oauth/token",
+            Fault::latency(Duration::from_millis(1_500)).times(1),
+        )
+        .unwrap();
+    w.clock.advance(EXPIRE);
+    let (status, _) = http::get_json(&client, a.url("/audius/in-time")).await;
+    assert_eq!(status, 504, "the app's deadline cut the request");
+    assert_eq!(refreshes(&w.sandbox), 1, "the refresh had reached Audius");
+    let deadline = Instant::now() + Duration::from_millis(1_500) + SLACK;
+    loop {
+        let published = w.redis.integer(&["EXISTS", &kept]).await == 1;
+        let locked = w.redis.integer(&["EXISTS", &lock]).await == 1;
+        if published && !locked {
+            break;
+        }
+        if Instant::now() >= deadline {
+            let (status, body) = api_call(&client, b).await;
+            panic!(
+                "after the cancellation: tokens published {published}, lock still held \
+                 {locked}; then B answered {status}: {body} after {} refreshes at Audius \
+                 (family revoked: {:?})",
+                refreshes(&w.sandbox),
+                w.sandbox
+                    .tokens()
+                    .is_revoked(at_login["r"].as_str().unwrap())
+            );
+        }
+        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (status, body) = api_call(&client, b).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(refreshes(&w.sandbox), 1, "B adopted A's tokens");
+}
+
+// ---- Attack 5: logouts that race refreshes the shared state did not see. ----
+
+/// Promise 4. A refreshes (generation 1, known in A's memory and in Redis); the user logs out on
+/// B. A copy of the session from before the refresh (another tab's stale cookie, a stolen
+/// cookie) then calls A while generation 1's access token is still fresh: A adopts its
+/// in-memory generation 1 without asking Redis, but Audius refuses the revoked access token,
+/// and the refresh that follows finds the family dead in Redis: signed out, nothing
+/// refreshed at Audius, nothing resurrected.
+#[actix_web::test]
+async fn a_stale_copy_on_the_instance_that_refreshed_is_signed_out_after_a_logout_elsewhere() {
+    let w = world(false).await;
+    let [a, b] = &w.instances;
+    let (client, jar) = sign_in(&w, "listener").await;
+    let (copy, copy_jar) = client_with_jar();
+    {
+        use reqwest::cookie::CookieStore as _;
+        let url = Url::parse(a.base_url()).unwrap();
+        let header = jar.cookies(&url).unwrap();
+        for cookie in header.to_str().unwrap().split("; ") {
+            copy_jar.add_cookie_str(cookie, &url);
+        }
+    }
+    w.clock.advance(EXPIRE);
+    assert_eq!(api_call(&client, a).await.0, 200);
+    assert_eq!(refreshes(&w.sandbox), 1);
+    let refreshed = cookie_tokens(&w, &jar);
+    assert_eq!(refreshed["g"], 1);
+    let res = client
+        .post(b.url("/auth/logout"))
+        .header("origin", "http://localhost:8080")
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_redirection(), "{}", res.status());
+    // The background revocation reaches Audius.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while w
+        .sandbox
+        .tokens()
+        .is_revoked(refreshed["r"].as_str().unwrap())
+        != Some(true)
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the logout never revoked the family"
+        );
+        actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (status, body) = api_call(&copy, a).await;
+    assert_eq!(status, 401, "{body}");
+    assert_eq!(body["error"], "not_signed_in");
+    assert_eq!(
+        refreshes(&w.sandbox),
+        1,
+        "nothing refreshed after the logout"
+    );
+    let (status, _) = api_call(&copy, b).await;
+    assert_eq!(status, 401);
+}
+
+/// Promise 4 during a partition. A's refresh rotates generation 0 into 1 but A cannot reach
+/// Redis to publish (503; generation 1 only in A's memory and its background task). The user
+/// logs out on B, which knows only generation 0: it marks the family dead in Redis and revokes
+/// generation 0, which (the protocol: "revokes the token's whole family") ends generation 1 as
+/// well. The partition heals; A's late publication meets the dead mark. Nothing survives: a
+/// stale copy of the session is signed out on both instances, with no refresh at Audius.
+#[actix_web::test]
+async fn a_logout_during_the_holders_partition_is_not_undone_by_its_late_publication() {
+    let w = world(true).await;
+    let proxy = w.proxy.as_ref().unwrap();
+    let [a, b] = &w.instances;
+    let (client, jar) = sign_in(&w, "listener").await;
+    let at_login = cookie_tokens(&w, &jar);
+    let (copy, copy_jar) = client_with_jar();
+    {
+        use reqwest::cookie::CookieStore as _;
+        let url = Url::parse(a.base_url()).unwrap();
+        let header = jar.cookies(&url).unwrap();
+        for cookie in header.to_str().unwrap().split("; ") {
+            copy_jar.add_cookie_str(cookie, &url);
+        }
+    }
+    w.sandbox
+        .set_fault(
+            0,
+            "/v1/oauth/token",
+            Fault::latency(Duration::from_millis(1_000)).times(1),
+        )
+        .unwrap();
+    w.clock.advance(EXPIRE);
+    let call = {
+        let client = client.clone();
+        let url = a.url("/audius/me");
+        actix_web::rt::spawn(async move { http::get_json(&client, url).await })
+    };
+    until_refreshes(&w, 1).await;
+    proxy.cut();
+    let (status, body) = call.await.unwrap();
+    assert_eq!(status, 503, "{body}");
+    let res = client
+        .post(b.url("/auth/logout"))
+        .header("origin", "http://localhost:8080")
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_redirection(), "{}", res.status());
+    let [_, kept, dead] = family_keys(&w, at_login["f"].as_str().unwrap()).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while w
+        .sandbox
+        .tokens()
+        .is_revoked(at_login["r"].as_str().unwrap())
+        != Some(true)
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the logout never revoked the family"
+        );
+        actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(w.redis.integer(&["EXISTS", &dead]).await, 1);
+    proxy.heal();
+    actix_web::rt::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        w.redis.integer(&["EXISTS", &kept]).await,
+        0,
+        "published into a dead family"
+    );
+    for on in [a, b] {
+        let (status, body) = api_call(&copy, on).await;
+        assert_eq!(status, 401, "{body}");
+    }
+    assert_eq!(refreshes(&w.sandbox), 1);
 }
 
 // ---- Attack 3: a crashed holder (a lock left in Redis by an owner that never returns). ----
