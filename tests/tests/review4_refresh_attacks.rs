@@ -813,6 +813,48 @@ async fn a_lock_that_never_expires_is_503_within_the_wait_bound() {
     );
 }
 
+/// Promise 2 with Redis answering errors rather than going away: Redis full under
+/// `noeviction` (the policy the crate asks for) refuses every write with `-OOM`. The calls that
+/// need a refresh get the crate's `503 session_unavailable` (not a 500, not a refresh without
+/// the lock); once memory is available, one refresh, no reuse.
+#[actix_web::test]
+async fn redis_refusing_writes_with_oom_is_503_and_never_an_uncoordinated_refresh() {
+    let w = world(false).await;
+    let (client, jar) = sign_in(&w, "listener").await;
+    w.clock.advance(EXPIRE);
+    assert_eq!(
+        w.redis
+            .command(&["CONFIG", "SET", "maxmemory-policy", "noeviction"])
+            .await,
+        "+OK"
+    );
+    assert_eq!(
+        w.redis.command(&["CONFIG", "SET", "maxmemory", "1"]).await,
+        "+OK"
+    );
+    let answers = join_all((0..4).map(|i| api_call(&client, &w.instances[i % 2]))).await;
+    for (status, body) in &answers {
+        assert_eq!(*status, 503, "{body}");
+        assert_eq!(body["error"], "session_unavailable", "{body}");
+    }
+    assert_eq!(refreshes(&w.sandbox), 0);
+    assert_eq!(
+        w.redis.command(&["CONFIG", "SET", "maxmemory", "0"]).await,
+        "+OK"
+    );
+    let answers = join_all((0..4).map(|i| api_call(&client, &w.instances[i % 2]))).await;
+    for (status, body) in &answers {
+        assert_eq!(*status, 200, "{body}");
+    }
+    assert_eq!(refreshes(&w.sandbox), 1);
+    let now = cookie_tokens(&w, &jar);
+    assert_eq!(now["g"], 1);
+    assert_eq!(
+        w.sandbox.tokens().is_revoked(now["r"].as_str().unwrap()),
+        Some(false)
+    );
+}
+
 // ---- Attack 4: the shared state's primitives, attacked directly. ----
 
 /// Promises 3 and 5 at the protocol level: owner-only release after an expiry and takeover,
