@@ -48,6 +48,8 @@ const CACHE_TIMEOUT: Duration = Duration::from_millis(500);
 const LOCK_TTL: Duration = Duration::from_millis(6_500);
 /// The longest a request may wait for a refresh: the lock's time to live and one cache call.
 const WAIT_BOUND: Duration = Duration::from_millis(7_000);
+/// How long `/stall` blocks its worker thread.
+const STALL: Duration = Duration::from_secs(8);
 /// Slack for a busy 2-core machine (a bound on a hang, not a speed claim).
 const SLACK: Duration = Duration::from_secs(5);
 
@@ -175,6 +177,15 @@ async fn instance(
                             "handle": profile.handle,
                             "expires_at": client.access_token_expires_at().unix_timestamp(),
                         })))
+                    }),
+                )
+                // A handler that blocks its worker thread for 8 s (a synchronous call, a
+                // CPU-bound job: an app bug, but the kind a lock's time to live must survive).
+                .route(
+                    "/stall",
+                    web::get().to(|| async {
+                        std::thread::sleep(STALL);
+                        HttpResponse::Ok().finish()
                     }),
                 )
                 // An app with a request deadline (300 ms) around the extraction: a
@@ -778,6 +789,69 @@ async fn a_logout_during_the_holders_partition_is_not_undone_by_its_late_publica
         assert_eq!(status, 401, "{body}");
     }
     assert_eq!(refreshes(&w.sandbox), 1);
+}
+
+/// Promise 1 against a stalled holder (the classic objection to leases). The lock's time to
+/// live is said to cover "the refresh at Audius, then two shared-state calls, and a second",
+/// but the holder measures its Audius bound from when it *starts* the call, not from when Redis
+/// set the lock. Here A's `begin` is answered (Redis was busy for 0.45 s) while A's only worker
+/// thread is blocked by another request for 8 s; the lock (6.5 s) expires meanwhile, B takes it
+/// and refreshes generation 0; then A's worker resumes, reads "Locked" and presents generation
+/// 0 too: reuse detected, family revoked.
+#[actix_web::test]
+async fn a_holder_stalled_past_its_lock_presents_the_token_after_another_instance_did() {
+    let w = world_with(false, &["--enable-debug-command", "yes"]).await;
+    let [a, b] = &w.instances;
+    let (client, jar) = sign_in(&w, "listener").await;
+    let at_login = cookie_tokens(&w, &jar);
+    let [lock, _, _] = family_keys(&w, at_login["f"].as_str().unwrap()).await;
+    w.clock.advance(EXPIRE);
+    let started = Instant::now();
+    // Redis busy for 0.45 s (within the cache's 0.5 s timeout); A's refresh sends its `begin`
+    // meanwhile; then another request blocks A's worker.
+    let busy = w.redis.command(&["DEBUG", "SLEEP", "0.45"]);
+    let refresh_on_a = async {
+        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+        api_call(&client, a).await
+    };
+    let stall_a = async {
+        actix_web::rt::time::sleep(Duration::from_millis(200)).await;
+        http::get_json(&reqwest::Client::new(), a.url("/stall")).await
+    };
+    let watch = async {
+        // The lock was taken for A, then expired while A was stalled; B then calls.
+        actix_web::rt::time::sleep(Duration::from_millis(1_500)).await;
+        let held_by_a = w.redis.integer(&["EXISTS", &lock]).await;
+        let until = started + Duration::from_millis(450) + LOCK_TTL + Duration::from_millis(300);
+        actix_web::rt::time::sleep_until(until.into()).await;
+        let expired = w.redis.integer(&["EXISTS", &lock]).await == 0;
+        let on_b = api_call(&client, b).await;
+        let b_tokens = cookie_tokens(&w, &jar);
+        (held_by_a, expired, on_b, refreshes(&w.sandbox), b_tokens)
+    };
+    let (_, on_a, _, (held_by_a, expired, on_b, after_b, b_tokens)) =
+        futures_util::join!(busy, refresh_on_a, stall_a, watch);
+    assert_eq!(
+        held_by_a, 1,
+        "precondition: A took the lock before its worker stalled"
+    );
+    assert!(
+        expired,
+        "precondition: the lock expired while A was stalled"
+    );
+    assert_eq!(on_b.0, 200, "B refreshed: {}", on_b.1);
+    assert_eq!(after_b, 1);
+    let total = refreshes(&w.sandbox);
+    let revoked = w
+        .sandbox
+        .tokens()
+        .is_revoked(b_tokens["r"].as_str().unwrap());
+    assert_eq!(
+        total, 1,
+        "A presented generation 0 after B had (A answered {}: {}; family revoked: {revoked:?})",
+        on_a.0, on_a.1
+    );
+    assert_ne!(revoked, Some(true));
 }
 
 // ---- Attack 3: a crashed holder (a lock left in Redis by an owner that never returns). ----
