@@ -10,6 +10,15 @@
 //!
 //! Instance A may reach Redis through a [`Proxy`] the test can cut (a network partition
 //! between one instance and Redis, while the other still reaches it).
+//!
+//! Failing when written (review 4, against merge `ac4b31a`), each a way for the session's
+//! refresh token to be presented twice (reuse detection, sign-out):
+//! `partitioned_holder_lock_expiry_lets_the_other_instance_reuse_the_token`,
+//! `partition_healed_after_the_background_publish_gave_up_lets_b_reuse_the_token`,
+//! `redis_restarted_empty_after_a_lost_answer_lets_b_reuse_the_token`,
+//! `request_future_cancelled_mid_refresh_neither_loses_the_tokens_nor_strands_the_lock`,
+//! `a_holder_stalled_past_its_lock_presents_the_token_after_another_instance_did`.
+//! The others document defences that held.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
