@@ -10,7 +10,7 @@
 //! token's self-signed claims. It runs on a local Audius sandbox; for the real Audius, leave out
 //! `.environment(..)` and use your app's callback URL.
 
-use actix_audius_login::{AudiusLogin, ButtonOptions, RequireLogin, VerifiedArtist, guard};
+use actix_audius_login::{AudiusLogin, ButtonOptions, LoginGuard, RequireLogin, VerifiedArtist};
 use actix_session::{SessionMiddleware, storage::CookieSessionStore};
 use actix_web::cookie::{Key, SameSite};
 use actix_web::{App, HttpResponse, HttpServer, web};
@@ -36,14 +36,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     HttpServer::new(move || {
         // The button is HTML already (made by actix-audius-login): `PreEscaped` keeps it as is.
-        let button =
-            PreEscaped(audius.login_button(&ButtonOptions::default().return_to("/studio")));
+        let button = PreEscaped(audius.login_button(&ButtonOptions {
+            return_to: Some("/studio".into()),
+            ..ButtonOptions::default()
+        }));
         App::new()
             .configure(audius.routes())
             // The same path answers differently by who asks (guards choose the route).
             .route(
                 "/",
-                web::get().guard(guard::IsVerifiedArtist).to(|| async {
+                web::get().guard(LoginGuard::VerifiedArtist).to(|| async {
                     page(html! { h1 { "Welcome, artist" } a href="/studio" { "Your studio" } })
                 }),
             )
@@ -56,7 +58,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             )
             .service(
                 web::scope("/studio")
-                    .wrap(RequireLogin::verified_artist())
+                    .wrap(RequireLogin::VerifiedArtist)
                     .route("", web::get().to(studio)),
             )
             .wrap(

@@ -12,7 +12,7 @@
 //! It runs on a local Audius sandbox; for the real Audius, leave out `.environment(..)` and use
 //! your app's callback URL.
 
-use actix_audius_login::{AudiusLogin, AudiusUser, ButtonCorners, ButtonOptions, ResponseMode};
+use actix_audius_login::{AudiusLogin, AudiusUser, ButtonOptions, ResponseMode};
 use actix_session::{SessionMiddleware, storage::CookieSessionStore};
 use actix_web::cookie::{Key, SameSite};
 use actix_web::{App, HttpResponse, HttpServer, web};
@@ -72,7 +72,7 @@ async fn home(audius: AudiusLogin, user: Option<AudiusUser>) -> HttpResponse {
             None => {
                 h1 { "Popup login" }
                 div #login {
-                    (PreEscaped(audius.login_button(&ButtonOptions::default().corners(ButtonCorners::Pill))))
+                    (PreEscaped(audius.login_button(&ButtonOptions { pill: true, ..ButtonOptions::default() })))
                 }
                 p #profile {}
                 script { (PreEscaped(IN_PLACE)) }

@@ -11,20 +11,22 @@ use actix_web::dev::Server;
 use actix_web::{App, HttpResponse, HttpServer, web};
 use maud::{PreEscaped, html};
 
-use crate::Setup;
 use crate::pages::{environment_banner, in_place_script, page, profile_card};
+use crate::{Settings, Setup};
 
 /// Builds the demo's server on the setup's listener (not yet running: await or spawn it).
 pub fn server(setup: &Setup) -> std::io::Result<Server> {
     // Before any login: the recorder the libraries' metrics go to (once per process).
     let metrics = crate::metrics::prometheus();
     let audius = setup.audius.clone();
+    let settings = setup.settings.clone();
     let sessions = setup.session_middleware_factory();
     let listener = setup.listener.try_clone()?;
     Ok(HttpServer::new(move || {
         let audius = audius.clone();
         App::new()
             .app_data(web::Data::new(audius.clone()))
+            .app_data(web::Data::new(settings.clone()))
             .app_data(web::Data::new(metrics.clone()))
             .configure(audius.routes())
             .route("/", web::get().to(home))
@@ -42,7 +44,11 @@ pub fn server(setup: &Setup) -> std::io::Result<Server> {
     .run())
 }
 
-async fn home(user: Option<AudiusUser>, audius: web::Data<AudiusLogin>) -> HttpResponse {
+async fn home(
+    user: Option<AudiusUser>,
+    audius: web::Data<AudiusLogin>,
+    settings: web::Data<Settings>,
+) -> HttpResponse {
     let body = match user {
         Some(user) => profile_card(&user, audius.logout_path()),
         None => html! {
@@ -55,11 +61,11 @@ async fn home(user: Option<AudiusUser>, audius: web::Data<AudiusLogin>) -> HttpR
                 }
                 div #login {
                     // The button's HTML, rendered (and escaped) by actix-audius-login.
-                    (PreEscaped(audius.login_button(&ButtonOptions::default().size(ButtonSize::Large))))
+                    (PreEscaped(audius.login_button(&ButtonOptions { size: ButtonSize::Large, ..ButtonOptions::default() })))
                 }
                 div #profile {}
             }
-            @if audius.response_mode() == ResponseMode::PostMessage {
+            @if settings.response_mode == ResponseMode::PostMessage {
                 (in_place_script())
             }
         },
@@ -67,7 +73,7 @@ async fn home(user: Option<AudiusUser>, audius: web::Data<AudiusLogin>) -> HttpR
     page(
         "Log In with Audius: demo",
         body,
-        environment_banner(&audius),
+        environment_banner(&settings),
     )
 }
 
@@ -78,11 +84,11 @@ async fn me(user: AudiusUser) -> HttpResponse {
 /// Code flow: the user as Audius describes them now, fetched with the session's access token
 /// (refreshed when needed). 401 JSON when signed out.
 async fn me_at_audius(
-    audius: web::Data<AudiusLogin>,
+    settings: web::Data<Settings>,
     req: actix_web::HttpRequest,
 ) -> Result<HttpResponse, actix_web::Error> {
     use actix_web::FromRequest as _;
-    if audius.flow() != Flow::AuthorizationCode {
+    if settings.flow != Flow::AuthorizationCode {
         return Ok(HttpResponse::NotFound().json(serde_json::json!({
             "error": "code_flow_only",
             "message": "/me/audius calls the Audius API as the user: run the demo with AUDIUS_FLOW=code",

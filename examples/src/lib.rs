@@ -117,10 +117,25 @@ pub fn init_tracing() {
         .init();
 }
 
+/// What the demo shows of its Audius settings (the app knows its own configuration).
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The flow.
+    pub flow: Flow,
+    /// The answer channel.
+    pub response_mode: ResponseMode,
+    /// The Audius the app talks to.
+    pub environment: Environment,
+    /// The API key given to the builder, if any.
+    pub api_key: Option<String>,
+}
+
 /// Everything an example app needs, read from the environment.
 pub struct Setup {
     /// The Audius login settings.
     pub audius: AudiusLogin,
+    /// The settings the demo shows.
+    pub settings: Settings,
     pub session_key: Key,
     pub listener: TcpListener,
     pub app_url: Url,
@@ -238,6 +253,12 @@ impl Setup {
         };
         let app_name = env("AUDIUS_APP_NAME").unwrap_or_else(|| default_app_name.into());
         let redis_url = env("REDIS_URL");
+        let settings = Settings {
+            flow,
+            response_mode: mode,
+            environment: environment.clone(),
+            api_key: api_key.clone(),
+        };
         let mut builder = AudiusLogin::builder(app_name, &redirect_uri)
             .response_mode(mode)
             .environment(environment)
@@ -279,6 +300,7 @@ impl Setup {
         };
         Ok(Self {
             audius,
+            settings,
             session_key,
             listener,
             app_url,
@@ -305,6 +327,12 @@ impl Setup {
         let redirect_uri = app_url
             .join("auth/audius/callback")
             .map_err(|e| format!("cannot make the callback URL from {app_url}: {e}"))?;
+        let settings = Settings {
+            flow: Flow::Implicit,
+            response_mode: mode,
+            environment: environment.clone(),
+            api_key: None,
+        };
         let audius = AudiusLogin::builder(app_name, redirect_uri.as_str())
             .response_mode(mode)
             .environment(environment)
@@ -313,6 +341,7 @@ impl Setup {
             .map_err(|e| format!("invalid Audius login settings: {e}"))?;
         Ok(Self {
             audius,
+            settings,
             session_key: Key::generate(),
             listener,
             app_url,
@@ -332,8 +361,8 @@ impl Setup {
             );
         }
         println!("Log In with Audius demo listening on {}", self.app_url);
-        println!("  flow:      {:?}", self.audius.flow());
-        println!("  channel:   {:?}", self.audius.response_mode());
+        println!("  flow:      {:?}", self.settings.flow);
+        println!("  channel:   {:?}", self.settings.response_mode);
         match &self.redis_url {
             Some(url) => println!("  sessions:  Redis at {url} (and the replay cache)"),
             None => println!("  sessions:  in the encrypted cookie"),
@@ -352,7 +381,7 @@ impl Setup {
                         .join(", ")
                 );
             }
-            None => println!("  Audius:    {}", self.audius.environment().login_page()),
+            None => println!("  Audius:    {}", self.settings.environment.login_page()),
         }
     }
 }

@@ -2,7 +2,9 @@
 //! frame, the banner naming the Audius the app talks to, the signed-in user's card, and the
 //! script that shows the user in place after a popup login.
 
-use actix_audius_login::{AudiusLogin, AudiusUser, Environment};
+use actix_audius_login::{AudiusUser, Environment};
+
+use crate::Settings;
 use actix_web::HttpResponse;
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 
@@ -34,17 +36,17 @@ pub(crate) fn page(title: &str, body: Markup, banner: Markup) -> HttpResponse {
 }
 
 /// Says which Audius the app talks to, and through which channel the answer comes back.
-pub(crate) fn environment_banner(audius: &AudiusLogin) -> Markup {
-    let origin = audius.environment().login_origin();
+pub(crate) fn environment_banner(settings: &Settings) -> Markup {
+    let origin = settings.environment.login_origin();
     let sandbox = !matches!(
-        audius.environment(),
+        settings.environment,
         Environment::Production | Environment::Staging
     );
     html! {
         p.banner data-audius-origin=(origin) {
             (if sandbox { "Audius sandbox at" } else { "Audius at" })
             " " code { (origin) }
-            " · channel: " code { (format!("{:?}", audius.response_mode())) }
+            " · channel: " code { (format!("{:?}", settings.response_mode)) }
         }
     }
 }

@@ -1,11 +1,11 @@
-//! The app the server suites run on a [`TestServer`](actix_audius_login::testing::TestServer):
+//! The app the server suites run on a [`TestServer`](actix_audius_login_testing::TestServer):
 //! the login routes, `GET /me` (the signed-in user as JSON, or the crate's 401), the login
 //! middleware and a session middleware whose cookie is `id`, not `Secure` (plain-http
 //! loopback).
 //!
 //! ```no_run
 //! use actix_audius_login::AudiusLogin;
-//! use actix_audius_login::testing::TestServer;
+//! use actix_audius_login_testing::TestServer;
 //! use actix_session::storage::CookieSessionStore;
 //! use actix_web::cookie::Key;
 //! use audius_login_e2e::app::{app, sessions};

@@ -3,7 +3,7 @@
 //! against the sandbox, each asserting what a working login answers.
 //!
 //! A whole login, when the steps need no checking of their own, is
-//! `actix_audius_login::testing::TestClient::sign_in_as`.
+//! `actix_audius_login_testing::TestClient::sign_in_as`.
 
 use std::sync::Arc;
 use std::time::Duration;

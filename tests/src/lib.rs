@@ -2,7 +2,7 @@
 //! the sandbox, and the external programs the suites drive (ChromeDriver and Chromium,
 //! `redis-server`), started and stopped by the tests themselves.
 //!
-//! - [`app`]: the app the server suites run on `actix_audius_login::testing::TestServer` (the
+//! - [`app`]: the app the server suites run on `actix_audius_login_testing::TestServer` (the
 //!   crate's own test server, the one its users get);
 //! - [`http`]: a cookie-keeping client and the hops of a login, checked one by one;
 //! - [`browser`]: a real browser, and the demo app it drives;

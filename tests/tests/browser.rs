@@ -11,9 +11,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use actix_audius_login::{
-    AudiusLogin, ButtonCorners, ButtonOptions, ButtonSize, ButtonWidth, HoverGrowth, ResponseMode,
-};
+use actix_audius_login::{AudiusLogin, ButtonOptions, ButtonSize, ResponseMode};
 use audius_login_e2e::browser::{
     Browser, DemoApp, PageServer, Result, WAIT, scenario, screenshot_dir, wait_until, workspace_dir,
 };
@@ -645,32 +643,50 @@ fn variants() -> Vec<(&'static str, &'static str, ButtonOptions)> {
         (
             "small",
             "size small",
-            ButtonOptions::default().size(ButtonSize::Small),
+            ButtonOptions {
+                size: ButtonSize::Small,
+                ..ButtonOptions::default()
+            },
         ),
         (
             "large",
             "size large",
-            ButtonOptions::default().size(ButtonSize::Large),
+            ButtonOptions {
+                size: ButtonSize::Large,
+                ..ButtonOptions::default()
+            },
         ),
         (
             "pill",
             "pill corners",
-            ButtonOptions::default().corners(ButtonCorners::Pill),
+            ButtonOptions {
+                pill: true,
+                ..ButtonOptions::default()
+            },
         ),
         (
             "full-width",
             "full width",
-            ButtonOptions::default().width(ButtonWidth::Full),
+            ButtonOptions {
+                full_width: true,
+                ..ButtonOptions::default()
+            },
         ),
         (
             "custom-text",
             "custom text",
-            ButtonOptions::default().custom_text("Sign in with Audius"),
+            ButtonOptions {
+                text: Some("Sign in with Audius".into()),
+                ..ButtonOptions::default()
+            },
         ),
         (
             "still",
             "no hover growth",
-            ButtonOptions::default().hover(HoverGrowth::Still),
+            ButtonOptions {
+                grow_on_hover: false,
+                ..ButtonOptions::default()
+            },
         ),
     ]
 }

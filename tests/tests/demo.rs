@@ -72,7 +72,7 @@ async fn code_flow_demo_calls_audius_as_the_user() {
 async fn the_demo_ties_tokens_to_its_registered_key() {
     // On the embedded sandbox, by default: the key the demo registers there.
     let (app, setup) = start_demo(&[("AUDIUS_RESPONSE_MODE", "query")]).await;
-    assert_eq!(setup.audius.api_key(), Some(DEMO_API_KEY));
+    assert_eq!(setup.settings.api_key.as_deref(), Some(DEMO_API_KEY));
     let client = http::client();
     login(&client, &app, "listener").await;
     // A token approved for no app (or another one) is refused.
@@ -110,7 +110,11 @@ async fn the_demo_ties_tokens_to_its_registered_key() {
             ("AUDIUS_RESPONSE_MODE", "query"),
         ])
         .await;
-        assert_eq!(setup.audius.api_key(), Some(BUILTIN_APP_API_KEY), "{flow}");
+        assert_eq!(
+            setup.settings.api_key.as_deref(),
+            Some(BUILTIN_APP_API_KEY),
+            "{flow}"
+        );
         let client = http::client();
         login(&client, &app, "artist").await;
         let (status, body) = get_json(&client, app.join("/me").unwrap()).await;

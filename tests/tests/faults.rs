@@ -10,8 +10,8 @@
 
 use std::time::{Duration, Instant};
 
-use actix_audius_login::testing::TestServer;
 use actix_audius_login::{AudiusLogin, ResponseMode, VerifierKind};
+use actix_audius_login_testing::TestServer;
 use actix_session::storage::CookieSessionStore;
 use actix_web::cookie::Key;
 use audius_login::ApiClient;

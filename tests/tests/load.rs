@@ -11,16 +11,16 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_audius_login::testing::{TestClient, TestServer};
-use actix_audius_login::{AudiusLogin, ResponseMode};
+use actix_audius_login::{AudiusLogin, Limits, ResponseMode};
+use actix_audius_login_testing::{TestClient, TestServer};
 use actix_session::storage::CookieSessionStore;
 use actix_web::cookie::Key;
-use actix_web::http::StatusCode;
-use actix_web::http::header::ACCEPT;
 use audius_login::replay::MemoryReplayCache;
 use audius_login_e2e::app::{app, sessions};
 use audius_sandbox::{Role, Sandbox, SandboxUser, SandboxUsers};
 use futures_util::StreamExt as _;
+use reqwest::StatusCode;
+use reqwest::header::ACCEPT;
 
 /// Logins, one user each.
 const LOGINS: usize = 1_000;
@@ -78,15 +78,16 @@ async fn one_login(
 
 async fn whoami(client: &TestClient) -> Result<String, String> {
     let res = client
-        .get("/me")
-        .insert_header((ACCEPT, "application/json"))
+        .http()
+        .get(client.url("/me"))
+        .header(ACCEPT, "application/json")
         .send()
         .await
         .map_err(|e| e.to_string())?;
     if res.status() != StatusCode::OK {
         return Err(format!("/me answered {}", res.status()));
     }
-    let me: serde_json::Value = res.json().map_err(|e| e.to_string())?;
+    let me: serde_json::Value = res.json().await.map_err(|e| e.to_string())?;
     me["handle"]
         .as_str()
         .map(str::to_owned)
@@ -102,7 +103,10 @@ async fn a_thousand_concurrent_logins_each_signed_in_as_its_own_user() {
         .response_mode(ResponseMode::Query)
         .environment(sandbox.environment())
         .replay_cache(replay.clone())
-        .user_cache_capacity(USER_CACHE_CAPACITY)
+        .limits(Limits {
+            user_cache_capacity: USER_CACHE_CAPACITY,
+            ..Limits::default()
+        })
         // A thousand users never seen before, at once: beyond the default app-wide budget of
         // requests to Audius (a burst of 50, then 10 per second), which would answer most of
         // them `503` (retryable). This test measures the app's concurrency, not that budget.

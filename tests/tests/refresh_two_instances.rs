@@ -25,7 +25,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use actix_audius_login::testing::TestServer;
+use actix_audius_login_testing::TestServer;
 use actix_audius_login::{AudiusClient, AudiusLogin, Flow, ResponseMode, Scope, VerifyOptions};
 use actix_session::storage::{CookieSessionStore, RedisSessionStore, SessionStore};
 use actix_web::cookie::{Cookie, CookieJar, Key};
@@ -195,7 +195,7 @@ fn refreshes(sandbox: &SandboxHandle) -> usize {
 /// entry `audius.tokens` (family `f`, generation `g`, refresh token `r`, ...).
 fn cookie_tokens(w: &World, jar: &reqwest::cookie::Jar) -> Value {
     use reqwest::cookie::CookieStore as _;
-    let url = Url::parse(w.instances[0].base_url()).unwrap();
+    let url = Url::parse(&w.instances[0].url("/")).unwrap();
     let header = jar.cookies(&url).expect("a cookie");
     let value = header
         .to_str()
@@ -364,7 +364,7 @@ async fn a_logout_on_one_instance_is_seen_by_the_other_without_a_refresh() {
     let (copy, copy_jar) = client_with_jar();
     {
         use reqwest::cookie::CookieStore as _;
-        let url = Url::parse(a.base_url()).unwrap();
+        let url = Url::parse(&a.url("/")).unwrap();
         let header = jar.cookies(&url).unwrap();
         for cookie in header.to_str().unwrap().split("; ") {
             copy_jar.add_cookie_str(cookie, &url);

@@ -13,9 +13,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use actix_audius_login::store::{ConnectFuture, GuardedStore, ReconnectingStore};
-use actix_audius_login::testing::TestServer;
+use actix_audius_login::store::{GuardedStore, ReconnectingStore};
 use actix_audius_login::{AudiusLogin, ResponseMode};
+use actix_audius_login_testing::TestServer;
 use actix_session::storage::RedisSessionStore;
 use actix_web::cookie::Key;
 use actix_web::web;
@@ -61,9 +61,9 @@ async fn session_store(redis: &RedisServer) -> GuardedStore<ReconnectingStore<Re
     let first = RedisSessionStore::new(url.clone())
         .await
         .expect("Redis answers");
-    let store = ReconnectingStore::new(first, move || -> ConnectFuture<RedisSessionStore> {
+    let store = ReconnectingStore::new(first, move || {
         let url = url.clone();
-        Box::pin(async move { RedisSessionStore::new(url).await })
+        async move { RedisSessionStore::new(url).await }
     });
     GuardedStore::new(store).timeout(STORE_TIMEOUT)
 }
@@ -166,7 +166,7 @@ async fn handle_on(client: &reqwest::Client, on: &Instance) -> Option<String> {
 fn session_cookie(jar: &reqwest::cookie::Jar, on: &Instance) -> String {
     use reqwest::cookie::CookieStore as _;
     let header = jar
-        .cookies(&Url::parse(on.base_url()).unwrap())
+        .cookies(&Url::parse(&on.url("/")).unwrap())
         .expect("a cookie");
     header
         .to_str()

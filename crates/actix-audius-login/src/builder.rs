@@ -4,7 +4,6 @@
 use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
 
 use actix_web::HttpRequest;
 use audius_login::clock::Clock;
@@ -17,8 +16,8 @@ use audius_login::{
 };
 
 use crate::config::{
-    Config, Flow, LoginEvent, LogoutBehavior, OnLoginFn, ResponseMode, UnauthenticatedResponse,
-    VerifierKind,
+    Config, Flow, Limits, LoginEvent, LogoutBehavior, OnLoginFn, Paths, ResponseMode,
+    UnauthenticatedResponse, VerifierKind,
 };
 use crate::defaults::{self, MAX_CACHE_CAPACITY, MAX_SETTING_DURATION};
 use crate::error::{AudiusLoginError, BuildError};
@@ -32,10 +31,7 @@ pub struct AudiusLoginBuilder {
     redirect_uri: String,
     api_key: Option<String>,
     scope: Scope,
-    login_path: String,
-    logout_path: String,
-    assets_path: String,
-    landing_path: String,
+    paths: Paths,
     response_mode: ResponseMode,
     display: Display,
     environment: Environment,
@@ -44,20 +40,12 @@ pub struct AudiusLoginBuilder {
     api_client: Option<ApiClient>,
     replay_cache: Option<Arc<dyn ReplayCache>>,
     verify_options: VerifyOptions,
-    attempt_ttl: Duration,
-    max_pending_attempts: usize,
     unauthenticated: UnauthenticatedResponse,
     logout_behavior: LogoutBehavior,
-    login_deadline: Option<Duration>,
     on_login: Option<Arc<OnLoginFn>>,
-    user_cache_ttl: Duration,
-    user_cache_capacity: usize,
-    user_refetch_interval: Duration,
     upstream_budget: Option<Arc<UpstreamBudget>>,
-    max_logins_per_user: Option<usize>,
+    limits: Limits,
     flow: Flow,
-    refresh_margin: Duration,
-    tracked_sessions: usize,
 }
 
 impl AudiusLoginBuilder {
@@ -67,10 +55,7 @@ impl AudiusLoginBuilder {
             redirect_uri,
             api_key: None,
             scope: Scope::Read,
-            login_path: defaults::LOGIN_PATH.into(),
-            logout_path: defaults::LOGOUT_PATH.into(),
-            assets_path: defaults::ASSETS_PATH.into(),
-            landing_path: defaults::LANDING_PATH.into(),
+            paths: Paths::default(),
             response_mode: ResponseMode::Fragment,
             display: Display::Popup,
             environment: Environment::Production,
@@ -79,20 +64,12 @@ impl AudiusLoginBuilder {
             api_client: None,
             replay_cache: None,
             verify_options: VerifyOptions::default(),
-            attempt_ttl: defaults::ATTEMPT_TTL,
-            max_pending_attempts: defaults::MAX_PENDING_ATTEMPTS,
             unauthenticated: UnauthenticatedResponse::Auto,
             logout_behavior: LogoutBehavior::PurgeSession,
-            login_deadline: Some(defaults::LOGIN_DEADLINE),
             on_login: None,
-            user_cache_ttl: defaults::USER_CACHE_TTL,
-            user_cache_capacity: defaults::USER_CACHE_CAPACITY,
-            user_refetch_interval: defaults::USER_REFETCH_INTERVAL,
             upstream_budget: Some(Arc::new(UpstreamBudget::default())),
-            max_logins_per_user: Some(defaults::DEFAULT_MAX_LOGINS_PER_USER),
+            limits: Limits::default(),
             flow: Flow::Implicit,
-            refresh_margin: defaults::REFRESH_MARGIN,
-            tracked_sessions: defaults::TRACKED_SESSIONS,
         }
     }
 
@@ -103,21 +80,6 @@ impl AudiusLoginBuilder {
     /// states.
     pub fn flow(mut self, flow: Flow) -> Self {
         self.flow = flow;
-        self
-    }
-
-    /// Code flow: refresh the access token this long before it expires, so that a call made
-    /// just before expiry does not fail. Default: 60 s. At most 100 years.
-    pub fn refresh_margin(mut self, margin: Duration) -> Self {
-        self.refresh_margin = margin;
-        self
-    }
-
-    /// Code flow: how many signed-in sessions this process tracks at once for refresh
-    /// coordination (one lock and the newest tokens per session, least recently used forgotten
-    /// first). Default: 10,000. At most [`MAX_CACHE_CAPACITY`].
-    pub fn tracked_sessions(mut self, count: usize) -> Self {
-        self.tracked_sessions = count.max(1);
         self
     }
 
@@ -157,28 +119,23 @@ impl AudiusLoginBuilder {
         self
     }
 
-    /// The login route's path. Default: `/auth/audius/login`.
-    pub fn login_path(mut self, path: impl Into<String>) -> Self {
-        self.login_path = path.into();
+    /// The paths of the login, logout and assets routes, and of the landing page (a plain
+    /// struct: see [`Paths`] for each default). Default: `Paths::default()`, the login route at
+    /// `/auth/audius/login`, logout at `/auth/logout`, assets under `/auth/audius/assets`, and
+    /// the landing page `/`.
+    pub fn paths(mut self, paths: Paths) -> Self {
+        self.paths = paths;
         self
     }
 
-    /// The logout route's path (`POST`). Default: `/auth/logout`.
-    pub fn logout_path(mut self, path: impl Into<String>) -> Self {
-        self.logout_path = path.into();
-        self
-    }
-
-    /// Where the button's script and stylesheet are served. Default: `/auth/audius/assets`.
-    pub fn assets_path(mut self, path: impl Into<String>) -> Self {
-        self.assets_path = path.into();
-        self
-    }
-
-    /// Where the browser goes after login when no valid return-to was given, and after logout.
-    /// Default: `/`.
-    pub fn landing_path(mut self, path: impl Into<String>) -> Self {
-        self.landing_path = path.into();
+    /// How much is kept and for how long: a login (signed out after 30 days), login attempts
+    /// (10 minutes, 5 per session), live logins per user (30), the built-in verifiers' user
+    /// cache (10,000 records for 5 minutes, refetched for logins after 30 s) and the code flow's
+    /// sessions (10,000 tracked, refreshed 60 s before expiry). A plain struct: see [`Limits`] for what each field bounds. Default:
+    /// `Limits::default()`, those values. A duration over 100 years or a capacity over
+    /// 10,000,000 is refused by [`build`](Self::build).
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
         self
     }
 
@@ -202,38 +159,10 @@ impl AudiusLoginBuilder {
         self
     }
 
-    /// Time a user record stays cached by the built-in verifiers. Default: 5 minutes. At most
-    /// 100 years. (Unknown user ids and manager lists are cached for 30 s, and a login is
-    /// judged against a record read within the
-    /// [`user_refetch_interval`](Self::user_refetch_interval): see [`UserDirectory`].)
-    pub fn user_cache_ttl(mut self, ttl: Duration) -> Self {
-        self.user_cache_ttl = ttl;
-        self
-    }
-
-    /// Most user records cached. Default: 10,000. At most [`MAX_CACHE_CAPACITY`].
-    pub fn user_cache_capacity(mut self, capacity: usize) -> Self {
-        self.user_cache_capacity = capacity;
-        self
-    }
-
-    /// How old a cached user record may be and still decide a login on its own (built-in
-    /// verifiers' [`UserDirectory::refetch_interval`]): older, the login reads it again first
-    /// (one request), so an account deactivated at Audius, or a wallet changed, is refused
-    /// here within this interval. A record is read for logins at most once per interval
-    /// however many tokens arrive, forged ones included, and failed reads back off from it.
-    /// While Audius fails, the cached record (at most [`user_cache_ttl`](Self::user_cache_ttl)
-    /// old) decides. Default: 30 s. At most 100 years. Zero reads the record at every login,
-    /// and then forged tokens cost a request each.
-    pub fn user_refetch_interval(mut self, interval: Duration) -> Self {
-        self.user_refetch_interval = interval;
-        self
-    }
-
     /// The app-wide budget of requests to Audius that logins trigger (user records and manager
     /// lists of the built-in verifiers, `verify_token` calls of the API verifier): see
     /// [`UserDirectory::budget`]. The per-user-id bound of
-    /// [`user_refetch_interval`](Self::user_refetch_interval) cannot bound forged tokens for
+    /// [`Limits::user_refetch_interval`] cannot bound forged tokens for
     /// ever new user ids; this does. Spent, a login that needs a request answers
     /// `503 audius_unavailable` (retryable) without making one; a login answerable from a
     /// cached record is unaffected. Default: a burst of 50, then 10 per second
@@ -242,20 +171,6 @@ impl AudiusLoginBuilder {
     /// in a second) raises it. `None`: no app-wide bound.
     pub fn upstream_budget(mut self, budget: Option<Arc<UpstreamBudget>>) -> Self {
         self.upstream_budget = budget;
-        self
-    }
-
-    /// Most logins of one Audius user live at once in this process. A successful login stays
-    /// in the replay cache (its token and its state) for the longer of the maximum token age
-    /// plus twice the clock skew and the attempt's lifetime; while a user has this many, their
-    /// next login is refused with `429 too_many_logins` before any network call. This bounds
-    /// what one Audius account (whose holder can mint as many tokens as they like) can take of
-    /// an in-memory replay cache, which refuses every login once full. Only successful logins
-    /// count. Default: `Some(30)`
-    /// ([`DEFAULT_MAX_LOGINS_PER_USER`](crate::DEFAULT_MAX_LOGINS_PER_USER)); `None` for no bound;
-    /// `Some(0)` is refused by [`build`](Self::build).
-    pub fn max_logins_per_user(mut self, max: Option<usize>) -> Self {
-        self.max_logins_per_user = max;
         self
     }
 
@@ -281,7 +196,7 @@ impl AudiusLoginBuilder {
     /// accepted token is remembered); clock skew 30 s; the system clock; the profile from
     /// Audius' user record ([`ProfileSource::UserRecord`](audius_login::ProfileSource::UserRecord),
     /// not the token's self-signed claims); 16 KiB tokens. The maximum age and the clock skew
-    /// are at most 100 years ([`MAX_SETTING_DURATION`](crate::MAX_SETTING_DURATION)). The
+    /// are at most 100 years. The
     /// options' API key is this builder's [`api_key`](Self::api_key) (one given in the options
     /// is replaced).
     ///
@@ -308,20 +223,6 @@ impl AudiusLoginBuilder {
         self
     }
 
-    /// How long a login attempt (its state) stays valid. Default: 10 minutes. At most 100
-    /// years.
-    pub fn attempt_ttl(mut self, ttl: Duration) -> Self {
-        self.attempt_ttl = ttl;
-        self
-    }
-
-    /// Most login attempts pending at once in one session (several tabs); the oldest goes
-    /// first. Default: 5.
-    pub fn max_pending_attempts(mut self, count: usize) -> Self {
-        self.max_pending_attempts = count.max(1);
-        self
-    }
-
     /// What requests without a user get where one is required. Default:
     /// [`UnauthenticatedResponse::Auto`].
     pub fn unauthenticated(mut self, response: UnauthenticatedResponse) -> Self {
@@ -335,24 +236,12 @@ impl AudiusLoginBuilder {
         self
     }
 
-    /// Sign the user out this long after login, whatever the session's own lifetime. Default:
-    /// 30 days; `None` lets a signed-in session live as long as
-    /// the session store keeps it. At most 100 years.
-    ///
-    /// With actix-session's cookie store this is the only server-side bound on a stolen
-    /// cookie: the cookie *is* the session, so logging out changes the browser's cookie but
-    /// cannot revoke a copy of it, which stays valid until this deadline (or until the cookie
-    /// key changes). A server-side store (Redis) revokes at logout.
-    pub fn login_deadline(mut self, deadline: Option<Duration>) -> Self {
-        self.login_deadline = deadline;
-        self
-    }
-
     /// An async hook run after the token is verified and before the user is signed in: the only
     /// moment the user's email exists. It can store it, map the user to an account (the session
     /// is at hand: `req.get_session()`), or refuse the login by returning an error: this crate's
-    /// [`AudiusLoginError`] (for example [`AudiusLoginError::refused`], `403 login_refused`),
-    /// answered as it is. Default: none.
+    /// [`AudiusLoginError`] (for example
+    /// `AudiusLoginError::new(LoginErrorKind::LoginRefused, ..)`, `403 login_refused`), answered
+    /// as it is. Default: none.
     pub fn on_login<F, Fut>(mut self, hook: F) -> Self
     where
         F: Fn(HttpRequest, LoginEvent) -> Fut + Send + Sync + 'static,
@@ -364,21 +253,26 @@ impl AudiusLoginBuilder {
 
     /// Checks everything and builds. Fails with a [`BuildError`] naming the setting on a bad
     /// redirect URI, a path that does not start with `/`, a `write` scope without an API key, a
-    /// duration over [`MAX_SETTING_DURATION`], a capacity over [`MAX_CACHE_CAPACITY`],
-    /// `max_logins_per_user(Some(0))`, or an API client that cannot be built. Logs a
+    /// duration over 100 years, a capacity over 10,000,000, a `max_logins_per_user` of
+    /// `Some(0)`, or an API client that cannot be built. Logs a
     /// warning when the implicit flow runs without an API key (tokens of any app accepted).
     pub fn build(self) -> Result<AudiusLogin, BuildError> {
         let options = self.verify_options;
+        let limits = self.limits;
+        let paths = self.paths;
         let max_token_age = options.get_max_age().unwrap_or(defaults::MAX_TOKEN_AGE);
         let clock_skew = options.get_clock_skew();
         for (what, duration) in [
             ("verify_options (max_age)", Some(max_token_age)),
             ("verify_options (clock_skew)", Some(clock_skew)),
-            ("attempt_ttl", Some(self.attempt_ttl)),
-            ("user_cache_ttl", Some(self.user_cache_ttl)),
-            ("user_refetch_interval", Some(self.user_refetch_interval)),
-            ("refresh_margin", Some(self.refresh_margin)),
-            ("login_deadline", self.login_deadline),
+            ("limits.attempt_ttl", Some(limits.attempt_ttl)),
+            ("limits.user_cache_ttl", Some(limits.user_cache_ttl)),
+            (
+                "limits.user_refetch_interval",
+                Some(limits.user_refetch_interval),
+            ),
+            ("limits.refresh_margin", Some(limits.refresh_margin)),
+            ("limits.login_deadline", limits.login_deadline),
         ] {
             if duration.is_some_and(|d| d > MAX_SETTING_DURATION) {
                 return Err(BuildError::new(
@@ -391,8 +285,8 @@ impl AudiusLoginBuilder {
             }
         }
         for (what, capacity) in [
-            ("user_cache_capacity", self.user_cache_capacity),
-            ("tracked_sessions", self.tracked_sessions),
+            ("limits.user_cache_capacity", limits.user_cache_capacity),
+            ("limits.tracked_sessions", limits.tracked_sessions),
         ] {
             if capacity > MAX_CACHE_CAPACITY {
                 return Err(BuildError::new(
@@ -404,11 +298,11 @@ impl AudiusLoginBuilder {
                 ));
             }
         }
-        if self.max_logins_per_user == Some(0) {
+        if limits.max_logins_per_user == Some(0) {
             return Err(BuildError::new(
-                "max_logins_per_user",
-                "max_logins_per_user is Some(0), which refuses every login; give at least 1, or \
-                 None for no bound",
+                "limits.max_logins_per_user",
+                "limits.max_logins_per_user is Some(0), which refuses every login; give at least \
+                 1, or None for no bound",
             ));
         }
         // Within the bounds above, neither can overflow; checked all the same.
@@ -459,31 +353,31 @@ impl AudiusLoginBuilder {
             ));
         }
         for (what, path) in [
-            ("login_path", &self.login_path),
-            ("logout_path", &self.logout_path),
-            ("assets_path", &self.assets_path),
+            ("paths.login", &paths.login),
+            ("paths.logout", &paths.logout),
+            ("paths.assets", &paths.assets),
         ] {
             if !path.starts_with('/') || path.starts_with("//") || path.contains(['?', '#']) {
                 return Err(BuildError::new(
                     what,
                     format!(
-                        "the {} must be a plain path starting with /, got {path:?}",
-                        what.replace('_', " ")
+                        "the {} path must be a plain path starting with /, got {path:?}",
+                        what.trim_start_matches("paths.")
                     ),
                 ));
             }
         }
-        let landing_path = sanitize_return_to(&self.landing_path).ok_or_else(|| {
+        let landing_path = sanitize_return_to(&paths.landing).ok_or_else(|| {
             BuildError::new(
-                "landing_path",
+                "paths.landing",
                 format!(
                     "the landing path must be a path on the app's own origin, got {:?}",
-                    self.landing_path
+                    paths.landing
                 ),
             )
         })?;
         let callback_path = redirect_uri.path().to_owned();
-        if [&self.login_path, &self.logout_path].contains(&&callback_path) {
+        if [&paths.login, &paths.logout].contains(&&callback_path) {
             return Err(BuildError::new(
                 "redirect_uri",
                 "the callback path must differ from the login and logout paths",
@@ -526,10 +420,10 @@ impl AudiusLoginBuilder {
                 let directory = Arc::new(
                     UserDirectory::with_cache(
                         client,
-                        self.user_cache_ttl,
-                        self.user_cache_capacity,
+                        limits.user_cache_ttl,
+                        limits.user_cache_capacity,
                     )
-                    .refetch_interval(self.user_refetch_interval)
+                    .refetch_interval(limits.user_refetch_interval)
                     .budget(self.upstream_budget),
                 );
                 let verifier: Arc<dyn Verifier> = match self.verifier_kind {
@@ -552,9 +446,9 @@ impl AudiusLoginBuilder {
             redirect_uri,
             callback_path,
             app_origin,
-            login_path: self.login_path,
-            logout_path: self.logout_path,
-            assets_path: self.assets_path.trim_end_matches('/').to_owned(),
+            login_path: paths.login,
+            logout_path: paths.logout,
+            assets_path: paths.assets.trim_end_matches('/').to_owned(),
             landing_path,
             response_mode: self.response_mode,
             display: self.display,
@@ -573,21 +467,21 @@ impl AudiusLoginBuilder {
             replay_ttl,
             max_token_age,
             clock,
-            attempt_ttl: self.attempt_ttl,
-            max_pending_attempts: self.max_pending_attempts,
+            attempt_ttl: limits.attempt_ttl,
+            max_pending_attempts: limits.max_pending_attempts.max(1),
             unauthenticated: self.unauthenticated,
             logout_behavior: self.logout_behavior,
-            login_deadline: self.login_deadline,
+            login_deadline: limits.login_deadline,
             on_login: self.on_login,
             directory,
             flow: self.flow,
             oauth,
-            refresh_margin: self.refresh_margin,
+            refresh_margin: limits.refresh_margin,
         };
         Ok(AudiusLogin::new(
             config,
-            Families::new(self.tracked_sessions),
-            UserLogins::new(self.max_logins_per_user),
+            Families::new(limits.tracked_sessions.max(1)),
+            UserLogins::new(limits.max_logins_per_user),
         ))
     }
 }

@@ -20,87 +20,49 @@ pub enum ButtonSize {
     Large,
 }
 
-/// The button's corners (`corners` in the SDK).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-#[non_exhaustive]
-pub enum ButtonCorners {
-    /// Slightly rounded (default).
-    #[default]
-    Default,
-    /// Fully rounded ends.
-    Pill,
-}
-
-/// Whether the button grows a little on hover (`disableHoverGrow` in the SDK, inverted).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-#[non_exhaustive]
-pub enum HoverGrowth {
-    /// Grows on hover (default).
-    #[default]
-    Grow,
-    /// Stays still.
-    Still,
-}
-
-/// The button's width (`fullWidth` in the SDK).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-#[non_exhaustive]
-pub enum ButtonWidth {
-    /// As wide as its text (default).
-    #[default]
-    Fit,
-    /// As wide as its container.
-    Full,
-}
-
-/// Options of [`AudiusLogin::login_button`](crate::AudiusLogin::login_button). Every setter states
-/// its default.
-#[derive(Debug, Clone, Default)]
+/// Options of [`AudiusLogin::login_button`](crate::AudiusLogin::login_button), those of the Audius
+/// SDK's `renderButton`. A plain struct: set the fields you want and take the rest from
+/// `ButtonOptions::default()`.
+///
+/// ```
+/// use actix_audius_login::{ButtonOptions, ButtonSize};
+///
+/// let options = ButtonOptions {
+///     size: ButtonSize::Large,
+///     pill: true,
+///     return_to: Some("/studio".into()),
+///     ..ButtonOptions::default()
+/// };
+/// # let _ = options;
+/// ```
+#[derive(Debug, Clone)]
 pub struct ButtonOptions {
-    size: ButtonSize,
-    corners: ButtonCorners,
-    custom_text: Option<String>,
-    hover: HoverGrowth,
-    width: ButtonWidth,
-    return_to: Option<String>,
+    /// Size (`size` in the SDK). Default: [`ButtonSize::Medium`].
+    pub size: ButtonSize,
+    /// Fully rounded ends (`corners: "pill"` in the SDK). Default: `false` (slightly rounded).
+    pub pill: bool,
+    /// As wide as its container (`fullWidth` in the SDK). Default: `false` (as wide as its
+    /// text).
+    pub full_width: bool,
+    /// Grows a little on hover (`disableHoverGrow` in the SDK, inverted). Default: `true`.
+    pub grow_on_hover: bool,
+    /// The label (`customText` in the SDK). Default: `None`, "Continue With Audius".
+    pub text: Option<String>,
+    /// Where to go after login (a path on this app; anything else falls back to the landing
+    /// page). Default: `None`, the landing page.
+    pub return_to: Option<String>,
 }
 
-impl ButtonOptions {
-    /// Size. Default: [`ButtonSize::Medium`].
-    pub fn size(mut self, size: ButtonSize) -> Self {
-        self.size = size;
-        self
-    }
-
-    /// Corners. Default: [`ButtonCorners::Default`].
-    pub fn corners(mut self, corners: ButtonCorners) -> Self {
-        self.corners = corners;
-        self
-    }
-
-    /// The label. Default: "Continue With Audius".
-    pub fn custom_text(mut self, text: impl Into<String>) -> Self {
-        self.custom_text = Some(text.into());
-        self
-    }
-
-    /// Hover growth. Default: [`HoverGrowth::Grow`].
-    pub fn hover(mut self, hover: HoverGrowth) -> Self {
-        self.hover = hover;
-        self
-    }
-
-    /// Width. Default: [`ButtonWidth::Fit`].
-    pub fn width(mut self, width: ButtonWidth) -> Self {
-        self.width = width;
-        self
-    }
-
-    /// Where to go after login (a path on this app; anything else falls back to the landing
-    /// page). Default: the landing page.
-    pub fn return_to(mut self, path: impl Into<String>) -> Self {
-        self.return_to = Some(path.into());
-        self
+impl Default for ButtonOptions {
+    fn default() -> Self {
+        Self {
+            size: ButtonSize::default(),
+            pill: false,
+            full_width: false,
+            grow_on_hover: true,
+            text: None,
+            return_to: None,
+        }
     }
 }
 
@@ -132,23 +94,20 @@ pub(crate) fn render(c: &Config, options: &ButtonOptions) -> String {
             ButtonSize::Large => "audius-login-button--large",
         },
     ];
-    if options.corners == ButtonCorners::Pill {
+    if options.pill {
         classes.push("audius-login-button--pill");
     }
-    if options.hover == HoverGrowth::Grow {
+    if options.grow_on_hover {
         classes.push("audius-login-button--grow");
     }
-    if options.width == ButtonWidth::Full {
+    if options.full_width {
         classes.push("audius-login-button--full-width");
     }
     let href = match &options.return_to {
         Some(path) => c.login_url_for(path),
         None => c.login_path.clone(),
     };
-    let text = options
-        .custom_text
-        .as_deref()
-        .unwrap_or(defaults::BUTTON_TEXT);
+    let text = options.text.as_deref().unwrap_or(defaults::BUTTON_TEXT);
     let popup = c.response_mode == ResponseMode::PostMessage;
     html! {
         link rel="stylesheet" href=(button_css_url(c));

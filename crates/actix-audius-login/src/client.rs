@@ -37,6 +37,7 @@ use crate::user::AudiusUser;
 ///
 /// ```
 /// use actix_audius_login::AudiusClient;
+/// use actix_web::http::Method;
 /// use actix_web::{HttpResponse, web};
 ///
 /// async fn my_profile(audius: AudiusClient) -> Result<HttpResponse, actix_web::Error> {
@@ -47,10 +48,9 @@ use crate::user::AudiusUser;
 /// // A write call (needs the `write` scope; a `read` token gets Audius' 403 back), its answer
 /// // passed on as it is: the status is actix-web's own `StatusCode`.
 /// async fn favorite(audius: AudiusClient, track: web::Path<String>) -> Result<HttpResponse, actix_web::Error> {
-///     let answer = audius
-///         .post_json(&format!("/v1/tracks/{track}/favorites"), &serde_json::json!({}))
-///         .await?;
-///     Ok(HttpResponse::build(answer.status()).body(answer.into_body()))
+///     let path = format!("/v1/tracks/{track}/favorites");
+///     let answer = audius.send(Method::POST, &path, Some(&serde_json::json!({}))).await?;
+///     Ok(HttpResponse::build(answer.status).body(answer.body))
 /// }
 /// ```
 ///
@@ -71,7 +71,7 @@ use crate::user::AudiusUser;
 /// one of them finds the access token expired. This process keeps, per session (keyed by a
 /// random family id stored with the tokens at login, so the key is bound to the session and
 /// survives session renewal), a lock and the newest tokens it knows (a bounded LRU map,
-/// [`AudiusLoginBuilder::tracked_sessions`](crate::AudiusLoginBuilder::tracked_sessions)):
+/// [`Limits::tracked_sessions`](crate::Limits::tracked_sessions)):
 ///
 /// 1. a request that needs a refresh takes the session's lock; the first one refreshes, records
 ///    the new tokens (generation + 1) and writes them to its session;
@@ -155,11 +155,6 @@ impl FromRequest for AudiusClient {
 }
 
 impl AudiusClient {
-    /// The signed-in user.
-    pub fn user(&self) -> &AudiusUser {
-        &self.user
-    }
-
     /// What the tokens allow: [`Scope::Write`] lets the app act for the user.
     pub fn scope(&self) -> Scope {
         self.tokens.borrow().scope
@@ -200,8 +195,9 @@ impl AudiusClient {
         }
     }
 
-    /// Any call: `method` on `path_and_query` (under the API base: `/v1/...`), with an optional
-    /// JSON body, as the user. A `401` refreshes the tokens once and retries once; any other
+    /// A call as the user: `method` on `path_and_query` (under the API base: `/v1/...`), with
+    /// an optional JSON body (`GET /v1/tracks/{id}` is
+    /// `send(Method::GET, &format!("/v1/tracks/{id}"), None)`). A `401` refreshes the tokens once and retries once; any other
     /// answer, success or not, is returned as it is (a second `401` too). `GET`s fail over to
     /// other hosts; other methods only when the connection was refused.
     ///
@@ -244,25 +240,6 @@ impl AudiusClient {
         Ok(api
             .send_with_bearer(method, path_and_query, fresh.secret(), json)
             .await?)
-    }
-
-    /// `GET path_and_query` as the user (see [`send`](Self::send)).
-    pub async fn get(&self, path_and_query: &str) -> Result<AudiusResponse, AudiusLoginError> {
-        self.send(Method::GET, path_and_query, None).await
-    }
-
-    /// `POST path` with a JSON body as the user (see [`send`](Self::send)).
-    pub async fn post_json(
-        &self,
-        path: &str,
-        body: &Value,
-    ) -> Result<AudiusResponse, AudiusLoginError> {
-        self.send(Method::POST, path, Some(body)).await
-    }
-
-    /// `DELETE path` as the user (see [`send`](Self::send)).
-    pub async fn delete(&self, path: &str) -> Result<AudiusResponse, AudiusLoginError> {
-        self.send(Method::DELETE, path, None).await
     }
 
     /// The user as Audius describes them now (`GET /v1/me`): the same profile type as the
@@ -308,12 +285,12 @@ fn core_method(method: &Method) -> Result<audius_login::client::Method, AudiusLo
 ///
 /// ```
 /// use actix_audius_login::AudiusClient;
-/// use actix_web::http::StatusCode;
+/// use actix_web::http::{Method, StatusCode};
 /// use actix_web::{HttpResponse, web};
 ///
 /// async fn track(audius: AudiusClient, id: web::Path<String>) -> Result<HttpResponse, actix_web::Error> {
-///     let answer = audius.get(&format!("/v1/tracks/{id}")).await?;
-///     Ok(match answer.status() {
+///     let answer = audius.send(Method::GET, &format!("/v1/tracks/{id}"), None).await?;
+///     Ok(match answer.status {
 ///         StatusCode::OK => HttpResponse::Ok().json(answer.json::<serde_json::Value>()?),
 ///         StatusCode::NOT_FOUND => HttpResponse::NotFound().body("no such track"),
 ///         status => HttpResponse::build(status).body(answer.error_message()),
@@ -321,9 +298,17 @@ fn core_method(method: &Method) -> Result<audius_login::client::Method, AudiusLo
 /// }
 /// ```
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct AudiusResponse {
-    status: StatusCode,
-    core: ApiResponse,
+    /// The HTTP status, actix-web's type: compare it with `StatusCode::OK`, or pass it to
+    /// `HttpResponse::build`.
+    pub status: StatusCode,
+    /// The `Location` header of a redirect (redirects are never followed).
+    pub location: Option<String>,
+    /// The body (at most the API client's cap).
+    pub body: Bytes,
+    /// The host that answered (for the core crate's readers).
+    host: url::Url,
 }
 
 impl AudiusResponse {
@@ -337,44 +322,34 @@ impl AudiusResponse {
                 message: format!("a status actix-web cannot hold: {e}"),
             })
         })?;
-        Ok(Self { status, core })
+        Ok(Self {
+            status,
+            location: core.location,
+            body: core.body,
+            host: core.host,
+        })
     }
 
-    /// The HTTP status, actix-web's type: compare it with `StatusCode::OK`, or pass it to
-    /// `HttpResponse::build`.
-    pub fn status(&self) -> StatusCode {
-        self.status
-    }
-
-    /// Whether the status is 2xx.
-    pub fn is_success(&self) -> bool {
-        self.status.is_success()
-    }
-
-    /// The body (at most the API client's cap).
-    pub fn body(&self) -> &Bytes {
-        &self.core.body
-    }
-
-    /// The body, taken.
-    pub fn into_body(self) -> Bytes {
-        self.core.body
+    /// The core crate's answer again (its JSON and error-message readers).
+    fn core(&self) -> ApiResponse {
+        ApiResponse {
+            status: audius_login::client::StatusCode::from_u16(self.status.as_u16())
+                .unwrap_or(audius_login::client::StatusCode::BAD_GATEWAY),
+            body: self.body.clone(),
+            host: self.host.clone(),
+            location: self.location.clone(),
+        }
     }
 
     /// The body as JSON; an unreadable body is `audius_unexpected` (502).
     pub fn json<T: DeserializeOwned>(&self) -> Result<T, AudiusLoginError> {
-        self.core.json().map_err(AudiusLoginError::from)
+        self.core().json().map_err(AudiusLoginError::from)
     }
 
     /// Audius' error message (`error_description`, `error` or `message`), else the start of
     /// the body; never empty.
     pub fn error_message(&self) -> String {
-        self.core.error_message()
-    }
-
-    /// The `Location` header of a redirect (redirects are never followed).
-    pub fn location(&self) -> Option<&str> {
-        self.core.location.as_deref()
+        self.core().error_message()
     }
 }
 
@@ -409,9 +384,8 @@ mod tests {
                 location: None,
             };
             let answer = AudiusResponse::from_core(core).unwrap();
-            assert_eq!(answer.status(), StatusCode::from_u16(code).unwrap());
-            assert_eq!(answer.status().as_u16(), code);
-            assert_eq!(answer.is_success(), (200..300).contains(&code));
+            assert_eq!(answer.status, StatusCode::from_u16(code).unwrap());
+            assert_eq!(answer.status.as_u16(), code);
             assert_eq!(answer.error_message(), "nope");
         }
     }

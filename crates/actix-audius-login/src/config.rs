@@ -17,6 +17,7 @@ use audius_login::{
 };
 use url::Url;
 
+use crate::defaults;
 use crate::error::AudiusLoginError;
 use crate::user::AudiusUser;
 
@@ -89,13 +90,140 @@ impl TryFrom<ResponseMode> for audius_login::ResponseMode {
     }
 }
 
+/// The paths of the routes [`AudiusLogin::routes`](crate::AudiusLogin::routes) mounts, and of
+/// the page the browser lands on: given to
+/// [`AudiusLoginBuilder::paths`](crate::AudiusLoginBuilder::paths). The callback's path is the
+/// redirect URI's. Each path starts with `/` (no query, no fragment); `build()` refuses one that
+/// does not, naming it (`paths.login`).
+///
+/// ```
+/// use actix_audius_login::{AudiusLogin, Paths};
+///
+/// let audius = AudiusLogin::builder("My App", "https://app.example/auth/audius/callback")
+///     .paths(Paths { login: "/signin".into(), landing: "/home".into(), ..Paths::default() })
+///     .build()
+///     .unwrap();
+/// assert_eq!(audius.login_path(), "/signin");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Paths {
+    /// The login route (`GET`). Default: `/auth/audius/login`.
+    pub login: String,
+    /// The logout route (`POST`). Default: `/auth/logout`.
+    pub logout: String,
+    /// Where the button's script and stylesheet are served. Default: `/auth/audius/assets`.
+    pub assets: String,
+    /// Where the browser goes after login when no valid return-to was given, and after logout:
+    /// a path on the app's own origin. Default: `/`.
+    pub landing: String,
+}
+
+impl Default for Paths {
+    fn default() -> Self {
+        Self {
+            login: defaults::LOGIN_PATH.into(),
+            logout: defaults::LOGOUT_PATH.into(),
+            assets: defaults::ASSETS_PATH.into(),
+            landing: defaults::LANDING_PATH.into(),
+        }
+    }
+}
+
+/// How much an [`AudiusLogin`](crate::AudiusLogin) keeps, and for how long: login attempts,
+/// live logins per user, the built-in verifiers' user-record cache, and the code flow's
+/// sessions and refresh. Given to
+/// [`AudiusLoginBuilder::limits`](crate::AudiusLoginBuilder::limits); each field states its
+/// default, and `Limits::default()` has them all. `build()` refuses, naming the field
+/// (`limits.attempt_ttl`), a duration over 100 years and a capacity over 10,000,000 (such as
+/// `Duration::MAX` or `usize::MAX` meant as "never" or "unbounded": time arithmetic or an
+/// allocation on them could fail).
+///
+/// ```
+/// use std::time::Duration;
+/// use actix_audius_login::{AudiusLogin, Limits};
+///
+/// let audius = AudiusLogin::builder("My App", "https://app.example/auth/audius/callback")
+///     .limits(Limits {
+///         attempt_ttl: Duration::from_secs(300),
+///         user_cache_capacity: 50_000,
+///         ..Limits::default()
+///     })
+///     .build()
+///     .unwrap();
+/// # let _ = audius;
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Limits {
+    /// Sign the user out this long after login, whatever the session's own lifetime. Default:
+    /// `Some(30 days)`; `None` lets a signed-in session live as long as the session store
+    /// keeps it.
+    ///
+    /// With actix-session's cookie store this is the only server-side bound on a stolen
+    /// cookie: the cookie *is* the session, so logging out changes the browser's cookie but
+    /// cannot revoke a copy of it, which stays valid until this deadline (or until the cookie
+    /// key changes). A server-side store (Redis) revokes at logout.
+    pub login_deadline: Option<Duration>,
+    /// How long a login attempt (its state) stays valid. Default: 10 minutes.
+    pub attempt_ttl: Duration,
+    /// Most login attempts pending at once in one session (several tabs); the oldest goes
+    /// first. Default: 5 (0 counts as 1).
+    pub max_pending_attempts: usize,
+    /// Most logins of one Audius user live at once in this process. A successful login stays
+    /// in the replay cache (its token and its state) for the longer of the maximum token age
+    /// plus twice the clock skew and the attempt's lifetime; while a user has this many, their
+    /// next login is refused with `429 too_many_logins` before any network call. This bounds
+    /// what one Audius account (whose holder can mint as many tokens as they like) can take of
+    /// an in-memory replay cache, which refuses every login once full. Only successful logins
+    /// count. Default: `Some(30)`; `None` for no bound; `Some(0)` is refused by `build()`.
+    pub max_logins_per_user: Option<usize>,
+    /// Time a user record stays cached by the built-in verifiers. Default: 5 minutes. (Unknown
+    /// user ids and manager lists are cached for 30 s, and a login is judged against a record
+    /// read within [`user_refetch_interval`](Self::user_refetch_interval): see
+    /// [`UserDirectory`].)
+    pub user_cache_ttl: Duration,
+    /// Most user records cached by the built-in verifiers. Default: 10,000.
+    pub user_cache_capacity: usize,
+    /// How old a cached user record may be and still decide a login on its own (the built-in
+    /// verifiers' [`UserDirectory::refetch_interval`]): older, the login reads it again first
+    /// (one request), so an account deactivated at Audius, or a wallet changed, is refused
+    /// here within this interval. A record is read for logins at most once per interval
+    /// however many tokens arrive, forged ones included, and failed reads back off from it.
+    /// While Audius fails, the cached record (at most
+    /// [`user_cache_ttl`](Self::user_cache_ttl) old) decides. Default: 30 s. Zero reads the
+    /// record at every login, and then forged tokens cost a request each.
+    pub user_refetch_interval: Duration,
+    /// Code flow: how many signed-in sessions this process tracks at once for refresh
+    /// coordination (one lock and the newest tokens per session, least recently used forgotten
+    /// first). Default: 10,000 (0 counts as 1).
+    pub tracked_sessions: usize,
+    /// Code flow: refresh the access token this long before it expires, so that a call made
+    /// just before expiry does not fail. Default: 60 s.
+    pub refresh_margin: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            login_deadline: Some(defaults::LOGIN_DEADLINE),
+            attempt_ttl: defaults::ATTEMPT_TTL,
+            max_pending_attempts: defaults::MAX_PENDING_ATTEMPTS,
+            max_logins_per_user: Some(defaults::DEFAULT_MAX_LOGINS_PER_USER),
+            user_cache_ttl: defaults::USER_CACHE_TTL,
+            user_cache_capacity: defaults::USER_CACHE_CAPACITY,
+            user_refetch_interval: defaults::USER_REFETCH_INTERVAL,
+            tracked_sessions: defaults::TRACKED_SESSIONS,
+            refresh_margin: defaults::REFRESH_MARGIN,
+        }
+    }
+}
+
 /// Which verifier checks tokens at the callback.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 #[non_exhaustive]
 pub enum VerifierKind {
     /// Recover the signer here and compare it with the user's wallet (user records cached):
     /// no network while the user's record is fresh (read within
-    /// [`AudiusLoginBuilder::user_refetch_interval`](crate::AudiusLoginBuilder::user_refetch_interval), 30 s by default). (Default.)
+    /// [`Limits::user_refetch_interval`], 30 s by default). (Default.)
     #[default]
     Local,
     /// Ask Audius (`GET /v1/users/verify_token`) on every login.

@@ -11,13 +11,13 @@ use std::time::Duration;
 /// The longest duration any setting accepts: 100 years. Longer ones (such as `Duration::MAX`
 /// meant as "never") could overflow the time arithmetic built on them, so
 /// [`AudiusLoginBuilder::build`](crate::AudiusLoginBuilder::build) refuses them.
-pub const MAX_SETTING_DURATION: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+pub(crate) const MAX_SETTING_DURATION: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 
 /// The largest capacity a cache setting accepts (`user_cache_capacity`, `tracked_sessions`):
 /// 10,000,000 entries. Larger ones (such as `usize::MAX` meant as "unbounded") are refused by
 /// [`AudiusLoginBuilder::build`](crate::AudiusLoginBuilder::build) rather than risk an
 /// allocation the process cannot make.
-pub const MAX_CACHE_CAPACITY: usize = 10_000_000;
+pub(crate) const MAX_CACHE_CAPACITY: usize = 10_000_000;
 
 // Routes.
 
@@ -42,9 +42,9 @@ pub(crate) const MAX_PENDING_ATTEMPTS: usize = 5;
 /// Sign the user out this long after login: 30 days, as long as Audius' refresh tokens live
 /// (and Auth.js' default session age).
 pub(crate) const LOGIN_DEADLINE: Duration = Duration::from_secs(30 * 24 * 3600);
-/// Default [`AudiusLoginBuilder::max_logins_per_user`](crate::AudiusLoginBuilder::max_logins_per_user):
+/// Default [`Limits::max_logins_per_user`](crate::Limits::max_logins_per_user):
 /// 30 live logins of one user in this process.
-pub const DEFAULT_MAX_LOGINS_PER_USER: usize = 30;
+pub(crate) const DEFAULT_MAX_LOGINS_PER_USER: usize = 30;
 
 // The built-in verifiers' user directory (the core crate's defaults).
 

@@ -1,33 +1,4 @@
-//! The error type of the actix layer, and how it answers.
-//!
-//! Every failure is an [`AudiusLoginError`]: a [`LoginErrorKind`] with a stable code, an HTTP
-//! status, and a message. It implements [`ResponseError`]: browsers get a small HTML page (or,
-//! for a missing login, a redirect to the login route), other clients get JSON:
-//!
-//! ```json
-//! {"error": "not_signed_in", "message": "Sign in with Audius to continue."}
-//! ```
-//!
-//! | kind | status | code |
-//! |---|---|---|
-//! | not signed in | 401 (browsers: 302 to login) | `not_signed_in` |
-//! | signed in, not a verified artist | 403 | `not_verified_artist` |
-//! | state missing / unknown or used / expired | 400 | `missing_state` / `state_mismatch` / `state_expired` |
-//! | token missing / malformed / too large | 400 / 400 / 413 | `missing_token` / `malformed_token` / `token_too_large` |
-//! | callback body unreadable | 400 | `invalid_callback` |
-//! | token refused (signature, wallet, deactivated account) | 401 | `token_refused` |
-//! | token approved for another app (its `apiKey` is not this app's key) | 401 | `audience_mismatch` |
-//! | code flow: code missing / refused by Audius (invalid, expired, used, PKCE) | 400 / 401 | `missing_code` / `code_refused` |
-//! | code flow: the user declined at Audius (`error=access_denied`) | 403 | `access_denied` |
-//! | code flow: the token's scope does not allow the call | 403 | `insufficient_scope` |
-//! | token too old / already used | 401 | `stale_token` / `replayed_token` |
-//! | login refused by the app's `on_login` hook | 403 | `login_refused` |
-//! | cross-site request to a state-changing route | 403 | `cross_site_request` |
-//! | Audius unreachable / answered unexpectedly | 503 / 502 | `audius_unavailable` / `audius_unexpected` |
-//! | session store or shared replay cache (Redis) unreachable | 503 | `session_unavailable` |
-//! | in-memory replay cache full of live entries (logins refused until some expire) | 503 | `replay_cache_full` |
-//! | this user has too many live logins in this process (see `max_logins_per_user`) | 429 | `too_many_logins` |
-//! | misconfiguration (middleware missing, ...) | 500 | `misconfigured` |
+//! The error types of the actix layer, and how [`AudiusLoginError`] answers.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -95,7 +66,7 @@ pub enum LoginErrorKind {
     /// a remembered token be forgotten) until some expire.
     ReplayCacheFull,
     /// This user already has as many live logins in this process as
-    /// [`AudiusLoginBuilder::max_logins_per_user`](crate::AudiusLoginBuilder::max_logins_per_user)
+    /// [`Limits::max_logins_per_user`](crate::Limits::max_logins_per_user)
     /// allows: refused until one expires (minutes).
     TooManyLogins,
     /// The app is misconfigured (for example the middleware is not installed).
@@ -104,7 +75,7 @@ pub enum LoginErrorKind {
 
 impl LoginErrorKind {
     /// The stable code used in JSON answers.
-    pub fn code(self) -> &'static str {
+    pub(crate) fn code(self) -> &'static str {
         use LoginErrorKind::*;
         match self {
             NotSignedIn => "not_signed_in",
@@ -136,7 +107,7 @@ impl LoginErrorKind {
     }
 
     /// The HTTP status of the answer.
-    pub fn status(self) -> StatusCode {
+    pub(crate) fn status(self) -> StatusCode {
         use LoginErrorKind::*;
         match self {
             NotSignedIn | TokenRefused | AudienceMismatch | StaleToken | ReplayedToken
@@ -201,7 +172,34 @@ impl Presentation {
     }
 }
 
-/// The one error type of this crate. See the [module docs](self) for the table of kinds.
+/// The one error type of this crate's requests: a [`LoginErrorKind`] with a stable code, an HTTP
+/// status, and a message. It implements [`ResponseError`]: browsers get a small HTML page (or,
+/// for a missing login, a redirect to the login route), other clients get JSON:
+///
+/// ```json
+/// {"error": "not_signed_in", "message": "Sign in with Audius to continue."}
+/// ```
+///
+/// | kind | status | code |
+/// |---|---|---|
+/// | not signed in | 401 (browsers: 302 to login) | `not_signed_in` |
+/// | signed in, not a verified artist | 403 | `not_verified_artist` |
+/// | state missing / unknown or used / expired | 400 | `missing_state` / `state_mismatch` / `state_expired` |
+/// | token missing / malformed / too large | 400 / 400 / 413 | `missing_token` / `malformed_token` / `token_too_large` |
+/// | callback body unreadable | 400 | `invalid_callback` |
+/// | token refused (signature, wallet, deactivated account) | 401 | `token_refused` |
+/// | token approved for another app (its `apiKey` is not this app's key) | 401 | `audience_mismatch` |
+/// | code flow: code missing / refused by Audius (invalid, expired, used, PKCE) | 400 / 401 | `missing_code` / `code_refused` |
+/// | code flow: the user declined at Audius (`error=access_denied`) | 403 | `access_denied` |
+/// | code flow: the token's scope does not allow the call | 403 | `insufficient_scope` |
+/// | token too old / already used | 401 | `stale_token` / `replayed_token` |
+/// | login refused by the app's `on_login` hook | 403 | `login_refused` |
+/// | cross-site request to a state-changing route | 403 | `cross_site_request` |
+/// | Audius unreachable / answered unexpectedly | 503 / 502 | `audius_unavailable` / `audius_unexpected` |
+/// | session store or shared replay cache (Redis) unreachable | 503 | `session_unavailable` |
+/// | in-memory replay cache full of live entries (logins refused until some expire) | 503 | `replay_cache_full` |
+/// | this user has too many live logins in this process (see `max_logins_per_user`) | 429 | `too_many_logins` |
+/// | misconfiguration (middleware missing, ...) | 500 | `misconfigured` |
 #[derive(Debug)]
 pub struct AudiusLoginError(Repr);
 
@@ -258,11 +256,6 @@ impl AudiusLoginError {
             Repr::Fixed(..) => &FIXED_PRESENTATION,
             Repr::Boxed(inner) => &inner.presentation,
         }
-    }
-
-    /// A refusal for an `on_login` hook: 403 `login_refused` with this message.
-    pub fn refused(message: impl Into<String>) -> Self {
-        Self::new(LoginErrorKind::LoginRefused, message)
     }
 
     /// What went wrong.
@@ -496,21 +489,21 @@ impl ResponseError for AudiusLoginError {
 /// Why [`AudiusLoginBuilder::build`](crate::AudiusLoginBuilder::build) refused the settings:
 /// which setting, and why.
 ///
-/// [`setting`](Self::setting) names the setter at fault (`"redirect_uri"`, `"login_path"`,
-/// `"api_key"`, `"verify_options"`...); `Display` says why, in words, after the setting's name.
+/// [`setting`](Self::setting) names the setting at fault (`"redirect_uri"`, `"paths.login"`,
+/// `"api_key"`, `"verify_options"`, `"limits.attempt_ttl"`...); `Display` says why, in words, after the setting's name.
 /// When the core crate refused the value (a redirect URI, an API key, the API client), its
 /// [`audius_login::Error`] is the [`source`](std::error::Error::source), and
 /// [`kind`](Self::kind) is that error's kind; otherwise the kind is
 /// [`ErrorKind::Config`](audius_login::ErrorKind::Config).
 ///
 /// ```
-/// use actix_audius_login::AudiusLogin;
+/// use actix_audius_login::{AudiusLogin, Paths};
 ///
 /// let e = AudiusLogin::builder("My App", "http://localhost:8080/auth/audius/callback")
-///     .login_path("no-slash")
+///     .paths(Paths { login: "no-slash".into(), ..Paths::default() })
 ///     .build()
 ///     .unwrap_err();
-/// assert_eq!(e.setting(), "login_path");
+/// assert_eq!(e.setting(), "paths.login");
 /// assert_eq!(e.kind(), audius_login::ErrorKind::Config);
 /// ```
 #[derive(Debug)]
@@ -540,7 +533,8 @@ impl BuildError {
         }
     }
 
-    /// The setting at fault, as its setter is named.
+    /// The setting at fault, as its setter is named (`"api_key"`), or its setter and field
+    /// (`"limits.attempt_ttl"`, `"paths.login"`).
     pub fn setting(&self) -> &'static str {
         self.setting
     }

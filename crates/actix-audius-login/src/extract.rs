@@ -142,13 +142,6 @@ impl FromRequest for AudiusUser {
 #[serde(transparent)]
 pub struct VerifiedArtist(pub AudiusUser);
 
-impl VerifiedArtist {
-    /// The user.
-    pub fn into_inner(self) -> AudiusUser {
-        self.0
-    }
-}
-
 impl Deref for VerifiedArtist {
     type Target = AudiusUser;
     fn deref(&self) -> &AudiusUser {

@@ -9,8 +9,9 @@
 //   `state` (`AudiusLogin`: the settings and that state), `lookup` (which `AudiusLogin`
 //   answers a request);
 // - the request side: `extract`, `guard`, `client` (`AudiusClient`), `middleware`, `routes`,
-//   `button`, `store`, `testing`;
+//   `button`, `store`;
 // - `builder` and `login` (every method of `AudiusLogin`), at the top.
+// Public: the re-exports below, once each, and the one namespace `store`.
 
 mod builder;
 mod button;
@@ -18,9 +19,9 @@ mod client;
 mod config;
 mod defaults;
 mod diagnose;
-pub mod error;
+mod error;
 mod extract;
-pub mod guard;
+mod guard;
 mod login;
 mod lookup;
 mod metrics;
@@ -31,8 +32,6 @@ mod routes;
 mod session;
 mod state;
 pub mod store;
-#[cfg(feature = "testing")]
-pub mod testing;
 mod user;
 mod user_logins;
 
@@ -41,14 +40,15 @@ pub use audius_login::{
     Display, Environment, ProfilePicture, ProfileSource, Scope, UserId, VerifyOptions,
 };
 pub use builder::AudiusLoginBuilder;
-pub use button::{ButtonCorners, ButtonOptions, ButtonSize, ButtonWidth, HoverGrowth};
+pub use button::{ButtonOptions, ButtonSize};
 pub use client::{AudiusClient, AudiusResponse};
 pub use config::{
-    Flow, LoginEvent, LogoutBehavior, ResponseMode, UnauthenticatedResponse, VerifierKind,
+    Flow, Limits, LoginEvent, LogoutBehavior, Paths, ResponseMode, UnauthenticatedResponse,
+    VerifierKind,
 };
-pub use defaults::{DEFAULT_MAX_LOGINS_PER_USER, MAX_CACHE_CAPACITY, MAX_SETTING_DURATION};
 pub use error::{AudiusLoginError, BuildError, LoginErrorKind};
 pub use extract::{AudiusRequestExt, VerifiedArtist};
+pub use guard::LoginGuard;
 pub use middleware::{AudiusLoginMiddleware, RequireLogin};
 pub use state::AudiusLogin;
 pub use user::{AudiusUser, AudiusUserData};

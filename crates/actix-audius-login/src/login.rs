@@ -1,17 +1,16 @@
 //! Everything [`AudiusLogin`] does for an app, in one place: its builder, its routes, its
-//! middleware, its button, its session-store guard, and what it tells about its settings. The
+//! middleware, its button, its session-store guard, and the few settings an app's pages and
+//! tests need back (its routes' paths and callback URL). The
 //! work is done in the modules below (`routes`, `middleware`, `button`, `store`).
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use actix_web::web::ServiceConfig;
-use audius_login::{Environment, Scope, UserDirectory};
+use audius_login::UserDirectory;
 use url::Url;
 
 use crate::builder::AudiusLoginBuilder;
 use crate::button::{self, ButtonOptions};
-use crate::config::{Flow, ResponseMode};
 use crate::middleware::AudiusLoginMiddleware;
 use crate::routes;
 use crate::state::AudiusLogin;
@@ -54,15 +53,15 @@ impl AudiusLogin {
     /// `renderButton`.
     ///
     /// ```
-    /// use actix_audius_login::{AudiusLogin, ButtonOptions, ButtonSize, ButtonCorners};
+    /// use actix_audius_login::{AudiusLogin, ButtonOptions, ButtonSize};
     ///
     /// # fn page(audius: &AudiusLogin) -> String {
-    /// let button = audius.login_button(
-    ///     &ButtonOptions::default()
-    ///         .size(ButtonSize::Large)
-    ///         .corners(ButtonCorners::Pill)
-    ///         .return_to("/studio"),
-    /// );
+    /// let button = audius.login_button(&ButtonOptions {
+    ///     size: ButtonSize::Large,
+    ///     pill: true,
+    ///     return_to: Some("/studio".into()),
+    ///     ..ButtonOptions::default()
+    /// });
     /// format!("<!doctype html><title>Welcome</title>{button}")
     /// # }
     /// ```
@@ -70,7 +69,7 @@ impl AudiusLogin {
     /// The HTML is an `<a id="audius-login-button">` to the login route (it works without
     /// JavaScript in the redirect channels), a `<link>` to the stylesheet served by
     /// [`routes`](Self::routes), a status line (`role="alert"`) for messages, and in
-    /// [`ResponseMode::PostMessage`] the popup script. Everything is served by the app itself.
+    /// [`ResponseMode::PostMessage`](crate::ResponseMode::PostMessage) the popup script. Everything is served by the app itself.
     pub fn login_button(&self, options: &ButtonOptions) -> String {
         button::render(&self.inner, options)
     }
@@ -78,7 +77,7 @@ impl AudiusLogin {
     /// A [`SessionStoreGuard`] linking to this app's login route and landing page, with the
     /// other defaults. Wrap it around the `SessionMiddleware` (outermost); see [`crate::store`].
     pub fn session_store_guard(&self) -> SessionStoreGuard {
-        SessionStoreGuard::new().links(&self.inner.login_path, &self.inner.landing_path)
+        SessionStoreGuard::linking(&self.inner.login_path, &self.inner.landing_path)
     }
 
     /// The login route with a `return_to` for after login.
@@ -99,24 +98,10 @@ impl AudiusLogin {
         !(url.scheme() == "http" && loopback)
     }
 
-    /// The callback URL given to Audius (its path is the callback route's).
+    /// The callback URL given to Audius: its path is the callback route's, and its origin
+    /// (`redirect_uri().origin()`) the app's, which same-origin requests send as `Origin`.
     pub fn redirect_uri(&self) -> &Url {
         &self.inner.redirect_uri
-    }
-
-    /// The callback route's path (the redirect URI's).
-    pub fn callback_path(&self) -> &str {
-        &self.inner.callback_path
-    }
-
-    /// The app's origin (`scheme://host[:port]` of the redirect URI).
-    pub fn app_origin(&self) -> &str {
-        &self.inner.app_origin
-    }
-
-    /// The Audius environment.
-    pub fn environment(&self) -> &Environment {
-        &self.inner.environment
     }
 
     /// The login route's path.
@@ -127,33 +112,6 @@ impl AudiusLogin {
     /// The logout route's path.
     pub fn logout_path(&self) -> &str {
         &self.inner.logout_path
-    }
-
-    /// The answer channel.
-    pub fn response_mode(&self) -> ResponseMode {
-        self.inner.response_mode
-    }
-
-    /// The flow: implicit (identity with email) or authorization code (API access, no email).
-    pub fn flow(&self) -> Flow {
-        self.inner.flow
-    }
-
-    /// The scope asked for.
-    pub fn scope(&self) -> Scope {
-        self.inner.scope
-    }
-
-    /// How long after login a user is signed out, whatever the session's own lifetime (`None`:
-    /// as long as the session lives). See
-    /// [`AudiusLoginBuilder::login_deadline`](crate::AudiusLoginBuilder::login_deadline).
-    pub fn login_deadline(&self) -> Option<Duration> {
-        self.inner.login_deadline
-    }
-
-    /// The API key tokens must carry (normalised: lower case, no `0x`), if one is configured.
-    pub fn api_key(&self) -> Option<&str> {
-        self.inner.api_key.as_deref()
     }
 
     /// The user directory (and its cache) of the built-in verifier, when one was built.

@@ -68,8 +68,8 @@ use crate::state::AudiusLogin;
 ///
 /// # A whole scope: [`RequireLogin`]
 ///
-/// [`RequireLogin`] ([`RequireLogin::new`] for any signed-in user,
-/// [`RequireLogin::verified_artist`] for verified artists) guards every route of a scope:
+/// [`RequireLogin`] ([`RequireLogin::SignedIn`] for any signed-in user,
+/// [`RequireLogin::VerifiedArtist`] for verified artists) guards every route of a scope:
 ///
 /// ```no_run
 /// use actix_audius_login::RequireLogin;
@@ -79,7 +79,7 @@ use crate::state::AudiusLogin;
 ///     .configure(audius.routes())
 ///     .service(
 ///         web::scope("/account")
-///             .wrap(RequireLogin::new())
+///             .wrap(RequireLogin::SignedIn)
 ///             .route("", web::get().to(|| async { HttpResponse::Ok().body("secret") })),
 ///     );
 /// # }
@@ -192,42 +192,27 @@ where
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Requirement {
-    SignedIn,
-    VerifiedArtist,
-}
-
-/// Requires a signed-in user (or a verified artist) for every request of a scope. Requests
+/// Requires a signed-in user, or a verified artist, for every request of a scope. Requests
 /// without one get the configured answer (redirect to login, or 401 JSON; 403 for users who are
 /// not verified artists). Finds the settings as the extractors do (see the
 /// [`AudiusLoginMiddleware`] docs).
-#[derive(Debug, Clone)]
-pub struct RequireLogin {
-    requirement: Requirement,
-}
-
-impl RequireLogin {
-    /// Every request needs a signed-in user.
-    pub fn new() -> Self {
-        Self {
-            requirement: Requirement::SignedIn,
-        }
-    }
-
+///
+/// ```
+/// use actix_audius_login::RequireLogin;
+/// use actix_web::web;
+///
+/// let account = web::scope("/account").wrap(RequireLogin::SignedIn);
+/// let studio = web::scope("/studio").wrap(RequireLogin::VerifiedArtist);
+/// # let _ = (account, studio);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum RequireLogin {
+    /// Every request needs a signed-in user. (Default.)
+    #[default]
+    SignedIn,
     /// Every request needs a signed-in verified artist (signed-in users who are not get `403`).
-    pub fn verified_artist() -> Self {
-        Self {
-            requirement: Requirement::VerifiedArtist,
-        }
-    }
-}
-
-impl Default for RequireLogin {
-    /// [`RequireLogin::new`]: a signed-in user.
-    fn default() -> Self {
-        Self::new()
-    }
+    VerifiedArtist,
 }
 
 impl<S, B> Transform<S, ServiceRequest> for RequireLogin
@@ -244,7 +229,7 @@ where
     fn new_transform(&self, service: S) -> Self::Future {
         ready(Ok(RequireLoginService {
             service: Rc::new(service),
-            requirement: self.requirement,
+            requirement: *self,
         }))
     }
 }
@@ -253,7 +238,7 @@ where
 #[doc(hidden)]
 pub struct RequireLoginService<S> {
     service: Rc<S>,
-    requirement: Requirement,
+    requirement: RequireLogin,
 }
 
 impl<S, B> Service<ServiceRequest> for RequireLoginService<S>
@@ -269,8 +254,8 @@ where
 
     fn call(&self, req: ServiceRequest) -> Self::Future {
         let check = match self.requirement {
-            Requirement::SignedIn => require_user(req.request()).map(drop),
-            Requirement::VerifiedArtist => require_verified_artist(req.request()).map(drop),
+            RequireLogin::SignedIn => require_user(req.request()).map(drop),
+            RequireLogin::VerifiedArtist => require_verified_artist(req.request()).map(drop),
         };
         match check {
             Ok(()) => {

@@ -4,7 +4,7 @@ use std::fmt;
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 
-use audius_login::{ProfilePicture, UserId, VerifiedProfile};
+use audius_login::{ProfilePicture, VerifiedProfile};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use time::OffsetDateTime;
 
@@ -25,7 +25,7 @@ use time::OffsetDateTime;
 /// ```
 ///
 /// A field is changed in place with copy-on-write (`user.name = ...` copies the fields first
-/// when the value is shared), and [`AudiusUser::into_data`] gives the fields by value.
+/// when the value is shared), and `(*user).clone()` gives the fields by value.
 #[derive(Clone, PartialEq, Eq)]
 pub struct AudiusUser(Arc<AudiusUserData>);
 
@@ -57,7 +57,7 @@ pub struct AudiusUserData {
 
 impl AudiusUser {
     /// The user with these fields.
-    pub fn new(data: AudiusUserData) -> Self {
+    pub(crate) fn new(data: AudiusUserData) -> Self {
         Self(Arc::new(data))
     }
 
@@ -74,19 +74,9 @@ impl AudiusUser {
             signed_in_at: now,
         })
     }
-
-    /// The fields by value (copied only when the user is shared).
-    pub fn into_data(self) -> AudiusUserData {
-        Arc::unwrap_or_clone(self.0)
-    }
 }
 
 impl AudiusUserData {
-    /// The user id as the core crate's type.
-    pub fn user_id(&self) -> UserId {
-        UserId::new(self.id)
-    }
-
     /// The URL of the picture closest to `min_pixels` wide (150, 480 or 1000), if any.
     pub fn picture_url(&self, min_pixels: u32) -> Option<&str> {
         self.profile_picture.as_ref()?.best(min_pixels)
@@ -159,7 +149,7 @@ mod tests {
         assert_eq!(a.name, "Lee", "the other clone keeps its fields");
         assert_eq!(b.name, "Changed");
         assert!(!Arc::ptr_eq(&a.0, &b.0));
-        assert_eq!(b.clone().into_data().name, "Changed");
+        assert_eq!((*b).clone().name, "Changed");
     }
 
     #[test]

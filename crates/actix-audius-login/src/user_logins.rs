@@ -5,7 +5,7 @@
 //! state) for minutes. A user holding their own key can mint as many tokens as they like, each
 //! one a successful login: without a bound, one Audius account could fill the in-memory replay
 //! cache, and a full cache refuses every login (it never forgets a live entry). So at most
-//! [`AudiusLoginBuilder::max_logins_per_user`](crate::AudiusLoginBuilder::max_logins_per_user)
+//! [`Limits::max_logins_per_user`](crate::Limits::max_logins_per_user)
 //! logins of one user are live at once; the next is refused (`429 too_many_logins`) until one
 //! expires. Only successful logins count: nobody can spend another user's allowance.
 //!

@@ -3,7 +3,7 @@
 //! handler argument.
 #![allow(clippy::unwrap_used)]
 
-use actix_audius_login::{AudiusLogin, BuildError, ResponseMode};
+use actix_audius_login::{AudiusLogin, BuildError, Paths, ResponseMode};
 use actix_session::SessionMiddleware;
 use actix_session::storage::CookieSessionStore;
 use actix_web::cookie::Key;
@@ -18,11 +18,11 @@ fn the_builder_takes_either_response_mode() {
         (audius_login::ResponseMode::Query, ResponseMode::Query),
         (audius_login::ResponseMode::Fragment, ResponseMode::Fragment),
     ] {
-        let from_core = AudiusLogin::builder("Modes", CALLBACK)
+        // The builder takes the core's mode as well (through this `From`).
+        AudiusLogin::builder("Modes", CALLBACK)
             .response_mode(core)
             .build()
             .unwrap();
-        assert_eq!(from_core.response_mode(), ours);
         assert_eq!(ResponseMode::from(core), ours);
         assert_eq!(audius_login::ResponseMode::try_from(ours).unwrap(), core);
     }
@@ -41,16 +41,23 @@ fn build_errors_are_named_at_the_root() {
     let e: BuildError = build("http://localhost:8080/cb#fragment").unwrap_err();
     assert_eq!(e.kind(), audius_login::ErrorKind::InvalidRedirectUri);
     let e = AudiusLogin::builder("Errors", CALLBACK)
-        .login_path("no-slash")
+        .paths(Paths {
+            login: "no-slash".into(),
+            ..Paths::default()
+        })
         .build()
         .unwrap_err();
     assert_eq!(e.kind(), audius_login::ErrorKind::Config);
+    assert_eq!(e.setting(), "paths.login");
 }
 
 #[actix_web::test]
 async fn handlers_get_the_settings_without_registering_them() {
     let audius = AudiusLogin::builder("Extractor", CALLBACK)
-        .login_path("/sign-in")
+        .paths(Paths {
+            login: "/sign-in".into(),
+            ..Paths::default()
+        })
         .build()
         .unwrap();
     let app = test::init_service(
@@ -59,7 +66,7 @@ async fn handlers_get_the_settings_without_registering_them() {
             .route(
                 "/paths",
                 web::get().to(|audius: AudiusLogin| async move {
-                    format!("{} {}", audius.login_path(), audius.callback_path())
+                    format!("{} {}", audius.login_path(), audius.redirect_uri().path())
                 }),
             )
             .wrap(SessionMiddleware::new(

@@ -5,7 +5,9 @@ mod common;
 
 use std::time::Duration;
 
-use actix_audius_login::{AudiusLoginError, ResponseMode, VerifierKind, VerifyOptions};
+use actix_audius_login::{
+    AudiusLoginError, Limits, LoginErrorKind, ResponseMode, VerifierKind, VerifyOptions,
+};
 use audius_sandbox::{Fault, TokenOverrides};
 use common::{TestApp, sandbox, start, start_with};
 use reqwest::header::LOCATION;
@@ -26,7 +28,7 @@ fn now() -> i64 {
 
 /// GETs the query-mode callback with these parameters; returns (status, error code).
 async fn callback(app: &TestApp, state: Option<&str>, token: Option<&str>) -> (u16, String) {
-    let mut url = app.url(app.audius.callback_path());
+    let mut url = app.url(app.audius.redirect_uri().path());
     {
         let mut q = url.query_pairs_mut();
         if let Some(s) = state {
@@ -206,7 +208,7 @@ async fn stale_future_tampered_unknown_and_oversized_tokens() {
     // A body over the callback's limit is refused before it is read whole.
     let res = app
         .client
-        .post(app.url(app.audius.callback_path()))
+        .post(app.url(app.audius.redirect_uri().path()))
         .header("content-type", "application/json")
         .body(format!(
             "{{\"state\":\"x\",\"token\":\"{}\"}}",
@@ -251,7 +253,10 @@ async fn open_redirect_payloads_never_leave_the_origin() {
     // (`max_logins_per_user`, 30 by default, would refuse the 31st with 429).
     let app = start_with(sandbox().await, ResponseMode::Query, |b| {
         b.verify_options(VerifyOptions::default().max_age(Some(Duration::from_secs(3600))))
-            .max_logins_per_user(None)
+            .limits(Limits {
+                max_logins_per_user: None,
+                ..Limits::default()
+            })
     })
     .await;
     let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../../testdata/");
@@ -372,7 +377,10 @@ async fn on_login_can_refuse_and_can_use_the_session() {
     let app = start_with(sandbox().await, ResponseMode::Query, |b| {
         b.on_login(|req, event| async move {
             if matches!(event.user.handle.as_str(), "nopicture" | "manager") {
-                return Err(AudiusLoginError::refused("No picture, no entry."));
+                return Err(AudiusLoginError::new(
+                    LoginErrorKind::LoginRefused,
+                    "No picture, no entry.",
+                ));
             }
             req.get_session()
                 .insert("app.email", event.profile.email.clone())?;

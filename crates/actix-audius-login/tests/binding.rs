@@ -9,7 +9,7 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_audius_login::{AudiusLogin, ResponseMode, VerifierKind, VerifyOptions};
+use actix_audius_login::{AudiusLogin, Limits, ResponseMode, VerifierKind, VerifyOptions};
 use audius_login::replay::{MemoryReplayCache, ReplayCache as _};
 use audius_login::token::{decode_segment, encode_segment};
 use audius_login::{PreparedToken, Token};
@@ -63,7 +63,7 @@ async fn callback(
     state: &str,
     token: &str,
 ) -> (u16, String) {
-    let mut url = app.url(app.audius.callback_path());
+    let mut url = app.url(app.audius.redirect_uri().path());
     url.query_pairs_mut()
         .append_pair("state", state)
         .append_pair("token", token);
@@ -278,7 +278,8 @@ async fn a_token_for_another_app_is_refused_before_any_request() {
                 .api_key(format!("0x{}", APP_KEY.to_ascii_uppercase()))
         })
         .await;
-        assert_eq!(app.audius.api_key(), Some(APP_KEY));
+        // The key is normalised (lower case, no `0x`): the app's own login below, whose token
+        // carries the key as Audius writes it, goes through.
         sandbox.clear_requests();
         let client = browser();
         for (case, overrides) in [
@@ -457,7 +458,7 @@ async fn callback_with_cookie(
     state: &str,
     token: &str,
 ) -> (u16, String) {
-    let mut url = app.url(app.audius.callback_path());
+    let mut url = app.url(app.audius.redirect_uri().path());
     url.query_pairs_mut()
         .append_pair("state", state)
         .append_pair("token", token);
@@ -547,7 +548,7 @@ async fn a_full_replay_cache_refuses_logins_and_forgets_nothing() {
     // A third is refused, 503, with a clear error; nothing was forgotten.
     let third = mint(&app, "nopicture", TokenOverrides::default());
     let state = begin(&app, &client, None).await;
-    let mut url = app.url(app.audius.callback_path());
+    let mut url = app.url(app.audius.redirect_uri().path());
     url.query_pairs_mut()
         .append_pair("state", &state)
         .append_pair("token", &third);
@@ -585,7 +586,7 @@ async fn one_account_cannot_take_more_than_its_share_of_the_replay_cache() {
         move |b| b.replay_cache(cache)
     })
     .await;
-    assert_eq!(actix_audius_login::DEFAULT_MAX_LOGINS_PER_USER, 30);
+    assert_eq!(Limits::default().max_logins_per_user, Some(30));
     let client = browser();
     // Forged tokens for the listener first: refused, and they count for nothing.
     for i in 0..5 {
@@ -638,14 +639,29 @@ fn max_logins_per_user_is_checked() {
     let builder = || AudiusLogin::builder("App", "https://app.example/auth/audius/callback");
     assert_eq!(
         builder()
-            .max_logins_per_user(Some(0))
+            .limits(Limits {
+                max_logins_per_user: Some(0),
+                ..Limits::default()
+            })
             .build()
             .unwrap_err()
             .kind(),
         audius_login::ErrorKind::Config
     );
-    builder().max_logins_per_user(None).build().unwrap();
-    builder().max_logins_per_user(Some(1)).build().unwrap();
+    builder()
+        .limits(Limits {
+            max_logins_per_user: None,
+            ..Limits::default()
+        })
+        .build()
+        .unwrap();
+    builder()
+        .limits(Limits {
+            max_logins_per_user: Some(1),
+            ..Limits::default()
+        })
+        .build()
+        .unwrap();
 }
 
 /// An `AudiusLogin` built inside `HttpServer::new` gives each worker its own in-memory replay
@@ -820,20 +836,40 @@ fn the_builder_refuses_durations_that_could_overflow() {
             }),
         ),
         (
-            "attempt_ttl",
-            Box::new(move || builder().attempt_ttl(Duration::MAX)),
+            "limits.attempt_ttl",
+            Box::new(move || {
+                builder().limits(Limits {
+                    attempt_ttl: Duration::MAX,
+                    ..Limits::default()
+                })
+            }),
         ),
         (
-            "user_cache_ttl",
-            Box::new(move || builder().user_cache_ttl(Duration::MAX)),
+            "limits.user_cache_ttl",
+            Box::new(move || {
+                builder().limits(Limits {
+                    user_cache_ttl: Duration::MAX,
+                    ..Limits::default()
+                })
+            }),
         ),
         (
-            "refresh_margin",
-            Box::new(move || builder().refresh_margin(Duration::MAX)),
+            "limits.refresh_margin",
+            Box::new(move || {
+                builder().limits(Limits {
+                    refresh_margin: Duration::MAX,
+                    ..Limits::default()
+                })
+            }),
         ),
         (
-            "login_deadline",
-            Box::new(move || builder().login_deadline(Some(Duration::MAX))),
+            "limits.login_deadline",
+            Box::new(move || {
+                builder().limits(Limits {
+                    login_deadline: Some(Duration::MAX),
+                    ..Limits::default()
+                })
+            }),
         ),
     ];
     for (what, make) in cases {
@@ -842,34 +878,35 @@ fn the_builder_refuses_durations_that_could_overflow() {
         assert!(err.to_string().contains(what), "{what}: {err}");
     }
     // The longest accepted values build (and their sums do not overflow).
-    let max = actix_audius_login::MAX_SETTING_DURATION;
+    let max = Duration::from_secs(100 * 365 * 24 * 3600); // 100 years, as documented
     builder()
         .verify_options(VerifyOptions::default().max_age(Some(max)).clock_skew(max))
-        .attempt_ttl(max)
-        .user_cache_ttl(max)
-        .refresh_margin(max)
-        .login_deadline(Some(max))
+        .limits(Limits {
+            attempt_ttl: max,
+            user_cache_ttl: max,
+            refresh_margin: max,
+            login_deadline: Some(max),
+            ..Limits::default()
+        })
         .build()
         .unwrap();
 }
 
 #[test]
 fn the_login_deadline_has_a_default() {
-    let audius = AudiusLogin::builder("App", "https://app.example/auth/audius/callback")
-        .build()
-        .unwrap();
+    // The builder starts from `Limits::default()`; `a_login_ends_at_the_default_deadline`
+    // below checks that it is enforced.
     assert_eq!(
-        audius.login_deadline(),
+        Limits::default().login_deadline,
         Some(Duration::from_secs(30 * 24 * 3600))
     );
-    assert_eq!(
-        AudiusLogin::builder("App", "https://app.example/auth/audius/callback")
-            .login_deadline(None)
-            .build()
-            .unwrap()
-            .login_deadline(),
-        None
-    );
+    AudiusLogin::builder("App", "https://app.example/auth/audius/callback")
+        .limits(Limits {
+            login_deadline: None,
+            ..Limits::default()
+        })
+        .build()
+        .unwrap();
 }
 
 #[actix_web::test]

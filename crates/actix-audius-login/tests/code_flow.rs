@@ -17,6 +17,7 @@ use actix_session::SessionMiddleware;
 use actix_session::storage::CookieSessionStore;
 use actix_web::cookie::Key;
 use actix_web::dev::ServerHandle;
+use actix_web::http::Method;
 use actix_web::{App, HttpResponse, HttpServer, web};
 use audius_login::clock::ManualClock;
 use audius_sandbox::{DeveloperApp, Sandbox, SandboxHandle};
@@ -55,6 +56,7 @@ fn listener() -> (TcpListener, Url) {
 struct CodeApp {
     base: Url,
     audius: AudiusLogin,
+    mode: ResponseMode,
     server: ServerHandle,
 }
 
@@ -110,14 +112,15 @@ fn start_app(
                 web::post().to(
                     |client: AudiusClient, track: web::Path<String>| async move {
                         let answer = client
-                            .post_json(
+                            .send(
+                                Method::POST,
                                 &format!("/v1/tracks/{track}/favorites"),
-                                &json!({ "is_save_of_repost": false }),
+                                Some(&json!({ "is_save_of_repost": false })),
                             )
                             .await?;
                         // actix-web's own status type: passed on with nothing to convert.
                         Ok::<_, actix_web::Error>(
-                            HttpResponse::build(answer.status()).body(answer.into_body()),
+                            HttpResponse::build(answer.status).body(answer.body),
                         )
                     },
                 ),
@@ -140,6 +143,7 @@ fn start_app(
     CodeApp {
         base,
         audius,
+        mode,
         server: handle,
     }
 }
@@ -217,7 +221,10 @@ impl Browser {
         self.client
             .post(app.base.join(path).unwrap())
             .header(ACCEPT, "application/json")
-            .header("origin", app.audius.app_origin())
+            .header(
+                "origin",
+                app.audius.redirect_uri().origin().ascii_serialization(),
+            )
             .send()
             .await
             .unwrap()
@@ -246,7 +253,7 @@ impl Browser {
 
     /// `(state, code)` out of the login page's answer, in the app's channel.
     async fn answer(&self, app: &CodeApp, answer: reqwest::Response) -> (String, String) {
-        match app.audius.response_mode() {
+        match app.mode {
             ResponseMode::PostMessage => postmessage_answer(&answer.text().await.unwrap()),
             mode => {
                 assert_eq!(answer.status(), 302);
@@ -262,17 +269,20 @@ impl Browser {
 
     /// Hands `(state, code)` to the callback as the app's channel does.
     async fn deliver(&self, app: &CodeApp, state: &str, code: &str) -> reqwest::Response {
-        if app.audius.response_mode() == ResponseMode::Query {
-            let mut url = app.base.join(app.audius.callback_path()).unwrap();
+        if app.mode == ResponseMode::Query {
+            let mut url = app.base.join(app.audius.redirect_uri().path()).unwrap();
             url.query_pairs_mut()
                 .append_pair("state", state)
                 .append_pair("code", code);
             return self.client.get(url).send().await.unwrap();
         }
         self.client
-            .post(app.base.join(app.audius.callback_path()).unwrap())
+            .post(app.base.join(app.audius.redirect_uri().path()).unwrap())
             .header(ACCEPT, "application/json")
-            .header("origin", app.audius.app_origin())
+            .header(
+                "origin",
+                app.audius.redirect_uri().origin().ascii_serialization(),
+            )
             .json(&json!({ "state": state, "code": code }))
             .send()
             .await
@@ -682,7 +692,7 @@ async fn expired_injected_and_burnt_codes_are_refused() {
     // A missing code: 400.
     let b = browser();
     let state = param(&b.begin(&w.app).await, "state", false).unwrap();
-    let mut url = w.app.base.join(w.app.audius.callback_path()).unwrap();
+    let mut url = w.app.base.join(w.app.audius.redirect_uri().path()).unwrap();
     url.query_pairs_mut().append_pair("state", &state);
     let res = b
         .client

@@ -122,7 +122,10 @@ async fn postmessage_mode_callback_post() {
     let page = app.begin_login(None).await;
     let q: std::collections::HashMap<String, String> = page.query_pairs().into_owned().collect();
     assert_eq!(q["redirect_uri"], "postmessage");
-    assert_eq!(q["origin"], app.audius.app_origin());
+    assert_eq!(
+        q["origin"],
+        app.audius.redirect_uri().origin().ascii_serialization()
+    );
     let res = app.deliver(app.approve(&page, "artist").await).await;
     assert_eq!(res.status(), 200);
     let body: Value = res.json().await.unwrap();

@@ -2,7 +2,6 @@
 //! needs none (and, with one, does not care where it is registered); routes inside a scope, and
 //! the code flow, need it, and say so when it is missing; the code flow's must run inside the
 //! session middleware, and says so when it does not.
-#![cfg(feature = "testing")]
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -10,11 +9,11 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_audius_login::testing::sign_in_service;
 use actix_audius_login::{
-    AudiusClient, AudiusLogin, AudiusRequestExt as _, AudiusUser, Flow, RequireLogin, ResponseMode,
-    VerifiedArtist, VerifyOptions, guard,
+    AudiusClient, AudiusLogin, AudiusRequestExt as _, AudiusUser, Flow, Limits, LoginGuard,
+    RequireLogin, ResponseMode, VerifiedArtist, VerifyOptions,
 };
+use actix_audius_login_testing::sign_in_service;
 use actix_session::SessionMiddleware;
 use actix_session::storage::CookieSessionStore;
 use actix_web::body::MessageBody;
@@ -61,7 +60,7 @@ fn handlers(cfg: &mut web::ServiceConfig) {
     .route(
         "/guarded",
         web::get()
-            .guard(guard::SignedIn)
+            .guard(LoginGuard::SignedIn)
             .to(|| async { HttpResponse::Ok().body("member") }),
     )
     .route(
@@ -157,7 +156,10 @@ fn implicit(sandbox: &audius_sandbox::SandboxHandle, clock: Arc<ManualClock>) ->
         .response_mode(ResponseMode::Query)
         .environment(sandbox.environment())
         .verify_options(VerifyOptions::default().clock(clock))
-        .login_deadline(Some(Duration::from_secs(3600)))
+        .limits(Limits {
+            login_deadline: Some(Duration::from_secs(3600)),
+            ..Limits::default()
+        })
         .build()
         .unwrap()
 }
@@ -177,7 +179,7 @@ async fn the_implicit_flow_with_its_routes_on_the_app_needs_no_middleware_nor_an
             .configure(handlers)
             .service(
                 web::scope("/account")
-                    .wrap(RequireLogin::new())
+                    .wrap(RequireLogin::SignedIn)
                     .route("", web::get().to(|| async { "account" })),
             )
             .wrap(session(&key)),
@@ -194,7 +196,7 @@ async fn the_implicit_flow_with_its_routes_on_the_app_needs_no_middleware_nor_an
             .configure(handlers)
             .service(
                 web::scope("/account")
-                    .wrap(RequireLogin::new())
+                    .wrap(RequireLogin::SignedIn)
                     .route("", web::get().to(|| async { "account" })),
             )
             .wrap(audius.middleware())
@@ -213,7 +215,7 @@ async fn the_implicit_flow_with_its_routes_on_the_app_needs_no_middleware_nor_an
             .configure(handlers)
             .service(
                 web::scope("/account")
-                    .wrap(RequireLogin::new())
+                    .wrap(RequireLogin::SignedIn)
                     .route("", web::get().to(|| async { "account" })),
             )
             .wrap(session(&key))
@@ -296,7 +298,8 @@ async fn the_code_flow_needs_its_middleware_inside_the_session_middleware() {
     let client_route = |cfg: &mut web::ServiceConfig| {
         cfg.route(
             "/audius/me",
-            web::get().to(|c: AudiusClient| async move { c.user().handle.clone() }),
+            web::get()
+                .to(|_client: AudiusClient, user: AudiusUser| async move { user.handle.clone() }),
         );
     };
     let misconfigured = |body: &str, words: &str| {

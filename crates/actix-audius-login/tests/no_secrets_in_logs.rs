@@ -62,9 +62,12 @@ fn message(page: &str) -> Value {
 
 async fn post_callback(app: &TestApp, body: &Value) -> reqwest::Response {
     app.client
-        .post(app.url(app.audius.callback_path()))
+        .post(app.url(app.audius.redirect_uri().path()))
         .header(ACCEPT, "application/json")
-        .header("origin", app.audius.app_origin())
+        .header(
+            "origin",
+            app.audius.redirect_uri().origin().ascii_serialization(),
+        )
         .json(body)
         .send()
         .await

@@ -186,7 +186,7 @@ where
         .map(|(_, v)| v.into_owned())
         .unwrap();
     let text = text.replace("@S", &state).replace("@T", token);
-    let callback = audius.callback_path();
+    let callback = audius.redirect_uri().path();
     let req = match channel {
         0 => {
             let uri = format!("{callback}?{text}");
@@ -211,7 +211,10 @@ where
         }
     };
     let req = req
-        .insert_header((header::ORIGIN, audius.app_origin()))
+        .insert_header((
+            header::ORIGIN,
+            audius.redirect_uri().origin().ascii_serialization(),
+        ))
         .insert_header((header::ACCEPT, "application/json"))
         .cookie(cookie);
     Some(call(req).await)

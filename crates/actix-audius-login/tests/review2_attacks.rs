@@ -11,7 +11,7 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_audius_login::{ResponseMode, VerifyOptions};
+use actix_audius_login::{Limits, ResponseMode, VerifyOptions};
 use audius_login::clock::ManualClock;
 use audius_sandbox::{Fault, TokenOverrides};
 use common::attacker::{answer, begin, browser, callback_url, mint};
@@ -78,7 +78,10 @@ fn forged(app: &TestApp, handle: &str, n: i64) -> String {
 #[actix_web::test]
 async fn concurrent_logins_of_one_account_cannot_exceed_max_logins_per_user() {
     let app = start_with(sandbox().await, ResponseMode::Query, |b| {
-        b.max_logins_per_user(Some(3))
+        b.limits(Limits {
+            max_logins_per_user: Some(3),
+            ..Limits::default()
+        })
     })
     .await;
     app.sandbox
@@ -121,8 +124,11 @@ async fn concurrent_logins_of_one_account_cannot_exceed_max_logins_per_user() {
 #[actix_web::test]
 async fn concurrent_logins_of_one_account_cannot_exceed_max_logins_per_user_api_verifier() {
     let app = start_with(sandbox().await, ResponseMode::Query, |b| {
-        b.max_logins_per_user(Some(3))
-            .verifier_kind(actix_audius_login::VerifierKind::Api)
+        b.limits(Limits {
+            max_logins_per_user: Some(3),
+            ..Limits::default()
+        })
+        .verifier_kind(actix_audius_login::VerifierKind::Api)
     })
     .await;
     app.sandbox
@@ -343,9 +349,11 @@ async fn forged_tokens_for_a_victim_neither_lock_them_out_nor_fill_the_cache() {
     let app = start_with(sandbox().await, ResponseMode::Query, {
         let cache = cache.clone();
         move |b| {
-            b.replay_cache(cache)
-                .max_logins_per_user(Some(3))
-                .user_refetch_interval(Duration::from_millis(200))
+            b.replay_cache(cache).limits(Limits {
+                max_logins_per_user: Some(3),
+                user_refetch_interval: Duration::from_millis(200),
+                ..Limits::default()
+            })
         }
     })
     .await;

@@ -11,7 +11,7 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use actix_audius_login::{AudiusLogin, ResponseMode, VerifierKind};
+use actix_audius_login::{AudiusLogin, Limits, ResponseMode, VerifierKind};
 use audius_login::clock::ManualClock;
 use audius_login::replay::MemoryReplayCache;
 use audius_login::token::{decode_segment, encode_segment};
@@ -56,7 +56,7 @@ async fn callback(
     state: &str,
     token: &str,
 ) -> (u16, String) {
-    let mut url = app.url(app.audius.callback_path());
+    let mut url = app.url(app.audius.redirect_uri().path());
     url.query_pairs_mut()
         .append_pair("state", state)
         .append_pair("token", token);
@@ -367,14 +367,24 @@ fn huge_capacities_are_a_typed_error_not_a_panic() {
     for (what, make) in [
         (
             "user_cache_capacity",
-            Box::new(move || builder().user_cache_capacity(usize::MAX))
+            Box::new(move || {
+                builder().limits(Limits {
+                    user_cache_capacity: usize::MAX,
+                    ..Limits::default()
+                })
+            })
                 as Box<
                     dyn Fn() -> actix_audius_login::AudiusLoginBuilder + std::panic::RefUnwindSafe,
                 >,
         ),
         (
             "tracked_sessions",
-            Box::new(move || builder().tracked_sessions(usize::MAX)),
+            Box::new(move || {
+                builder().limits(Limits {
+                    tracked_sessions: usize::MAX,
+                    ..Limits::default()
+                })
+            }),
         ),
     ] {
         let outcome = std::panic::catch_unwind(|| make().build().map(|_| ()));
@@ -781,7 +791,10 @@ fn set_cookie(res: &reqwest::Response) -> Option<String> {
 #[actix_web::test]
 async fn many_small_pending_attempts_keep_the_cookie_within_4_kib() {
     let app = start_with(sandbox().await, ResponseMode::Query, |b| {
-        b.max_pending_attempts(200)
+        b.limits(Limits {
+            max_pending_attempts: 200,
+            ..Limits::default()
+        })
     })
     .await;
     assert_eq!(app.login("managed", None).await.status(), 302);
@@ -863,10 +876,14 @@ async fn deactivated_after_a_login(freshness: Freshness) {
         before.clone(),
         ResponseMode::Query,
         move |b| match freshness {
-            Freshness::RefetchInterval(interval) => {
-                b.api_client(client).user_refetch_interval(interval)
-            }
-            Freshness::CacheTtl(ttl) => b.api_client(client).user_cache_ttl(ttl),
+            Freshness::RefetchInterval(interval) => b.api_client(client).limits(Limits {
+                user_refetch_interval: interval,
+                ..Limits::default()
+            }),
+            Freshness::CacheTtl(ttl) => b.api_client(client).limits(Limits {
+                user_cache_ttl: ttl,
+                ..Limits::default()
+            }),
         },
     )
     .await;
@@ -904,7 +921,12 @@ async fn deactivated_after_a_login(freshness: Freshness) {
 async fn logout_refuses_every_cross_site_shape() {
     let app = start_with(sandbox().await, ResponseMode::Query, |b| b).await;
     assert_eq!(app.login("listener", None).await.status(), 302);
-    let origin = app.audius.app_origin().to_owned();
+    let origin = app
+        .audius
+        .redirect_uri()
+        .origin()
+        .ascii_serialization()
+        .to_owned();
     let host_port = origin.trim_start_matches("http://").to_owned();
     let port: u16 = host_port.rsplit_once(':').unwrap().1.parse().unwrap();
     let logout = app.url(app.audius.logout_path());

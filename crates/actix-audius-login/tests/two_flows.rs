@@ -4,7 +4,7 @@
 //! routes mounted on the app or inside a scope, and the code flow alone. A missing login is
 //! redirected to the login route of the configuration that answered, which tells them apart.
 
-use actix_audius_login::{AudiusLogin, AudiusUser, Flow, guard};
+use actix_audius_login::{AudiusLogin, AudiusUser, Flow, LoginGuard, Paths};
 use actix_session::SessionMiddleware;
 use actix_session::storage::CookieSessionStore;
 use actix_web::cookie::Key;
@@ -27,8 +27,11 @@ fn api_access() -> AudiusLogin {
     AudiusLogin::builder("Two Flows", format!("{BASE}/auth/api/callback"))
         .flow(Flow::AuthorizationCode)
         .api_key("c0de00c0de00c0de00c0de00c0de00c0de00c0de")
-        .login_path(API_LOGIN)
-        .logout_path("/auth/api/logout")
+        .paths(Paths {
+            login: API_LOGIN.into(),
+            logout: "/auth/api/logout".into(),
+            ..Paths::default()
+        })
         .build()
         .unwrap()
 }
@@ -86,7 +89,7 @@ fn handlers(cfg: &mut web::ServiceConfig) {
         .route(
             "/guarded",
             web::get()
-                .guard(guard::SignedIn)
+                .guard(LoginGuard::SignedIn)
                 .to(|| async { HttpResponse::Ok().body("member") }),
         )
         .route(

@@ -53,7 +53,7 @@ fn fixture(system: &actix_rt::SystemRunner) -> Fixture {
     let key = apps::key();
     system.block_on(async {
         let app = test::init_service(apps::audius_app(key.clone(), audius.clone())).await;
-        let audius_cookie = actix_audius_login::testing::sign_in_service(&app, &audius, "artist")
+        let audius_cookie = actix_audius_login_testing::sign_in_service(&app, &audius, "artist")
             .await
             .expect("logs in");
         let identity = test::init_service(apps::identity_app(key.clone())).await;

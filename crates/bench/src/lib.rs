@@ -1,6 +1,7 @@
 //! The benchmarks of Log In with Audius for actix-web.
 //!
-//! - [`apps`]: the three apps compared (bare, actix-identity, this project);
+//! - [`apps`]: the apps compared (bare, actix-identity, this project; actix-identity with a
+//!   profile lookup, in process or from Redis; on the cookie store or any session store);
 //! - [`login`]: a login driver against the embedded sandbox;
 //! - [`load`]: HTTP/1.1 connections and a bounded load generator;
 //! - [`stats`]: medians, percentiles, memory readings;
@@ -20,7 +21,7 @@ pub mod stats;
 
 /// The keys of the JSON object the binary prints as its last line, in order (`BENCHMARKS.md`
 /// says what each measures).
-pub const REPORT_KEYS: [&str; 9] = [
+pub const REPORT_KEYS: [&str; 16] = [
     "auth_vs_identity",
     "auth_vs_bare",
     "anon_vs_bare",
@@ -30,6 +31,13 @@ pub const REPORT_KEYS: [&str; 9] = [
     "verify_vs_libsecp256k1",
     "session_cookie_bytes",
     "rss_growth_ratio",
+    "auth_vs_identity_lookup",
+    "auth_vs_identity_redis_lookup",
+    "auth_vs_identity_redis",
+    "auth_vs_bare_redis",
+    "logins_per_s_two_instances",
+    "two_instances_vs_one",
+    "redis_outage_503_s",
 ];
 
 /// The error type of the benchmarks: anything, with a message.

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use hyper::Request;
 use hyper::body::Body as _;
 use hyper::client::conn::http1::SendRequest;
-use hyper::header::{COOKIE, HOST, LOCATION};
+use hyper::header::{ACCEPT, COOKIE, HOST, LOCATION, SET_COOKIE};
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
@@ -37,6 +37,8 @@ pub struct Answer {
     pub status: u16,
     /// The `Location` header, if any.
     pub location: Option<String>,
+    /// The `name=value` of the first `Set-Cookie` header, if any.
+    pub set_cookie: Option<String>,
     /// The body (empty when not kept).
     pub body: Vec<u8>,
 }
@@ -67,10 +69,25 @@ impl Connection {
         cookie: Option<&str>,
         keep_body: bool,
     ) -> BenchResult<Answer> {
+        self.get_as(target, cookie, None, keep_body).await
+    }
+
+    /// [`get`](Self::get) with an optional `Accept` header (`application/json`: the login
+    /// routes answer errors as JSON).
+    pub async fn get_as(
+        &mut self,
+        target: &str,
+        cookie: Option<&str>,
+        accept: Option<&str>,
+        keep_body: bool,
+    ) -> BenchResult<Answer> {
         self.sender.ready().await?;
         let mut request = Request::get(target).header(HOST, &self.host);
         if let Some(cookie) = cookie {
             request = request.header(COOKIE, cookie);
+        }
+        if let Some(accept) = accept {
+            request = request.header(ACCEPT, accept);
         }
         let response = self
             .sender
@@ -92,6 +109,12 @@ impl Connection {
                 .headers
                 .get(LOCATION)
                 .and_then(|v| v.to_str().ok())
+                .map(str::to_owned),
+            set_cookie: parts
+                .headers
+                .get(SET_COOKIE)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.split(';').next())
                 .map(str::to_owned),
             body: kept,
         })
@@ -200,17 +223,34 @@ pub fn current_thread_schedstat() -> Option<String> {
     Some(format!("/proc/{}/schedstat", link.display()))
 }
 
-/// What to load: a server, a path, and the `Cookie` header to send (if any).
+/// What to load: one server or several (each loaded by as many connections as one alone: the
+/// load grows with the servers), a path, and the `Cookie` header to send (if any).
 #[derive(Debug, Clone)]
 pub struct LoadTarget {
-    /// The server.
-    pub addr: SocketAddr,
+    /// The servers: connection `i` goes to `addrs[i % addrs.len()]`.
+    pub addrs: Vec<SocketAddr>,
     /// Path and query of every request.
     pub path: String,
     /// The `Cookie` header of every request.
     pub cookie: Option<String>,
-    /// The `schedstat` path of the server's worker thread, to measure its CPU time.
-    pub server_thread: Option<String>,
+    /// The `schedstat` paths of the servers' threads, to measure their CPU time (summed); the
+    /// CPU time is unknown if any is unreadable, or if there is none.
+    pub server_threads: Vec<String>,
+    /// The `schedstat` paths of other processes' threads that serve these requests too (the
+    /// `redis-server` an app reads from), measured apart; empty when there are none.
+    pub backend_threads: Vec<String>,
+}
+
+/// The CPU time the threads of `schedstats` have used, summed; `None` if any is unreadable or
+/// there is none.
+pub fn threads_cpu(schedstats: &[String]) -> Option<Duration> {
+    if schedstats.is_empty() {
+        return None;
+    }
+    schedstats
+        .iter()
+        .map(|s| thread_cpu(s))
+        .sum::<Option<Duration>>()
 }
 
 /// The outcome of one load run.
@@ -222,8 +262,11 @@ pub struct LoadResult {
     pub failed: u64,
     /// From the first request to the last answer.
     pub elapsed: Duration,
-    /// CPU time the server's worker thread used meanwhile (when its thread is known).
+    /// CPU time the servers' threads used meanwhile (when they are known).
     pub server_cpu: Option<Duration>,
+    /// CPU time the backend threads used meanwhile (zero when there are none; `None` when
+    /// unreadable).
+    pub backend_cpu: Option<Duration>,
 }
 
 impl LoadResult {
@@ -235,6 +278,16 @@ impl LoadResult {
     /// Requests per second of server CPU: what one saturated worker would serve.
     pub fn per_server_cpu_second(&self) -> Option<f64> {
         self.server_cpu
+            .filter(|c| !c.is_zero())
+            .map(|c| self.ok as f64 / c.as_secs_f64())
+    }
+
+    /// Requests per second of the CPU of the servers and their backends together (the same as
+    /// [`per_server_cpu_second`](Self::per_server_cpu_second) without backends).
+    pub fn per_total_cpu_second(&self) -> Option<f64> {
+        self.server_cpu
+            .zip(self.backend_cpu)
+            .map(|(s, b)| s + b)
             .filter(|c| !c.is_zero())
             .map(|c| self.ok as f64 / c.as_secs_f64())
     }
@@ -254,13 +307,16 @@ pub struct LoadPool {
 }
 
 impl LoadPool {
-    /// Opens `connections` (at least one) keep-alive connections to `target`.
+    /// Opens `connections` (at least one) keep-alive connections to each server of `target`.
     pub async fn open(target: LoadTarget, connections: usize) -> BenchResult<Self> {
-        let mut opened = Vec::with_capacity(connections.max(1));
-        for _ in 0..connections.max(1) {
-            opened.push(
-                RawConnection::open(target.addr, &target.path, target.cookie.as_deref()).await?,
-            );
+        if target.addrs.is_empty() {
+            return Err("a load target without a server".into());
+        }
+        let total = connections.max(1) * target.addrs.len();
+        let mut opened = Vec::with_capacity(total);
+        for i in 0..total {
+            let addr = target.addrs[i % target.addrs.len()];
+            opened.push(RawConnection::open(addr, &target.path, target.cookie.as_deref()).await?);
         }
         Ok(Self {
             target,
@@ -271,8 +327,16 @@ impl LoadPool {
     /// Runs every connection, one request in flight on each, for `duration`. Must run on a
     /// tokio runtime; the connections are spawned on it and come back when done.
     pub async fn run(&mut self, duration: Duration) -> BenchResult<LoadResult> {
-        let cpu = || self.target.server_thread.as_deref().and_then(thread_cpu);
+        let cpu = || threads_cpu(&self.target.server_threads);
+        let backend = || {
+            if self.target.backend_threads.is_empty() {
+                Some(Duration::ZERO)
+            } else {
+                threads_cpu(&self.target.backend_threads)
+            }
+        };
         let cpu_before = cpu();
+        let backend_before = backend();
         let start = Instant::now();
         let deadline = start + duration;
         let tasks: Vec<_> = std::mem::take(&mut self.connections)
@@ -302,11 +366,15 @@ impl LoadPool {
         let server_cpu = cpu()
             .zip(cpu_before)
             .map(|(after, before)| after.saturating_sub(before));
+        let backend_cpu = backend()
+            .zip(backend_before)
+            .map(|(after, before)| after.saturating_sub(before));
         Ok(LoadResult {
             ok,
             failed,
             elapsed,
             server_cpu,
+            backend_cpu,
         })
     }
 }

@@ -158,6 +158,17 @@ impl UserPicker {
     }
 }
 
+/// The next user free to log in, waiting (50 ms at a time) while there is none.
+async fn free_user(picker: &RefCell<UserPicker>) -> String {
+    loop {
+        let next = picker.borrow_mut().next_user();
+        match next {
+            Some(handle) => return handle,
+            None => actix_rt::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+}
+
 /// A login started: the session cookie holding its state, and the callback to call.
 #[derive(Debug, Clone)]
 pub struct PendingLogin {
@@ -196,6 +207,15 @@ where
         .get(LOCATION)
         .and_then(|v| v.to_str().ok())
         .ok_or("the login route sent no Location")?;
+    Ok(PendingLogin {
+        cookie,
+        callback: approve(sandbox, page, handle).await?,
+    })
+}
+
+/// Has the sandbox approve the login of its login page `page` as `handle` (over `sandbox`, a
+/// connection to it); gives the path and query of the callback it redirects to.
+async fn approve(sandbox: &mut Connection, page: &str, handle: &str) -> BenchResult<String> {
     let mut url = Url::parse(page)?;
     url.query_pairs_mut().append_pair("sandbox_user", handle);
     let target = format!("{}?{}", url.path(), url.query().unwrap_or_default());
@@ -209,14 +229,11 @@ where
         .into());
     };
     let location = Url::parse(&location)?;
-    Ok(PendingLogin {
-        cookie,
-        callback: format!(
-            "{}?{}",
-            location.path(),
-            location.query().unwrap_or_default()
-        ),
-    })
+    Ok(format!(
+        "{}?{}",
+        location.path(),
+        location.query().unwrap_or_default()
+    ))
 }
 
 /// Calls the callback of a started login; returns the signed-in session cookie and how long
@@ -300,13 +317,7 @@ where
             let mut run = LoginRun::default();
             while remaining.get() > 0 {
                 remaining.set(remaining.get() - 1);
-                let handle = loop {
-                    let next = picker.borrow_mut().next_user();
-                    match next {
-                        Some(h) => break h,
-                        None => actix_rt::time::sleep(Duration::from_millis(50)).await,
-                    }
-                };
+                let handle = free_user(&picker).await;
                 let pending = start_login(&*app, &audius, &mut connection, &handle).await?;
                 let (cookie, took) = finish_login(&*app, pending).await?;
                 run.logins += 1;
@@ -337,6 +348,181 @@ where
         total.logins += run.logins;
         total.requests += run.requests;
         total.callbacks.extend(run.callbacks);
+    }
+    total.elapsed = start.elapsed();
+    Ok(total)
+}
+
+/// A login over HTTP started on an app server: the pre-login session cookie (holding the
+/// state) and the callback (path and query) the sandbox redirected to.
+#[derive(Debug, Clone)]
+pub struct HttpPending {
+    /// The `Cookie` header of the pre-login session.
+    pub cookie: String,
+    /// Path and query of the callback.
+    pub callback: String,
+}
+
+/// Starts a login over HTTP: `GET login_path` on `app` (a connection to an app server), then
+/// the sandbox's login page as `handle` on `sandbox`.
+pub async fn http_begin(
+    app: &mut Connection,
+    sandbox: &mut Connection,
+    login_path: &str,
+    handle: &str,
+) -> BenchResult<HttpPending> {
+    let answer = app.get(login_path, None, false).await?;
+    let (Some(page), Some(cookie)) = (answer.location, answer.set_cookie) else {
+        return Err(format!(
+            "the login route answered {} without a Location and a session cookie",
+            answer.status
+        )
+        .into());
+    };
+    Ok(HttpPending {
+        cookie,
+        callback: approve(sandbox, &page, handle).await?,
+    })
+}
+
+/// What a callback delivered over HTTP got.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Delivery {
+    /// Accepted: `302` with the signed-in session's cookie (`name=value`).
+    Accepted(String),
+    /// Refused with this `4xx` status (a used state, a replayed token, ...).
+    Refused(u16),
+}
+
+/// Delivers the callback of `pending` to `app` (asking for JSON errors); anything but an
+/// acceptance or a `4xx` refusal is an error.
+pub async fn http_deliver(app: &mut Connection, pending: &HttpPending) -> BenchResult<Delivery> {
+    let answer = app
+        .get_as(
+            &pending.callback,
+            Some(&pending.cookie),
+            Some("application/json"),
+            true,
+        )
+        .await?;
+    match (answer.status, answer.set_cookie) {
+        (302, Some(cookie)) => Ok(Delivery::Accepted(cookie)),
+        (status @ 400..=499, _) => Ok(Delivery::Refused(status)),
+        (status, _) => Err(format!(
+            "the callback answered {status}: {}",
+            String::from_utf8_lossy(&answer.body)
+        )
+        .into()),
+    }
+}
+
+/// What [`http_logins`] did.
+#[derive(Debug, Clone, Default)]
+pub struct HttpLoginRun {
+    /// Logins accepted.
+    pub accepted: usize,
+    /// Second deliveries refused (when racing).
+    pub refused: usize,
+    /// Wall time.
+    pub elapsed: Duration,
+    /// The session cookie of the last login accepted.
+    pub last_cookie: Option<String>,
+}
+
+impl HttpLoginRun {
+    /// Logins accepted per second.
+    pub fn per_second(&self) -> f64 {
+        self.accepted as f64 / self.elapsed.as_secs_f64()
+    }
+}
+
+/// Runs `count` logins over HTTP, `concurrency` flows at a time (each with keep-alive
+/// connections of its own to the sandbox and to every app server of `apps`): login `i` of a
+/// flow starts on `apps[i % n]` and its callback is delivered to `apps[(i + 1) % n]` (another
+/// instance, when there are several). With `race`, the callback is also delivered at the same
+/// moment to the instance that started it: exactly one of the two must accept it, the other
+/// refuse it (`4xx`); anything else is an error. Call inside an actix system (the flows are
+/// local tasks).
+pub async fn http_logins(
+    apps: &[SocketAddr],
+    sandbox: SocketAddr,
+    login_path: &str,
+    picker: Rc<RefCell<UserPicker>>,
+    count: usize,
+    concurrency: usize,
+    race: bool,
+) -> BenchResult<HttpLoginRun> {
+    if apps.is_empty() {
+        return Err("no app server to log in on".into());
+    }
+    let remaining = Rc::new(Cell::new(count));
+    let start = Instant::now();
+    let mut flows = Vec::new();
+    for flow in 0..concurrency.max(1) {
+        let apps = apps.to_vec();
+        let login_path = login_path.to_owned();
+        let picker = picker.clone();
+        let remaining = remaining.clone();
+        flows.push(actix_rt::spawn(async move {
+            let mut sandbox = Connection::open(sandbox).await?;
+            let mut connections = Vec::with_capacity(apps.len());
+            for addr in &apps {
+                connections.push(Connection::open(*addr).await?);
+            }
+            let n = connections.len();
+            let mut run = HttpLoginRun::default();
+            let mut i = flow;
+            while remaining.get() > 0 {
+                remaining.set(remaining.get() - 1);
+                let handle = free_user(&picker).await;
+                let (begin, finish) = (i % n, (i + 1) % n);
+                i += 1;
+                let pending =
+                    http_begin(&mut connections[begin], &mut sandbox, &login_path, &handle).await?;
+                let outcomes = if race && begin != finish {
+                    let (low, high) = connections.split_at_mut(begin.max(finish));
+                    let (first, second) = (&mut low[begin.min(finish)], &mut high[0]);
+                    let (a, b) = tokio::join!(
+                        http_deliver(first, &pending),
+                        http_deliver(second, &pending)
+                    );
+                    vec![a?, b?]
+                } else {
+                    vec![http_deliver(&mut connections[finish], &pending).await?]
+                };
+                let mut accepted = 0;
+                for outcome in outcomes {
+                    match outcome {
+                        Delivery::Accepted(cookie) => {
+                            accepted += 1;
+                            run.last_cookie = Some(cookie);
+                        }
+                        Delivery::Refused(_) if race => run.refused += 1,
+                        Delivery::Refused(status) => {
+                            return Err(
+                                format!("a login of {handle} was refused with {status}").into()
+                            );
+                        }
+                    }
+                }
+                if accepted != 1 {
+                    return Err(format!(
+                        "a login of {handle} was accepted {accepted} times across instances \
+                         (exactly once expected)"
+                    )
+                    .into());
+                }
+                run.accepted += 1;
+            }
+            Ok::<_, crate::BenchError>(run)
+        }));
+    }
+    let mut total = HttpLoginRun::default();
+    for flow in flows {
+        let run = flow.await??;
+        total.accepted += run.accepted;
+        total.refused += run.refused;
+        total.last_cookie = run.last_cookie.or(total.last_cookie);
     }
     total.elapsed = start.elapsed();
     Ok(total)

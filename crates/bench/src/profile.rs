@@ -1,6 +1,7 @@
 //! `--profile`: a profiling aid, not a figure. Logs in, then makes only in-process requests of
 //! one configuration, inside `profile_loop`, the one function a profiler is told to record
-//! (`valgrind --tool=callgrind --toggle-collect='*profile_loop*'`).
+//! (`valgrind --tool=callgrind --toggle-collect='*profile_loop*'`); or, with `token`, only
+//! parses and recovers a token, inside `profile_token_loop`.
 
 use std::hint::black_box;
 use std::time::Instant;
@@ -9,6 +10,8 @@ use actix_audius_login::VerifierKind;
 use actix_web::body::MessageBody;
 use actix_web::dev::{Service, ServiceResponse};
 use actix_web::test;
+use audius_login::Token;
+use audius_sandbox::TokenOverrides;
 
 use crate::apps::{self, AUTH_PATH, PAGE_PATH};
 use crate::figures::{cookie_header, get, identity_login, say};
@@ -28,12 +31,28 @@ pub enum ProfileConfig {
     BareAnon,
     /// This project, `/page` without a cookie.
     AudiusAnon,
+    /// Not a request: `Token::parse_and_recover` of a sandbox token (`--profile-requests`
+    /// times), in `profile_token_loop`.
+    Token,
 }
 
 /// The apps and cookies of the request figures, then `n` requests of `config` in
 /// `profile_loop`; prints how long they took.
 pub fn run(config: ProfileConfig, n: usize) -> BenchResult<()> {
     let (sandbox_runtime, sandbox) = login::start_sandbox(login::bench_users(0)?, 100)?;
+    if config == ProfileConfig::Token {
+        let artist = sandbox.user("artist").ok_or("no built-in artist")?;
+        let token = sandbox.mint_token(artist, TokenOverrides::default());
+        let start = Instant::now();
+        profile_token_loop(&token, n)?;
+        say(format!(
+            "profiled {n} Token::parse_and_recover in {:.3} s ({:.2} us each)",
+            start.elapsed().as_secs_f64(),
+            start.elapsed().as_secs_f64() * 1e6 / n.max(1) as f64
+        ));
+        sandbox_runtime.block_on(sandbox.stop());
+        return Ok(());
+    }
     let key = apps::key();
     let audius = audius_builder(&sandbox, VerifierKind::Local).build()?;
     actix_rt::System::new().block_on(async {
@@ -41,7 +60,7 @@ pub fn run(config: ProfileConfig, n: usize) -> BenchResult<()> {
         let bare_app = test::init_service(apps::bare_app(key.clone())).await;
         let identity_app = test::init_service(apps::identity_app(key.clone())).await;
         let audius_cookie =
-            actix_audius_login::testing::sign_in_service(&audius_app, &audius, "artist").await?;
+            actix_audius_login_testing::sign_in_service(&audius_app, &audius, "artist").await?;
         let audius_cookie = cookie_header(&audius_cookie);
         let identity_cookie = cookie_header(&identity_login(&identity_app).await?);
         let (audius_cookie, identity_cookie) = (audius_cookie.as_str(), identity_cookie.as_str());
@@ -56,6 +75,7 @@ pub fn run(config: ProfileConfig, n: usize) -> BenchResult<()> {
             }
             ProfileConfig::BareAnon => profile_loop(&bare_app, PAGE_PATH, None, n).await,
             ProfileConfig::AudiusAnon => profile_loop(&audius_app, PAGE_PATH, None, n).await,
+            ProfileConfig::Token => return Err("--profile token makes no requests".into()),
         }
         say(format!(
             "profiled {n} requests ({config:?}) in {:.3} s",
@@ -64,6 +84,16 @@ pub fn run(config: ProfileConfig, n: usize) -> BenchResult<()> {
         Ok::<_, BenchError>(())
     })?;
     sandbox_runtime.block_on(sandbox.stop());
+    Ok(())
+}
+
+/// `n` times `Token::parse_and_recover` of `token`; the only place `--profile token` spends
+/// time in, by name.
+#[inline(never)]
+fn profile_token_loop(token: &str, n: usize) -> BenchResult<()> {
+    for _ in 0..n {
+        black_box(Token::parse_and_recover(black_box(token), 16 * 1024)?);
+    }
     Ok(())
 }
 

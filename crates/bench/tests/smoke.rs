@@ -1,6 +1,7 @@
 //! Runs the benchmark binary briefly (`--smoke`: every part, tiny sizes) and checks the shape
 //! of its last line: one JSON object with exactly the documented keys, each a finite number.
-//! The numbers themselves are not judged.
+//! The numbers themselves are not judged. Needs `redis-server` on the `PATH` (the bench starts
+//! its own for its Redis figures; `.ci/run` installs the package).
 
 #![allow(clippy::unwrap_used)]
 

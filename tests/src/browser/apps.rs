@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use std::net::TcpListener;
 use std::sync::Arc;
 
-use actix_audius_login::testing::TestServer;
 use actix_audius_login::{AudiusLogin, Flow, ResponseMode, Scope};
+use actix_audius_login_testing::TestServer;
 use actix_web::dev::ServerHandle;
 use actix_web::{App, HttpRequest, HttpResponse, web};
 use audius_login_examples::Setup;
@@ -94,6 +94,9 @@ impl DemoApp {
                 .api_key(key)
                 .scope(Scope::Write)
                 .build()?;
+            // The demo's pages show, and its `/me/audius` checks, the flow it was built with.
+            setup.settings.flow = flow;
+            setup.settings.api_key = Some(key.to_owned());
         }
         let server = audius_login_examples::demo::server(&setup)?;
         Ok(Self {
@@ -158,7 +161,7 @@ impl PageServer {
         F: Fn(&mut web::ServiceConfig) + Send + Sync + Clone + 'static,
     {
         let server = TestServer::bind()?;
-        let url = Url::parse(server.base_url())?;
+        let url = Url::parse(&server.url("/"))?;
         let pages = Arc::new(pages);
         let server = server.start(move || {
             let pages = pages.clone();

@@ -58,14 +58,16 @@ impl SessionStoreGuard {
         self.retry_after = retry_after;
         self
     }
+}
 
-    /// The login route and landing page linked from the HTML answer. Default:
-    /// `/auth/audius/login` and `/`
-    /// ([`AudiusLogin::session_store_guard`](crate::AudiusLogin::session_store_guard) takes the app's).
-    pub fn links(mut self, login_path: impl Into<String>, landing_path: impl Into<String>) -> Self {
-        self.login_path = login_path.into();
-        self.landing_path = landing_path.into();
-        self
+impl SessionStoreGuard {
+    /// The guard of an app: its page links to `login_path` and `landing_path`.
+    pub(crate) fn linking(login_path: &str, landing_path: &str) -> Self {
+        Self {
+            login_path: login_path.to_owned(),
+            landing_path: landing_path.to_owned(),
+            ..Self::new()
+        }
     }
 }
 

@@ -11,7 +11,7 @@
 //!   outage of the request being served;
 //! - [`SessionStoreGuard`]
 //!   (from [`AudiusLogin::session_store_guard`](crate::AudiusLogin::session_store_guard), or
-//!   [`SessionStoreGuard::new`]) wraps the `SessionMiddleware`, outermost: a request during
+//!   [`SessionStoreGuard::new`], linking to the default paths) wraps the `SessionMiddleware`, outermost: a request during
 //!   which an outage was recorded is answered `503 Service Unavailable` with
 //!   `{"error": "session_unavailable", "message": ..}` (an HTML page for browsers) and a
 //!   `Retry-After` header. Every other answer, and every other error, passes through untouched.
@@ -128,7 +128,7 @@
 //! let url = redis_url.clone();
 //! let store = ReconnectingStore::new(RedisSessionStore::new(redis_url).await?, move || {
 //!     let url = url.clone();
-//!     Box::pin(async move { RedisSessionStore::new(url).await })
+//!     async move { RedisSessionStore::new(url).await }
 //! });
 //! // Cloned into every worker's `SessionMiddleware::new(store.clone(), key.clone())`.
 //! let store = GuardedStore::new(store).timeout(Duration::from_secs(1));
@@ -153,9 +153,9 @@ mod reconnecting;
 
 use std::collections::HashMap;
 
-pub use guard::{SessionStoreGuard, SessionStoreGuardService};
+pub use guard::SessionStoreGuard;
 pub use guarded::GuardedStore;
-pub use reconnecting::{ConnectFuture, ReconnectingStore};
+pub use reconnecting::ReconnectingStore;
 
 pub(crate) type State = HashMap<String, String>;
 pub(crate) type Ttl = actix_web::cookie::time::Duration;

@@ -8,8 +8,8 @@ use futures_util::future::LocalBoxFuture;
 
 use super::{State, Ttl};
 
-/// The future a [`ReconnectingStore`]'s `connect` function returns.
-pub type ConnectFuture<S> = LocalBoxFuture<'static, Result<S, anyhow::Error>>;
+/// The future a [`ReconnectingStore`]'s `connect` function returns, boxed.
+type ConnectFuture<S> = LocalBoxFuture<'static, Result<S, anyhow::Error>>;
 
 type ConnectFn<S> = dyn Fn() -> ConnectFuture<S> + Send + Sync;
 
@@ -43,10 +43,9 @@ struct Reconnecting<S> {
 /// use actix_audius_login::store::{GuardedStore, ReconnectingStore};
 /// use actix_session::storage::CookieSessionStore;
 ///
-/// let store = ReconnectingStore::new(CookieSessionStore::default(), || {
-///     Box::pin(async { Ok(CookieSessionStore::default()) })
+/// let store = ReconnectingStore::new(CookieSessionStore::default(), || async {
+///     Ok(CookieSessionStore::default())
 /// });
-/// assert_eq!(store.generation(), 0);
 /// let store = GuardedStore::new(store).timeout(Duration::from_secs(1));
 /// # let _ = store;
 /// ```
@@ -95,39 +94,36 @@ impl<S> Drop for Abandoned<'_, S> {
 
 impl<S> ReconnectingStore<S> {
     /// Uses `store` until it fails, then `connect` to build a new one (on the next call).
-    pub fn new<F>(store: S, connect: F) -> Self
+    pub fn new<F, Fut>(store: S, connect: F) -> Self
     where
-        F: Fn() -> ConnectFuture<S> + Send + Sync + 'static,
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<S, anyhow::Error>> + 'static,
     {
         Self::with_current(Some(std::sync::Arc::new(store)), connect)
     }
 
     /// Builds the store with `connect` on the first call (an app can start while the backend
     /// is down).
-    pub fn lazy<F>(connect: F) -> Self
+    pub fn lazy<F, Fut>(connect: F) -> Self
     where
-        F: Fn() -> ConnectFuture<S> + Send + Sync + 'static,
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<S, anyhow::Error>> + 'static,
     {
         Self::with_current(None, connect)
     }
 
-    fn with_current<F>(store: Option<std::sync::Arc<S>>, connect: F) -> Self
+    fn with_current<F, Fut>(store: Option<std::sync::Arc<S>>, connect: F) -> Self
     where
-        F: Fn() -> ConnectFuture<S> + Send + Sync + 'static,
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<S, anyhow::Error>> + 'static,
     {
         Self {
             shared: std::sync::Arc::new(Reconnecting {
                 current: std::sync::Mutex::new((0, store)),
-                connect: Box::new(connect),
+                connect: Box::new(move || -> ConnectFuture<S> { Box::pin(connect()) }),
                 connecting: std::sync::atomic::AtomicBool::new(false),
             }),
         }
-    }
-
-    /// How many times the store was (re)built since this value was created (0: the first
-    /// store given to [`new`](Self::new) is still in use).
-    pub fn generation(&self) -> u64 {
-        self.shared.current.lock().map(|c| c.0).unwrap_or(0)
     }
 
     /// Forgets the store of `generation` (if still current): the next call reconnects.

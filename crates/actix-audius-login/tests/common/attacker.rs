@@ -38,7 +38,7 @@ pub async fn begin(app: &TestApp, client: &reqwest::Client) -> String {
 
 /// The callback URL answering `state` with `token`.
 pub fn callback_url(app: &TestApp, state: &str, token: &str) -> Url {
-    let mut url = app.url(app.audius.callback_path());
+    let mut url = app.url(app.audius.redirect_uri().path());
     url.query_pairs_mut()
         .append_pair("state", state)
         .append_pair("token", token);

@@ -8,8 +8,8 @@ use std::net::TcpListener;
 use std::sync::Arc;
 
 use actix_audius_login::{
-    AudiusLogin, AudiusLoginBuilder, AudiusRequestExt as _, AudiusUser, ButtonOptions,
-    RequireLogin, ResponseMode, UnauthenticatedResponse, VerifiedArtist, guard,
+    AudiusLogin, AudiusLoginBuilder, AudiusRequestExt as _, AudiusUser, ButtonOptions, LoginGuard,
+    RequireLogin, ResponseMode, UnauthenticatedResponse, VerifiedArtist,
 };
 use actix_session::SessionMiddleware;
 use actix_session::storage::CookieSessionStore;
@@ -26,6 +26,8 @@ pub const SESSION_COOKIE: &str = "id";
 pub struct TestApp {
     pub base: Url,
     pub audius: AudiusLogin,
+    /// The answer channel the app was built with.
+    pub mode: ResponseMode,
     pub sandbox: Arc<SandboxHandle>,
     pub client: reqwest::Client,
     pub jar: Arc<reqwest::cookie::Jar>,
@@ -75,13 +77,13 @@ pub async fn start_with(
             .route(
                 "/guarded",
                 web::get()
-                    .guard(guard::IsVerifiedArtist)
+                    .guard(LoginGuard::VerifiedArtist)
                     .to(|| async { "artist route" }),
             )
             .route(
                 "/guarded",
                 web::get()
-                    .guard(guard::SignedIn)
+                    .guard(LoginGuard::SignedIn)
                     .to(|| async { "listener route" }),
             )
             .route("/guarded", web::get().to(|| async { "anonymous route" }))
@@ -92,12 +94,12 @@ pub async fn start_with(
             )
             .service(
                 web::scope("/account")
-                    .wrap(RequireLogin::new())
+                    .wrap(RequireLogin::SignedIn)
                     .route("", web::get().to(|| async { "account page" })),
             )
             .service(
                 web::scope("/studio")
-                    .wrap(RequireLogin::verified_artist())
+                    .wrap(RequireLogin::VerifiedArtist)
                     .route("", web::get().to(|| async { "studio page" })),
             )
             .wrap(audius.middleware())
@@ -127,6 +129,7 @@ pub async fn start_with(
     TestApp {
         base,
         audius,
+        mode,
         sandbox,
         client,
         jar,
@@ -237,7 +240,7 @@ impl TestApp {
 
     /// Hands the sandbox's answer to the app's callback, as a browser would.
     pub async fn deliver(&self, answer: reqwest::Response) -> reqwest::Response {
-        match self.audius.response_mode() {
+        match self.mode {
             ResponseMode::Query => {
                 assert_eq!(answer.status(), 302, "sandbox redirects to the callback");
                 let location = answer.headers()[LOCATION].to_str().unwrap().to_owned();
@@ -274,9 +277,12 @@ impl TestApp {
             body.insert("token".into(), t.into());
         }
         self.client
-            .post(self.url(self.audius.callback_path()))
+            .post(self.url(self.audius.redirect_uri().path()))
             .header(ACCEPT, "application/json")
-            .header("origin", self.audius.app_origin())
+            .header(
+                "origin",
+                self.audius.redirect_uri().origin().ascii_serialization(),
+            )
             .json(&body)
             .send()
             .await
@@ -295,7 +301,10 @@ impl TestApp {
     pub async fn logout(&self) -> reqwest::Response {
         self.client
             .post(self.url(self.audius.logout_path()))
-            .header("origin", self.audius.app_origin())
+            .header(
+                "origin",
+                self.audius.redirect_uri().origin().ascii_serialization(),
+            )
             .send()
             .await
             .unwrap()

@@ -8,7 +8,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_audius_login::{VerifierKind, VerifyOptions};
+use actix_audius_login::{Limits, VerifierKind, VerifyOptions};
 use actix_web::cookie::Key;
 use actix_web::test;
 use audius_login::replay::MemoryReplayCache;
@@ -43,13 +43,16 @@ pub(super) async fn growth_ratio(
     let replay = Arc::new(MemoryReplayCache::new(plan.mem_replay_capacity));
     let audius = audius_builder(sandbox, VerifierKind::Local)
         .replay_cache(replay.clone())
-        .user_cache_capacity(plan.mem_user_capacity)
+        .limits(Limits {
+            user_cache_capacity: plan.mem_user_capacity,
+            attempt_ttl: MEM_ATTEMPT_TTL,
+            ..Limits::default()
+        })
         .verify_options(
             VerifyOptions::default()
                 .max_age(Some(MEM_TOKEN_AGE))
                 .clock_skew(MEM_CLOCK_SKEW),
         )
-        .attempt_ttl(MEM_ATTEMPT_TTL)
         .build()?;
     let app = Rc::new(test::init_service(apps::audius_app(key.clone(), audius.clone())).await);
     let directory = audius

@@ -12,16 +12,21 @@
 //! 5. token verification against raw libsecp256k1 recovery (`verification.rs`).
 //!
 //! Then, with the in-process system gone, the request figures again over loopback HTTP
-//! (`loopback.rs`), whose ratios are the headline ones.
+//! (`loopback.rs`), whose ratios are the headline ones; and, on a private `redis-server`
+//! (`redis.rs`), the same comparison like with like, actix-identity finding the profile for its
+//! id (`lookup.rs`), and two instances behind one Redis (`instances.rs`).
 //!
 //! Every ratio compares against a baseline measured in the same process, interleaved with it
 //! in short blocks, and is the median over rounds: a block another process slowed down falls
 //! outside the quantile a round is read from (see `rounds.rs`).
 
+mod instances;
 mod logins;
+mod lookup;
 mod loopback;
 mod memory;
 mod plan;
+mod redis;
 mod report;
 mod requests;
 mod rounds;
@@ -80,6 +85,15 @@ pub fn run(plan: &Plan) -> BenchResult<Report> {
     drop(system);
 
     loopback::measure(plan, &sandbox, &key, &cookies, &mut report)?;
+
+    let mut redis = redis::start()?;
+    say(format!(
+        "redis-server: {} (started by the bench)",
+        redis.url()
+    ));
+    lookup::measure(plan, &sandbox, &key, &cookies, &redis, &mut report)?;
+    instances::measure(plan, &sandbox, &key, &mut redis, &mut report)?;
+    drop(redis);
 
     if let Ok(sandbox) = Arc::try_unwrap(sandbox) {
         sandbox_runtime.block_on(sandbox.stop());

@@ -35,6 +35,16 @@ pub struct Plan {
     /// Token verification: rounds and iterations per round.
     pub(crate) verify_rounds: usize,
     pub(crate) verify_iterations: usize,
+    /// Two instances: logins per instance count (one, two), in `login_rounds` rounds; logins
+    /// whose callback is delivered to both instances at once; how long Redis stays down.
+    pub(crate) scale_logins: usize,
+    pub(crate) race_logins: usize,
+    pub(crate) outage: Duration,
+    /// Two instances: keep-alive connections to each instance in the efficiency runs (the
+    /// load a instance gets is the same with one instance and with two). Four, not the 8 of the
+    /// other loopback figures: the second instance shares its core with the load generator,
+    /// redis-server and the sandbox (`BENCHMARKS.md` gives what other settings measured).
+    pub(crate) scale_connections: usize,
 }
 
 impl Plan {
@@ -59,6 +69,10 @@ impl Plan {
             mem_user_capacity: 10,
             verify_rounds: 1,
             verify_iterations: 5,
+            scale_logins: 8,
+            race_logins: 4,
+            outage: Duration::from_millis(300),
+            scale_connections: 1,
         }
     }
 
@@ -84,6 +98,10 @@ impl Plan {
                 mem_user_capacity: 250,
                 verify_rounds: 7,
                 verify_iterations: 300,
+                scale_logins: 300,
+                race_logins: 100,
+                outage: Duration::from_secs(1),
+                scale_connections: 4,
             }
         } else {
             Self {
@@ -104,6 +122,10 @@ impl Plan {
                 mem_user_capacity: 1_000,
                 verify_rounds: 25,
                 verify_iterations: 2_000,
+                scale_logins: 1_500,
+                race_logins: 500,
+                outage: Duration::from_secs(1),
+                scale_connections: 4,
             }
         }
     }

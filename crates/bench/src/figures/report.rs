@@ -18,6 +18,13 @@ pub struct Report {
     pub(crate) verify_vs_libsecp256k1: f64,
     pub(crate) session_cookie_bytes: u64,
     pub(crate) rss_growth_ratio: f64,
+    pub(crate) auth_vs_identity_lookup: f64,
+    pub(crate) auth_vs_identity_redis_lookup: f64,
+    pub(crate) auth_vs_identity_redis: f64,
+    pub(crate) auth_vs_bare_redis: f64,
+    pub(crate) logins_per_s_two_instances: f64,
+    pub(crate) two_instances_vs_one: f64,
+    pub(crate) redis_outage_503_s: f64,
 }
 
 /// Prints a line at once (the run reports as it goes, so a slow part shows where it is).

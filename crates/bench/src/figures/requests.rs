@@ -210,7 +210,7 @@ pub(super) struct Ratios {
 
 impl Ratios {
     /// The ratios of each round's rates (`rates[config][round]`).
-    pub(super) fn from_rates(rates: &[Vec<f64>; CONFIGS]) -> Self {
+    pub(super) fn from_rates(rates: &[Vec<f64>]) -> Self {
         let per = |num: usize, den: usize| -> Vec<f64> {
             rates[num]
                 .iter()
@@ -232,7 +232,7 @@ impl Ratios {
     }
 
     /// Prints each configuration's rate and the three ratios, with their spread and goals.
-    pub(super) fn print(&self, what: &str, rates: &[Vec<f64>; CONFIGS]) {
+    pub(super) fn print(&self, what: &str, rates: &[Vec<f64>]) {
         say(format!(
             "requests, {what}: median of {} rounds",
             rates[0].len()

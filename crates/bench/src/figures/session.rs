@@ -35,7 +35,7 @@ where
     S: Service<actix_http::Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
     B: MessageBody,
 {
-    let audius_cookie = actix_audius_login::testing::sign_in_service(app, audius, "artist").await?;
+    let audius_cookie = actix_audius_login_testing::sign_in_service(app, audius, "artist").await?;
     let bytes = cookie_header(&audius_cookie).len() as u64;
     report.session_cookie_bytes = bytes;
     let mut connection = load::Connection::open(sandbox_addr).await?;

@@ -8,26 +8,60 @@ use actix_web::http::header::{self};
 use actix_web::test;
 use url::Url;
 
-use super::client::{http_client, read_response};
-use super::error::TestError;
-use crate::config::{Flow, ResponseMode};
-use crate::state::AudiusLogin;
+use actix_audius_login::{AudiusLogin, ResponseMode};
 
-/// The name of the value the login page hands over: `token` (implicit flow) or `code`.
-pub(super) fn answer_name(audius: &AudiusLogin) -> &'static str {
-    match audius.inner.flow {
-        Flow::AuthorizationCode => "code",
-        _ => "token",
-    }
+use crate::client::{Answer, http_client};
+use crate::error::TestError;
+
+/// What the sandbox approved: the state, the token (implicit flow) or code, how it came back,
+/// and the URL it came back to in a redirect channel.
+pub(crate) struct Approval {
+    pub(crate) state: String,
+    /// `"token"` (implicit flow) or `"code"` (authorization-code flow).
+    pub(crate) name: &'static str,
+    pub(crate) value: String,
+    pub(crate) mode: ResponseMode,
+    pub(crate) location: Option<String>,
 }
 
-/// What the sandbox answered for an approved login: `(state, token or code, location)`.
-pub(super) async fn approve(
-    login_page: &str,
-    handle: &str,
-    mode: ResponseMode,
-    name: &str,
-) -> Result<(String, String, Option<String>), TestError> {
+/// The channel and the answer's name the login page's URL asks for, as a browser sees it:
+/// `redirect_uri=postmessage` is the popup, else `response_mode` (`query` or `fragment`); the
+/// code flow's URL has `response_type=code`.
+fn channel(login_page: &Url) -> (ResponseMode, &'static str) {
+    let get = |key: &str| {
+        login_page
+            .query_pairs()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.into_owned())
+    };
+    let mode = if get("redirect_uri").as_deref() == Some("postmessage") {
+        ResponseMode::PostMessage
+    } else if get("response_mode").as_deref() == Some("query") {
+        ResponseMode::Query
+    } else {
+        ResponseMode::Fragment
+    };
+    let name = if get("response_type").as_deref() == Some("code") {
+        "code"
+    } else {
+        "token"
+    };
+    (mode, name)
+}
+
+/// The app's origin (`scheme://host[:port]` of its redirect URI), which its pages send as
+/// `Origin`.
+pub(crate) fn app_origin(audius: &AudiusLogin) -> String {
+    audius.redirect_uri().origin().ascii_serialization()
+}
+
+/// The callback route's path (the redirect URI's).
+pub(crate) fn callback_path(audius: &AudiusLogin) -> &str {
+    audius.redirect_uri().path()
+}
+
+/// What the sandbox answered for an approved login of `handle` on `login_page`.
+pub(crate) async fn approve(login_page: &str, handle: &str) -> Result<Approval, TestError> {
     let page_what = "the sandbox's login page";
     let mut url = Url::parse(login_page).map_err(|e| {
         TestError::unexpected_because(
@@ -35,8 +69,9 @@ pub(super) async fn approve(
             e,
         )
     })?;
+    let (mode, name) = channel(&url);
     url.query_pairs_mut().append_pair("sandbox_user", handle);
-    let client = http_client(None)?;
+    let client = http_client(None, reqwest::header::HeaderMap::new())?;
     let mut answer = client
         .get(url.clone())
         .send()
@@ -57,21 +92,24 @@ pub(super) async fn approve(
             .await
             .map_err(|e| TestError::transport(page_what, e.without_url()))?;
     }
-    let answer = read_response(answer, page_what).await?;
-    if mode == ResponseMode::PostMessage && answer.status().is_success() {
-        let (state, token) = postmessage_payload(&answer.text(), name).ok_or_else(|| {
-            TestError::unexpected(format!(
-                "the sandbox's postmessage page carries no state and {name}"
-            ))
-        })?;
-        return Ok((state, token, None));
+    let answer = Answer::read(answer, page_what).await?;
+    if mode == ResponseMode::PostMessage && answer.status.is_success() {
+        let (state, token) = postmessage_payload(&String::from_utf8_lossy(&answer.body), name)
+            .ok_or_else(|| {
+                TestError::unexpected(format!(
+                    "the sandbox's postmessage page carries no state and {name}"
+                ))
+            })?;
+        return Ok(Approval {
+            state,
+            name,
+            value: token,
+            mode,
+            location: None,
+        });
     }
-    let Some(location) = answer.location() else {
-        return Err(TestError::refused(
-            page_what,
-            answer.status(),
-            answer.body(),
-        ));
+    let Some(location) = answer.location.as_deref() else {
+        return Err(TestError::refused(page_what, answer.status, &answer.body));
     };
     let location = Url::parse(location).map_err(|e| {
         TestError::unexpected_because(format!("the sandbox redirected to {location:?}"), e)
@@ -86,7 +124,13 @@ pub(super) async fn approve(
             .map(|(_, v)| v.into_owned())
     };
     match (get("state"), get(name)) {
-        (Some(state), Some(token)) => Ok((state, token, Some(location.to_string()))),
+        (Some(state), Some(token)) => Ok(Approval {
+            state,
+            name,
+            value: token,
+            mode,
+            location: Some(location.to_string()),
+        }),
         _ => Err(TestError::unexpected(format!(
             "the sandbox's answer carries no state and {name}: {location}"
         ))),
@@ -109,7 +153,7 @@ fn postmessage_payload(page: &str, name: &str) -> Option<(String, String)> {
 /// user `handle`, and returns the session cookie to send with later requests.
 ///
 /// ```no_run
-/// use actix_audius_login::testing::sign_in_service;
+/// use actix_audius_login_testing::sign_in_service;
 /// use actix_audius_login::{AudiusLogin, AudiusUser};
 /// use actix_session::{SessionMiddleware, storage::CookieSessionStore};
 /// use actix_web::cookie::Key;
@@ -149,13 +193,11 @@ where
     S: Service<actix_http::Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
     B: MessageBody,
 {
-    let c = &audius.inner;
-    let login_what = format!("the app's login route (GET {})", c.login_path);
-    let start = test::call_service(
-        app,
-        test::TestRequest::get().uri(&c.login_path).to_request(),
-    )
-    .await;
+    let login_path = audius.login_path();
+    let callback_path = callback_path(audius);
+    let login_what = format!("the app's login route (GET {login_path})");
+    let start =
+        test::call_service(app, test::TestRequest::get().uri(login_path).to_request()).await;
     if !start.status().is_redirection() {
         let status = start.status();
         let body = test::read_body(start).await;
@@ -169,9 +211,14 @@ where
         .and_then(|v| v.to_str().ok())
         .ok_or_else(|| TestError::unexpected(format!("{login_what} sent no Location")))?
         .to_owned();
-    let name = answer_name(audius);
-    let (state, token, location) = approve(&page, handle, c.response_mode, name).await?;
-    let request = match (c.response_mode, location) {
+    let Approval {
+        state,
+        name,
+        value,
+        mode,
+        location,
+    } = approve(&page, handle).await?;
+    let request = match (mode, location) {
         (ResponseMode::Query, Some(location)) => {
             let url = Url::parse(&location).map_err(|e| {
                 TestError::unexpected_because(format!("the sandbox redirected to {location:?}"), e)
@@ -183,16 +230,16 @@ where
             test::TestRequest::get().uri(&path)
         }
         _ => test::TestRequest::post()
-            .uri(&c.callback_path)
-            .insert_header((header::ORIGIN, c.app_origin.as_str()))
-            .set_json(serde_json::json!({ "state": state, name: token })),
+            .uri(callback_path)
+            .insert_header((header::ORIGIN, app_origin(audius)))
+            .set_json(serde_json::json!({ "state": state, name: value })),
     };
     let done = test::call_service(app, request.cookie(cookie).to_request()).await;
     if !(done.status().is_success() || done.status().is_redirection()) {
         let status = done.status();
         let body = test::read_body(done).await;
         return Err(TestError::refused(
-            format!("the app's callback ({})", c.callback_path),
+            format!("the app's callback ({callback_path})"),
             status,
             &body,
         ));

@@ -13,8 +13,7 @@ type Cause = Box<dyn std::error::Error + Send + Sync>;
 #[non_exhaustive]
 pub enum TestError {
     /// An answer refused a step: the login route, the sandbox's login page, the callback, the
-    /// logout route
-    /// (or a request the caller checked with [`TestResponse::error_for_status`](super::TestResponse::error_for_status)).
+    /// logout route.
     #[error("{what} refused (HTTP {status}): {body}")]
     Refused {
         /// The step, in words (`"the app's callback"`).
@@ -34,7 +33,7 @@ pub enum TestError {
         source: Cause,
     },
     /// An answer the helper cannot use: a login route that sends nowhere, a sandbox answer
-    /// without a token, a body that is not the JSON expected, a URL that does not parse.
+    /// without a token, a URL that does not parse, a server started twice.
     #[error("{what}")]
     Unexpected {
         /// What was wrong.
@@ -56,28 +55,28 @@ impl TestError {
         }
     }
 
-    pub(super) fn transport(what: impl Into<String>, source: impl Into<Cause>) -> Self {
+    pub(crate) fn transport(what: impl Into<String>, source: impl Into<Cause>) -> Self {
         Self::Transport {
             what: what.into(),
             source: source.into(),
         }
     }
 
-    pub(super) fn unexpected(what: impl Into<String>) -> Self {
+    pub(crate) fn unexpected(what: impl Into<String>) -> Self {
         Self::Unexpected {
             what: what.into(),
             source: None,
         }
     }
 
-    pub(super) fn unexpected_because(what: impl Into<String>, source: impl Into<Cause>) -> Self {
+    pub(crate) fn unexpected_because(what: impl Into<String>, source: impl Into<Cause>) -> Self {
         Self::Unexpected {
             what: what.into(),
             source: Some(source.into()),
         }
     }
 
-    pub(super) fn refused(what: impl Into<String>, status: StatusCode, body: &[u8]) -> Self {
+    pub(crate) fn refused(what: impl Into<String>, status: StatusCode, body: &[u8]) -> Self {
         Self::Refused {
             what: what.into(),
             status,
@@ -89,7 +88,7 @@ impl TestError {
 /// Most bytes of a refused answer's body kept in the error.
 const EXCERPT_BYTES: usize = 4096;
 
-pub(super) fn excerpt(body: &[u8]) -> String {
+pub(crate) fn excerpt(body: &[u8]) -> String {
     let text = String::from_utf8_lossy(&body[..body.len().min(EXCERPT_BYTES)]);
     text.into_owned()
 }

@@ -7,12 +7,13 @@ use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::{App, HttpServer};
 use url::Url;
 
-use super::client::TestClient;
-use super::error::TestError;
-use crate::state::AudiusLogin;
+use actix_audius_login::AudiusLogin;
+
+use crate::client::TestClient;
+use crate::error::TestError;
 
 /// An app server for tests, on a free port of `127.0.0.1` taken before the app is built, so
-/// that the app's redirect URI can name it. See the [module docs](super) for the whole set-up.
+/// that the app's redirect URI can name it. See the [crate docs](crate) for the whole set-up.
 ///
 /// One worker, no signal handling; stopped when dropped. Needs a Tokio runtime (actix-web's
 /// `#[actix_web::test]` or `#[tokio::test]`).
@@ -37,13 +38,9 @@ impl TestServer {
         })
     }
 
-    /// The server's base URL, `http://127.0.0.1:<port>/`.
-    pub fn base_url(&self) -> &str {
-        self.base.as_str()
-    }
-
     /// The server's URL for `path`: `server.url("/auth/audius/callback")` is the redirect URI
-    /// to build the [`AudiusLogin`] with.
+    /// to build the [`AudiusLogin`] with, and `server.url("/")` the base URL,
+    /// `http://127.0.0.1:<port>/`.
     pub fn url(&self, path: &str) -> String {
         self.base
             .join(path)

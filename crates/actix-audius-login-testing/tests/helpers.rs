@@ -1,29 +1,83 @@
-//! The `testing` feature: one call logs a test client in as a sandbox user, in every channel,
+//! The helpers: one call logs a test client in as a sandbox user, in every channel and flow,
 //! against a real server and against an in-process test service.
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use std::sync::Arc;
 
-use actix_audius_login::testing::{TestClient, sign_in_service};
-use actix_audius_login::{AudiusLogin, AudiusUser, ResponseMode};
+use actix_audius_login::{AudiusLogin, AudiusLoginBuilder, AudiusUser, ResponseMode};
+use actix_audius_login_testing::{TestClient, TestError, TestServer, sign_in_service};
 use actix_session::SessionMiddleware;
 use actix_session::storage::CookieSessionStore;
 use actix_web::cookie::Key;
 use actix_web::http::StatusCode;
 use actix_web::{App, HttpResponse, test, web};
+use audius_sandbox::{Sandbox, SandboxHandle};
+
+async fn sandbox() -> Arc<SandboxHandle> {
+    Arc::new(Sandbox::builder().start().await.unwrap())
+}
+
+/// An app with `/me` on a [`TestServer`], in `mode` against `sandbox`, `tweak` adjusting the
+/// builder.
+fn start_with(
+    sandbox: &SandboxHandle,
+    mode: ResponseMode,
+    tweak: impl FnOnce(AudiusLoginBuilder) -> AudiusLoginBuilder,
+) -> (TestServer, AudiusLogin) {
+    let server = TestServer::bind().unwrap();
+    let builder = AudiusLogin::builder("Test App", server.url("/auth/audius/callback"))
+        .response_mode(mode)
+        .environment(sandbox.environment());
+    let audius = tweak(builder).build().unwrap();
+    let key = Key::generate();
+    let server = server
+        .start({
+            let audius = audius.clone();
+            move || {
+                App::new()
+                    .configure(audius.routes())
+                    .route(
+                        "/me",
+                        web::get().to(|u: AudiusUser| async move { HttpResponse::Ok().json(u) }),
+                    )
+                    .wrap(audius.middleware())
+                    .wrap(
+                        SessionMiddleware::builder(CookieSessionStore::default(), key.clone())
+                            .cookie_secure(audius.cookie_secure())
+                            .build(),
+                    )
+            }
+        })
+        .unwrap();
+    (server, audius)
+}
+
+/// `GET path` with `client`'s cookies: the status and the body.
+async fn get(client: &TestClient, path: &str) -> (StatusCode, String) {
+    let res = client.http().get(client.url(path)).send().await.unwrap();
+    let status = StatusCode::from_u16(res.status().as_u16()).unwrap();
+    (status, res.text().await.unwrap())
+}
+
+/// `GET path` with `client`'s cookies, as JSON.
+async fn get_json(client: &TestClient, path: &str) -> serde_json::Value {
+    let (status, body) = get(client, path).await;
+    assert_eq!(status, StatusCode::OK, "{path}: {body}");
+    serde_json::from_str(&body).unwrap()
+}
 
 #[actix_web::test]
 async fn test_client_signs_in_through_every_channel() {
-    let sandbox = common::sandbox().await;
+    let sandbox = sandbox().await;
     for mode in [
         ResponseMode::Query,
         ResponseMode::Fragment,
         ResponseMode::PostMessage,
     ] {
-        let app = common::start_with(sandbox.clone(), mode, |b| b).await;
-        let client = TestClient::new(&app.audius, &app.base).unwrap();
+        let (server, audius) = start_with(&sandbox, mode, |b| b);
+        let client = TestClient::new(&audius, server.url("/")).unwrap();
         assert_eq!(
-            client.get("/me").send().await.unwrap().status(),
+            get(&client, "/me").await.0,
             StatusCode::UNAUTHORIZED,
             "{mode:?}"
         );
@@ -31,8 +85,11 @@ async fn test_client_signs_in_through_every_channel() {
             .sign_in_as("artist")
             .await
             .unwrap_or_else(|e| panic!("{mode:?}: {e}"));
-        let me: serde_json::Value = client.get("/me").send().await.unwrap().json().unwrap();
-        assert_eq!(me["handle"], "artist", "{mode:?}");
+        assert_eq!(
+            get_json(&client, "/me").await["handle"],
+            "artist",
+            "{mode:?}"
+        );
         let refused = client.sign_in_as("nobody-such").await.unwrap_err();
         assert_eq!(
             refused.status(),
@@ -44,7 +101,7 @@ async fn test_client_signs_in_through_every_channel() {
 
 #[actix_web::test]
 async fn sign_in_service_gives_a_session_cookie_for_in_process_tests() {
-    let sandbox = common::sandbox().await;
+    let sandbox = sandbox().await;
     for mode in [
         ResponseMode::Query,
         ResponseMode::Fragment,
@@ -94,28 +151,21 @@ async fn test_client_signs_in_through_the_code_flow() {
     // An app with no redirect URI registered: Audius falls back to the rules of spec section 5.
     let key = "7e57c0de7e57c0de7e57c0de7e57c0de7e57c0de";
     let developer_app = audius_sandbox::DeveloperApp::new("Tested", key, vec![]).unwrap();
-    let sandbox = std::sync::Arc::new(
-        audius_sandbox::Sandbox::builder()
-            .app(developer_app)
-            .start()
-            .await
-            .unwrap(),
-    );
+    let sandbox = Arc::new(Sandbox::builder().app(developer_app).start().await.unwrap());
     for mode in [
         ResponseMode::Query,
         ResponseMode::Fragment,
         ResponseMode::PostMessage,
     ] {
-        let app = common::start_with(sandbox.clone(), mode, |b| {
+        let (server, audius) = start_with(&sandbox, mode, |b| {
             b.flow(Flow::AuthorizationCode).api_key(key)
-        })
-        .await;
-        let client = TestClient::new(&app.audius, app.base.as_str()).unwrap();
+        });
+        let client = server.client(&audius).unwrap();
         client
             .sign_in_as("listener")
             .await
             .unwrap_or_else(|e| panic!("{mode:?}: {e}"));
-        let me: serde_json::Value = client.get("/me").send().await.unwrap().json().unwrap();
+        let me = get_json(&client, "/me").await;
         assert_eq!(me["handle"], "listener", "{mode:?}");
         assert_eq!(me["email"], serde_json::Value::Null, "{mode:?}: no email");
     }
@@ -166,19 +216,18 @@ fn readme_app(
 }
 
 #[actix_web::test]
-async fn the_readme_scenario_runs_on_a_test_server_with_actix_types() {
-    use actix_audius_login::testing::{TestError, TestServer};
-    use actix_web::http::header;
-    let sandbox = audius_sandbox::Sandbox::builder().start().await.unwrap();
+async fn the_readme_scenario_runs_on_a_test_server() {
+    use reqwest::header;
+    let sandbox = Sandbox::builder().start().await.unwrap();
     let server = TestServer::bind().unwrap();
-    assert!(server.base_url().starts_with("http://127.0.0.1:"));
+    assert!(server.url("/").starts_with("http://127.0.0.1:"));
     let audius = AudiusLogin::builder("README App", server.url("/auth/audius/callback"))
         .environment(sandbox.environment())
         .build()
         .unwrap();
     assert_eq!(
         audius.redirect_uri().as_str(),
-        format!("{}auth/audius/callback", server.base_url())
+        format!("{}auth/audius/callback", server.url("/"))
     );
     let key = Key::generate();
     let server = server
@@ -189,79 +238,55 @@ async fn the_readme_scenario_runs_on_a_test_server_with_actix_types() {
         .unwrap();
 
     let listener = server.client(&audius).unwrap();
-    let home = listener.get("/").send().await.unwrap();
-    assert_eq!(home.status(), StatusCode::OK);
-    assert!(
-        home.text().contains("/auth/audius/login"),
-        "{}",
-        home.text()
-    );
-    let me = listener.get("/me").send().await.unwrap();
-    assert_eq!(me.status(), StatusCode::UNAUTHORIZED);
+    let (status, home) = get(&listener, "/").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(home.contains("/auth/audius/login"), "{home}");
+    let (status, me) = get(&listener, "/me").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert_eq!(
-        me.json::<serde_json::Value>().unwrap()["error"],
+        serde_json::from_str::<serde_json::Value>(&me).unwrap()["error"],
         "not_signed_in"
     );
     listener.sign_in_as("listener").await.unwrap();
-    assert_eq!(
-        listener.get("/").send().await.unwrap().text(),
-        "Hello, @listener"
-    );
-    let refused = listener.get("/artists").send().await.unwrap();
-    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
-    // A refusal as an error, with its status: no "403" to look for in a text.
-    let e = refused.error_for_status().unwrap_err();
-    assert!(
-        matches!(
-            e,
-            TestError::Refused {
-                status: StatusCode::FORBIDDEN,
-                ..
-            }
-        ),
-        "{e:?}"
-    );
-    assert_eq!(e.status(), Some(StatusCode::FORBIDDEN));
+    assert_eq!(get(&listener, "/").await.1, "Hello, @listener");
+    assert_eq!(get(&listener, "/artists").await.0, StatusCode::FORBIDDEN);
 
     let artist = server.client(&audius).unwrap();
     artist.sign_in_as("artist").await.unwrap();
-    let studio = artist.get("/artists").send().await.unwrap();
-    assert_eq!(studio.status(), StatusCode::OK);
-    assert!(studio.text().starts_with("Welcome, "), "{}", studio.text());
+    let (status, studio) = get(&artist, "/artists").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(studio.starts_with("Welcome, "), "{studio}");
     // The clients keep their own cookies.
-    assert_eq!(listener.get("/artists").send().await.unwrap().status(), 403);
+    assert_eq!(get(&listener, "/artists").await.0, StatusCode::FORBIDDEN);
 
-    // Logout from another site is refused; the client's own logout goes through.
+    // The client sends the app's Origin, as a page of the app would; a request's own wins: a
+    // logout from another site is refused, the client's own logout goes through.
     let cross_site = artist
-        .post(audius.logout_path())
-        .insert_header((header::ORIGIN, "https://evil.example"))
+        .http()
+        .post(artist.url(audius.logout_path()))
+        .header(header::ORIGIN, "https://evil.example")
         .send()
         .await
         .unwrap();
-    assert_eq!(cross_site.status(), StatusCode::FORBIDDEN);
-    assert_eq!(
-        artist.get("/me").send().await.unwrap().status(),
-        StatusCode::OK
-    );
+    assert_eq!(cross_site.status(), 403);
+    assert_eq!(get(&artist, "/me").await.0, StatusCode::OK);
     artist.logout().await.unwrap();
-    assert_eq!(
-        artist.get("/me").send().await.unwrap().status(),
-        StatusCode::UNAUTHORIZED
-    );
+    assert_eq!(get(&artist, "/me").await.0, StatusCode::UNAUTHORIZED);
     let page = artist
-        .get("/artists")
-        .insert_header((header::ACCEPT, "text/html"))
+        .http()
+        .get(artist.url("/artists"))
+        .header(header::ACCEPT, "text/html")
         .send()
         .await
         .unwrap();
     assert_eq!(
         page.status(),
-        StatusCode::FOUND,
-        "browsers are sent to log in"
+        302,
+        "browsers are sent to log in (not followed)"
     );
     assert_eq!(
-        page.location(),
-        Some("/auth/audius/login?return_to=%2Fartists")
+        page.headers()[header::LOCATION],
+        "/auth/audius/login?return_to=%2Fartists"
     );
 
     // An unknown sandbox user: the sandbox's refusal, typed.
@@ -276,7 +301,6 @@ async fn the_readme_scenario_runs_on_a_test_server_with_actix_types() {
 
 #[actix_web::test]
 async fn test_client_urls_and_errors_keep_their_cause() {
-    use actix_audius_login::testing::{TestError, TestServer};
     use std::error::Error as _;
     let audius = AudiusLogin::builder("Errors", "http://127.0.0.1:9/auth/audius/callback")
         .build()
@@ -293,26 +317,22 @@ async fn test_client_urls_and_errors_keep_their_cause() {
     let client = TestClient::new(&audius, String::from("http://127.0.0.1:9/")).unwrap();
     assert_eq!(client.url("/me?x=1"), "http://127.0.0.1:9/me?x=1");
     // Nothing listens on port 9 (discard): a transport error, with its cause.
-    let e = client.get("/me").send().await.unwrap_err();
+    let e = client.sign_in_as("artist").await.unwrap_err();
     assert!(matches!(e, TestError::Transport { .. }), "{e:?}");
     assert!(e.source().is_some(), "the cause is kept: {e:?}");
     assert_eq!(e.status(), None);
-    let e = client.sign_in_as("artist").await.unwrap_err();
     assert!(e.to_string().contains("login route"), "{e}");
+    let e = client.logout().await.unwrap_err();
+    assert!(e.to_string().contains("logout route"), "{e}");
 
     // A server is started once.
     let server = TestServer::bind().unwrap();
     let server = server.start(App::new).unwrap();
-    let not_json = server
-        .client(&audius)
-        .unwrap()
-        .get("/nothing")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(not_json.status(), StatusCode::NOT_FOUND);
-    let e = not_json.json::<serde_json::Value>().unwrap_err();
-    assert!(e.source().is_some(), "serde's error is kept: {e:?}");
+    let client = server.client(&audius).unwrap();
+    assert_eq!(get(&client, "/nothing").await.0, StatusCode::NOT_FOUND);
+    // A login route that is not there: the app's refusal, with its status.
+    let e = client.sign_in_as("artist").await.unwrap_err();
+    assert_eq!(e.status(), Some(StatusCode::NOT_FOUND), "{e}");
     assert!(matches!(
         server.start(App::new),
         Err(TestError::Unexpected { .. })
@@ -321,8 +341,7 @@ async fn test_client_urls_and_errors_keep_their_cause() {
 
 #[actix_web::test]
 async fn a_missing_session_middleware_is_a_typed_500_at_the_login_route() {
-    use actix_audius_login::testing::TestServer;
-    let sandbox = common::sandbox().await;
+    let sandbox = sandbox().await;
     let server = TestServer::bind().unwrap();
     let audius = AudiusLogin::builder("No Session", server.url("/auth/audius/callback"))
         .response_mode(ResponseMode::Query)
@@ -344,8 +363,8 @@ async fn a_missing_session_middleware_is_a_typed_500_at_the_login_route() {
     let e = client.sign_in_as("artist").await.unwrap_err();
     assert_eq!(e.status(), Some(StatusCode::INTERNAL_SERVER_ERROR), "{e}");
     assert!(e.to_string().contains("SessionMiddleware"), "{e}");
-    let res = client.get(audius.login_path()).send().await.unwrap();
-    let body: serde_json::Value = res.json().unwrap();
+    let (_, body) = get(&client, audius.login_path()).await;
+    let body: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(body["error"], "misconfigured");
 
     // The same in process.

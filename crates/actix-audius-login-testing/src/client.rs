@@ -1,0 +1,220 @@
+//! [`TestClient`]: a browser-like HTTP client for an app under test, which logs in as a sandbox
+//! user and logs out; and the reading of the answers the helpers look at themselves.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_audius_login::{AudiusLogin, ResponseMode};
+use actix_web::http::StatusCode;
+use actix_web::web::Bytes;
+use reqwest::header::{HeaderMap, HeaderValue, LOCATION, ORIGIN};
+use url::Url;
+
+use crate::error::TestError;
+use crate::sign_in::{Approval, app_origin, approve, callback_path};
+
+/// Most bytes of an answer the helpers read themselves (the sandbox's page, a refusal); a longer
+/// body is a [`TestError::Transport`].
+const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
+
+/// How long any one request of the helpers' clients may take.
+const TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A client that does not follow redirects (the helpers, and tests, look at each one), with a
+/// timeout, sending `headers` with every request and keeping cookies in `jar` when given one.
+pub(crate) fn http_client(
+    jar: Option<Arc<reqwest::cookie::Jar>>,
+    headers: HeaderMap,
+) -> Result<reqwest::Client, TestError> {
+    let mut builder = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(TIMEOUT)
+        .default_headers(headers);
+    if let Some(jar) = jar {
+        builder = builder.cookie_provider(jar);
+    }
+    builder
+        .build()
+        .map_err(|e| TestError::unexpected_because("the HTTP client could not be built", e))
+}
+
+/// An answer the helpers read whole: its status, `Location` and body.
+pub(crate) struct Answer {
+    pub(crate) status: StatusCode,
+    pub(crate) location: Option<String>,
+    pub(crate) body: Bytes,
+}
+
+impl Answer {
+    /// Reads `res` (answering `what`), refusing a body over [`MAX_BODY_BYTES`].
+    pub(crate) async fn read(mut res: reqwest::Response, what: &str) -> Result<Self, TestError> {
+        let status = StatusCode::from_u16(res.status().as_u16()).map_err(|e| {
+            TestError::unexpected_because(format!("HTTP status {}", res.status()), e)
+        })?;
+        let location = match res.headers().get(LOCATION) {
+            Some(value) => Some(
+                value
+                    .to_str()
+                    .map_err(|e| TestError::unexpected_because(format!("{what}'s Location"), e))?
+                    .to_owned(),
+            ),
+            None => None,
+        };
+        let too_large = || {
+            TestError::transport(
+                what.to_owned(),
+                format!("the body is over {MAX_BODY_BYTES} bytes"),
+            )
+        };
+        if res
+            .content_length()
+            .is_some_and(|n| n > MAX_BODY_BYTES as u64)
+        {
+            return Err(too_large());
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = res
+            .chunk()
+            .await
+            .map_err(|e| TestError::transport(what.to_owned(), e))?
+        {
+            if body.len() + chunk.len() > MAX_BODY_BYTES {
+                return Err(too_large());
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(Self {
+            status,
+            location,
+            body: Bytes::from(body),
+        })
+    }
+}
+
+/// A browser-like client for an app under test: [`sign_in_as`](Self::sign_in_as) logs it in as
+/// a sandbox user through the app's real routes, [`logout`](Self::logout) logs it out, and
+/// [`http`](Self::http) is the [`reqwest::Client`] for everything else, with the session's
+/// cookies. That client keeps cookies, does not follow redirects, times out after 30 s, and
+/// sends the app's `Origin` as a page of the app would (a request's own `Origin` header wins).
+/// Clones share the cookies.
+///
+/// ```no_run
+/// # async fn f(client: actix_audius_login_testing::TestClient) -> Result<(), Box<dyn std::error::Error>> {
+/// client.sign_in_as("artist").await?;
+/// let me: serde_json::Value = client.http().get(client.url("/me")).send().await?.json().await?;
+/// assert_eq!(me["handle"], "artist");
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct TestClient {
+    http: reqwest::Client,
+    base: Url,
+    audius: AudiusLogin,
+}
+
+impl TestClient {
+    /// A client of the app at `app_base` (an absolute `http(s)` URL, such as
+    /// [`TestServer::url("/")`](crate::TestServer::url)) configured with `audius`, with no
+    /// cookies yet. [`TestServer::client`](crate::TestServer::client) is the short way.
+    pub fn new(audius: &AudiusLogin, app_base: impl AsRef<str>) -> Result<Self, TestError> {
+        let text = app_base.as_ref();
+        let base = Url::parse(text)
+            .map_err(|e| TestError::unexpected_because(format!("the app's URL {text:?}"), e))?;
+        if !matches!(base.scheme(), "http" | "https") {
+            return Err(TestError::unexpected(format!(
+                "the app's URL {text:?} is not http(s)"
+            )));
+        }
+        let origin = app_origin(audius);
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            ORIGIN,
+            HeaderValue::from_str(&origin).map_err(|e| {
+                TestError::unexpected_because(format!("the app's origin {origin:?}"), e)
+            })?,
+        );
+        Ok(Self {
+            http: http_client(Some(Arc::new(reqwest::cookie::Jar::default())), headers)?,
+            base,
+            audius: audius.clone(),
+        })
+    }
+
+    /// The absolute URL of `path` (with its query, if any) on the app.
+    pub fn url(&self, path: &str) -> String {
+        self.base
+            .join(path)
+            .map_or_else(|_| format!("{}{path}", self.base), String::from)
+    }
+
+    /// The HTTP client, with this client's cookies (the session, once signed in): send the
+    /// test's own requests with it, to [`url`](Self::url)s.
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    /// Logs in as the sandbox user `handle` through the app's login route, the sandbox's login
+    /// page and the app's callback, in the app's channel and flow; the session cookie is then
+    /// this client's. A refusal on the way (an unknown user: the sandbox's `400`) is a
+    /// [`TestError::Refused`] with its status.
+    pub async fn sign_in_as(&self, handle: &str) -> Result<(), TestError> {
+        let login_path = self.audius.login_path();
+        let login_what = format!("the app's login route (GET {login_path})");
+        let start = self
+            .fetch(self.http.get(self.url(login_path)), &login_what)
+            .await?;
+        if !start.status.is_redirection() {
+            return Err(TestError::refused(login_what, start.status, &start.body));
+        }
+        let page = start
+            .location
+            .ok_or_else(|| TestError::unexpected(format!("{login_what} sent no Location")))?;
+        let Approval {
+            state,
+            name,
+            value,
+            mode,
+            location,
+        } = approve(&page, handle).await?;
+        let callback = callback_path(&self.audius);
+        let request = match (mode, location) {
+            (ResponseMode::Query, Some(location)) => self.http.get(location),
+            _ => self
+                .http
+                .post(self.url(callback))
+                .json(&serde_json::json!({ "state": state, name: value })),
+        };
+        let callback_what = format!("the app's callback ({callback})");
+        let done = self.fetch(request, &callback_what).await?;
+        if done.status.is_success() || done.status.is_redirection() {
+            Ok(())
+        } else {
+            Err(TestError::refused(callback_what, done.status, &done.body))
+        }
+    }
+
+    /// Logs out through the app's logout route (`POST`, same-origin).
+    pub async fn logout(&self) -> Result<(), TestError> {
+        let path = self.audius.logout_path();
+        let what = format!("the app's logout route (POST {path})");
+        let res = self.fetch(self.http.post(self.url(path)), &what).await?;
+        if res.status.is_redirection() {
+            Ok(())
+        } else {
+            Err(TestError::refused(what, res.status, &res.body))
+        }
+    }
+
+    /// Sends `request` (which answers `what`) and reads its answer.
+    async fn fetch(
+        &self,
+        request: reqwest::RequestBuilder,
+        what: &str,
+    ) -> Result<Answer, TestError> {
+        let res = request
+            .send()
+            .await
+            .map_err(|e| TestError::transport(what.to_owned(), e.without_url()))?;
+        Answer::read(res, what).await
+    }
+}
