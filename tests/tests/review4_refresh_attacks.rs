@@ -24,7 +24,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use actix_audius_login::testing::TestServer;
+use actix_audius_login_testing::TestServer;
 use actix_audius_login::{AudiusClient, AudiusLogin, Flow, ResponseMode, Scope, VerifyOptions};
 use actix_session::storage::CookieSessionStore;
 use actix_web::cookie::{Cookie, CookieJar, Key};
@@ -288,7 +288,7 @@ fn refreshes(sandbox: &SandboxHandle) -> usize {
 /// The tokens in the browser's session cookie (decrypted with the app's key).
 fn cookie_tokens(w: &World, jar: &reqwest::cookie::Jar) -> Value {
     use reqwest::cookie::CookieStore as _;
-    let url = Url::parse(w.instances[0].base_url()).unwrap();
+    let url = Url::parse(&w.instances[0].url("/")).unwrap();
     let header = jar.cookies(&url).expect("a cookie");
     let value = header
         .to_str()
@@ -681,7 +681,7 @@ async fn a_stale_copy_on_the_instance_that_refreshed_is_signed_out_after_a_logou
     let (copy, copy_jar) = client_with_jar();
     {
         use reqwest::cookie::CookieStore as _;
-        let url = Url::parse(a.base_url()).unwrap();
+        let url = Url::parse(&a.url("/")).unwrap();
         let header = jar.cookies(&url).unwrap();
         for cookie in header.to_str().unwrap().split("; ") {
             copy_jar.add_cookie_str(cookie, &url);
@@ -741,7 +741,7 @@ async fn a_logout_during_the_holders_partition_is_not_undone_by_its_late_publica
     let (copy, copy_jar) = client_with_jar();
     {
         use reqwest::cookie::CookieStore as _;
-        let url = Url::parse(a.base_url()).unwrap();
+        let url = Url::parse(&a.url("/")).unwrap();
         let header = jar.cookies(&url).unwrap();
         for cookie in header.to_str().unwrap().split("; ") {
             copy_jar.add_cookie_str(cookie, &url);
