@@ -25,8 +25,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use actix_audius_login_testing::TestServer;
 use actix_audius_login::{AudiusClient, AudiusLogin, Flow, ResponseMode, Scope, VerifyOptions};
+use actix_audius_login_testing::TestServer;
 use actix_session::storage::{CookieSessionStore, RedisSessionStore, SessionStore};
 use actix_web::cookie::{Cookie, CookieJar, Key};
 use actix_web::{HttpResponse, web};
