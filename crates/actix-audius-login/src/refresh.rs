@@ -559,17 +559,24 @@ fn shared_tokens(
     Ok(tokens)
 }
 
-/// Whether Audius surely did not rotate the tokens on this failure: it answered, with "slow
-/// down" (429). (Any other failure may have followed a rotation: a timeout, a lost answer, a
-/// gateway's 5xx.)
+/// Whether Audius surely did not rotate the tokens on this failure: it answered "slow down"
+/// (429), or the request never left (no host could be connected to: the API client sends a
+/// refresh to a second host only when the first did not receive it, so the last failure being
+/// a connection failure means no host received it). Any other failure may have followed a
+/// rotation: a timeout, a lost answer, a gateway's 5xx. (The API client's error carries no
+/// "sent" flag; its words for a failed connection are the signal, pinned by
+/// `a_refused_connection_is_known_not_to_have_rotated`.)
 fn surely_not_rotated(e: &audius_login::Error) -> bool {
-    matches!(
-        e,
+    match e {
         audius_login::Error::UpstreamUnavailable {
-            status: Some(429),
-            ..
-        }
-    )
+            status: Some(429), ..
+        } => true,
+        audius_login::Error::UpstreamUnavailable {
+            status: None,
+            message,
+        } => message.ends_with(" could not be connected to") || message == "no host to try",
+        _ => false,
+    }
 }
 
 /// One refresh, owned (it runs in a task of its own; see [`refresh`]).
@@ -987,6 +994,46 @@ mod tests {
                 _ => panic!("adopted {bad}"),
             }
         }
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_is_known_not_to_have_rotated() {
+        // A port nobody listens on: the request never leaves.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let api = audius_login::ApiClient::builder()
+            .base_url(format!("http://127.0.0.1:{port}/").parse().unwrap())
+            .max_attempts(1)
+            .build()
+            .unwrap();
+        let e = OAuthClient::new(api)
+            .refresh(&RefreshToken::new("r"))
+            .await
+            .err()
+            .unwrap();
+        assert!(surely_not_rotated(&e), "{e:?}");
+        // An answer lost to a timeout, a 5xx, anything unexpected: maybe rotated.
+        for maybe in [
+            audius_login::Error::UpstreamUnavailable {
+                message: "http://a/v1/oauth/token timed out".into(),
+                status: None,
+            },
+            audius_login::Error::UpstreamUnavailable {
+                message: "a answered HTTP 502".into(),
+                status: Some(502),
+            },
+        ] {
+            assert!(!surely_not_rotated(&maybe), "{maybe:?}");
+        }
+        assert!(surely_not_rotated(
+            &audius_login::Error::UpstreamUnavailable {
+                message: "a answered HTTP 429".into(),
+                status: Some(429),
+            }
+        ));
     }
 
     #[test]
