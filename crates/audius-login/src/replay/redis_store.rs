@@ -90,7 +90,8 @@ impl Persistence {
 /// It also coordinates the code flow's token refresh between instances
 /// ([`RefreshCoordination`], through [`ReplayCache::refresh_coordination`]): a lock per token
 /// family taken with `SET NX PX` and a random owner, released by compare-and-delete, the
-/// family's newest tokens (a hash, fenced by generation) and its dead mark, each under
+/// family's newest tokens (a hash, fenced by generation), its dead mark and the holder's
+/// in-flight marker (the generation it presents, kept until its answer is published), each under
 /// `<prefix>refresh:{<hash of the family id>}:` ([`refresh_keys_for`](Self::refresh_keys_for)),
 /// each step one Lua script (atomic; the keys of one family share a Redis Cluster slot).
 ///
