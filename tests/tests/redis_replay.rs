@@ -333,3 +333,139 @@ async fn the_refresh_coordination_fails_fast_while_redis_is_down_and_resumes() {
         ErrorKind::TooLarge
     );
 }
+
+/// The in-flight marker (review 4): a holder that took the lock with `begin_marked` keeps
+/// every other caller from presenting the same generation after its lock expired: `Busy`
+/// while the lock lives, `InDoubt` within the holder's window, and past it the family is dead
+/// (for every caller). The holder itself may begin again; publishing the next generation clears
+/// the marker (the others adopt), and so does `abandon` (the token was not sent); `release`
+/// keeps it; an unmarked `begin` leaves none.
+#[actix_web::test]
+async fn an_in_flight_marker_keeps_others_from_presenting_the_token_again() {
+    let redis = RedisServer::start().await;
+    let cache = coordination(&redis).await;
+    let (holder, other) = (LockOwner::random(), LockOwner::random());
+    let short = Duration::from_millis(150);
+    let window = Duration::from_millis(1_200);
+    let month = Duration::from_secs(30 * 24 * 3600);
+
+    // Published: the marker goes, the others adopt.
+    assert_eq!(
+        cache
+            .begin_marked("pub", 0, &holder, short, window)
+            .await
+            .unwrap(),
+        BeginRefresh::Locked
+    );
+    assert_eq!(
+        cache.begin("pub", 0, &other, short).await.unwrap(),
+        BeginRefresh::Busy
+    );
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    assert_eq!(
+        cache.begin("pub", 0, &other, short).await.unwrap(),
+        BeginRefresh::InDoubt,
+        "the lock expired, the token may have reached Audius"
+    );
+    assert_eq!(
+        cache
+            .begin_marked("pub", 0, &other, short, window)
+            .await
+            .unwrap(),
+        BeginRefresh::InDoubt
+    );
+    assert_eq!(
+        cache.publish("pub", 1, "g1", month).await.unwrap(),
+        Published::Stored
+    );
+    assert!(matches!(
+        cache.begin("pub", 0, &other, short).await.unwrap(),
+        BeginRefresh::Newer { generation: 1, .. }
+    ));
+    assert_eq!(
+        cache
+            .begin_marked("pub", 1, &other, short, window)
+            .await
+            .unwrap(),
+        BeginRefresh::Locked,
+        "the marker of generation 0 is gone with its publication"
+    );
+
+    // Abandoned (the token was not sent): the next caller may refresh at once.
+    assert_eq!(
+        cache
+            .begin_marked("abandoned", 0, &holder, short, window)
+            .await
+            .unwrap(),
+        BeginRefresh::Locked
+    );
+    assert!(cache.abandon("abandoned", &holder).await.unwrap());
+    assert_eq!(
+        cache
+            .begin_marked("abandoned", 0, &other, short, window)
+            .await
+            .unwrap(),
+        BeginRefresh::Locked
+    );
+
+    // Released (the token may have been used): in doubt; the holder may begin again; past the
+    // window the family is dead, for everyone.
+    assert_eq!(
+        cache
+            .begin_marked("lost", 0, &holder, short, window)
+            .await
+            .unwrap(),
+        BeginRefresh::Locked
+    );
+    assert!(cache.release("lost", &holder).await.unwrap());
+    assert_eq!(
+        cache.begin("lost", 0, &other, short).await.unwrap(),
+        BeginRefresh::InDoubt
+    );
+    assert_eq!(
+        cache
+            .begin_marked("lost", 0, &holder, short, window)
+            .await
+            .unwrap(),
+        BeginRefresh::Locked,
+        "the marker's own holder"
+    );
+    assert!(cache.release("lost", &holder).await.unwrap());
+    tokio::time::sleep(window).await;
+    assert_eq!(
+        cache.begin("lost", 0, &other, short).await.unwrap(),
+        BeginRefresh::Dead
+    );
+    assert_eq!(
+        cache.begin("lost", 0, &holder, short).await.unwrap(),
+        BeginRefresh::Dead
+    );
+    assert_eq!(
+        cache.publish("lost", 1, "late", month).await.unwrap(),
+        Published::Dead
+    );
+
+    // An unmarked `begin` leaves no marker: after its lock expires, another caller refreshes.
+    assert_eq!(
+        cache.begin("plain", 0, &holder, short).await.unwrap(),
+        BeginRefresh::Locked
+    );
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    assert_eq!(
+        cache.begin("plain", 0, &other, short).await.unwrap(),
+        BeginRefresh::Locked
+    );
+
+    // A retirement clears the marker too (and the family is dead anyway).
+    assert_eq!(
+        cache
+            .begin_marked("retired", 0, &holder, short, window)
+            .await
+            .unwrap(),
+        BeginRefresh::Locked
+    );
+    cache.retire("retired", month).await.unwrap();
+    let [lock, ..] = cache.refresh_keys_for("retired").unwrap();
+    let marker = lock.replace(":lock", ":inflight");
+    assert_eq!(redis.integer(&["EXISTS", &marker]).await, 0);
+}

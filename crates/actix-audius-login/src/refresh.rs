@@ -8,7 +8,7 @@
 //! one of them finds the access token expired. This process keeps, per session (keyed by a
 //! random family id stored with the tokens at login, so the key is bound to the session and
 //! survives session renewal), a lock and the newest tokens it knows (a bounded LRU map,
-//! [`AudiusLoginBuilder::tracked_sessions`](crate::AudiusLoginBuilder::tracked_sessions)):
+//! [`Limits::tracked_sessions`](crate::Limits::tracked_sessions)):
 //!
 //! 1. a request that needs a refresh takes the session's lock; the first one refreshes, records
 //!    the new tokens (generation + 1) and writes them to its session;
@@ -34,8 +34,18 @@
 //!   polling, at most the lock's time to live, then `503 session_unavailable`);
 //! - the holder refreshes at Audius, bounded by the API client's
 //!   [`call_budget`](audius_login::ApiClient::call_budget); the lock's time to live is that
-//!   budget plus two shared-state calls and a second, so a lock cannot expire while its holder
-//!   may still refresh, and a crashed holder blocks the family for that long at most;
+//!   budget plus two shared-state calls and a second, and the holder's deadline is counted from
+//!   before it asked for the lock, so a lock cannot expire while its holder may still present
+//!   the token (a holder granted the lock too late gives it back unsent), and a crashed holder
+//!   blocks the family for that long at most;
+//! - with the lock, the holder leaves an in-flight marker (the generation it presents): until
+//!   the next generation is published (or the holder says it did not present the token), no
+//!   other instance presents that token, even after the lock expired: it answers `503
+//!   session_unavailable` for the holder's in-doubt window (ten locks' times to live, during
+//!   which a holder that could not publish keeps trying in the background), then signs the
+//!   session out;
+//! - the refresh runs in a task of its own, which the request awaits: a dropped request
+//!   future (a client hanging up, an app's deadline) cuts nothing;
 //! - the new tokens are published (never over a newer generation, never into a dead family),
 //!   then the lock is released by its owner only (compare-and-delete);
 //! - a logout (or a refusal by Audius) marks the family dead in the shared state, atomically
@@ -141,7 +151,8 @@ struct Latest {
 /// One session's refresh lock and newest tokens.
 #[derive(Debug, Default)]
 pub(crate) struct FamilyState {
-    refresh_lock: tokio::sync::Mutex<()>,
+    /// Owned guards: the refresh that holds it runs in a task of its own.
+    refresh_lock: Arc<tokio::sync::Mutex<()>>,
     latest: Mutex<Latest>,
 }
 
@@ -396,6 +407,10 @@ pub(crate) enum RefreshFailure {
 /// Refreshes `seen` (the session's tokens), at most once per session at a time, in this
 /// process and, with a shared replay cache that coordinates refreshes, across instances: see
 /// the [module docs](self).
+///
+/// Once this process' lock is taken, the refresh runs in a task of its own, which the request
+/// awaits: a request future that is dropped (the client hung up, an app's deadline) never
+/// cuts a refresh between Audius' answer and its publication, nor strands the shared lock.
 pub(crate) async fn refresh(
     config: &Config,
     families: &Families,
@@ -406,8 +421,8 @@ pub(crate) async fn refresh(
     // refresh, ends by one deadline: the requests queued here never wait one after another.
     let shared = config.replay_cache.refresh_coordination();
     let give_up_at = Instant::now() + wait_bound(config, shared);
-    let Ok(_one_at_a_time) =
-        tokio::time::timeout_at(give_up_at.into(), family.refresh_lock.lock()).await
+    let Ok(one_at_a_time) =
+        tokio::time::timeout_at(give_up_at.into(), family.refresh_lock.clone().lock_owned()).await
     else {
         let message = "another request's refresh of this session did not finish in time";
         return Err(match shared {
@@ -432,25 +447,28 @@ pub(crate) async fn refresh(
             return Ok(t.clone());
         }
     }
-    if shared.is_some() {
-        return coordinated(config, &family, seen, give_up_at).await;
-    }
-    tracing::debug!(
-        generation = seen.generation,
-        "refreshing the Audius access token"
-    );
-    match config.oauth.refresh(&seen.refresh).await {
-        Ok(set) => {
-            let fresh = seen.rotated(set, config.clock.now());
-            family.latest().tokens = Some(fresh.clone());
-            Ok(fresh)
-        }
-        Err(e) if e.kind() == ErrorKind::InvalidGrant => {
-            tracing::info!(error = %e, "Audius refused the refresh token; the user must log in again");
-            family.mark_dead();
-            Err(RefreshFailure::Revoked(e.to_string()))
-        }
-        Err(e) => Err(RefreshFailure::Failed(e)),
+    let job = Job {
+        oauth: config.oauth.clone(),
+        cache: config.replay_cache.clone(),
+        clock: config.clock.clone(),
+        bounds: shared.map(|shared| Bounds::of(config, shared)),
+        family,
+        seen: seen.clone(),
+        give_up_at,
+    };
+    let task = tokio::spawn(async move {
+        let result = job.run().await;
+        drop(one_at_a_time);
+        result
+    });
+    match task.await {
+        Ok(result) => result,
+        Err(e) => Err(RefreshFailure::Failed(
+            audius_login::Error::UpstreamUnavailable {
+                message: format!("the token refresh task failed: {e}"),
+                status: None,
+            },
+        )),
     }
 }
 
@@ -459,22 +477,41 @@ pub(crate) async fn refresh(
 const FIRST_PAUSE: Duration = Duration::from_millis(10);
 /// The longest pause between two looks at the shared state while another instance refreshes.
 const LONGEST_PAUSE: Duration = Duration::from_millis(200);
+/// The longest pause between two attempts of the background publication.
+const LONGEST_PUBLISH_PAUSE: Duration = Duration::from_secs(2);
+/// What the holder keeps of its lock's time to live beyond its refresh and its publication.
+const LOCK_MARGIN: Duration = Duration::from_millis(500);
+/// The in-doubt window, in locks' times to live: how long a holder whose answer from Audius
+/// could not be published keeps trying in the background, and how long other instances answer
+/// 503 (rather than present the token again) before they sign the session out.
+const IN_DOUBT_LOCKS: u32 = 10;
 
 /// How long a coordinated refresh may hold the shared lock, and the lock's time to live.
+#[derive(Debug, Clone, Copy)]
 struct Bounds {
     /// The bound on the refresh at Audius (the API client's call budget).
     refresh: Duration,
     /// The lock's time to live: the refresh, then two shared-state calls, and a second.
     lock_ttl: Duration,
+    /// One shared-state call's bound.
+    store_timeout: Duration,
+    /// The holder's in-doubt window ([`IN_DOUBT_LOCKS`] locks' times to live).
+    in_doubt: Duration,
 }
 
 impl Bounds {
     fn of(config: &Config, shared: &dyn RefreshCoordination) -> Self {
         let refresh = config.oauth.api().call_budget();
+        let store_timeout = shared.call_timeout();
         let lock_ttl = refresh
-            .saturating_add(shared.call_timeout().saturating_mul(2))
+            .saturating_add(store_timeout.saturating_mul(2))
             .saturating_add(Duration::from_secs(1));
-        Self { refresh, lock_ttl }
+        Self {
+            refresh,
+            lock_ttl,
+            store_timeout,
+            in_doubt: lock_ttl.saturating_mul(IN_DOUBT_LOCKS),
+        }
     }
 }
 
@@ -522,173 +559,267 @@ fn shared_tokens(
     Ok(tokens)
 }
 
-/// The refresh of [`refresh`] when the replay cache coordinates refreshes across instances
-/// (the process lock is held).
-async fn coordinated(
-    config: &Config,
-    family: &FamilyState,
-    seen: &StoredTokens,
+/// Whether Audius surely did not rotate the tokens on this failure: it answered "slow down"
+/// (429), or the request never left (no host could be connected to: the API client sends a
+/// refresh to a second host only when the first did not receive it, so the last failure being
+/// a connection failure means no host received it). Any other failure may have followed a
+/// rotation: a timeout, a lost answer, a gateway's 5xx. (The API client's error carries no
+/// "sent" flag; its words for a failed connection are the signal, pinned by
+/// `a_refused_connection_is_known_not_to_have_rotated`.)
+fn surely_not_rotated(e: &audius_login::Error) -> bool {
+    match e {
+        audius_login::Error::UpstreamUnavailable {
+            status: Some(429), ..
+        } => true,
+        audius_login::Error::UpstreamUnavailable {
+            status: None,
+            message,
+        } => message.ends_with(" could not be connected to") || message == "no host to try",
+        _ => false,
+    }
+}
+
+/// One refresh, owned (it runs in a task of its own; see [`refresh`]).
+struct Job {
+    oauth: OAuthClient,
+    cache: Arc<dyn ReplayCache>,
+    clock: Arc<dyn audius_login::clock::Clock>,
+    /// With a shared state that coordinates refreshes: its bounds.
+    bounds: Option<Bounds>,
+    family: Arc<FamilyState>,
+    seen: StoredTokens,
     give_up_at: Instant,
-) -> Result<StoredTokens, RefreshFailure> {
-    let Some(shared) = config.replay_cache.refresh_coordination() else {
-        return Err(shared_state_unavailable(
-            "the replay cache stopped coordinating refreshes".into(),
-        ));
-    };
-    let bounds = Bounds::of(config, shared);
-    let owner = LockOwner::random();
-    let mut pause = FIRST_PAUSE;
-    loop {
-        match shared
-            .begin(&seen.family, seen.generation, &owner, bounds.lock_ttl)
-            .await
-        {
-            Ok(BeginRefresh::Locked) => break,
-            Ok(BeginRefresh::Newer { generation, tokens }) => {
-                let newer = shared_tokens(seen, generation, &tokens)?;
-                tracing::debug!(
-                    generation,
-                    "another instance refreshed the Audius tokens; using theirs"
-                );
-                return Ok(family.record(newer));
+}
+
+impl Job {
+    async fn run(self) -> Result<StoredTokens, RefreshFailure> {
+        if let Some(bounds) = self.bounds {
+            return self.coordinated(bounds).await;
+        }
+        let seen = &self.seen;
+        tracing::debug!(
+            generation = seen.generation,
+            "refreshing the Audius access token"
+        );
+        match self.oauth.refresh(&seen.refresh).await {
+            Ok(set) => {
+                let fresh = seen.rotated(set, self.clock.now());
+                self.family.latest().tokens = Some(fresh.clone());
+                Ok(fresh)
             }
-            Ok(BeginRefresh::Dead) => {
-                family.mark_dead();
-                return Err(RefreshFailure::Revoked(
-                    "the Audius tokens of this session were revoked".into(),
-                ));
+            Err(e) if e.kind() == ErrorKind::InvalidGrant => {
+                tracing::info!(error = %e, "Audius refused the refresh token; the user must log in again");
+                self.family.mark_dead();
+                Err(RefreshFailure::Revoked(e.to_string()))
             }
-            Ok(BeginRefresh::Busy) => {
-                if Instant::now() + pause >= give_up_at {
-                    return Err(shared_state_unavailable(format!(
-                        "another instance's refresh of this session did not finish within {:?}",
-                        bounds.lock_ttl
-                    )));
+            Err(e) => Err(RefreshFailure::Failed(e)),
+        }
+    }
+
+    /// The refresh when the replay cache coordinates refreshes across instances (the process
+    /// lock is held).
+    async fn coordinated(self, bounds: Bounds) -> Result<StoredTokens, RefreshFailure> {
+        let Some(shared) = self.cache.refresh_coordination() else {
+            return Err(shared_state_unavailable(
+                "the replay cache stopped coordinating refreshes".into(),
+            ));
+        };
+        let (family, seen) = (&self.family, &self.seen);
+        let owner = LockOwner::random();
+        let mut pause = FIRST_PAUSE;
+        let asked = loop {
+            // Before `begin` is sent: the lock cannot have been set earlier, so a deadline
+            // counted from here ends before the lock expires, however late the answer comes.
+            let asked = Instant::now();
+            match shared
+                .begin_marked(
+                    &seen.family,
+                    seen.generation,
+                    &owner,
+                    bounds.lock_ttl,
+                    bounds.in_doubt,
+                )
+                .await
+            {
+                Ok(BeginRefresh::Locked) => break asked,
+                Ok(BeginRefresh::Newer { generation, tokens }) => {
+                    let newer = shared_tokens(seen, generation, &tokens)?;
+                    tracing::debug!(
+                        generation,
+                        "another instance refreshed the Audius tokens; using theirs"
+                    );
+                    return Ok(family.record(newer));
                 }
-                tokio::time::sleep(pause).await;
-                pause = pause.saturating_mul(2).min(LONGEST_PAUSE);
+                Ok(BeginRefresh::Dead) => {
+                    family.mark_dead();
+                    return Err(RefreshFailure::Revoked(
+                        "the Audius tokens of this session were revoked".into(),
+                    ));
+                }
+                Ok(BeginRefresh::InDoubt) => {
+                    return Err(shared_state_unavailable(
+                        "another instance sent this session's refresh token to Audius and has \
+                         not recorded the answer yet"
+                            .into(),
+                    ));
+                }
+                Ok(BeginRefresh::Busy) => {
+                    if Instant::now() + pause >= self.give_up_at {
+                        return Err(shared_state_unavailable(format!(
+                            "another instance's refresh of this session did not finish within {:?}",
+                            bounds.lock_ttl
+                        )));
+                    }
+                    tokio::time::sleep(pause).await;
+                    pause = pause.saturating_mul(2).min(LONGEST_PAUSE);
+                }
+                Err(e) => {
+                    // The lock (and marker) may have been taken even so (an answer that came
+                    // too late): give them back, if Redis hears us. Nothing was sent to Audius.
+                    let _ = shared.abandon(&seen.family, &owner).await;
+                    return Err(RefreshFailure::Failed(e));
+                }
             }
-            Err(e) => {
-                // The lock may have been taken even so (an answer that came too late): give
-                // it back, if Redis hears us, so that the family is not blocked until it
-                // expires. Nothing was refreshed.
-                let _ = shared.release(&seen.family, &owner).await;
+        };
+
+        // The lock is ours until `asked + lock_ttl` at the latest; the refresh must end in
+        // time to publish before then.
+        let deadline = asked
+            .checked_add(bounds.lock_ttl)
+            .and_then(|t| t.checked_sub(bounds.store_timeout))
+            .and_then(|t| t.checked_sub(LOCK_MARGIN))
+            .unwrap_or(asked);
+        if deadline.saturating_duration_since(Instant::now()) < bounds.refresh {
+            // Too late (this process stalled after sending `begin`): the token is not sent.
+            abandon(shared, &seen.family, &owner).await;
+            return Err(shared_state_unavailable(
+                "the shared refresh lock came too late to refresh within it".into(),
+            ));
+        }
+        tracing::debug!(
+            generation = seen.generation,
+            "refreshing the Audius access token (coordinated)"
+        );
+        let sent = Instant::now();
+        let outcome =
+            tokio::time::timeout_at(deadline.into(), self.oauth.refresh(&seen.refresh)).await;
+        let result = match outcome {
+            Ok(Ok(set)) => {
+                let fresh = seen.rotated(set, self.clock.now());
+                // No longer than the new refresh token lives (it was issued after `sent`).
+                let ttl = REFRESH_TOKEN_LIFETIME.saturating_sub(sent.elapsed());
+                return self
+                    .published(shared, bounds, asked, fresh, owner, ttl)
+                    .await;
+            }
+            Ok(Err(e)) if e.kind() == ErrorKind::InvalidGrant => {
+                tracing::info!(error = %e, "Audius refused the refresh token; the user must log in again");
+                family.mark_dead();
+                if let Err(dead) = shared.retire(&seen.family, REFRESH_TOKEN_LIFETIME).await {
+                    tracing::warn!(error = %dead, "could not mark the Audius tokens dead in the shared state");
+                }
+                Err(RefreshFailure::Revoked(e.to_string()))
+            }
+            Ok(Err(e)) if surely_not_rotated(&e) => {
+                abandon(shared, &seen.family, &owner).await;
                 return Err(RefreshFailure::Failed(e));
             }
-        }
+            // The token may have been used up at Audius: the in-flight marker stays, and other
+            // instances will not present it again (503, then signed out past the window).
+            Ok(Err(e)) => Err(RefreshFailure::Failed(e)),
+            Err(_) => Err(RefreshFailure::Failed(
+                audius_login::Error::UpstreamUnavailable {
+                    message: format!(
+                        "the token refresh did not finish within the shared lock ({:?})",
+                        bounds.lock_ttl
+                    ),
+                    status: None,
+                },
+            )),
+        };
+        release(shared, &seen.family, &owner).await;
+        result
     }
 
-    // The lock is ours, until `lock_ttl` at the latest.
-    tracing::debug!(
-        generation = seen.generation,
-        "refreshing the Audius access token (coordinated)"
-    );
-    let sent = Instant::now();
-    let outcome = tokio::time::timeout(bounds.refresh, config.oauth.refresh(&seen.refresh)).await;
-    let result = match outcome {
-        Ok(Ok(set)) => {
-            let fresh = seen.rotated(set, config.clock.now());
-            // No longer than the new refresh token lives (it was issued after `sent`).
-            let ttl = REFRESH_TOKEN_LIFETIME.saturating_sub(sent.elapsed());
-            return published(config, family, seen, fresh, owner, ttl).await;
-        }
-        Ok(Err(e)) if e.kind() == ErrorKind::InvalidGrant => {
-            tracing::info!(error = %e, "Audius refused the refresh token; the user must log in again");
-            family.mark_dead();
-            if let Err(dead) = shared.retire(&seen.family, REFRESH_TOKEN_LIFETIME).await {
-                tracing::warn!(error = %dead, "could not mark the Audius tokens dead in the shared state");
+    /// Publishes the tokens the lock's holder obtained, then releases the lock.
+    async fn published(
+        &self,
+        shared: &dyn RefreshCoordination,
+        bounds: Bounds,
+        asked: Instant,
+        fresh: StoredTokens,
+        owner: LockOwner,
+        ttl: Duration,
+    ) -> Result<StoredTokens, RefreshFailure> {
+        let (family, seen) = (&self.family, &self.seen);
+        let text = match serde_json::to_string(&fresh) {
+            Ok(text) => text,
+            Err(e) => {
+                release(shared, &seen.family, &owner).await;
+                return Err(shared_state_unavailable(format!(
+                    "cannot write the tokens: {e}"
+                )));
             }
-            Err(RefreshFailure::Revoked(e.to_string()))
-        }
-        Ok(Err(e)) => Err(RefreshFailure::Failed(e)),
-        Err(_) => Err(RefreshFailure::Failed(
-            audius_login::Error::UpstreamUnavailable {
-                message: format!("the token refresh took longer than {:?}", bounds.refresh),
-                status: None,
-            },
-        )),
-    };
-    release(shared, &seen.family, &owner).await;
-    result
-}
-
-/// Publishes the tokens the lock's holder obtained, then releases the lock.
-async fn published(
-    config: &Config,
-    family: &FamilyState,
-    seen: &StoredTokens,
-    fresh: StoredTokens,
-    owner: LockOwner,
-    ttl: Duration,
-) -> Result<StoredTokens, RefreshFailure> {
-    let Some(shared) = config.replay_cache.refresh_coordination() else {
-        return Ok(family.record(fresh));
-    };
-    let text = match serde_json::to_string(&fresh) {
-        Ok(text) => text,
-        Err(e) => {
-            release(shared, &seen.family, &owner).await;
-            return Err(shared_state_unavailable(format!(
-                "cannot write the tokens: {e}"
-            )));
-        }
-    };
-    let answer = shared
-        .publish(&fresh.family, fresh.generation, &text, ttl)
-        .await;
-    match answer {
-        Ok(Published::Stored) => {
-            release(shared, &seen.family, &owner).await;
-            Ok(family.record(fresh))
-        }
-        Ok(Published::Dead) => {
-            // Logged out while this refresh ran: the new tokens are revoked too.
-            release(shared, &seen.family, &owner).await;
-            tracing::info!(
-                "the session logged out during its token refresh; revoking the new tokens"
-            );
-            family.mark_dead();
-            send_revocation(&config.oauth, &fresh).await;
-            Err(RefreshFailure::Revoked(
-                "the Audius tokens of this session were revoked".into(),
-            ))
-        }
-        Ok(Published::Superseded { generation }) => {
-            // Another holder recorded this generation or a newer one (only possible when a
-            // lock expired under a holder, or the shared state lost its data): those are
-            // left alone, and this session keeps the tokens Audius just gave it.
-            release(shared, &seen.family, &owner).await;
-            tracing::warn!(
-                recorded = generation,
-                ours = fresh.generation,
-                "the shared state already holds newer Audius tokens; not overwritten"
-            );
-            Ok(family.record(fresh))
-        }
-        Err(e) => {
-            // Audius rotated the tokens, and Redis failed: this request answers 503 like any
-            // other Redis failure during a refresh, but the new tokens are not dropped (that
-            // would leave the session a used refresh token). This process remembers them (the
-            // session's next request here adopts them), and a background task tries to record
-            // them in Redis, holding the lock meanwhile, so that other instances adopt them
-            // rather than refresh the used token.
-            tracing::warn!(error = %e, "could not record the new Audius tokens in the shared state; retrying in the background");
-            family.record(fresh.clone());
-            let cache = config.replay_cache.clone();
-            let give_up_at = Instant::now() + Bounds::of(config, shared).lock_ttl;
-            if let Ok(handle) = tokio::runtime::Handle::try_current() {
-                handle.spawn(async move {
-                    publish_later(cache, fresh, text, owner, ttl, give_up_at).await;
+        };
+        let answer = shared
+            .publish(&fresh.family, fresh.generation, &text, ttl)
+            .await;
+        match answer {
+            Ok(Published::Stored) => {
+                release(shared, &seen.family, &owner).await;
+                Ok(family.record(fresh))
+            }
+            Ok(Published::Dead) => {
+                // Logged out while this refresh ran: the new tokens are revoked too.
+                release(shared, &seen.family, &owner).await;
+                tracing::info!(
+                    "the session logged out during its token refresh; revoking the new tokens"
+                );
+                family.mark_dead();
+                send_revocation(&self.oauth, &fresh).await;
+                Err(RefreshFailure::Revoked(
+                    "the Audius tokens of this session were revoked".into(),
+                ))
+            }
+            Ok(Published::Superseded { generation }) => {
+                // Another holder recorded this generation or a newer one (only possible when
+                // the shared state lost its data): those are left alone, and this session
+                // keeps the tokens Audius just gave it.
+                release(shared, &seen.family, &owner).await;
+                tracing::warn!(
+                    recorded = generation,
+                    ours = fresh.generation,
+                    "the shared state already holds newer Audius tokens; not overwritten"
+                );
+                Ok(family.record(fresh))
+            }
+            Err(e) => {
+                // Audius rotated the tokens, and Redis failed: this request answers 503 like
+                // any other Redis failure during a refresh, but the new tokens are not dropped
+                // (that would leave the session a used refresh token). This process remembers
+                // them (the session's next request here adopts them), and a background task
+                // tries to record them in Redis for the whole in-doubt window (meanwhile the
+                // in-flight marker keeps other instances from presenting the used token), so
+                // that other instances adopt them.
+                tracing::warn!(error = %e, "could not record the new Audius tokens in the shared state; retrying in the background");
+                family.record(fresh.clone());
+                let cache = self.cache.clone();
+                let oauth = self.oauth.clone();
+                let give_up_at = asked + bounds.in_doubt;
+                tokio::spawn(async move {
+                    publish_later(cache, oauth, fresh, text, owner, ttl, give_up_at).await;
                 });
+                Err(RefreshFailure::Failed(e))
             }
-            Err(RefreshFailure::Failed(e))
         }
     }
 }
 
-/// Tries to publish `tokens` until `give_up_at`, then releases the lock.
+/// Tries to publish `tokens` until `give_up_at` (the end of the in-doubt window), with
+/// backoff, then releases the lock.
 async fn publish_later(
     cache: Arc<dyn ReplayCache>,
+    oauth: OAuthClient,
     tokens: StoredTokens,
     text: String,
     owner: LockOwner,
@@ -701,11 +832,19 @@ async fn publish_later(
     let mut pause = FIRST_PAUSE;
     while Instant::now() + pause < give_up_at {
         tokio::time::sleep(pause).await;
-        pause = pause.saturating_mul(2).min(LONGEST_PAUSE);
+        pause = pause.saturating_mul(2).min(LONGEST_PUBLISH_PAUSE);
         match shared
             .publish(&tokens.family, tokens.generation, &text, ttl)
             .await
         {
+            Ok(Published::Dead) => {
+                tracing::info!(
+                    "the session logged out while its new Audius tokens were unrecorded; revoking them"
+                );
+                release(shared, &tokens.family, &owner).await;
+                send_revocation(&oauth, &tokens).await;
+                return;
+            }
             Ok(answer) => {
                 tracing::debug!(
                     ?answer,
@@ -717,10 +856,14 @@ async fn publish_later(
             Err(e) => tracing::debug!(error = %e, "the shared state is still unavailable"),
         }
     }
-    tracing::warn!("could not record the new Audius tokens in the shared state");
+    tracing::warn!(
+        "could not record the new Audius tokens in the shared state within the in-doubt \
+         window; other instances will sign the session out"
+    );
 }
 
 /// Releases the shared lock if `owner` still holds it (a failure is logged: the lock expires).
+/// The in-flight marker stays.
 async fn release(shared: &dyn RefreshCoordination, family: &str, owner: &LockOwner) {
     match shared.release(family, owner).await {
         Ok(true) => {}
@@ -730,6 +873,14 @@ async fn release(shared: &dyn RefreshCoordination, family: &str, owner: &LockOwn
         Err(e) => {
             tracing::warn!(error = %e, "could not release the shared refresh lock; it expires on its own")
         }
+    }
+}
+
+/// Releases the shared lock and clears the in-flight marker: the token was not sent to Audius
+/// (or surely not used). A failure is logged (the marker then stays: safe).
+async fn abandon(shared: &dyn RefreshCoordination, family: &str, owner: &LockOwner) {
+    if let Err(e) = shared.abandon(family, owner).await {
+        tracing::warn!(error = %e, "could not clear the shared refresh lock and marker");
     }
 }
 
@@ -843,6 +994,46 @@ mod tests {
                 _ => panic!("adopted {bad}"),
             }
         }
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_is_known_not_to_have_rotated() {
+        // A port nobody listens on: the request never leaves.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let api = audius_login::ApiClient::builder()
+            .base_url(format!("http://127.0.0.1:{port}/").parse().unwrap())
+            .max_attempts(1)
+            .build()
+            .unwrap();
+        let e = OAuthClient::new(api)
+            .refresh(&RefreshToken::new("r"))
+            .await
+            .err()
+            .unwrap();
+        assert!(surely_not_rotated(&e), "{e:?}");
+        // An answer lost to a timeout, a 5xx, anything unexpected: maybe rotated.
+        for maybe in [
+            audius_login::Error::UpstreamUnavailable {
+                message: "http://a/v1/oauth/token timed out".into(),
+                status: None,
+            },
+            audius_login::Error::UpstreamUnavailable {
+                message: "a answered HTTP 502".into(),
+                status: Some(502),
+            },
+        ] {
+            assert!(!surely_not_rotated(&maybe), "{maybe:?}");
+        }
+        assert!(surely_not_rotated(
+            &audius_login::Error::UpstreamUnavailable {
+                message: "a answered HTTP 429".into(),
+                status: Some(429),
+            }
+        ));
     }
 
     #[test]

@@ -34,7 +34,7 @@ impl fmt::Debug for LockOwner {
     }
 }
 
-/// What [`RefreshCoordination::begin`] found. (Exhaustive: the protocol's four answers.)
+/// What [`RefreshCoordination::begin`] found. (Exhaustive: the protocol's five answers.)
 #[derive(Clone, PartialEq, Eq)]
 pub enum BeginRefresh {
     /// The lock is the caller's, for the time to live it asked: refresh, then
@@ -49,8 +49,16 @@ pub enum BeginRefresh {
         /// The tokens, as [`publish`](RefreshCoordination::publish)ed.
         tokens: String,
     },
-    /// The family was retired (logout) or refused by Audius: never refresh it again.
+    /// The family was retired (logout) or refused by Audius, or its refresh token was sent to
+    /// Audius by a holder that never published the answer and the in-doubt window passed: never
+    /// refresh it again.
     Dead,
+    /// No lock is held and nothing newer is recorded, but a holder sent the refresh token of
+    /// this generation (or a newer one) to Audius and has not published the answer yet (it may
+    /// be cut off from the store, retrying): presenting the token again would be a reuse.
+    /// Answer "unavailable, try again later"; once the holder's in-doubt window has passed,
+    /// [`begin`](RefreshCoordination::begin) answers [`Dead`](Self::Dead) instead.
+    InDoubt,
 }
 
 impl fmt::Debug for BeginRefresh {
@@ -64,6 +72,7 @@ impl fmt::Debug for BeginRefresh {
                 .field("generation", generation)
                 .finish_non_exhaustive(),
             Self::Dead => f.write_str("Dead"),
+            Self::InDoubt => f.write_str("InDoubt"),
         }
     }
 }
@@ -108,13 +117,23 @@ pub enum Published {
 ///    ([`BeginRefresh::Newer`]: use them, no refresh), or the lock is taken for this caller
 ///    ([`BeginRefresh::Locked`]), or another holder has it ([`BeginRefresh::Busy`]: wait a
 ///    little, then begin again);
-/// 2. the holder refreshes at Audius, within a bound shorter than the lock's time to live;
-/// 3. [`publish`](Self::publish) records the new tokens, but never over a
-///    newer generation and never into a dead family (fencing: a holder whose lock expired
-///    cannot overwrite what a later holder recorded);
+///    A holder that takes the lock with [`begin_marked`](Self::begin_marked) also leaves an
+///    *in-flight marker* (the generation it is about to present, when, and how long it may
+///    take to publish): while it lives, no other caller gets the lock for that generation,
+///    even after the lock expired ([`BeginRefresh::InDoubt`], then, past the holder's window,
+///    [`BeginRefresh::Dead`]): a refresh token that may have reached Audius is never presented
+///    again;
+/// 2. the holder refreshes at Audius, within a bound shorter than the lock's time to live
+///    (counted from before `begin` was sent);
+/// 3. [`publish`](Self::publish) records the new tokens (and clears an older in-flight
+///    marker), but never over a newer generation and never into a dead family (fencing: a
+///    holder whose lock expired cannot overwrite what a later holder recorded);
 /// 4. [`release`](Self::release) deletes the lock only if this caller still
 ///    owns it (compare-and-delete): a holder whose lock expired and was taken by another
-///    never releases the other's lock.
+///    never releases the other's lock. A holder that knows its request never reached Audius
+///    (or that Audius answered it with an error, not with tokens) calls
+///    [`abandon`](Self::abandon) instead, which also clears its in-flight marker; a holder that
+///    does not know (a timeout, a lost answer) releases and leaves the marker.
 ///
 /// A logout [`retire`](Self::retire)s the family: marked dead, its newest
 /// tokens handed back (to revoke them at Audius) and forgotten.
@@ -132,21 +151,49 @@ pub trait RefreshCoordination: Send + Sync + fmt::Debug {
     /// refresh and then a [`publish`](Self::publish): callers add this to it.
     fn call_timeout(&self) -> Duration;
 
-    /// Atomically: [`BeginRefresh::Dead`] if the family is dead, else
-    /// [`BeginRefresh::Newer`] if tokens of a generation above `seen_generation` are recorded,
-    /// else the lock for `owner` for `lock_ttl` ([`BeginRefresh::Locked`]; also when `owner`
-    /// already holds it, as when a call is sent again), else [`BeginRefresh::Busy`].
+    /// [`begin_marked`](Self::begin_marked) without leaving an in-flight marker (a caller
+    /// that only looks, or takes the lock for something else than presenting a token). Other
+    /// holders' markers are honoured all the same.
     async fn begin(
         &self,
         family: &str,
         seen_generation: u64,
         owner: &LockOwner,
         lock_ttl: Duration,
+    ) -> Result<BeginRefresh> {
+        self.begin_marked(family, seen_generation, owner, lock_ttl, Duration::ZERO)
+            .await
+    }
+
+    /// Atomically: [`BeginRefresh::Dead`] if the family is dead, else
+    /// [`BeginRefresh::Newer`] if tokens of a generation above `seen_generation` are recorded,
+    /// else, when another owner's in-flight marker for `seen_generation` (or a newer one)
+    /// lives: [`BeginRefresh::Busy`] while its lock is held, [`BeginRefresh::InDoubt`] within
+    /// its window, and past it the family is marked dead ([`BeginRefresh::Dead`]); else the
+    /// lock for `owner` for `lock_ttl` ([`BeginRefresh::Locked`]; also when `owner` already
+    /// holds it, as when a call is sent again), with, when `in_doubt_window` is above zero, an
+    /// in-flight marker of `owner` for `seen_generation` that makes others wait that long
+    /// for its publication; else [`BeginRefresh::Busy`].
+    async fn begin_marked(
+        &self,
+        family: &str,
+        seen_generation: u64,
+        owner: &LockOwner,
+        lock_ttl: Duration,
+        in_doubt_window: Duration,
     ) -> Result<BeginRefresh>;
 
     /// Deletes the lock if `owner` holds it (compare-and-delete). `Ok(true)` when deleted,
-    /// `Ok(false)` when the lock had expired or belongs to another owner (left alone).
+    /// `Ok(false)` when the lock had expired or belongs to another owner (left alone). An
+    /// in-flight marker is left (the token may have reached Audius).
     async fn release(&self, family: &str, owner: &LockOwner) -> Result<bool>;
+
+    /// [`release`](Self::release), and deletes `owner`'s in-flight marker: for a holder that
+    /// knows its refresh token did not reach Audius, or was answered with an error rather
+    /// than new tokens. Default: [`release`](Self::release) only (the marker stays: safe).
+    async fn abandon(&self, family: &str, owner: &LockOwner) -> Result<bool> {
+        self.release(family, owner).await
+    }
 
     /// Records `tokens` as the family's newest, of `generation`, for `ttl`, unless the family
     /// is dead or has this generation (other tokens) or a newer one: a late holder never
@@ -160,7 +207,7 @@ pub trait RefreshCoordination: Send + Sync + fmt::Debug {
     ) -> Result<Published>;
 
     /// Marks the family dead for `ttl` (no refresh will be tried with it again, by any
-    /// instance), and forgets its tokens: the newest recorded, if any, are returned (the
+    /// instance), and forgets its tokens and its in-flight marker: the newest recorded, if any, are returned (the
     /// generation and the tokens), to be revoked.
     async fn retire(&self, family: &str, ttl: Duration) -> Result<Option<(u64, String)>>;
 }

@@ -64,7 +64,7 @@ use crate::error::Result;
 pub use coordination::{BeginRefresh, LockOwner, Published, RefreshCoordination};
 pub use memory::MemoryReplayCache;
 #[cfg(feature = "redis")]
-pub use redis_store::{EvictionPolicy, RedisReplayCache, RedisReplayCacheBuilder};
+pub use redis_store::{EvictionPolicy, Persistence, RedisReplayCache, RedisReplayCacheBuilder};
 
 /// The domain-separation tag of a token's [`ReplayKey`] (NUL-terminated).
 const TOKEN_KEY_TAG: &[u8] = b"audius-login/replay/token/v1\0";

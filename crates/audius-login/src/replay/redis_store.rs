@@ -52,6 +52,29 @@ impl EvictionPolicy {
     }
 }
 
+/// What a Redis server says about persisting its data (`CONFIG GET appendonly save`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Persistence {
+    /// Whether `appendonly` is `yes`, when it could be read.
+    pub appendonly: Option<bool>,
+    /// The `save` setting (RDB snapshots; empty: none), when it could be read.
+    pub save: Option<String>,
+}
+
+impl Persistence {
+    /// `Some(true)` when Redis persists nothing (`appendonly no` and an empty `save`): a
+    /// restart loses every key. `Some(false)` when either is on, `None` when unknown.
+    pub fn may_forget(&self) -> Option<bool> {
+        match (self.appendonly, self.save.as_deref()) {
+            (Some(true), _) => Some(false),
+            (_, Some(save)) if !save.trim().is_empty() => Some(false),
+            (Some(false), Some(_)) => Some(true),
+            _ => None,
+        }
+    }
+}
+
 /// A replay cache shared by every instance of an app, on Redis (feature `redis`).
 ///
 /// A key is recorded with one atomic command,
@@ -67,7 +90,8 @@ impl EvictionPolicy {
 /// It also coordinates the code flow's token refresh between instances
 /// ([`RefreshCoordination`], through [`ReplayCache::refresh_coordination`]): a lock per token
 /// family taken with `SET NX PX` and a random owner, released by compare-and-delete, the
-/// family's newest tokens (a hash, fenced by generation) and its dead mark, each under
+/// family's newest tokens (a hash, fenced by generation), its dead mark and the holder's
+/// in-flight marker (the generation it presents, kept until its answer is published), each under
 /// `<prefix>refresh:{<hash of the family id>}:` ([`refresh_keys_for`](Self::refresh_keys_for)),
 /// each step one Lua script (atomic; the keys of one family share a Redis Cluster slot).
 ///
@@ -168,7 +192,8 @@ impl RedisReplayCacheBuilder {
     /// the timeout: [`Error::StoreUnavailable`] when it does not. Then reads the eviction
     /// policy ([`RedisReplayCache::eviction_policy`]) and logs a warning when Redis may
     /// evict the cache's keys or the policy cannot be read (with
-    /// [`require_noeviction`](Self::require_noeviction): fails with [`Error::Config`]).
+    /// [`require_noeviction`](Self::require_noeviction): fails with [`Error::Config`]), and
+    /// logs a warning when Redis persists nothing ([`RedisReplayCache::check_persistence`]).
     ///
     /// Call it on the runtime that lives as long as the app (in `#[actix_web::main]`, before
     /// `HttpServer::new`): the connection's background task runs there.
@@ -177,6 +202,7 @@ impl RedisReplayCacheBuilder {
         let cache = self.build()?;
         cache.ping().await?;
         cache.check_eviction(require).await?;
+        cache.check_persistence().await?;
         Ok(cache)
     }
 }
@@ -248,6 +274,51 @@ impl RedisReplayCache {
         }
         tracing::warn!("{message}");
         Ok(policy)
+    }
+
+    /// Reads `appendonly` and `save` ([`persistence`](Self::persistence)) and logs a warning
+    /// when neither is on: a Redis that restarts empty forgets which refresh tokens were used
+    /// (and which login tokens were accepted), so after such a restart an instance may present
+    /// a used refresh token again (Audius then signs the user out) or accept a replay. Not
+    /// refused (a cache without persistence is common); settings that cannot be read (managed
+    /// Redis may forbid `CONFIG`) are not warned about. (What
+    /// [`RedisReplayCacheBuilder::connect`] does.)
+    pub async fn check_persistence(&self) -> Result<Persistence> {
+        let persistence = self.persistence().await?;
+        if persistence.may_forget() == Some(true) {
+            tracing::warn!(
+                "Redis persists nothing (appendonly no, save \"\"): a restart loses the replay \
+                 cache and the refresh coordination, after which a used token may be presented \
+                 again; turn on appendonly (or RDB snapshots)"
+            );
+        }
+        Ok(persistence)
+    }
+
+    /// Reads `appendonly` and `save` (`CONFIG GET`). A refused `CONFIG` is not an error (the
+    /// fields are then `None`); fails only when Redis cannot be reached.
+    pub async fn persistence(&self) -> Result<Persistence> {
+        let get = |name: &'static str| {
+            let mut cmd = redis::cmd("CONFIG");
+            cmd.arg("GET").arg(name);
+            async move {
+                let answer = match self.run_raw(cmd).await? {
+                    Ok(answer) => answer,
+                    Err(_) => return Ok(None),
+                };
+                let value = match answer {
+                    redis::Value::Array(items) => items.get(1).and_then(text_of),
+                    redis::Value::Map(items) => items.first().and_then(|(_, v)| text_of(v)),
+                    _ => None,
+                };
+                Ok::<_, Error>(value)
+            }
+        };
+        let appendonly = get("appendonly")
+            .await?
+            .map(|v| v.trim().eq_ignore_ascii_case("yes"));
+        let save = get("save").await?;
+        Ok(Persistence { appendonly, save })
     }
 
     /// Reads `maxmemory` and `maxmemory-policy` (`CONFIG GET`). A refused `CONFIG` (disabled
@@ -434,15 +505,36 @@ const FAMILY_KEY_TAG: &[u8] = b"audius-login/refresh/family/v1\0";
 /// The longest family id taken.
 const MAX_FAMILY_BYTES: usize = 256;
 
-/// `begin`: KEYS lock, tokens, dead; ARGV owner, lock ttl (ms), generation seen.
+/// `begin`: KEYS lock, tokens, dead, in-flight marker; ARGV owner, lock ttl (ms), generation
+/// seen, in-doubt window (ms; 0: leave no marker), marker and dead mark ttl (ms).
+///
+/// The marker is a hash: `g` the generation presented, `at` when (Redis' clock, ms), `w` the
+/// holder's in-doubt window (ms), `o` its owner.
 const BEGIN: &str = r"
 if redis.call('EXISTS', KEYS[3]) == 1 then return {'dead'} end
 local g = redis.call('HGET', KEYS[2], 'g')
 if g and tonumber(g) > tonumber(ARGV[3]) then
   return {'newer', g, redis.call('HGET', KEYS[2], 't')}
 end
-if redis.call('GET', KEYS[1]) == ARGV[1] then return {'locked'} end
-if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return {'locked'} end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local m = redis.call('HMGET', KEYS[4], 'g', 'at', 'w', 'o')
+if m[1] and tonumber(m[1]) >= tonumber(ARGV[3]) and m[4] ~= ARGV[1] then
+  if redis.call('EXISTS', KEYS[1]) == 1 then return {'busy'} end
+  if now - tonumber(m[2]) < tonumber(m[3]) then return {'in_doubt'} end
+  redis.call('SET', KEYS[3], '1', 'PX', ARGV[5])
+  redis.call('DEL', KEYS[2], KEYS[4])
+  return {'lost'}
+end
+if redis.call('GET', KEYS[1]) == ARGV[1]
+  or redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  if tonumber(ARGV[4]) > 0 and m[4] ~= ARGV[1] then
+    redis.call('DEL', KEYS[4])
+    redis.call('HSET', KEYS[4], 'g', ARGV[3], 'at', now, 'w', ARGV[4], 'o', ARGV[1])
+    redis.call('PEXPIRE', KEYS[4], ARGV[5])
+  end
+  return {'locked'}
+end
 return {'busy'}
 ";
 
@@ -452,26 +544,41 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0
 ";
 
-/// `publish`: KEYS tokens, dead; ARGV generation, tokens, ttl (ms).
+/// `abandon`: KEYS lock, in-flight marker; ARGV owner. Deletes the owner's marker, then
+/// compare-and-delete of the lock.
+const ABANDON: &str = r"
+if redis.call('HGET', KEYS[2], 'o') == ARGV[1] then redis.call('DEL', KEYS[2]) end
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+";
+
+/// `publish`: KEYS tokens, dead, in-flight marker; ARGV generation, tokens, ttl (ms). A marker
+/// of an older generation is cleared (its answer is recorded).
 const PUBLISH: &str = r"
 if redis.call('EXISTS', KEYS[2]) == 1 then return {'dead'} end
+local function clear()
+  local mg = redis.call('HGET', KEYS[3], 'g')
+  if mg and tonumber(mg) < tonumber(ARGV[1]) then redis.call('DEL', KEYS[3]) end
+end
 local g = redis.call('HGET', KEYS[1], 'g')
 if g then
   local have, new = tonumber(g), tonumber(ARGV[1])
   if have > new then return {'superseded', g} end
   if have == new then
-    if redis.call('HGET', KEYS[1], 't') == ARGV[2] then return {'stored'} end
+    if redis.call('HGET', KEYS[1], 't') == ARGV[2] then clear() return {'stored'} end
     return {'superseded', g}
   end
 end
 redis.call('HSET', KEYS[1], 'g', ARGV[1], 't', ARGV[2])
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
+clear()
 return {'stored'}
 ";
 
-/// `retire`: KEYS tokens, dead; ARGV ttl (ms).
+/// `retire`: KEYS tokens, dead, in-flight marker; ARGV ttl (ms).
 const RETIRE: &str = r"
 redis.call('SET', KEYS[2], '1', 'PX', ARGV[1])
+redis.call('DEL', KEYS[3])
 local g = redis.call('HGET', KEYS[1], 'g')
 local t = redis.call('HGET', KEYS[1], 't')
 redis.call('DEL', KEYS[1])
@@ -514,16 +621,18 @@ fn generation(word: &str, script: &str) -> Result<u64> {
     })
 }
 
-/// The keys of one family: the lock, the newest tokens, the dead mark.
+/// The keys of one family: the lock, the newest tokens, the dead mark, the in-flight marker.
 struct FamilyKeys {
     lock: String,
     tokens: String,
     dead: String,
+    in_flight: String,
 }
 
 impl RedisReplayCache {
     /// The keys of a family's refresh state, under the cache's prefix:
-    /// `<prefix>refresh:{<id>}:lock`, `:tokens` and `:dead`, where `<id>` is the first 32 hex
+    /// `<prefix>refresh:{<id>}:lock`, `:tokens` and `:dead` (and `:inflight`, the in-flight
+    /// marker, not returned here), where `<id>` is the first 32 hex
     /// digits of SHA-256 of the tag `"audius-login/refresh/family/v1"`, a NUL and the family
     /// id (so any id gives a short key of safe characters, and the braces keep a family's keys
     /// in one Redis Cluster slot). Fails with [`Error::TooLarge`] for an id over 256 bytes.
@@ -548,6 +657,7 @@ impl RedisReplayCache {
             lock: format!("{base}:lock"),
             tokens: format!("{base}:tokens"),
             dead: format!("{base}:dead"),
+            in_flight: format!("{base}:inflight"),
         })
     }
 
@@ -565,22 +675,30 @@ impl RefreshCoordination for RedisReplayCache {
         self.timeout
     }
 
-    async fn begin(
+    async fn begin_marked(
         &self,
         family: &str,
         seen_generation: u64,
         owner: &LockOwner,
         lock_ttl: Duration,
+        in_doubt_window: Duration,
     ) -> Result<BeginRefresh> {
         let keys = self.family_keys(family)?;
+        let window = if in_doubt_window.is_zero() {
+            0
+        } else {
+            millis(in_doubt_window)
+        };
         let answer = self
             .eval(
                 BEGIN,
-                &[&keys.lock, &keys.tokens, &keys.dead],
+                &[&keys.lock, &keys.tokens, &keys.dead, &keys.in_flight],
                 &[
                     owner.as_str(),
                     &millis(lock_ttl).to_string(),
                     &seen_generation.to_string(),
+                    &window.to_string(),
+                    &millis(defaults::REFRESH_TOKEN_LIFETIME).to_string(),
                 ],
             )
             .await?;
@@ -589,6 +707,14 @@ impl RefreshCoordination for RedisReplayCache {
             [w] if w == "locked" => Ok(BeginRefresh::Locked),
             [w] if w == "busy" => Ok(BeginRefresh::Busy),
             [w] if w == "dead" => Ok(BeginRefresh::Dead),
+            [w] if w == "in_doubt" => Ok(BeginRefresh::InDoubt),
+            [w] if w == "lost" => {
+                tracing::warn!(
+                    "a refresh token of this family was sent to Audius by a holder that never \
+                     published the answer within its window; the family is marked dead"
+                );
+                Ok(BeginRefresh::Dead)
+            }
             [w, g, tokens] if w == "newer" => Ok(BeginRefresh::Newer {
                 generation: generation(g, "begin")?,
                 tokens: tokens.clone(),
@@ -596,6 +722,19 @@ impl RefreshCoordination for RedisReplayCache {
             other => Err(unavailable(format!(
                 "Redis answered the begin script with {} words",
                 other.len()
+            ))),
+        }
+    }
+
+    async fn abandon(&self, family: &str, owner: &LockOwner) -> Result<bool> {
+        let keys = self.family_keys(family)?;
+        match self
+            .eval(ABANDON, &[&keys.lock, &keys.in_flight], &[owner.as_str()])
+            .await?
+        {
+            redis::Value::Int(n) => Ok(n > 0),
+            other => Err(unavailable(format!(
+                "Redis answered the abandon script with {other:?}"
             ))),
         }
     }
@@ -621,7 +760,7 @@ impl RefreshCoordination for RedisReplayCache {
         let answer = self
             .eval(
                 PUBLISH,
-                &[&keys.tokens, &keys.dead],
+                &[&keys.tokens, &keys.dead, &keys.in_flight],
                 &[
                     &new_generation.to_string(),
                     tokens,
@@ -648,7 +787,7 @@ impl RefreshCoordination for RedisReplayCache {
         let answer = self
             .eval(
                 RETIRE,
-                &[&keys.tokens, &keys.dead],
+                &[&keys.tokens, &keys.dead, &keys.in_flight],
                 &[&millis(ttl).to_string()],
             )
             .await?;
