@@ -2,94 +2,13 @@
 //! user and logs out; and the reading of the answers the helpers look at themselves.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use actix_audius_login::{AudiusLogin, ResponseMode};
-use actix_web::http::StatusCode;
-use actix_web::web::Bytes;
-use reqwest::header::{HeaderMap, HeaderValue, LOCATION, ORIGIN};
+use reqwest::header::{HeaderMap, HeaderValue, ORIGIN};
 use url::Url;
 
+use crate::approval::{Answer, Approval, app_origin, approve, callback_path, http_client};
 use crate::error::TestError;
-use crate::sign_in::{Approval, app_origin, approve, callback_path};
-
-/// Most bytes of an answer the helpers read themselves (the sandbox's page, a refusal); a longer
-/// body is a [`TestError::Transport`].
-const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
-
-/// How long any one request of the helpers' clients may take.
-const TIMEOUT: Duration = Duration::from_secs(30);
-
-/// A client that does not follow redirects (the helpers, and tests, look at each one), with a
-/// timeout, sending `headers` with every request and keeping cookies in `jar` when given one.
-pub(crate) fn http_client(
-    jar: Option<Arc<reqwest::cookie::Jar>>,
-    headers: HeaderMap,
-) -> Result<reqwest::Client, TestError> {
-    let mut builder = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(TIMEOUT)
-        .default_headers(headers);
-    if let Some(jar) = jar {
-        builder = builder.cookie_provider(jar);
-    }
-    builder
-        .build()
-        .map_err(|e| TestError::unexpected_because("the HTTP client could not be built", e))
-}
-
-/// An answer the helpers read whole: its status, `Location` and body.
-pub(crate) struct Answer {
-    pub(crate) status: StatusCode,
-    pub(crate) location: Option<String>,
-    pub(crate) body: Bytes,
-}
-
-impl Answer {
-    /// Reads `res` (answering `what`), refusing a body over [`MAX_BODY_BYTES`].
-    pub(crate) async fn read(mut res: reqwest::Response, what: &str) -> Result<Self, TestError> {
-        let status = StatusCode::from_u16(res.status().as_u16()).map_err(|e| {
-            TestError::unexpected_because(format!("HTTP status {}", res.status()), e)
-        })?;
-        let location = match res.headers().get(LOCATION) {
-            Some(value) => Some(
-                value
-                    .to_str()
-                    .map_err(|e| TestError::unexpected_because(format!("{what}'s Location"), e))?
-                    .to_owned(),
-            ),
-            None => None,
-        };
-        let too_large = || {
-            TestError::transport(
-                what.to_owned(),
-                format!("the body is over {MAX_BODY_BYTES} bytes"),
-            )
-        };
-        if res
-            .content_length()
-            .is_some_and(|n| n > MAX_BODY_BYTES as u64)
-        {
-            return Err(too_large());
-        }
-        let mut body = Vec::new();
-        while let Some(chunk) = res
-            .chunk()
-            .await
-            .map_err(|e| TestError::transport(what.to_owned(), e))?
-        {
-            if body.len() + chunk.len() > MAX_BODY_BYTES {
-                return Err(too_large());
-            }
-            body.extend_from_slice(&chunk);
-        }
-        Ok(Self {
-            status,
-            location,
-            body: Bytes::from(body),
-        })
-    }
-}
 
 /// A browser-like client for an app under test: [`sign_in_as`](Self::sign_in_as) logs it in as
 /// a sandbox user through the app's real routes, [`logout`](Self::logout) logs it out, and
