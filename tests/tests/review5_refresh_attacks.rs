@@ -315,12 +315,24 @@ struct Setup {
     partitionable: bool,
     /// A's `Limits::tracked_sessions`.
     a_tracked_sessions: Option<usize>,
+    /// Shorter bounds, for both instances ([`SHORT`]): the in-doubt window passes in 21 s.
+    short: bool,
 }
 
+/// The short bounds: the API client's timeout (300 ms: call budget 0.7 s) and the cache's
+/// (200 ms): a lock of 2.1 s, an in-doubt window of 21 s.
+const SHORT: (Duration, Duration) = (Duration::from_millis(300), Duration::from_millis(200));
+/// The in-doubt window with the short bounds.
+const SHORT_WINDOW: Duration = Duration::from_millis(21_000);
+
 async fn cache_at(url: String) -> RedisReplayCache {
+    cache_with(url, CACHE_TIMEOUT).await
+}
+
+async fn cache_with(url: String, timeout: Duration) -> RedisReplayCache {
     RedisReplayCache::builder(url)
         .key_prefix(PREFIX)
-        .timeout(CACHE_TIMEOUT)
+        .timeout(timeout)
         .connect()
         .await
         .expect("Redis answers")
@@ -333,15 +345,29 @@ async fn instance(
     clock: &Arc<ManualClock>,
     key: &Key,
     tracked_sessions: Option<usize>,
+    short: bool,
 ) -> Server {
+    let (api_timeout, health, cache_timeout) = if short {
+        (SHORT.0, Duration::from_millis(100), SHORT.1)
+    } else {
+        (
+            Duration::from_secs(2),
+            Duration::from_millis(500),
+            CACHE_TIMEOUT,
+        )
+    };
     let api = ApiClient::builder()
         .base_url(api)
-        .timeout(Duration::from_secs(2))
-        .health_timeout(Duration::from_millis(500))
+        .timeout(api_timeout)
+        .health_timeout(health)
         .max_attempts(1)
         .build()
         .unwrap();
-    assert_eq!(api.call_budget(), Duration::from_millis(4_500));
+    if short {
+        assert_eq!(api.call_budget(), Duration::from_millis(700));
+    } else {
+        assert_eq!(api.call_budget(), Duration::from_millis(4_500));
+    }
     let mut limits = Limits::default();
     if let Some(tracked) = tracked_sessions {
         limits.tracked_sessions = tracked;
@@ -354,7 +380,7 @@ async fn instance(
         .environment(sandbox.environment())
         .api_client(api)
         .verify_options(VerifyOptions::default().clock(clock.clone()))
-        .replay_cache(Arc::new(cache_at(redis_url).await))
+        .replay_cache(Arc::new(cache_with(redis_url, cache_timeout).await))
         .limits(limits)
         .build()
         .unwrap();
@@ -408,6 +434,7 @@ async fn world(setup: Setup) -> World {
         &clock,
         &key,
         setup.a_tracked_sessions,
+        setup.short,
     )
     .await;
     let b = instance(
@@ -417,6 +444,7 @@ async fn world(setup: Setup) -> World {
         &clock,
         &key,
         None,
+        setup.short,
     )
     .await;
     World {
@@ -861,5 +889,93 @@ async fn only_the_owner_or_the_next_generation_clears_a_marker() {
         redis.integer(&["EXISTS", &marker]).await,
         0,
         "the owner's abandon"
+    );
+}
+
+// ---- Attack 6: past the window, the family is "dead" in Redis, alive in the holder. ----
+
+/// Promise 2 ("never success with tokens of a revoked family") against the window's verdict.
+/// A refreshes generation 0 (Audius rotates it into 1) and loses Redis before publishing; it
+/// keeps generation 1 in its process. The partition outlasts the in-doubt window (21 s with the
+/// short bounds); then the browser's call reaches B, whose `begin` finds the marker past its
+/// window, marks the family dead and signs the session out (`401`). Nobody revokes anything
+/// at Audius: B only knows the used generation 0, and A's background publication gave up
+/// silently (it never marks the family dead in A's process, nor revokes generation 1). So a
+/// copy of the session cookie (another tab's request in flight, a stolen copy: the cookie
+/// store cannot revoke copies) presented to A is served with generation 1, a family the shared
+/// state calls dead, for as long as its access token lives, and generation 1's refresh token
+/// stays valid at Audius for 30 days.
+///
+/// FAILED when written (A answers 200 with the dead family's tokens).
+#[actix_web::test]
+async fn after_the_window_the_holder_still_serves_the_family_the_others_declared_dead() {
+    use reqwest::cookie::CookieStore as _;
+    use reqwest::header::COOKIE;
+    let w = world(Setup {
+        partitionable: true,
+        short: true,
+        ..Setup::default()
+    })
+    .await;
+    let (client, jar) = sign_in(&w, "listener").await;
+    let at_login = cookie_tokens(&w, &jar);
+    let copy = jar
+        .cookies(&Url::parse(&w.b.url("/")).unwrap())
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned();
+    w.sandbox
+        .set_fault(
+            0,
+            "/v1/oauth/token",
+            Fault::latency(Duration::from_millis(220)).times(1),
+        )
+        .unwrap();
+    w.clock.advance(EXPIRE);
+    let started = Instant::now();
+    let call = {
+        let client = client.clone();
+        let url = w.a().url("/audius/me");
+        actix_web::rt::spawn(async move { http::get_json(&client, url).await })
+    };
+    until_refreshes(&w, 1).await;
+    w.proxy.as_ref().unwrap().cut();
+    let (status, body) = call.await.unwrap();
+    assert_eq!(status, 503, "precondition: A could not publish: {body}");
+    // The partition outlasts the window; then the browser reaches B.
+    actix_web::rt::time::sleep_until(
+        (started + SHORT_WINDOW + Duration::from_millis(1_500)).into(),
+    )
+    .await;
+    w.proxy.as_ref().unwrap().heal();
+    let (on_b, body_b) = api_call(&client, &w.b).await;
+    assert_eq!(
+        on_b, 401,
+        "B signs the session out past the window: {body_b}"
+    );
+    let [_, _, dead, _] = family_keys(&w, at_login["f"].as_str().unwrap()).await;
+    assert_eq!(
+        w.redis.integer(&["EXISTS", &dead]).await,
+        1,
+        "the family is dead"
+    );
+    assert_eq!(refreshes(&w.sandbox), 1);
+    // A copy of the session cookie (generation 0) presented to A.
+    let (on_a, body_a) = http::get_json(&reqwest::Client::new(), w.a().url("/audius/me")).await;
+    assert_eq!(on_a, 401, "no cookie: {body_a}");
+    let answer = reqwest::Client::new()
+        .get(w.a().url("/audius/me"))
+        .header(ACCEPT, "application/json")
+        .header(COOKIE, copy)
+        .send()
+        .await
+        .unwrap();
+    let on_a = answer.status().as_u16();
+    let body_a = answer.text().await.unwrap();
+    assert_ne!(
+        on_a, 200,
+        "A served the session with generation 1 of a family the shared state marked dead (and \
+         nobody revoked it at Audius): {body_a}"
     );
 }
