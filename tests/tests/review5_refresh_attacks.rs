@@ -315,6 +315,8 @@ struct Setup {
     partitionable: bool,
     /// A's `Limits::tracked_sessions`.
     a_tracked_sessions: Option<usize>,
+    /// Two sandbox hosts; A's API client has the gateway (to host 0) and host 1, two attempts.
+    a_failover: bool,
     /// Shorter bounds, for both instances ([`SHORT`]): the in-doubt window passes in 21 s.
     short: bool,
 }
@@ -346,6 +348,7 @@ async fn instance(
     key: &Key,
     tracked_sessions: Option<usize>,
     short: bool,
+    second_host: Option<Url>,
 ) -> Server {
     let (api_timeout, health, cache_timeout) = if short {
         (SHORT.0, Duration::from_millis(100), SHORT.1)
@@ -356,17 +359,18 @@ async fn instance(
             CACHE_TIMEOUT,
         )
     };
-    let api = ApiClient::builder()
-        .base_url(api)
+    let builder = ApiClient::builder()
         .timeout(api_timeout)
-        .health_timeout(health)
-        .max_attempts(1)
-        .build()
-        .unwrap();
-    if short {
-        assert_eq!(api.call_budget(), Duration::from_millis(700));
-    } else {
-        assert_eq!(api.call_budget(), Duration::from_millis(4_500));
+        .health_timeout(health);
+    let builder = match second_host.clone() {
+        Some(second) => builder.hosts(vec![api, second]).max_attempts(2),
+        None => builder.base_url(api).max_attempts(1),
+    };
+    let api = builder.build().unwrap();
+    // With two hosts the budget counts two attempts; the lock's bounds follow (unchecked).
+    if second_host.is_none() {
+        let budget = if short { 700 } else { 4_500 };
+        assert_eq!(api.call_budget(), Duration::from_millis(budget));
     }
     let mut limits = Limits::default();
     if let Some(tracked) = tracked_sessions {
@@ -416,6 +420,7 @@ async fn world(setup: Setup) -> World {
     let sandbox = Sandbox::builder()
         .clock(clock.clone())
         .app(app)
+        .hosts(if setup.a_failover { 2 } else { 1 })
         .start()
         .await
         .unwrap();
@@ -425,7 +430,11 @@ async fn world(setup: Setup) -> World {
     } else {
         None
     };
-    let gateway = Gateway::start(sandbox.environment().api());
+    let gateway = Gateway::start(if setup.a_failover {
+        sandbox.host_urls()[0].clone()
+    } else {
+        sandbox.environment().api()
+    });
     let a_url = proxy.as_ref().map_or_else(|| redis.url(), Proxy::url);
     let a = instance(
         a_url,
@@ -435,6 +444,7 @@ async fn world(setup: Setup) -> World {
         &key,
         setup.a_tracked_sessions,
         setup.short,
+        setup.a_failover.then(|| sandbox.host_urls()[1].clone()),
     )
     .await;
     let b = instance(
@@ -445,6 +455,7 @@ async fn world(setup: Setup) -> World {
         &key,
         None,
         setup.short,
+        None,
     )
     .await;
     World {
@@ -978,4 +989,54 @@ async fn after_the_window_the_holder_still_serves_the_family_the_others_declared
         "A served the session with generation 1 of a family the shared state marked dead (and \
          nobody revoked it at Audius): {body_a}"
     );
+}
+
+// ---- Attack 7: fail-over to a second host after the first received the refresh. ----
+
+/// Promise 1 with an API client that fails over (two hosts, two attempts): the first host's
+/// gateway forwards the refresh (Audius rotates) and closes the connection without answering.
+/// The client must not send the same refresh token to the second host (that would be the
+/// reuse itself, within one request), and the marker must stay (B answers 503 in doubt).
+///
+/// Passed when written (the defence: `ApiClient::send` stops failing over for `OnlyIfNotSent`
+/// requests after a failure that was sent, or after any 5xx answer; `surely_not_rotated` sees a
+/// "failed (...)" message, not "could not be connected to").
+#[actix_web::test]
+async fn a_refresh_received_by_the_first_host_is_never_failed_over_to_the_second() {
+    let w = world(Setup {
+        a_failover: true,
+        ..Setup::default()
+    })
+    .await;
+    let (client, jar) = sign_in(&w, "listener").await;
+    let at_login = cookie_tokens(&w, &jar);
+    // Host 1 answers its health check late: the gateway (host 0) is chosen first.
+    w.sandbox
+        .set_fault(
+            1,
+            "/health_check",
+            Fault::latency(Duration::from_millis(300)),
+        )
+        .unwrap();
+    w.gateway.arm(Trick::Close);
+    w.clock.advance(EXPIRE);
+    let (on_a, body_a) = api_call(&client, w.a()).await;
+    let log: Vec<String> = w
+        .sandbox
+        .requests()
+        .iter()
+        .map(|r| format!("host {} {} {} {:?}", r.host, r.method, r.path, r.grant_type))
+        .collect();
+    eprintln!("{log:#?}");
+    assert_eq!(on_a, 503, "{body_a}");
+    assert_eq!(
+        refreshes(&w.sandbox),
+        1,
+        "failed over to the second host with the same token"
+    );
+    let (on_b, body_b) = api_call(&client, &w.b).await;
+    assert_eq!(on_b, 503, "{body_b}");
+    assert_eq!(body_b["error"], "session_unavailable", "{body_b}");
+    assert_eq!(refreshes(&w.sandbox), 1);
+    assert_ne!(family_revoked(&w, &at_login), Some(true));
 }
