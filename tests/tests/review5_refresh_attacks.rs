@@ -306,6 +306,42 @@ struct World {
     proxy: Option<Proxy>,
     /// A's way to Audius.
     gateway: Gateway,
+    _blackhole: Option<Blackhole>,
+}
+
+/// A host whose connections never complete (a firewall dropping packets, a host gone from
+/// the network): a listener with a backlog of one, filled, that never accepts, so the kernel
+/// drops further SYNs and a client's connect times out.
+struct Blackhole {
+    port: u16,
+    _listener: tokio::net::TcpListener,
+    _filler: Vec<std::net::TcpStream>,
+}
+
+impl Blackhole {
+    fn start() -> Self {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let port = socket.local_addr().unwrap().port();
+        let listener = socket.listen(1).unwrap();
+        let mut filler = Vec::new();
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        while let Ok(stream) =
+            std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200))
+        {
+            filler.push(stream);
+            assert!(filler.len() < 16, "the backlog never filled");
+        }
+        Self {
+            port,
+            _listener: listener,
+            _filler: filler,
+        }
+    }
+
+    fn url(&self) -> Url {
+        Url::parse(&format!("http://127.0.0.1:{}/", self.port)).unwrap()
+    }
 }
 
 /// How the world is built.
@@ -315,6 +351,9 @@ struct Setup {
     partitionable: bool,
     /// A's `Limits::tracked_sessions`.
     a_tracked_sessions: Option<usize>,
+    /// A's API client talks to a blackholed host (connections never complete) with a connect
+    /// timeout of 300 ms.
+    a_blackhole: bool,
     /// Two sandbox hosts; A's API client has the gateway (to host 0) and host 1, two attempts.
     a_failover: bool,
     /// Shorter bounds, for both instances ([`SHORT`]): the in-doubt window passes in 21 s.
@@ -349,6 +388,7 @@ async fn instance(
     tracked_sessions: Option<usize>,
     short: bool,
     second_host: Option<Url>,
+    connect_timeout: Option<Duration>,
 ) -> Server {
     let (api_timeout, health, cache_timeout) = if short {
         (SHORT.0, Duration::from_millis(100), SHORT.1)
@@ -359,9 +399,12 @@ async fn instance(
             CACHE_TIMEOUT,
         )
     };
-    let builder = ApiClient::builder()
+    let mut builder = ApiClient::builder()
         .timeout(api_timeout)
         .health_timeout(health);
+    if let Some(connect) = connect_timeout {
+        builder = builder.connect_timeout(connect);
+    }
     let builder = match second_host.clone() {
         Some(second) => builder.hosts(vec![api, second]).max_attempts(2),
         None => builder.base_url(api).max_attempts(1),
@@ -436,15 +479,19 @@ async fn world(setup: Setup) -> World {
         sandbox.environment().api()
     });
     let a_url = proxy.as_ref().map_or_else(|| redis.url(), Proxy::url);
+    let blackhole = setup.a_blackhole.then(Blackhole::start);
     let a = instance(
         a_url,
-        gateway.url(),
+        blackhole
+            .as_ref()
+            .map_or_else(|| gateway.url(), Blackhole::url),
         &sandbox,
         &clock,
         &key,
         setup.a_tracked_sessions,
         setup.short,
         setup.a_failover.then(|| sandbox.host_urls()[1].clone()),
+        setup.a_blackhole.then_some(Duration::from_millis(300)),
     )
     .await;
     let b = instance(
@@ -455,6 +502,7 @@ async fn world(setup: Setup) -> World {
         &key,
         None,
         setup.short,
+        None,
         None,
     )
     .await;
@@ -467,6 +515,7 @@ async fn world(setup: Setup) -> World {
         b,
         proxy,
         gateway,
+        _blackhole: blackhole,
     }
 }
 
@@ -1039,4 +1088,42 @@ async fn a_refresh_received_by_the_first_host_is_never_failed_over_to_the_second
     assert_eq!(body_b["error"], "session_unavailable", "{body_b}");
     assert_eq!(refreshes(&w.sandbox), 1);
     assert_ne!(family_revoked(&w, &at_login), Some(true));
+}
+
+// ---- Attack 8: a refresh that never left, classified "in doubt". ----
+
+/// Promise 2's other side (a failure that sent nothing must not cost the session): Audius'
+/// host is unreachable in the way most outages look from outside, packets dropped (a host gone,
+/// a firewall), not refused. The API client's connect times out (3 s by default, before the
+/// 10 s request timeout): reqwest's error is both `is_connect` (the client rightly marks it
+/// *not sent* and may fail over) and `is_timeout`, and `describe` (client/mod.rs) words it
+/// "timed out"; `surely_not_rotated` (refresh/job.rs) reads only the words, so the marker
+/// stays although the token never left. B then answers `503` for the whole in-doubt window
+/// (8 minutes by default) and signs the session out after it, for every session that tried to
+/// refresh during the outage, although each still holds a valid, unused refresh token.
+///
+/// FAILED when written (B answers 503 in doubt; no refresh ever reached Audius).
+#[actix_web::test]
+async fn a_connect_timeout_sent_nothing_but_leaves_the_session_in_doubt() {
+    let w = world(Setup {
+        a_blackhole: true,
+        ..Setup::default()
+    })
+    .await;
+    let (client, jar) = sign_in(&w, "listener").await;
+    let at_login = cookie_tokens(&w, &jar);
+    w.clock.advance(EXPIRE);
+    let (on_a, body_a) = api_call(&client, w.a()).await;
+    assert_eq!(on_a, 503, "{body_a}");
+    assert_eq!(refreshes(&w.sandbox), 0, "nothing reached Audius");
+    let [_, _, _, marker] = family_keys(&w, at_login["f"].as_str().unwrap()).await;
+    let marker_left = w.redis.integer(&["EXISTS", &marker]).await == 1;
+    let (on_b, body_b) = api_call(&client, &w.b).await;
+    assert_eq!(
+        (on_b, marker_left),
+        (200, false),
+        "A's refresh never left (A answered {body_a}), yet its marker stays and B answers \
+         {body_b}"
+    );
+    assert_eq!(refreshes(&w.sandbox), 1);
 }
