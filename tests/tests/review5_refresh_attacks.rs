@@ -379,17 +379,29 @@ async fn cache_with(url: String, timeout: Duration) -> RedisReplayCache {
         .expect("Redis answers")
 }
 
+/// What differs between instances.
+#[derive(Default)]
+struct InstanceOptions {
+    tracked_sessions: Option<usize>,
+    short: bool,
+    second_host: Option<Url>,
+    connect_timeout: Option<Duration>,
+}
+
 async fn instance(
     redis_url: String,
     api: Url,
     sandbox: &SandboxHandle,
     clock: &Arc<ManualClock>,
     key: &Key,
-    tracked_sessions: Option<usize>,
-    short: bool,
-    second_host: Option<Url>,
-    connect_timeout: Option<Duration>,
+    options: InstanceOptions,
 ) -> Server {
+    let InstanceOptions {
+        tracked_sessions,
+        short,
+        second_host,
+        connect_timeout,
+    } = options;
     let (api_timeout, health, cache_timeout) = if short {
         (SHORT.0, Duration::from_millis(100), SHORT.1)
     } else {
@@ -488,10 +500,12 @@ async fn world(setup: Setup) -> World {
         &sandbox,
         &clock,
         &key,
-        setup.a_tracked_sessions,
-        setup.short,
-        setup.a_failover.then(|| sandbox.host_urls()[1].clone()),
-        setup.a_blackhole.then_some(Duration::from_millis(300)),
+        InstanceOptions {
+            tracked_sessions: setup.a_tracked_sessions,
+            short: setup.short,
+            second_host: setup.a_failover.then(|| sandbox.host_urls()[1].clone()),
+            connect_timeout: setup.a_blackhole.then_some(Duration::from_millis(300)),
+        },
     )
     .await;
     let b = instance(
@@ -500,10 +514,10 @@ async fn world(setup: Setup) -> World {
         &sandbox,
         &clock,
         &key,
-        None,
-        setup.short,
-        None,
-        None,
+        InstanceOptions {
+            short: setup.short,
+            ..InstanceOptions::default()
+        },
     )
     .await;
     World {
