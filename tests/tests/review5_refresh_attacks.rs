@@ -1141,3 +1141,78 @@ async fn a_connect_timeout_sent_nothing_but_leaves_the_session_in_doubt() {
     );
     assert_eq!(refreshes(&w.sandbox), 1);
 }
+
+// ---- Attack 9: the background publication after a logout on the holder's own instance. ----
+
+/// The background publication against a logout (review 4 tested a logout on *B*, which reaches
+/// Redis and marks the family dead). Here the logout reaches *A*, the holder, while A still
+/// cannot reach Redis: A marks the family dead in its process and revokes the newest tokens it
+/// knows at Audius, but cannot mark it dead in Redis (logged, not retried). When Redis is back,
+/// A's background publication (which never looks at its own process' dead mark) records the
+/// logged-out family's tokens in Redis, where every instance will adopt them for 30 days.
+/// Harm is limited by Audius (the tokens are revoked there, so a copied cookie is refused),
+/// hence the second assertion, which held.
+///
+/// FAILED when written (the late publication stores the tokens of a logged-out family).
+#[actix_web::test]
+async fn a_logout_on_the_partitioned_holder_is_followed_by_its_late_publication() {
+    let w = world(Setup {
+        partitionable: true,
+        ..Setup::default()
+    })
+    .await;
+    let (client, jar) = sign_in(&w, "listener").await;
+    let at_login = cookie_tokens(&w, &jar);
+    let (copy, copy_jar) = client_with_jar();
+    {
+        use reqwest::cookie::CookieStore as _;
+        let url = Url::parse(&w.b.url("/")).unwrap();
+        let header = jar.cookies(&url).unwrap();
+        for cookie in header.to_str().unwrap().split("; ") {
+            copy_jar.add_cookie_str(cookie, &url);
+        }
+    }
+    w.sandbox
+        .set_fault(
+            0,
+            "/v1/oauth/token",
+            Fault::latency(Duration::from_millis(1_000)).times(1),
+        )
+        .unwrap();
+    w.clock.advance(EXPIRE);
+    let call = {
+        let client = client.clone();
+        let url = w.a().url("/audius/me");
+        actix_web::rt::spawn(async move { http::get_json(&client, url).await })
+    };
+    until_refreshes(&w, 1).await;
+    w.proxy.as_ref().unwrap().cut();
+    let (status, body) = call.await.unwrap();
+    assert_eq!(status, 503, "{body}");
+    let res = client
+        .post(w.a().url("/auth/logout"))
+        .header("origin", "http://localhost:8080")
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_redirection(), "{}", res.status());
+    let [_, kept, dead, _] = family_keys(&w, at_login["f"].as_str().unwrap()).await;
+    w.proxy.as_ref().unwrap().heal();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while w.redis.integer(&["EXISTS", &kept]).await == 0 && Instant::now() < deadline {
+        actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+    }
+    let recorded = w.redis.integer(&["EXISTS", &kept]).await == 1;
+    let marked_dead = w.redis.integer(&["EXISTS", &dead]).await == 1;
+    // Whatever Redis holds, Audius refuses the logged-out family: a copied cookie is refused.
+    let (on_b, body_b) = api_call(&copy, &w.b).await;
+    assert_ne!(
+        on_b, 200,
+        "a copied cookie served after the logout: {body_b}"
+    );
+    assert!(
+        !recorded,
+        "the holder published the tokens of a family logged out on it (dead in Redis: \
+         {marked_dead}; B answered the copied cookie {on_b} {body_b})"
+    );
+}
