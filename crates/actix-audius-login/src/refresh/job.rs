@@ -100,21 +100,20 @@ pub(super) fn shared_tokens(
     Ok(tokens)
 }
 
-/// Whether Audius surely did not rotate the tokens on this failure: Audius' own server answered
-/// with an error status (`429`, `500`, `503`, ...: the token endpoint rotates and answers in one
-/// step, so an error answer carries no new tokens), or the request never left (no host could be
-/// connected to: the API client sends a refresh to a second host only when the first did not
-/// receive it, so the last failure being a connection failure means no host received it). Any
-/// other failure may have followed a rotation: a timeout, a lost answer, a gateway's `502` or
-/// `504` (the gateway may have forwarded the request and lost Audius' answer). (The API
-/// client's error carries no "sent" flag; its words for a failed connection are the signal,
-/// pinned by `a_refused_connection_is_known_not_to_have_rotated`.)
+/// Whether Audius surely did not rotate the tokens on this failure: it answered "slow down"
+/// (429, sent before any processing), or the request never left (no host could be connected
+/// to, a connection that timed out included: the API client sends a refresh to a second host
+/// only when the first did not receive it, so the last failure being a connection failure means
+/// no host received it). Any other failure may have followed a rotation: a timeout, a lost
+/// answer, any 5xx (a gateway's 502, 503, 504 or 52x after Audius rotated, or Audius failing
+/// after it saved the rotation). (The API client's error carries no "sent" flag; its words for
+/// a failed connection are the signal, pinned by
+/// `a_refused_connection_is_known_not_to_have_rotated`.)
 pub(super) fn surely_not_rotated(e: &audius_login::Error) -> bool {
     match e {
         audius_login::Error::UpstreamUnavailable {
-            status: Some(status),
-            ..
-        } => !matches!(status, 502 | 504),
+            status: Some(429), ..
+        } => true,
         audius_login::Error::UpstreamUnavailable {
             status: None,
             message,
@@ -347,63 +346,101 @@ impl Job {
                 // that other instances adopt them.
                 tracing::warn!(error = %e, "could not record the new Audius tokens in the shared state; retrying in the background");
                 family.record(fresh.clone());
-                let cache = self.cache.clone();
-                let oauth = self.oauth.clone();
-                let give_up_at = asked + bounds.in_doubt;
-                tokio::spawn(async move {
-                    publish_later(cache, oauth, fresh, text, owner, ttl, give_up_at).await;
-                });
+                let late = LatePublication {
+                    cache: self.cache.clone(),
+                    oauth: self.oauth.clone(),
+                    family: family.clone(),
+                    tokens: fresh,
+                    text,
+                    owner,
+                    ttl,
+                    give_up_at: asked + bounds.in_doubt,
+                };
+                tokio::spawn(late.run());
                 Err(RefreshFailure::Failed(e))
             }
         }
     }
 }
 
-/// Tries to publish `tokens` until `give_up_at` (the end of the in-doubt window), with
-/// backoff, then releases the lock.
-pub(super) async fn publish_later(
-    cache: Arc<dyn ReplayCache>,
-    oauth: OAuthClient,
-    tokens: StoredTokens,
-    text: String,
-    owner: LockOwner,
-    ttl: Duration,
-    give_up_at: Instant,
-) {
-    let Some(shared) = cache.refresh_coordination() else {
-        return;
-    };
-    let mut pause = FIRST_PAUSE;
-    while Instant::now() + pause < give_up_at {
-        tokio::time::sleep(pause).await;
-        pause = pause.saturating_mul(2).min(LONGEST_PUBLISH_PAUSE);
-        match shared
-            .publish(&tokens.family, tokens.generation, &text, ttl)
-            .await
-        {
-            Ok(Published::Dead) => {
-                tracing::info!(
-                    "the session logged out while its new Audius tokens were unrecorded; revoking them"
-                );
-                release(shared, &tokens.family, &owner).await;
-                send_revocation(&oauth, &tokens).await;
-                return;
+/// New tokens Audius gave while Redis failed, to be recorded there later (see
+/// [`LatePublication::run`]).
+pub(super) struct LatePublication {
+    pub(super) cache: Arc<dyn ReplayCache>,
+    pub(super) oauth: OAuthClient,
+    /// This process' state of the session: a logout here ends the publication.
+    pub(super) family: Arc<FamilyState>,
+    pub(super) tokens: StoredTokens,
+    pub(super) text: String,
+    pub(super) owner: LockOwner,
+    pub(super) ttl: Duration,
+    /// The end of the in-doubt window.
+    pub(super) give_up_at: Instant,
+}
+
+impl LatePublication {
+    /// Tries to publish the tokens until the end of the in-doubt window, with backoff, then
+    /// releases the lock. A logout in this process meanwhile retires the family in Redis
+    /// instead (its tokens were revoked by the logout, and are again here). At the end of the
+    /// window, other instances sign the session out: this process does too (the family is
+    /// dead here) and revokes the tokens at Audius, which ends the family there, so no copy of
+    /// the session's cookie is served by them afterwards.
+    pub(super) async fn run(self) {
+        let Some(shared) = self.cache.refresh_coordination() else {
+            return;
+        };
+        let family_id = &self.tokens.family;
+        let mut pause = FIRST_PAUSE;
+        while Instant::now() + pause < self.give_up_at {
+            tokio::time::sleep(pause).await;
+            pause = pause.saturating_mul(2).min(LONGEST_PUBLISH_PAUSE);
+            if self.family.latest().dead {
+                match shared.retire(family_id, REFRESH_TOKEN_LIFETIME).await {
+                    Ok(_) => {
+                        tracing::info!(
+                            "the session logged out while its new Audius tokens were unrecorded; retired them in the shared state"
+                        );
+                        release(shared, family_id, &self.owner).await;
+                        send_revocation(&self.oauth, &self.tokens).await;
+                        return;
+                    }
+                    Err(e) => {
+                        tracing::debug!(error = %e, "the shared state is still unavailable");
+                        continue;
+                    }
+                }
             }
-            Ok(answer) => {
-                tracing::debug!(
-                    ?answer,
-                    "recorded the new Audius tokens in the shared state, late"
-                );
-                release(shared, &tokens.family, &owner).await;
-                return;
+            match shared
+                .publish(family_id, self.tokens.generation, &self.text, self.ttl)
+                .await
+            {
+                Ok(Published::Dead) => {
+                    tracing::info!(
+                        "the session logged out while its new Audius tokens were unrecorded; revoking them"
+                    );
+                    self.family.mark_dead();
+                    release(shared, family_id, &self.owner).await;
+                    send_revocation(&self.oauth, &self.tokens).await;
+                    return;
+                }
+                Ok(answer) => {
+                    tracing::debug!(
+                        ?answer,
+                        "recorded the new Audius tokens in the shared state, late"
+                    );
+                    release(shared, family_id, &self.owner).await;
+                    return;
+                }
+                Err(e) => tracing::debug!(error = %e, "the shared state is still unavailable"),
             }
-            Err(e) => tracing::debug!(error = %e, "the shared state is still unavailable"),
         }
+        tracing::warn!(
+            "could not record the new Audius tokens in the shared state within the in-doubt \
+             window; the session is signed out here as on other instances, and its tokens revoked"
+        );
+        self.family.mark_dead();
+        send_revocation(&self.oauth, &self.tokens).await;
     }
-    tracing::warn!(
-        "could not record the new Audius tokens in the shared state within the in-doubt \
-         window; other instances will sign the session out"
-    );
 }
 
 /// Releases the shared lock if `owner` still holds it (a failure is logged: the lock expires).

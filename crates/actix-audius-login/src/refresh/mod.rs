@@ -407,24 +407,26 @@ mod tests {
             .err()
             .unwrap();
         assert!(surely_not_rotated(&e), "{e:?}");
-        // An answer lost to a timeout, a gateway's 502 or 504, anything unexpected: maybe
-        // rotated.
+        // An answer lost to a timeout, any 5xx (a gateway's after Audius rotated), anything
+        // unexpected: maybe rotated.
         let failure = |message: &str, status| audius_login::Error::UpstreamUnavailable {
             message: message.into(),
             status,
         };
         for maybe in [
             failure("http://a/v1/oauth/token timed out", None),
+            failure("a answered HTTP 500", Some(500)),
             failure("a answered HTTP 502", Some(502)),
-            failure("a answered HTTP 504", Some(504)),
+            failure("a answered HTTP 503", Some(503)),
+            failure("a answered HTTP 524", Some(524)),
         ] {
             assert!(!surely_not_rotated(&maybe), "{maybe:?}");
         }
-        // Audius' own error answers carry no new tokens: not rotated.
-        for surely_not in [429, 500, 503] {
-            let e = failure(&format!("a answered HTTP {surely_not}"), Some(surely_not));
-            assert!(surely_not_rotated(&e), "{e:?}");
-        }
+        // "Slow down" comes before any processing: not rotated.
+        assert!(surely_not_rotated(&failure(
+            "a answered HTTP 429",
+            Some(429)
+        )));
     }
 
     #[test]

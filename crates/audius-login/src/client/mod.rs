@@ -482,10 +482,11 @@ impl ApiClient {
         let fut = async {
             let resp = builder.send().await.map_err(|e| {
                 let sent = !e.is_connect();
-                let result = if e.is_timeout() {
-                    "timeout"
-                } else if e.is_connect() {
+                // A connection that timed out is a connection failure: nothing was sent.
+                let result = if e.is_connect() {
                     "connect_error"
+                } else if e.is_timeout() {
+                    "timeout"
                 } else {
                     "transport_error"
                 };
@@ -551,10 +552,11 @@ fn without_query(url: &Url) -> Url {
 /// URL, token included).
 fn describe(e: reqwest::Error, url: &Url) -> Error {
     let e = e.without_url();
-    let what = if e.is_timeout() {
-        "timed out".to_owned()
-    } else if e.is_connect() {
+    // A connection that timed out is a connection failure (nothing was sent), worded so.
+    let what = if e.is_connect() {
         "could not be connected to".to_owned()
+    } else if e.is_timeout() {
+        "timed out".to_owned()
     } else {
         let mut msg = e.to_string();
         let mut source = std::error::Error::source(&e);
