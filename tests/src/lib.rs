@@ -6,10 +6,12 @@
 //!   crate's own test server, the one its users get);
 //! - [`http`]: a cookie-keeping client and the hops of a login, checked one by one;
 //! - [`browser`]: a real browser, and the demo app it drives;
-//! - [`redis`]: a private `redis-server`.
+//! - [`redis`]: a private `redis-server`;
+//! - [`refresh`]: what the suites of the code flow's refresh across instances share.
 #![forbid(unsafe_code)]
 
 pub mod app;
 pub mod browser;
 pub mod http;
 pub mod redis;
+pub mod refresh;

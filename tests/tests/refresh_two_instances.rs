@@ -28,13 +28,14 @@ use std::time::{Duration, Instant};
 use actix_audius_login::{AudiusClient, AudiusLogin, Flow, ResponseMode, Scope, VerifyOptions};
 use actix_audius_login_testing::TestServer;
 use actix_session::storage::{CookieSessionStore, RedisSessionStore, SessionStore};
-use actix_web::cookie::{Cookie, CookieJar, Key};
+use actix_web::cookie::Key;
 use actix_web::{HttpResponse, web};
 use audius_login::clock::ManualClock;
 use audius_login::replay::RedisReplayCache;
-use audius_login_e2e::app::{SESSION_COOKIE, app, sessions};
+use audius_login_e2e::app::{app, sessions};
 use audius_login_e2e::http::{self, begin_login, client_with_jar};
 use audius_login_e2e::redis::RedisServer;
+use audius_login_e2e::refresh;
 use audius_sandbox::{DeveloperApp, Fault, Sandbox, SandboxHandle};
 use futures_util::future::join_all;
 use reqwest::header::ACCEPT;
@@ -184,39 +185,12 @@ async fn burst(w: &World, client: &reqwest::Client, count: usize) -> Vec<(u16, V
 
 /// The refresh requests Audius received.
 fn refreshes(sandbox: &SandboxHandle) -> usize {
-    sandbox
-        .requests()
-        .iter()
-        .filter(|r| r.path == "/v1/oauth/token" && r.grant_type.as_deref() == Some("refresh_token"))
-        .count()
+    refresh::refresh_requests(sandbox)
 }
 
-/// The tokens in the browser's session cookie (decrypted with the app's key): the session
-/// entry `audius.tokens` (family `f`, generation `g`, refresh token `r`, ...).
+/// The tokens in the browser's session cookie (decrypted with the app's key).
 fn cookie_tokens(w: &World, jar: &reqwest::cookie::Jar) -> Value {
-    use reqwest::cookie::CookieStore as _;
-    let url = Url::parse(&w.instances[0].url("/")).unwrap();
-    let header = jar.cookies(&url).expect("a cookie");
-    let value = header
-        .to_str()
-        .unwrap()
-        .split("; ")
-        .find_map(|c| {
-            c.strip_prefix(&format!("{SESSION_COOKIE}="))
-                .map(str::to_owned)
-        })
-        .expect("the session cookie");
-    let mut cookies = CookieJar::new();
-    // As sent: percent-encoded.
-    let cookie = Cookie::parse_encoded(format!("{SESSION_COOKIE}={value}")).unwrap();
-    cookies.add_original(cookie.into_owned());
-    let session = cookies
-        .private(&w.key)
-        .get(SESSION_COOKIE)
-        .expect("a session cookie the app's key opens");
-    let state: std::collections::HashMap<String, String> =
-        serde_json::from_str(session.value()).unwrap();
-    serde_json::from_str(&state["audius.tokens"]).unwrap()
+    refresh::session_tokens(jar, &w.instances[0].url("/"), &w.key)
 }
 
 /// Asserts the family of the browser's refresh token is alive at Audius (a reuse detection

@@ -33,7 +33,6 @@
 //! `many_sessions_refreshing_while_redis_is_cut_are_503_within_the_bound`,
 //! `only_the_owner_or_the_next_generation_clears_a_marker`.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -41,14 +40,15 @@ use actix_audius_login::{
     AudiusClient, AudiusLogin, Flow, Limits, ResponseMode, Scope, VerifyOptions,
 };
 use actix_session::storage::CookieSessionStore;
-use actix_web::cookie::{Cookie, CookieJar, Key};
+use actix_web::cookie::Key;
 use actix_web::{HttpResponse, HttpServer, web};
 use audius_login::ApiClient;
 use audius_login::clock::ManualClock;
 use audius_login::replay::RedisReplayCache;
-use audius_login_e2e::app::{SESSION_COOKIE, app, sessions};
+use audius_login_e2e::app::{app, sessions};
 use audius_login_e2e::http::{self, begin_login, client_with_jar};
 use audius_login_e2e::redis::RedisServer;
+use audius_login_e2e::refresh::{self, RedisProxy as Proxy};
 use audius_sandbox::{DeveloperApp, Fault, Sandbox, SandboxHandle};
 use futures_util::future::join_all;
 use reqwest::header::ACCEPT;
@@ -70,66 +70,7 @@ const LOCK_TTL: Duration = Duration::from_millis(6_500);
 
 // ---- A TCP proxy in front of Redis that the test can cut (a partition). ----
 
-/// Forwards 127.0.0.1:`port` to Redis; [`cut`](Self::cut) closes every connection and refuses
-/// new ones until [`heal`](Self::heal). (Review 4's.)
-struct Proxy {
-    port: u16,
-    cut: Arc<AtomicBool>,
-    pumps: Arc<Mutex<Vec<tokio::task::AbortHandle>>>,
-}
-
-impl Proxy {
-    async fn start(upstream: u16) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let cut = Arc::new(AtomicBool::new(false));
-        let pumps: Arc<Mutex<Vec<tokio::task::AbortHandle>>> = Arc::default();
-        let (cut2, pumps2) = (cut.clone(), pumps.clone());
-        let std_listener = listener.into_std().unwrap();
-        std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let listener = TcpListener::from_std(std_listener).unwrap();
-                loop {
-                    let Ok((mut inbound, _)) = listener.accept().await else {
-                        continue;
-                    };
-                    if cut2.load(Ordering::SeqCst) {
-                        drop(inbound);
-                        continue;
-                    }
-                    let task = tokio::spawn(async move {
-                        if let Ok(mut outbound) = TcpStream::connect(("127.0.0.1", upstream)).await
-                        {
-                            let _ =
-                                tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
-                        }
-                    });
-                    pumps2.lock().unwrap().push(task.abort_handle());
-                }
-            });
-        });
-        Self { port, cut, pumps }
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/", self.port)
-    }
-
-    fn cut(&self) {
-        self.cut.store(true, Ordering::SeqCst);
-        for pump in self.pumps.lock().unwrap().drain(..) {
-            pump.abort();
-        }
-    }
-
-    fn heal(&self) {
-        self.cut.store(false, Ordering::SeqCst);
-    }
-}
+// The proxy: `audius_login_e2e::refresh::RedisProxy`.
 
 // ---- A reverse proxy in front of Audius (a gateway). ----
 
@@ -575,38 +516,14 @@ async fn api_call(client: &reqwest::Client, on: &Server) -> (u16, Value) {
     http::get_json(client, on.url("/audius/me")).await
 }
 
+/// The refresh requests Audius received.
 fn refreshes(sandbox: &SandboxHandle) -> usize {
-    sandbox
-        .requests()
-        .iter()
-        .filter(|r| r.path == "/v1/oauth/token" && r.grant_type.as_deref() == Some("refresh_token"))
-        .count()
+    refresh::refresh_requests(sandbox)
 }
 
 /// The tokens in the browser's session cookie (decrypted with the app's key).
 fn cookie_tokens(w: &World, jar: &reqwest::cookie::Jar) -> Value {
-    use reqwest::cookie::CookieStore as _;
-    let url = Url::parse(&w.b.url("/")).unwrap();
-    let header = jar.cookies(&url).expect("a cookie");
-    let value = header
-        .to_str()
-        .unwrap()
-        .split("; ")
-        .find_map(|c| {
-            c.strip_prefix(&format!("{SESSION_COOKIE}="))
-                .map(str::to_owned)
-        })
-        .expect("the session cookie");
-    let mut cookies = CookieJar::new();
-    let cookie = Cookie::parse_encoded(format!("{SESSION_COOKIE}={value}")).unwrap();
-    cookies.add_original(cookie.into_owned());
-    let session = cookies
-        .private(&w.key)
-        .get(SESSION_COOKIE)
-        .expect("a session cookie the app's key opens");
-    let state: std::collections::HashMap<String, String> =
-        serde_json::from_str(session.value()).unwrap();
-    serde_json::from_str(&state["audius.tokens"]).unwrap()
+    refresh::session_tokens(jar, &w.b.url("/"), &w.key)
 }
 
 /// The Redis keys (lock, tokens, dead) of the family `f`, and its in-flight marker.

@@ -1,0 +1,122 @@
+//! What the suites of the code flow's refresh across instances share
+//! (`refresh_two_instances.rs`, `review4_refresh_attacks.rs`, `review5_refresh_attacks.rs`): a
+//! TCP proxy in front of Redis that a test can cut (a partition), the refreshes Audius received,
+//! and the tokens in a browser's session cookie.
+#![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use actix_web::cookie::{Cookie, CookieJar, Key};
+use audius_sandbox::SandboxHandle;
+use serde_json::Value;
+use tokio::net::{TcpListener, TcpStream};
+use url::Url;
+
+use crate::app::SESSION_COOKIE;
+
+/// Forwards 127.0.0.1:`port` to Redis; [`cut`](Self::cut) closes every connection and refuses
+/// new ones (they are accepted and closed at once) until [`heal`](Self::heal).
+pub struct RedisProxy {
+    port: u16,
+    cut: Arc<AtomicBool>,
+    pumps: Arc<Mutex<Vec<tokio::task::AbortHandle>>>,
+}
+
+impl RedisProxy {
+    /// Starts forwarding to Redis on 127.0.0.1:`upstream`.
+    pub async fn start(upstream: u16) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let cut = Arc::new(AtomicBool::new(false));
+        let pumps: Arc<Mutex<Vec<tokio::task::AbortHandle>>> = Arc::default();
+        let (cut2, pumps2) = (cut.clone(), pumps.clone());
+        // A thread of its own with its own runtime: the proxy keeps forwarding whatever the
+        // test's runtime is doing.
+        let std_listener = listener.into_std().unwrap();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let listener = TcpListener::from_std(std_listener).unwrap();
+                loop {
+                    let Ok((mut inbound, _)) = listener.accept().await else {
+                        continue;
+                    };
+                    if cut2.load(Ordering::SeqCst) {
+                        drop(inbound);
+                        continue;
+                    }
+                    let task = tokio::spawn(async move {
+                        if let Ok(mut outbound) = TcpStream::connect(("127.0.0.1", upstream)).await
+                        {
+                            let _ =
+                                tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                        }
+                    });
+                    pumps2.lock().unwrap().push(task.abort_handle());
+                }
+            });
+        });
+        Self { port, cut, pumps }
+    }
+
+    /// The proxy's Redis URL.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    /// Cuts every connection, and refuses new ones until [`heal`](Self::heal).
+    pub fn cut(&self) {
+        self.cut.store(true, Ordering::SeqCst);
+        for pump in self.pumps.lock().unwrap().drain(..) {
+            pump.abort();
+        }
+    }
+
+    /// Lets connections through again.
+    pub fn heal(&self) {
+        self.cut.store(false, Ordering::SeqCst);
+    }
+}
+
+/// The refresh requests Audius (the sandbox) received: `POST /v1/oauth/token` with
+/// `grant_type=refresh_token`.
+pub fn refresh_requests(sandbox: &SandboxHandle) -> usize {
+    sandbox
+        .requests()
+        .iter()
+        .filter(|r| r.path == "/v1/oauth/token" && r.grant_type.as_deref() == Some("refresh_token"))
+        .count()
+}
+
+/// The code flow's tokens in the session cookie `jar` holds for `app_url`, decrypted with the
+/// app's `key`: the session entry `audius.tokens` (family `f`, generation `g`, refresh token
+/// `r`, ...). Panics when there is no such cookie or entry.
+pub fn session_tokens(jar: &reqwest::cookie::Jar, app_url: &str, key: &Key) -> Value {
+    use reqwest::cookie::CookieStore as _;
+    let url = Url::parse(app_url).unwrap();
+    let header = jar.cookies(&url).expect("a cookie");
+    let value = header
+        .to_str()
+        .unwrap()
+        .split("; ")
+        .find_map(|c| {
+            c.strip_prefix(&format!("{SESSION_COOKIE}="))
+                .map(str::to_owned)
+        })
+        .expect("the session cookie");
+    let mut cookies = CookieJar::new();
+    // As sent: percent-encoded.
+    let cookie = Cookie::parse_encoded(format!("{SESSION_COOKIE}={value}")).unwrap();
+    cookies.add_original(cookie.into_owned());
+    let session = cookies
+        .private(key)
+        .get(SESSION_COOKIE)
+        .expect("a session cookie the app's key opens");
+    let state: std::collections::HashMap<String, String> =
+        serde_json::from_str(session.value()).unwrap();
+    serde_json::from_str(&state["audius.tokens"]).unwrap()
+}
