@@ -753,3 +753,145 @@ async fn a_pooled_connection_cut_after_the_refresh_was_written_is_no_connect_fai
         other => panic!("unexpected error {other:?}"),
     }
 }
+
+// ---- Attack 2: the late publication's end of the window against a publish that landed. ----
+
+/// A's background publication keeps sending `publish` while Redis' replies are lost (the
+/// partition took the way back only, or the replies came after the call's timeout): the first
+/// `publish` lands (Redis holds generation 1 and clears the in-flight marker), A never hears
+/// it. B adopts generation 1 from Redis and serves the session. At the end of the window A
+/// "gives up": it signs the session out here and revokes generation 1 at Audius, which ends the
+/// family that B was told (by Redis) is alive. Redis keeps the revoked tokens as live (no dead
+/// mark) for 30 days. The give-up treats a `publish` that timed out as one that did not land.
+///
+/// FAILED when written: Audius revoked the family, Redis holds its tokens with no dead mark;
+/// B had served the session with them (200) before.
+#[actix_web::test]
+async fn a_publish_that_landed_unheard_is_revoked_at_the_end_of_the_window() {
+    let w = world(Setup {
+        partitionable: true,
+        short: true,
+        ..Setup::default()
+    })
+    .await;
+    let (client, jar) = sign_in(&w, "listener").await;
+    let at_login = cookie_tokens(&w, &jar);
+    let family = at_login["f"].as_str().unwrap().to_owned();
+    w.sandbox
+        .set_fault(
+            0,
+            "/v1/oauth/token",
+            Fault::latency(Duration::from_millis(220)).times(1),
+        )
+        .unwrap();
+    w.clock.advance(EXPIRE);
+    let started = Instant::now();
+    let call = {
+        let client = client.clone();
+        let url = w.a().url("/audius/me");
+        actix_web::rt::spawn(async move { http::get_json(&client, url).await })
+    };
+    until_refreshes(&w, 1).await;
+    w.proxy.as_ref().unwrap().mute();
+    let (status, body) = call.await.unwrap();
+    assert_eq!(status, 503, "precondition: A did not hear its publish: {body}");
+    let [_, kept, dead, marker] = family_keys(&w, &family).await;
+    assert_eq!(
+        w.redis.integer(&["EXISTS", &kept]).await,
+        1,
+        "precondition: A's publish landed in Redis"
+    );
+    assert_eq!(w.redis.integer(&["EXISTS", &marker]).await, 0);
+    // B adopts generation 1 from Redis.
+    let (on_b, body_b) = api_call(&client, &w.b).await;
+    assert_eq!(on_b, 200, "precondition: B serves the published tokens: {body_b}");
+    let adopted = cookie_tokens(&w, &jar);
+    assert_eq!(adopted["g"], 1);
+    // The replies stay lost past A's window.
+    actix_web::rt::time::sleep_until(
+        (started + SHORT_WINDOW + Duration::from_millis(1_500)).into(),
+    )
+    .await;
+    w.proxy.as_ref().unwrap().heal();
+    let revoked = w
+        .sandbox
+        .tokens()
+        .is_revoked(adopted["r"].as_str().unwrap());
+    let live_in_redis = w.redis.integer(&["EXISTS", &kept]).await == 1
+        && w.redis.integer(&["EXISTS", &dead]).await == 0;
+    let (on_b_after, body_b_after) = api_call(&client, &w.b).await;
+    let (me_b, me_body) = http::get_json(&client, w.b.url("/me")).await;
+    assert!(
+        !(revoked == Some(true) && live_in_redis),
+        "A revoked at Audius the family Redis holds as live (B served it: {on_b}; after A's \
+         give-up B answers /audius/me {on_b_after} {body_b_after}, /me {me_b} {me_body})"
+    );
+}
+
+// ---- Attack 3: a logout on the holder after its process' state of the family was evicted. ----
+
+/// Review 5's attack 9 (a logout on the partitioned holder, then its late publication), with
+/// the holder's process tracking one session (`Limits::tracked_sessions`): between A's failed
+/// publish and the logout, another session's logout on A evicts the family's `FamilyState`. The
+/// logout of our session marks a *new* `FamilyState` dead (`Families::mark_dead` →
+/// `entry`); `LatePublication` holds the old one and never sees it, so when Redis is back it
+/// records the logged-out family's tokens, which every instance adopts.
+///
+/// FAILED when written (the logged-out family's tokens are recorded in Redis).
+#[actix_web::test]
+async fn a_logout_after_the_holders_state_was_evicted_is_followed_by_its_late_publication() {
+    let w = world(Setup {
+        partitionable: true,
+        a_tracked_sessions: Some(1),
+        ..Setup::default()
+    })
+    .await;
+    let (client, jar) = sign_in(&w, "listener").await;
+    let at_login = cookie_tokens(&w, &jar);
+    w.sandbox
+        .set_fault(
+            0,
+            "/v1/oauth/token",
+            Fault::latency(Duration::from_millis(1_000)).times(1),
+        )
+        .unwrap();
+    w.clock.advance(EXPIRE);
+    let call = {
+        let client = client.clone();
+        let url = w.a().url("/audius/me");
+        actix_web::rt::spawn(async move { http::get_json(&client, url).await })
+    };
+    until_refreshes(&w, 1).await;
+    w.proxy.as_ref().unwrap().cut();
+    let (status, body) = call.await.unwrap();
+    assert_eq!(status, 503, "{body}");
+    let logout = |client: reqwest::Client| {
+        let url = w.a().url("/auth/logout");
+        async move {
+            let res = client
+                .post(url)
+                .header("origin", "http://localhost:8080")
+                .send()
+                .await
+                .unwrap();
+            assert!(res.status().is_redirection(), "{}", res.status());
+        }
+    };
+    // Another session logs out on A: its family takes the one tracked place.
+    let (other, _) = sign_in(&w, "artist").await;
+    logout(other).await;
+    logout(client.clone()).await;
+    let [_, kept, dead, _] = family_keys(&w, at_login["f"].as_str().unwrap()).await;
+    w.proxy.as_ref().unwrap().heal();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while w.redis.integer(&["EXISTS", &kept]).await == 0 && Instant::now() < deadline {
+        actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+    }
+    let recorded = w.redis.integer(&["EXISTS", &kept]).await == 1;
+    let marked_dead = w.redis.integer(&["EXISTS", &dead]).await == 1;
+    assert!(
+        !recorded,
+        "the holder published the tokens of a family logged out on it after its state was \
+         evicted (dead in Redis: {marked_dead})"
+    );
+}
