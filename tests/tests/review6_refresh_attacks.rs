@@ -29,7 +29,6 @@ use audius_login_e2e::app::{SESSION_COOKIE, app, sessions};
 use audius_login_e2e::http::{self, begin_login, client_with_jar};
 use audius_login_e2e::redis::RedisServer;
 use audius_sandbox::{DeveloperApp, Fault, Sandbox, SandboxHandle};
-use futures_util::future::join_all;
 use reqwest::header::ACCEPT;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
@@ -892,6 +891,7 @@ async fn a_logout_after_the_holders_state_was_evicted_is_followed_by_its_late_pu
     assert!(
         !recorded,
         "the holder published the tokens of a family logged out on it after its state was \
-         evicted (dead in Redis: {marked_dead})"
+         evicted (dead in Redis: {marked_dead}; family revoked at Audius by the logout: {:?})",
+        family_revoked(&w, &at_login)
     );
 }
