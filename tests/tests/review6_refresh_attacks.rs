@@ -763,8 +763,9 @@ async fn a_pooled_connection_cut_after_the_refresh_was_written_is_no_connect_fai
 /// family that B was told (by Redis) is alive. Redis keeps the revoked tokens as live (no dead
 /// mark) for 30 days. The give-up treats a `publish` that timed out as one that did not land.
 ///
-/// FAILED when written: Audius revoked the family, Redis holds its tokens with no dead mark;
-/// B had served the session with them (200) before.
+/// FAILED when written: Audius revoked the family, Redis holds its tokens with no dead mark
+/// (B had served the session with them, 200), and a copy of the session's cookie from before
+/// the refresh is served by B's `/me` (200: B adopts the revoked generation 1 from Redis).
 #[actix_web::test]
 async fn a_publish_that_landed_unheard_is_revoked_at_the_end_of_the_window() {
     let w = world(Setup {
@@ -776,6 +777,14 @@ async fn a_publish_that_landed_unheard_is_revoked_at_the_end_of_the_window() {
     let (client, jar) = sign_in(&w, "listener").await;
     let at_login = cookie_tokens(&w, &jar);
     let family = at_login["f"].as_str().unwrap().to_owned();
+    let copy = {
+        use reqwest::cookie::CookieStore as _;
+        jar.cookies(&Url::parse(&w.b.url("/")).unwrap())
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_owned()
+    };
     w.sandbox
         .set_fault(
             0,
@@ -820,6 +829,26 @@ async fn a_publish_that_landed_unheard_is_revoked_at_the_end_of_the_window() {
         && w.redis.integer(&["EXISTS", &dead]).await == 0;
     let (on_b_after, body_b_after) = api_call(&client, &w.b).await;
     let (me_b, me_body) = http::get_json(&client, w.b.url("/me")).await;
+    // A copy of the session cookie from before the refresh (generation 0), on B.
+    let copied = reqwest::Client::new()
+        .get(w.b.url("/me"))
+        .header(ACCEPT, "application/json")
+        .header(reqwest::header::COOKIE, copy)
+        .send()
+        .await
+        .unwrap();
+    let copied_status = copied.status().as_u16();
+    let copied_body = copied.text().await.unwrap();
+    eprintln!(
+        "revoked at Audius: {revoked:?}; live in Redis: {live_in_redis}; B after the give-up: \
+         /audius/me {on_b_after}, /me {me_b}; a copied generation-0 cookie on B /me: \
+         {copied_status} {copied_body}"
+    );
+    assert_ne!(
+        copied_status, 200,
+        "B serves a copied cookie of the family A revoked at Audius (B adopts the revoked \
+         tokens Redis holds as live): {copied_body}"
+    );
     assert!(
         !(revoked == Some(true) && live_in_redis),
         "A revoked at Audius the family Redis holds as live (B served it: {on_b}; after A's \
