@@ -10,7 +10,14 @@
 //! partition that began after the command left).
 //!
 //! Each test says in its doc comment whether it failed when written (against `f7510d2`).
-
+//! Failing when written (not fixed here: a review writes tests only):
+//! `a_publish_that_landed_unheard_is_revoked_at_the_end_of_the_window` (the give-up takes a
+//! `publish` that timed out for one that did not land, and revokes at Audius tokens Redis
+//! holds as live: B adopts and serves them) and
+//! `a_logout_after_the_holders_state_was_evicted_is_followed_by_its_late_publication`
+//! (`LatePublication` holds an `Arc<FamilyState>` that the process' LRU may evict; a logout
+//! marks a new one dead). Passing (a defence that held):
+//! `a_pooled_connection_cut_after_the_refresh_was_written_is_no_connect_failure`.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -43,8 +50,6 @@ const START: i64 = 1_750_000_000;
 const EXPIRE: Duration = Duration::from_secs(3601);
 /// The cache's timeout (each Redis call).
 const CACHE_TIMEOUT: Duration = Duration::from_millis(500);
-/// The shared lock's time to live with these bounds.
-const LOCK_TTL: Duration = Duration::from_millis(6_500);
 
 // ---- A TCP proxy in front of Redis that the test can cut (a partition). ----
 
@@ -75,7 +80,7 @@ impl Proxy {
             rt.block_on(async move {
                 let listener = TcpListener::from_std(std_listener).unwrap();
                 loop {
-                    let Ok((mut inbound, _)) = listener.accept().await else {
+                    let Ok((inbound, _)) = listener.accept().await else {
                         continue;
                     };
                     if cut2.load(Ordering::SeqCst) {
@@ -93,10 +98,7 @@ impl Proxy {
                             // Redis' replies, dropped while muted.
                             let down = async {
                                 let mut chunk = [0u8; 4096];
-                                loop {
-                                    let Ok(n) = out_read.read(&mut chunk).await else {
-                                        break;
-                                    };
+                                while let Ok(n) = out_read.read(&mut chunk).await {
                                     if n == 0 {
                                         break;
                                     }
@@ -149,6 +151,8 @@ impl Proxy {
 
 /// What the gateway does to the next `POST /v1/oauth/token` (after forwarding it to Audius,
 /// which handles it: the refresh token is rotated).
+// Review 5's gateway, copied whole: these attacks only let it pass.
+#[allow(dead_code)]
 #[derive(Debug, Clone, Copy)]
 enum Trick {
     /// Forward, answer as Audius did.
@@ -161,6 +165,7 @@ enum Trick {
 }
 
 /// An HTTP/1.1 reverse proxy to the sandbox's API, on its own thread and runtime.
+#[allow(dead_code)]
 struct Gateway {
     port: u16,
     trick: Arc<Mutex<Trick>>,
@@ -201,6 +206,7 @@ impl Gateway {
     }
 
     /// Applies `trick` to the next refresh only.
+    #[allow(dead_code)]
     fn arm(&self, trick: Trick) {
         *self.trick.lock().unwrap() = trick;
     }
@@ -332,6 +338,7 @@ struct World {
     /// A's way to Redis, when it goes through a proxy.
     proxy: Option<Proxy>,
     /// A's way to Audius.
+    #[allow(dead_code)]
     gateway: Gateway,
     _blackhole: Option<Blackhole>,
 }
@@ -733,8 +740,7 @@ async fn a_pooled_connection_cut_after_the_refresh_was_written_is_no_connect_fai
             &[("grant_type", "refresh_token"), ("refresh_token", "r")],
         )
         .await
-        .err()
-        .expect("no answer");
+        .expect_err("no answer");
     host.await.unwrap();
     assert!(
         received.load(Ordering::SeqCst),
@@ -802,7 +808,10 @@ async fn a_publish_that_landed_unheard_is_revoked_at_the_end_of_the_window() {
     until_refreshes(&w, 1).await;
     w.proxy.as_ref().unwrap().mute();
     let (status, body) = call.await.unwrap();
-    assert_eq!(status, 503, "precondition: A did not hear its publish: {body}");
+    assert_eq!(
+        status, 503,
+        "precondition: A did not hear its publish: {body}"
+    );
     let [_, kept, dead, marker] = family_keys(&w, &family).await;
     assert_eq!(
         w.redis.integer(&["EXISTS", &kept]).await,
@@ -812,7 +821,10 @@ async fn a_publish_that_landed_unheard_is_revoked_at_the_end_of_the_window() {
     assert_eq!(w.redis.integer(&["EXISTS", &marker]).await, 0);
     // B adopts generation 1 from Redis.
     let (on_b, body_b) = api_call(&client, &w.b).await;
-    assert_eq!(on_b, 200, "precondition: B serves the published tokens: {body_b}");
+    assert_eq!(
+        on_b, 200,
+        "precondition: B serves the published tokens: {body_b}"
+    );
     let adopted = cookie_tokens(&w, &jar);
     assert_eq!(adopted["g"], 1);
     // The replies stay lost past A's window.
