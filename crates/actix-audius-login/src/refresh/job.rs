@@ -13,6 +13,10 @@ use audius_login::replay::{BeginRefresh, LockOwner, Published, RefreshCoordinati
 use super::tokens::{FamilyState, RefreshFailure, StoredTokens, send_revocation};
 use crate::config::Config;
 
+/// How many times a late publication that gave up tries to end its family in Redis before it
+/// revokes the tokens at Audius (with the publication's back-off between tries).
+pub(super) const RETIRE_ATTEMPTS: u32 = 8;
+
 /// The first pause of a request waiting for another instance's refresh; it doubles up to
 /// [`LONGEST_PAUSE`].
 pub(super) const FIRST_PAUSE: Duration = Duration::from_millis(10);
@@ -434,12 +438,33 @@ impl LatePublication {
                 Err(e) => tracing::debug!(error = %e, "the shared state is still unavailable"),
             }
         }
-        tracing::warn!(
-            "could not record the new Audius tokens in the shared state within the in-doubt \
-             window; the session is signed out here as on other instances, and its tokens revoked"
-        );
+        // The window is over: other instances sign the session out. So does this process. The
+        // tokens are revoked at Audius only once the family is marked dead in Redis too: a
+        // publication that landed unheard (its answer lost) may have been adopted by another
+        // instance, which must learn the family is dead before its tokens stop working, never
+        // serve revoked tokens as live (review 6). Without Redis, they are left to expire:
+        // nobody else knows them, and this process no longer uses them.
         self.family.mark_dead();
-        send_revocation(&self.oauth, &self.tokens).await;
+        let mut pause = FIRST_PAUSE;
+        for _ in 0..RETIRE_ATTEMPTS {
+            match shared.retire(family_id, REFRESH_TOKEN_LIFETIME).await {
+                Ok(_) => {
+                    tracing::warn!(
+                        "could not record the new Audius tokens in the shared state within the \
+                         in-doubt window; the session is signed out and its tokens revoked"
+                    );
+                    send_revocation(&self.oauth, &self.tokens).await;
+                    return;
+                }
+                Err(e) => tracing::debug!(error = %e, "the shared state is still unavailable"),
+            }
+            tokio::time::sleep(pause).await;
+            pause = pause.saturating_mul(2).min(LONGEST_PUBLISH_PAUSE);
+        }
+        tracing::warn!(
+            "could not record the new Audius tokens, nor end their family, in the shared state \
+             within the in-doubt window; the session is signed out here, its tokens left unused"
+        );
     }
 }
 

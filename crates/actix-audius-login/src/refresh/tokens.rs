@@ -1,8 +1,9 @@
 //! The code flow's tokens as the session keeps them, and what this process knows of each
 //! session's newest ones (its [`Families`]).
 
+use std::collections::HashMap;
 use std::fmt;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use audius_login::Scope;
@@ -115,6 +116,11 @@ impl FamilyState {
 /// allocated as it fills (not up front).
 pub(crate) struct Families {
     map: Mutex<LruCache<String, Arc<FamilyState>>>,
+    /// Every family state by id, weakly: one evicted from the LRU while something still holds
+    /// it (a refresh in flight, a late publication) is found again, so a session's state is
+    /// never split in two (a logout marking a new state dead while the late publication holds
+    /// the old one: review 6). Dead weak entries are swept as it grows.
+    held: Mutex<HashMap<String, Weak<FamilyState>>>,
     capacity: usize,
 }
 
@@ -140,6 +146,7 @@ impl Families {
     pub(crate) fn new(capacity: usize) -> Self {
         Self {
             map: Mutex::new(LruCache::unbounded()),
+            held: Mutex::new(HashMap::new()),
             capacity: capacity.max(1),
         }
     }
@@ -148,12 +155,29 @@ impl Families {
         self.map.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    fn held(&self) -> std::sync::MutexGuard<'_, HashMap<String, Weak<FamilyState>>> {
+        self.held.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     pub(super) fn entry(&self, family: &str) -> Arc<FamilyState> {
         let mut map = self.lock();
         if let Some(state) = map.get(family) {
             return state.clone();
         }
-        let state = Arc::new(FamilyState::default());
+        let state = {
+            let mut held = self.held();
+            match held.get(family).and_then(Weak::upgrade) {
+                Some(state) => state,
+                None => {
+                    if held.len() >= self.capacity.saturating_mul(2) {
+                        held.retain(|_, state| state.strong_count() > 0);
+                    }
+                    let state = Arc::new(FamilyState::default());
+                    held.insert(family.to_owned(), Arc::downgrade(&state));
+                    state
+                }
+            }
+        };
         if map.len() >= self.capacity {
             map.pop_lru();
         }
@@ -162,7 +186,16 @@ impl Families {
     }
 
     pub(super) fn peek(&self, family: &str) -> Option<Arc<FamilyState>> {
-        self.lock().get(family).cloned()
+        let mut map = self.lock();
+        if let Some(state) = map.get(family) {
+            return Some(state.clone());
+        }
+        let state = self.held().get(family).and_then(Weak::upgrade)?;
+        if map.len() >= self.capacity {
+            map.pop_lru();
+        }
+        map.put(family.to_owned(), state.clone());
+        Some(state)
     }
 
     pub(crate) fn known(&self, tokens: &StoredTokens) -> Known {
