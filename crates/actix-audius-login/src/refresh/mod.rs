@@ -328,11 +328,20 @@ mod tests {
         assert_eq!(families.newest(&tokens(0)).refresh.secret(), "r3");
         families.mark_dead("fam");
         assert!(matches!(families.known(&tokens(5)), Known::Dead));
-        // Bounded: the least recently used goes.
+        // Bounded: the least recently used goes, once nothing holds it.
+        drop(state);
         families.entry("b");
         families.entry("c");
         assert_eq!(families.len(), 2);
         assert!(families.peek("fam").is_none());
+        // A state still held (a refresh in flight, a late publication) is found again after
+        // its eviction: a logout marks the very state the holder sees (review 6).
+        let held = families.entry("held");
+        families.entry("d");
+        families.entry("e");
+        families.mark_dead("held");
+        assert!(held.latest().dead);
+        assert!(matches!(families.peek("held"), Some(s) if std::sync::Arc::ptr_eq(&s, &held)));
     }
 
     #[test]
