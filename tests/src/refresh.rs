@@ -10,16 +10,19 @@ use std::sync::{Arc, Mutex};
 use actix_web::cookie::{Cookie, CookieJar, Key};
 use audius_sandbox::SandboxHandle;
 use serde_json::Value;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
 use url::Url;
 
 use crate::app::SESSION_COOKIE;
 
 /// Forwards 127.0.0.1:`port` to Redis; [`cut`](Self::cut) closes every connection and refuses
-/// new ones (they are accepted and closed at once) until [`heal`](Self::heal).
+/// new ones until [`heal`](Self::heal).
 pub struct RedisProxy {
     port: u16,
     cut: Arc<AtomicBool>,
+    /// Commands still reach Redis; its replies are dropped.
+    mute: Arc<AtomicBool>,
     pumps: Arc<Mutex<Vec<tokio::task::AbortHandle>>>,
 }
 
@@ -29,10 +32,9 @@ impl RedisProxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let cut = Arc::new(AtomicBool::new(false));
+        let mute = Arc::new(AtomicBool::new(false));
         let pumps: Arc<Mutex<Vec<tokio::task::AbortHandle>>> = Arc::default();
-        let (cut2, pumps2) = (cut.clone(), pumps.clone());
-        // A thread of its own with its own runtime: the proxy keeps forwarding whatever the
-        // test's runtime is doing.
+        let (cut2, pumps2, mute2) = (cut.clone(), pumps.clone(), mute.clone());
         let std_listener = listener.into_std().unwrap();
         std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
@@ -42,25 +44,49 @@ impl RedisProxy {
             rt.block_on(async move {
                 let listener = TcpListener::from_std(std_listener).unwrap();
                 loop {
-                    let Ok((mut inbound, _)) = listener.accept().await else {
+                    let Ok((inbound, _)) = listener.accept().await else {
                         continue;
                     };
                     if cut2.load(Ordering::SeqCst) {
                         drop(inbound);
                         continue;
                     }
+                    let mute = mute2.clone();
                     let task = tokio::spawn(async move {
-                        if let Ok(mut outbound) = TcpStream::connect(("127.0.0.1", upstream)).await
-                        {
-                            let _ =
-                                tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                        if let Ok(outbound) = TcpStream::connect(("127.0.0.1", upstream)).await {
+                            let (mut in_read, mut in_write) = inbound.into_split();
+                            let (mut out_read, mut out_write) = outbound.into_split();
+                            let up = async {
+                                let _ = tokio::io::copy(&mut in_read, &mut out_write).await;
+                            };
+                            // Redis' replies, dropped while muted.
+                            let down = async {
+                                let mut chunk = [0u8; 4096];
+                                while let Ok(n) = out_read.read(&mut chunk).await {
+                                    if n == 0 {
+                                        break;
+                                    }
+                                    if mute.load(Ordering::SeqCst) {
+                                        continue;
+                                    }
+                                    if in_write.write_all(&chunk[..n]).await.is_err() {
+                                        break;
+                                    }
+                                }
+                            };
+                            tokio::join!(up, down);
                         }
                     });
                     pumps2.lock().unwrap().push(task.abort_handle());
                 }
             });
         });
-        Self { port, cut, pumps }
+        Self {
+            port,
+            cut,
+            mute,
+            pumps,
+        }
     }
 
     /// The proxy's Redis URL.
@@ -76,9 +102,15 @@ impl RedisProxy {
         }
     }
 
-    /// Lets connections through again.
+    /// Lets connections (and replies) through again.
     pub fn heal(&self) {
         self.cut.store(false, Ordering::SeqCst);
+        self.mute.store(false, Ordering::SeqCst);
+    }
+
+    /// From now on, A's commands reach Redis but its replies are lost.
+    pub fn mute(&self) {
+        self.mute.store(true, Ordering::SeqCst);
     }
 }
 

@@ -33,6 +33,7 @@
 //! `many_sessions_refreshing_while_redis_is_cut_are_503_within_the_bound`,
 //! `only_the_owner_or_the_next_generation_clears_a_marker`.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -1090,5 +1091,299 @@ async fn a_logout_on_the_partitioned_holder_is_followed_by_its_late_publication(
         !recorded,
         "the holder published the tokens of a family logged out on it (dead in Redis: \
          {marked_dead}; B answered the copied cookie {on_b} {body_b})"
+    );
+}
+
+// ---- Review 6: attacks on the fixes of review 5 (same world; the proxy can also mute Redis'
+// replies: `RedisProxy::mute`). Each test says whether it failed when written (against
+// f7510d2); the fixes followed in e2c1158. ----
+
+/// Reads one HTTP/1.1 request (head and `content-length` body) from `stream`; false at EOF.
+async fn read_request(stream: &mut TcpStream) -> bool {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let head_end = loop {
+        let Ok(n) = stream.read(&mut chunk).await else {
+            return false;
+        };
+        if n == 0 {
+            return false;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
+    let length: usize = head
+        .split("\r\n")
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .map_or(0, |v| v.trim().parse().unwrap_or(0));
+    while buf.len() < head_end + length {
+        match stream.read(&mut chunk).await {
+            Ok(0) | Err(_) => return false,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+    true
+}
+
+// ---- Attack 1: a connection failure reported for a request that was sent. ----
+
+/// `surely_not_rotated` gives the marker back when the API client's last failure is worded
+/// "could not be connected to", which it now also says for a connection that timed out; the
+/// client words so every `reqwest::Error::is_connect()`. The question is whether reqwest (hyper's
+/// pooled client) can report a *connect* error for a refresh that a host received: a request
+/// written on a pooled keep-alive connection that the host then closes without answering (a
+/// host restarting, an idle timeout racing the request), after which the only way to the host
+/// is refused (the listener is gone). Were hyper to retry the request on a new connection
+/// (it retries requests it could not send on a reused connection), the refused connection
+/// would be the error, worded "could not be connected to", and the marker given back although
+/// the token reached the host.
+///
+/// PASSED when written (the defence: hyper retries only a request it got back unsent; a
+/// request written and then cut is an "incomplete message", not `is_connect`, worded
+/// "failed (...)": in doubt).
+#[actix_web::test]
+async fn a_pooled_connection_cut_after_the_refresh_was_written_is_no_connect_failure() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let received = Arc::new(AtomicBool::new(false));
+    let received2 = received.clone();
+    let host = tokio::spawn(async move {
+        let (mut stream, _) = listener.accept().await.unwrap();
+        // Any later connection is refused: the listener is gone.
+        drop(listener);
+        assert!(read_request(&mut stream).await);
+        stream
+            .write_all(
+                b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}",
+            )
+            .await
+            .unwrap();
+        // The refresh, on the same (pooled) connection: received whole, then the host goes.
+        let got = read_request(&mut stream).await;
+        received2.store(got, Ordering::SeqCst);
+        drop(stream);
+    });
+    let api = ApiClient::builder()
+        .base_url(Url::parse(&format!("http://127.0.0.1:{port}/")).unwrap())
+        .max_attempts(1)
+        .timeout(Duration::from_secs(2))
+        .build()
+        .unwrap();
+    api.get("/v1/anything").await.unwrap();
+    let error = api
+        .post_form(
+            "/v1/oauth/token",
+            &[("grant_type", "refresh_token"), ("refresh_token", "r")],
+        )
+        .await
+        .expect_err("no answer");
+    host.await.unwrap();
+    assert!(
+        received.load(Ordering::SeqCst),
+        "precondition: the refresh reached the host"
+    );
+    match &error {
+        audius_login::Error::UpstreamUnavailable { message, status } => {
+            assert_eq!(*status, None, "{error:?}");
+            assert!(
+                !message.ends_with(" could not be connected to") && message != "no host to try",
+                "a refresh the host received is worded as a connection failure (the marker \
+                 would be given back): {message}"
+            );
+        }
+        other => panic!("unexpected error {other:?}"),
+    }
+}
+
+// ---- Attack 2: the late publication's end of the window against a publish that landed. ----
+
+/// A's background publication keeps sending `publish` while Redis' replies are lost (the
+/// partition took the way back only, or the replies came after the call's timeout): the first
+/// `publish` lands (Redis holds generation 1 and clears the in-flight marker), A never hears
+/// it. B adopts generation 1 from Redis and serves the session. At the end of the window A
+/// "gives up": it signs the session out here and revokes generation 1 at Audius, which ends the
+/// family that B was told (by Redis) is alive. Redis keeps the revoked tokens as live (no dead
+/// mark) for 30 days. The give-up treats a `publish` that timed out as one that did not land.
+///
+/// FAILED when written: Audius revoked the family, Redis holds its tokens with no dead mark
+/// (B had served the session with them, 200), and a copy of the session's cookie from before
+/// the refresh is served by B (200: B adopts the revoked generation 1 from Redis). Fixed: the
+/// give-up retires the family in Redis first, and revokes at Audius only once that is heard.
+#[actix_web::test]
+async fn a_publish_that_landed_unheard_is_revoked_at_the_end_of_the_window() {
+    let w = world(Setup {
+        partitionable: true,
+        short: true,
+        ..Setup::default()
+    })
+    .await;
+    let (client, jar) = sign_in(&w, "listener").await;
+    let at_login = cookie_tokens(&w, &jar);
+    let family = at_login["f"].as_str().unwrap().to_owned();
+    let copy = {
+        use reqwest::cookie::CookieStore as _;
+        jar.cookies(&Url::parse(&w.b.url("/")).unwrap())
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_owned()
+    };
+    w.sandbox
+        .set_fault(
+            0,
+            "/v1/oauth/token",
+            Fault::latency(Duration::from_millis(220)).times(1),
+        )
+        .unwrap();
+    w.clock.advance(EXPIRE);
+    let started = Instant::now();
+    let call = {
+        let client = client.clone();
+        let url = w.a().url("/audius/me");
+        actix_web::rt::spawn(async move { http::get_json(&client, url).await })
+    };
+    until_refreshes(&w, 1).await;
+    w.proxy.as_ref().unwrap().mute();
+    let (status, body) = call.await.unwrap();
+    assert_eq!(
+        status, 503,
+        "precondition: A did not hear its publish: {body}"
+    );
+    let [_, kept, dead, marker] = family_keys(&w, &family).await;
+    assert_eq!(
+        w.redis.integer(&["EXISTS", &kept]).await,
+        1,
+        "precondition: A's publish landed in Redis"
+    );
+    assert_eq!(w.redis.integer(&["EXISTS", &marker]).await, 0);
+    // B adopts generation 1 from Redis.
+    let (on_b, body_b) = api_call(&client, &w.b).await;
+    assert_eq!(
+        on_b, 200,
+        "precondition: B serves the published tokens: {body_b}"
+    );
+    let adopted = cookie_tokens(&w, &jar);
+    assert_eq!(adopted["g"], 1);
+    // The replies stay lost past A's window.
+    actix_web::rt::time::sleep_until(
+        (started + SHORT_WINDOW + Duration::from_millis(1_500)).into(),
+    )
+    .await;
+    w.proxy.as_ref().unwrap().heal();
+    let revoked = w
+        .sandbox
+        .tokens()
+        .is_revoked(adopted["r"].as_str().unwrap());
+    let live_in_redis = w.redis.integer(&["EXISTS", &kept]).await == 1
+        && w.redis.integer(&["EXISTS", &dead]).await == 0;
+    let (on_b_after, body_b_after) = api_call(&client, &w.b).await;
+    let (me_b, me_body) = http::get_json(&client, w.b.url("/me")).await;
+    // A copy of the session cookie from before the refresh (generation 0), on B.
+    let copied = reqwest::Client::new()
+        .get(w.b.url("/audius/me"))
+        .header(ACCEPT, "application/json")
+        .header(reqwest::header::COOKIE, copy)
+        .send()
+        .await
+        .unwrap();
+    let copied_status = copied.status().as_u16();
+    let copied_body = copied.text().await.unwrap();
+    eprintln!(
+        "revoked at Audius: {revoked:?}; live in Redis: {live_in_redis}; B after the give-up: \
+         /audius/me {on_b_after}, /me {me_b}; a copied generation-0 cookie on B /audius/me: \
+         {copied_status} {copied_body}"
+    );
+    // The fix: the give-up ends the family in Redis (its `retire` lands even when its answer
+    // is lost) before, and as a condition of, revoking at Audius.
+    assert_eq!(
+        w.redis.integer(&["EXISTS", &dead]).await,
+        1,
+        "A's give-up left the family live in Redis"
+    );
+    // A copied cookie is still a session on a route that reads only the session (`/me`): the
+    // cookie store's documented limit (SECURITY.md, "Cross-site logout"), not this attack's.
+    // On a route that uses the tokens, a revoked family never succeeds.
+    if revoked == Some(true) {
+        assert_ne!(
+            copied_status, 200,
+            "B serves a copied cookie of the family A revoked at Audius: {copied_body}"
+        );
+    }
+    assert!(
+        !(revoked == Some(true) && live_in_redis),
+        "A revoked at Audius the family Redis holds as live (B served it: {on_b}; after A's \
+         give-up B answers /audius/me {on_b_after} {body_b_after}, /me {me_b} {me_body})"
+    );
+}
+
+// ---- Attack 3: a logout on the holder after its process' state of the family was evicted. ----
+
+/// Review 5's attack 9 (a logout on the partitioned holder, then its late publication), with
+/// the holder's process tracking one session (`Limits::tracked_sessions`): between A's failed
+/// publish and the logout, another session's logout on A evicts the family's `FamilyState`. The
+/// logout of our session marks a *new* `FamilyState` dead (`Families::mark_dead` →
+/// `entry`); `LatePublication` holds the old one and never sees it, so when Redis is back it
+/// records the logged-out family's tokens, which every instance adopts.
+///
+/// FAILED when written (the logged-out family's tokens are recorded in Redis).
+#[actix_web::test]
+async fn a_logout_after_the_holders_state_was_evicted_is_followed_by_its_late_publication() {
+    let w = world(Setup {
+        partitionable: true,
+        a_tracked_sessions: Some(1),
+        ..Setup::default()
+    })
+    .await;
+    let (client, jar) = sign_in(&w, "listener").await;
+    let at_login = cookie_tokens(&w, &jar);
+    w.sandbox
+        .set_fault(
+            0,
+            "/v1/oauth/token",
+            Fault::latency(Duration::from_millis(1_000)).times(1),
+        )
+        .unwrap();
+    w.clock.advance(EXPIRE);
+    let call = {
+        let client = client.clone();
+        let url = w.a().url("/audius/me");
+        actix_web::rt::spawn(async move { http::get_json(&client, url).await })
+    };
+    until_refreshes(&w, 1).await;
+    w.proxy.as_ref().unwrap().cut();
+    let (status, body) = call.await.unwrap();
+    assert_eq!(status, 503, "{body}");
+    let logout = |client: reqwest::Client| {
+        let url = w.a().url("/auth/logout");
+        async move {
+            let res = client
+                .post(url)
+                .header("origin", "http://localhost:8080")
+                .send()
+                .await
+                .unwrap();
+            assert!(res.status().is_redirection(), "{}", res.status());
+        }
+    };
+    // Another session logs out on A: its family takes the one tracked place.
+    let (other, _) = sign_in(&w, "artist").await;
+    logout(other).await;
+    logout(client.clone()).await;
+    let [_, kept, dead, _] = family_keys(&w, at_login["f"].as_str().unwrap()).await;
+    w.proxy.as_ref().unwrap().heal();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while w.redis.integer(&["EXISTS", &kept]).await == 0 && Instant::now() < deadline {
+        actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+    }
+    let recorded = w.redis.integer(&["EXISTS", &kept]).await == 1;
+    let marked_dead = w.redis.integer(&["EXISTS", &dead]).await == 1;
+    assert!(
+        !recorded,
+        "the holder published the tokens of a family logged out on it after its state was \
+         evicted (dead in Redis: {marked_dead}; family revoked at Audius by the logout: {:?})",
+        family_revoked(&w, &at_login)
     );
 }
