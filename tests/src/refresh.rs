@@ -14,7 +14,10 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
 use url::Url;
 
+use reqwest::header::ACCEPT;
+
 use crate::app::SESSION_COOKIE;
+use crate::http::{self, begin_login, client_with_jar};
 
 /// Forwards 127.0.0.1:`port` to Redis; [`cut`](Self::cut) closes every connection and refuses
 /// new ones until [`heal`](Self::heal).
@@ -151,4 +154,34 @@ pub fn session_tokens(jar: &reqwest::cookie::Jar, app_url: &str, key: &Key) -> V
     let state: std::collections::HashMap<String, String> =
         serde_json::from_str(session.value()).unwrap();
     serde_json::from_str(&state["audius.tokens"]).unwrap()
+}
+
+/// Logs a new browser in as `handle` with the hops on two instances, as a round-robin balancer
+/// spreads them: the login route at `login_url`, the sandbox's page, then the callback's path and
+/// query on the instance `callback_on` gives the URL of. Asserts that Audius sent the browser
+/// to `public_callback` (the balancer's address both instances announce) and that the callback
+/// signed it in (302, asked for JSON errors). Gives the client and its cookie jar.
+pub async fn sign_in_across(
+    login_url: String,
+    public_callback: &str,
+    callback_on: impl Fn(&str) -> String,
+    handle: &str,
+) -> (reqwest::Client, Arc<reqwest::cookie::Jar>) {
+    let (client, jar) = client_with_jar();
+    let page = begin_login(&client, login_url).await;
+    let callback = http::approve(&client, &page, handle).await;
+    assert!(callback.as_str().starts_with(public_callback), "{callback}");
+    let done = client
+        .get(callback_on(&format!(
+            "{}?{}",
+            callback.path(),
+            callback.query().unwrap()
+        )))
+        .header(ACCEPT, "application/json")
+        .send()
+        .await
+        .unwrap();
+    let status = done.status();
+    assert_eq!(status, 302, "{}", done.text().await.unwrap());
+    (client, jar)
 }

@@ -33,12 +33,11 @@ use actix_web::{HttpResponse, web};
 use audius_login::clock::ManualClock;
 use audius_login::replay::RedisReplayCache;
 use audius_login_e2e::app::{app, sessions};
-use audius_login_e2e::http::{self, begin_login, client_with_jar};
+use audius_login_e2e::http::{self, client_with_jar};
 use audius_login_e2e::redis::RedisServer;
 use audius_login_e2e::refresh;
 use audius_sandbox::{DeveloperApp, Fault, Sandbox, SandboxHandle};
 use futures_util::future::join_all;
-use reqwest::header::ACCEPT;
 use serde_json::{Value, json};
 use url::Url;
 
@@ -153,24 +152,14 @@ async fn world_with(redis_settings: &[&str]) -> World {
 
 /// A browser signed in as `handle`: the login begun on A, finished on B.
 async fn sign_in(w: &World, handle: &str) -> (reqwest::Client, Arc<reqwest::cookie::Jar>) {
-    let (client, jar) = client_with_jar();
     let [a, b] = &w.instances;
-    let page = begin_login(&client, a.url("/auth/audius/login")).await;
-    let callback = http::approve(&client, &page, handle).await;
-    assert!(callback.as_str().starts_with(PUBLIC_CALLBACK), "{callback}");
-    let done = client
-        .get(b.url(&format!(
-            "{}?{}",
-            callback.path(),
-            callback.query().unwrap()
-        )))
-        .header(ACCEPT, "application/json")
-        .send()
-        .await
-        .unwrap();
-    let status = done.status();
-    assert_eq!(status, 302, "{}", done.text().await.unwrap());
-    (client, jar)
+    refresh::sign_in_across(
+        a.url("/auth/audius/login"),
+        PUBLIC_CALLBACK,
+        |path| b.url(path),
+        handle,
+    )
+    .await
 }
 
 /// `GET /audius/me` on `on`: the status and the JSON body (`null` if none).

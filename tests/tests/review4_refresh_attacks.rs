@@ -38,12 +38,11 @@ use audius_login::replay::{
     BeginRefresh, LockOwner, Published, RedisReplayCache, ReplayCache as _, ReplayKey,
 };
 use audius_login_e2e::app::{app, sessions};
-use audius_login_e2e::http::{self, begin_login, client_with_jar};
+use audius_login_e2e::http::{self, client_with_jar};
 use audius_login_e2e::redis::RedisServer;
 use audius_login_e2e::refresh::{self, RedisProxy as Proxy};
 use audius_sandbox::{DeveloperApp, Fault, Sandbox, SandboxHandle};
 use futures_util::future::join_all;
-use reqwest::header::ACCEPT;
 use serde_json::{Value, json};
 use url::Url;
 
@@ -196,23 +195,13 @@ async fn world_with(partitionable: bool, redis_settings: &[&str]) -> World {
 }
 
 async fn sign_in(w: &World, handle: &str) -> (reqwest::Client, Arc<reqwest::cookie::Jar>) {
-    let (client, jar) = client_with_jar();
-    let [a, b] = &w.instances;
-    let page = begin_login(&client, a.url("/auth/audius/login")).await;
-    let callback = http::approve(&client, &page, handle).await;
-    let done = client
-        .get(b.url(&format!(
-            "{}?{}",
-            callback.path(),
-            callback.query().unwrap()
-        )))
-        .header(ACCEPT, "application/json")
-        .send()
-        .await
-        .unwrap();
-    let status = done.status();
-    assert_eq!(status, 302, "{}", done.text().await.unwrap());
-    (client, jar)
+    refresh::sign_in_across(
+        w.instances[0].url("/auth/audius/login"),
+        PUBLIC_CALLBACK,
+        |path| w.instances[1].url(path),
+        handle,
+    )
+    .await
 }
 
 async fn api_call(client: &reqwest::Client, on: &TestServer) -> (u16, Value) {

@@ -47,7 +47,7 @@ use audius_login::ApiClient;
 use audius_login::clock::ManualClock;
 use audius_login::replay::RedisReplayCache;
 use audius_login_e2e::app::{app, sessions};
-use audius_login_e2e::http::{self, begin_login, client_with_jar};
+use audius_login_e2e::http::{self, client_with_jar};
 use audius_login_e2e::redis::RedisServer;
 use audius_login_e2e::refresh::{self, RedisProxy as Proxy};
 use audius_sandbox::{DeveloperApp, Fault, Sandbox, SandboxHandle};
@@ -495,22 +495,13 @@ impl World {
 }
 
 async fn sign_in(w: &World, handle: &str) -> (reqwest::Client, Arc<reqwest::cookie::Jar>) {
-    let (client, jar) = client_with_jar();
-    let page = begin_login(&client, w.b.url("/auth/audius/login")).await;
-    let callback = http::approve(&client, &page, handle).await;
-    let done = client
-        .get(w.b.url(&format!(
-            "{}?{}",
-            callback.path(),
-            callback.query().unwrap()
-        )))
-        .header(ACCEPT, "application/json")
-        .send()
-        .await
-        .unwrap();
-    let status = done.status();
-    assert_eq!(status, 302, "{}", done.text().await.unwrap());
-    (client, jar)
+    refresh::sign_in_across(
+        w.b.url("/auth/audius/login"),
+        PUBLIC_CALLBACK,
+        |path| w.b.url(path),
+        handle,
+    )
+    .await
 }
 
 async fn api_call(client: &reqwest::Client, on: &Server) -> (u16, Value) {
