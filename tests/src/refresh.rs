@@ -185,3 +185,25 @@ pub async fn sign_in_across(
     assert_eq!(status, 302, "{}", done.text().await.unwrap());
     (client, jar)
 }
+
+/// Makes Audius (the sandbox) answer the next refresh `latency` late, so that it is still in
+/// flight while the test does something else.
+pub fn slow_next_refresh(sandbox: &SandboxHandle, latency: std::time::Duration) {
+    sandbox
+        .set_fault(
+            0,
+            "/v1/oauth/token",
+            audius_sandbox::Fault::latency(latency).times(1),
+        )
+        .unwrap();
+}
+
+/// `GET url` as JSON (status and body, `null` if none) in a task of its own, so that the test
+/// can act while the request is in flight.
+pub fn spawn_get_json(
+    client: &reqwest::Client,
+    url: String,
+) -> actix_web::rt::task::JoinHandle<(u16, Value)> {
+    let client = client.clone();
+    actix_web::rt::spawn(async move { http::get_json(&client, url).await })
+}

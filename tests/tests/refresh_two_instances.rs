@@ -36,7 +36,7 @@ use audius_login_e2e::app::{app, sessions};
 use audius_login_e2e::http::{self, client_with_jar};
 use audius_login_e2e::redis::RedisServer;
 use audius_login_e2e::refresh;
-use audius_sandbox::{DeveloperApp, Fault, Sandbox, SandboxHandle};
+use audius_sandbox::{DeveloperApp, Sandbox, SandboxHandle};
 use futures_util::future::join_all;
 use serde_json::{Value, json};
 use url::Url;
@@ -374,19 +374,9 @@ async fn a_logout_racing_a_refresh_on_the_other_instance_ends_the_family() {
     let tokens = assert_newest(&w, &jar, 0);
     // Audius is slow to answer the next refresh: it is still in flight when the user logs
     // out on the other instance.
-    w.sandbox
-        .set_fault(
-            0,
-            "/v1/oauth/token",
-            Fault::latency(Duration::from_millis(1500)).times(1),
-        )
-        .unwrap();
+    refresh::slow_next_refresh(&w.sandbox, Duration::from_millis(1500));
     w.clock.advance(EXPIRE);
-    let call = {
-        let client = client.clone();
-        let url = b.url("/audius/me");
-        actix_web::rt::spawn(async move { http::get_json(&client, url).await })
-    };
+    let call = refresh::spawn_get_json(&client, b.url("/audius/me"));
     let deadline = Instant::now() + Duration::from_secs(10);
     while refreshes(&w.sandbox) == 0 {
         assert!(
@@ -460,19 +450,9 @@ async fn redis_lost_between_audius_answer_and_publish_keeps_the_new_tokens() {
     let (client, jar) = sign_in(&w, "listener").await;
     let tokens = assert_newest(&w, &jar, 0);
     // Audius answers the refresh slowly; Redis dies while it is in flight.
-    w.sandbox
-        .set_fault(
-            0,
-            "/v1/oauth/token",
-            Fault::latency(Duration::from_millis(1500)).times(1),
-        )
-        .unwrap();
+    refresh::slow_next_refresh(&w.sandbox, Duration::from_millis(1500));
     w.clock.advance(EXPIRE);
-    let call = {
-        let client = client.clone();
-        let url = w.instances[0].url("/audius/me");
-        actix_web::rt::spawn(async move { http::get_json(&client, url).await })
-    };
+    let call = refresh::spawn_get_json(&client, w.instances[0].url("/audius/me"));
     let deadline = Instant::now() + Duration::from_secs(10);
     while refreshes(&w.sandbox) == 0 {
         assert!(

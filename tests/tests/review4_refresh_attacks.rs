@@ -41,7 +41,7 @@ use audius_login_e2e::app::{app, sessions};
 use audius_login_e2e::http::{self, client_with_jar};
 use audius_login_e2e::redis::RedisServer;
 use audius_login_e2e::refresh::{self, RedisProxy as Proxy};
-use audius_sandbox::{DeveloperApp, Fault, Sandbox, SandboxHandle};
+use audius_sandbox::{DeveloperApp, Sandbox, SandboxHandle};
 use futures_util::future::join_all;
 use serde_json::{Value, json};
 use url::Url;
@@ -257,19 +257,9 @@ async fn partitioned_holder_lock_expiry_lets_the_other_instance_reuse_the_token(
     let (client, jar) = sign_in(&w, "listener").await;
     let at_login = cookie_tokens(&w, &jar);
     assert_eq!(at_login["g"], 0);
-    w.sandbox
-        .set_fault(
-            0,
-            "/v1/oauth/token",
-            Fault::latency(Duration::from_millis(1_000)).times(1),
-        )
-        .unwrap();
+    refresh::slow_next_refresh(&w.sandbox, Duration::from_millis(1_000));
     w.clock.advance(EXPIRE);
-    let call = {
-        let client = client.clone();
-        let url = a.url("/audius/me");
-        actix_web::rt::spawn(async move { http::get_json(&client, url).await })
-    };
+    let call = refresh::spawn_get_json(&client, a.url("/audius/me"));
     until_refreshes(&w, 1).await;
     // A holds the lock (it is refreshing at Audius); now A loses Redis.
     let [lock, _, _] = family_keys(&w, at_login["f"].as_str().unwrap()).await;
@@ -328,19 +318,9 @@ async fn partition_healed_after_the_background_publish_gave_up_lets_b_reuse_the_
     let [a, b] = &w.instances;
     let (client, jar) = sign_in(&w, "listener").await;
     let at_login = cookie_tokens(&w, &jar);
-    w.sandbox
-        .set_fault(
-            0,
-            "/v1/oauth/token",
-            Fault::latency(Duration::from_millis(1_000)).times(1),
-        )
-        .unwrap();
+    refresh::slow_next_refresh(&w.sandbox, Duration::from_millis(1_000));
     w.clock.advance(EXPIRE);
-    let call = {
-        let client = client.clone();
-        let url = a.url("/audius/me");
-        actix_web::rt::spawn(async move { http::get_json(&client, url).await })
-    };
+    let call = refresh::spawn_get_json(&client, a.url("/audius/me"));
     until_refreshes(&w, 1).await;
     proxy.cut();
     let (status, body) = call.await.unwrap();
@@ -450,13 +430,7 @@ async fn lost_answer_then_redis_restart(mut w: World) {
     let (client, jar) = sign_in(&w, "listener").await;
     let at_login = cookie_tokens(&w, &jar);
     let [_, kept, _] = family_keys(&w, at_login["f"].as_str().unwrap()).await;
-    w.sandbox
-        .set_fault(
-            0,
-            "/v1/oauth/token",
-            Fault::latency(Duration::from_millis(1_000)).times(1),
-        )
-        .unwrap();
+    refresh::slow_next_refresh(&w.sandbox, Duration::from_millis(1_000));
     w.clock.advance(EXPIRE);
     let impatient = reqwest::Client::builder()
         .cookie_provider(jar.clone())
@@ -511,13 +485,7 @@ async fn client_hanging_up_mid_refresh_neither_loses_the_tokens_nor_strands_the_
     let (client, jar) = sign_in(&w, "listener").await;
     let at_login = cookie_tokens(&w, &jar);
     let [lock, kept, _] = family_keys(&w, at_login["f"].as_str().unwrap()).await;
-    w.sandbox
-        .set_fault(
-            0,
-            "/v1/oauth/token",
-            Fault::latency(Duration::from_millis(1_500)).times(1),
-        )
-        .unwrap();
+    refresh::slow_next_refresh(&w.sandbox, Duration::from_millis(1_500));
     w.clock.advance(EXPIRE);
     // The same cookies, a client that gives up after 300 ms.
     let impatient = reqwest::Client::builder()
@@ -570,13 +538,7 @@ async fn request_future_cancelled_mid_refresh_neither_loses_the_tokens_nor_stran
     let (client, jar) = sign_in(&w, "listener").await;
     let at_login = cookie_tokens(&w, &jar);
     let [lock, kept, _] = family_keys(&w, at_login["f"].as_str().unwrap()).await;
-    w.sandbox
-        .set_fault(
-            0,
-            "/v1/oauth/token",
-            Fault::latency(Duration::from_millis(1_500)).times(1),
-        )
-        .unwrap();
+    refresh::slow_next_refresh(&w.sandbox, Duration::from_millis(1_500));
     w.clock.advance(EXPIRE);
     let (status, _) = http::get_json(&client, a.url("/audius/in-time")).await;
     assert_eq!(status, 504, "the app's deadline cut the request");
@@ -689,19 +651,9 @@ async fn a_logout_during_the_holders_partition_is_not_undone_by_its_late_publica
             copy_jar.add_cookie_str(cookie, &url);
         }
     }
-    w.sandbox
-        .set_fault(
-            0,
-            "/v1/oauth/token",
-            Fault::latency(Duration::from_millis(1_000)).times(1),
-        )
-        .unwrap();
+    refresh::slow_next_refresh(&w.sandbox, Duration::from_millis(1_000));
     w.clock.advance(EXPIRE);
-    let call = {
-        let client = client.clone();
-        let url = a.url("/audius/me");
-        actix_web::rt::spawn(async move { http::get_json(&client, url).await })
-    };
+    let call = refresh::spawn_get_json(&client, a.url("/audius/me"));
     until_refreshes(&w, 1).await;
     proxy.cut();
     let (status, body) = call.await.unwrap();

@@ -689,11 +689,7 @@ async fn sessions_evicting_the_holders_process_state_do_not_double_its_refresh()
         )
         .unwrap();
     w.clock.advance(EXPIRE);
-    let first = {
-        let client = victim.clone();
-        let url = w.a().url("/audius/me");
-        actix_web::rt::spawn(async move { http::get_json(&client, url).await })
-    };
+    let first = refresh::spawn_get_json(&victim, w.a().url("/audius/me"));
     until_refreshes(&w, 1).await;
     // Three other sessions refresh on A: the victim's state is evicted from A's LRU.
     let evictors = join_all(others.iter().map(|c| api_call(c, w.a())));
@@ -867,20 +863,10 @@ async fn after_the_window_the_holder_still_serves_the_family_the_others_declared
         .to_str()
         .unwrap()
         .to_owned();
-    w.sandbox
-        .set_fault(
-            0,
-            "/v1/oauth/token",
-            Fault::latency(Duration::from_millis(220)).times(1),
-        )
-        .unwrap();
+    refresh::slow_next_refresh(&w.sandbox, Duration::from_millis(220));
     w.clock.advance(EXPIRE);
     let started = Instant::now();
-    let call = {
-        let client = client.clone();
-        let url = w.a().url("/audius/me");
-        actix_web::rt::spawn(async move { http::get_json(&client, url).await })
-    };
+    let call = refresh::spawn_get_json(&client, w.a().url("/audius/me"));
     until_refreshes(&w, 1).await;
     w.proxy.as_ref().unwrap().cut();
     let (status, body) = call.await.unwrap();
@@ -1040,19 +1026,9 @@ async fn a_logout_on_the_partitioned_holder_is_followed_by_its_late_publication(
             copy_jar.add_cookie_str(cookie, &url);
         }
     }
-    w.sandbox
-        .set_fault(
-            0,
-            "/v1/oauth/token",
-            Fault::latency(Duration::from_millis(1_000)).times(1),
-        )
-        .unwrap();
+    refresh::slow_next_refresh(&w.sandbox, Duration::from_millis(1_000));
     w.clock.advance(EXPIRE);
-    let call = {
-        let client = client.clone();
-        let url = w.a().url("/audius/me");
-        actix_web::rt::spawn(async move { http::get_json(&client, url).await })
-    };
+    let call = refresh::spawn_get_json(&client, w.a().url("/audius/me"));
     until_refreshes(&w, 1).await;
     w.proxy.as_ref().unwrap().cut();
     let (status, body) = call.await.unwrap();
@@ -1222,20 +1198,10 @@ async fn a_publish_that_landed_unheard_is_revoked_at_the_end_of_the_window() {
             .unwrap()
             .to_owned()
     };
-    w.sandbox
-        .set_fault(
-            0,
-            "/v1/oauth/token",
-            Fault::latency(Duration::from_millis(220)).times(1),
-        )
-        .unwrap();
+    refresh::slow_next_refresh(&w.sandbox, Duration::from_millis(220));
     w.clock.advance(EXPIRE);
     let started = Instant::now();
-    let call = {
-        let client = client.clone();
-        let url = w.a().url("/audius/me");
-        actix_web::rt::spawn(async move { http::get_json(&client, url).await })
-    };
+    let call = refresh::spawn_get_json(&client, w.a().url("/audius/me"));
     until_refreshes(&w, 1).await;
     w.proxy.as_ref().unwrap().mute();
     let (status, body) = call.await.unwrap();
@@ -1330,19 +1296,9 @@ async fn a_logout_after_the_holders_state_was_evicted_is_followed_by_its_late_pu
     .await;
     let (client, jar) = sign_in(&w, "listener").await;
     let at_login = cookie_tokens(&w, &jar);
-    w.sandbox
-        .set_fault(
-            0,
-            "/v1/oauth/token",
-            Fault::latency(Duration::from_millis(1_000)).times(1),
-        )
-        .unwrap();
+    refresh::slow_next_refresh(&w.sandbox, Duration::from_millis(1_000));
     w.clock.advance(EXPIRE);
-    let call = {
-        let client = client.clone();
-        let url = w.a().url("/audius/me");
-        actix_web::rt::spawn(async move { http::get_json(&client, url).await })
-    };
+    let call = refresh::spawn_get_json(&client, w.a().url("/audius/me"));
     until_refreshes(&w, 1).await;
     w.proxy.as_ref().unwrap().cut();
     let (status, body) = call.await.unwrap();
