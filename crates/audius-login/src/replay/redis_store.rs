@@ -135,6 +135,10 @@ pub struct RedisReplayCacheBuilder {
     require_noeviction: bool,
 }
 
+/// The longest bound on a Redis call [`RedisReplayCacheBuilder::build`] accepts: it is part of
+/// the refresh lock's time to live and, ten times over, of the in-doubt window.
+const MAX_REDIS_TIMEOUT: Duration = Duration::from_secs(60);
+
 impl RedisReplayCacheBuilder {
     /// The prefix of every key. Default: [`defaults::REDIS_KEY_PREFIX`]
     /// (`audius-login:replay:`). Give each app sharing a Redis its own.
@@ -144,7 +148,8 @@ impl RedisReplayCacheBuilder {
     }
 
     /// The bound on every Redis call, connecting included. Default: 1 s
-    /// ([`defaults::REDIS_TIMEOUT`]). Zero is refused by [`build`](Self::build).
+    /// ([`defaults::REDIS_TIMEOUT`]). Zero and more than 60 s are refused by
+    /// [`build`](Self::build) (the bound is part of the refresh lock's time to live).
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
@@ -164,10 +169,10 @@ impl RedisReplayCacheBuilder {
     /// Fails with [`Error::Config`] on a URL the `redis` crate does not accept, a zero
     /// timeout, or a prefix over 256 bytes.
     pub fn build(self) -> Result<RedisReplayCache> {
-        if self.timeout.is_zero() {
+        if self.timeout.is_zero() || self.timeout > MAX_REDIS_TIMEOUT {
             return Err(ConfigError::new(
                 "timeout",
-                "the Redis replay cache timeout must be above zero",
+                "the Redis replay cache timeout must be above zero and at most 60 s",
             )
             .into());
         }
@@ -807,6 +812,26 @@ impl RefreshCoordination for RedisReplayCache {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn timeouts_are_bounded_both_ways() {
+        let with = |t: Duration| {
+            RedisReplayCache::builder("redis://127.0.0.1:1/")
+                .timeout(t)
+                .build()
+        };
+        assert!(with(Duration::ZERO).is_err());
+        assert!(with(defaults::REDIS_TIMEOUT).is_ok());
+        assert!(with(MAX_REDIS_TIMEOUT).is_ok());
+        // A huge bound would multiply into the refresh lock's time to live and the in-doubt
+        // window (and overflow an `Instant`): refused, naming the setting.
+        for huge in [MAX_REDIS_TIMEOUT + Duration::from_millis(1), Duration::MAX] {
+            let Err(Error::Config(e)) = with(huge) else {
+                panic!("{huge:?} accepted");
+            };
+            assert_eq!(e.setting(), "timeout");
+        }
+    }
 
     #[test]
     fn milliseconds_round_up() {
