@@ -37,5 +37,12 @@ async fn main() -> std::io::Result<()> {
         }
     };
     setup.announce();
-    audius_login_examples::demo::server(&setup)?.await
+    audius_login_examples::demo::server(&setup)?.await?;
+    // Stopped (Ctrl-C, SIGTERM): finish the background work the workers left (the code flow's
+    // new tokens not yet recorded in Redis), for at most 10 s.
+    let unfinished = setup.audius.drain(std::time::Duration::from_secs(10)).await;
+    if unfinished > 0 {
+        eprintln!("demo: {unfinished} sessions' new Audius tokens could not be recorded");
+    }
+    Ok(())
 }

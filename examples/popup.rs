@@ -67,7 +67,7 @@ async fn home(audius: AudiusLogin, user: Option<AudiusUser>) -> HttpResponse {
         @match user {
             Some(user) => {
                 p { "Signed in as @" (user.handle) }
-                form method="post" action=(audius.logout_path()) { button { "Log out" } }
+                form method="post" action=(audius.paths().logout.as_str()) { button { "Log out" } }
             }
             None => {
                 h1 { "Popup login" }

@@ -50,7 +50,7 @@ async fn home(
     settings: web::Data<Settings>,
 ) -> HttpResponse {
     let body = match user {
-        Some(user) => profile_card(&user, audius.logout_path()),
+        Some(user) => profile_card(&user, audius.paths().logout.as_str()),
         None => html! {
             section.welcome {
                 h1 { "Log In with Audius" }

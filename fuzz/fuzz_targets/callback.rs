@@ -120,7 +120,7 @@ fuzz_target!(|data: &[u8]| {
     };
     HARNESS.with(|h| {
         let call = Rc::clone(&h.call);
-        let login_path = h.audius.login_path().to_owned();
+        let login_path = h.audius.paths().login.clone();
         let callback_path = h.audius.callback_path().to_owned();
         let origin = h.audius.app_origin().to_owned();
         let token = h.token.clone();

@@ -20,7 +20,9 @@
 //!   lock that the late answer took is given back, so the session is not blocked for the
 //!   lock's time to live;
 //! - Redis lost while Audius answers a refresh: `503`, but the new tokens are kept and recorded
-//!   once Redis is back, and the other instance adopts them (no second refresh, no reuse).
+//!   once Redis is back, and the other instance adopts them (no second refresh, no reuse);
+//!   likewise when the instance that holds them is stopped first: its
+//!   [`AudiusLogin::drain`] records them.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -64,6 +66,8 @@ struct World {
     redis: RedisServer,
     key: Key,
     instances: [TestServer; 2],
+    /// The instances' settings (A's, B's).
+    logins: [AudiusLogin; 2],
 }
 
 async fn cache(redis: &RedisServer) -> RedisReplayCache {
@@ -83,7 +87,7 @@ async fn instance(
     sandbox: &SandboxHandle,
     clock: &Arc<ManualClock>,
     key: &Key,
-) -> TestServer {
+) -> (TestServer, AudiusLogin) {
     instance_on(redis, sandbox, clock, key, CookieSessionStore::default).await
 }
 
@@ -94,7 +98,7 @@ async fn instance_on<S: SessionStore + 'static>(
     clock: &Arc<ManualClock>,
     key: &Key,
     store: impl Fn() -> S + Clone + Send + 'static,
-) -> TestServer {
+) -> (TestServer, AudiusLogin) {
     let audius = AudiusLogin::builder("Refresh Test", PUBLIC_CALLBACK)
         .flow(Flow::AuthorizationCode)
         .api_key(API_KEY)
@@ -106,7 +110,8 @@ async fn instance_on<S: SessionStore + 'static>(
         .build()
         .unwrap();
     let key = key.clone();
-    TestServer::bind()
+    let settings = audius.clone();
+    let server = TestServer::bind()
         .unwrap()
         .start(move || {
             app(&audius, sessions(store(), &key)).route(
@@ -120,7 +125,8 @@ async fn instance_on<S: SessionStore + 'static>(
                 }),
             )
         })
-        .unwrap()
+        .unwrap();
+    (server, settings)
 }
 
 async fn world() -> World {
@@ -139,14 +145,15 @@ async fn world_with(redis_settings: &[&str]) -> World {
         .await
         .unwrap();
     let key = Key::generate();
-    let a = instance(&redis, &sandbox, &clock, &key).await;
-    let b = instance(&redis, &sandbox, &clock, &key).await;
+    let (a, a_login) = instance(&redis, &sandbox, &clock, &key).await;
+    let (b, b_login) = instance(&redis, &sandbox, &clock, &key).await;
     World {
         clock,
         sandbox,
         redis,
         key,
         instances: [a, b],
+        logins: [a_login, b_login],
     }
 }
 
@@ -444,15 +451,19 @@ async fn redis_answering_late_is_503_and_leaves_no_lock_behind() {
     assert_newest(&w, &jar, 1);
 }
 
-#[actix_web::test]
-async fn redis_lost_between_audius_answer_and_publish_keeps_the_new_tokens() {
-    let mut w = world().await;
-    let (client, jar) = sign_in(&w, "listener").await;
-    let tokens = assert_newest(&w, &jar, 0);
+/// A refresh on instance A during which Redis dies: Audius rotates the tokens, A cannot record
+/// them and answers `503`, and the browser keeps the used refresh token. Redis is left stopped;
+/// answers the tokens the browser holds.
+async fn refresh_while_redis_dies(
+    w: &mut World,
+    client: &reqwest::Client,
+    jar: &reqwest::cookie::Jar,
+) -> Value {
+    let tokens = assert_newest(w, jar, 0);
     // Audius answers the refresh slowly; Redis dies while it is in flight.
     refresh::slow_next_refresh(&w.sandbox, Duration::from_millis(1500));
     w.clock.advance(EXPIRE);
-    let call = refresh::spawn_get_json(&client, w.instances[0].url("/audius/me"));
+    let call = refresh::spawn_get_json(client, w.instances[0].url("/audius/me"));
     let deadline = Instant::now() + Duration::from_secs(10);
     while refreshes(&w.sandbox) == 0 {
         assert!(
@@ -468,10 +479,19 @@ async fn redis_lost_between_audius_answer_and_publish_keeps_the_new_tokens() {
         "a Redis failure while refreshing is 503: {body}"
     );
     assert_eq!(body["error"], "session_unavailable");
-    // The browser still holds the used refresh token...
-    assert_eq!(cookie_tokens(&w, &jar)["r"], tokens["r"]);
+    // The browser still holds the used refresh token.
+    assert_eq!(cookie_tokens(w, jar)["r"], tokens["r"]);
+    assert_eq!(refreshes(&w.sandbox), 1);
+    tokens
+}
 
-    // ...but the new tokens were not dropped: once Redis is back, the holder records them
+#[actix_web::test]
+async fn redis_lost_between_audius_answer_and_publish_keeps_the_new_tokens() {
+    let mut w = world().await;
+    let (client, jar) = sign_in(&w, "listener").await;
+    let tokens = refresh_while_redis_dies(&mut w, &client, &jar).await;
+
+    // The new tokens were not dropped: once Redis is back, the holder records them
     // (in the background), and the other instance adopts them instead of presenting the used
     // token (which Audius would answer with reuse detection and a sign-out).
     w.redis.restart().await;
@@ -499,6 +519,37 @@ async fn redis_lost_between_audius_answer_and_publish_keeps_the_new_tokens() {
 }
 
 #[actix_web::test]
+async fn a_holder_stopped_before_it_recorded_the_new_tokens_records_them_in_its_drain() {
+    let mut w = world().await;
+    let (client, jar) = sign_in(&w, "listener").await;
+    refresh_while_redis_dies(&mut w, &client, &jar).await;
+    // A deploy stops instance A (gracefully) while it still tries to record the new tokens in
+    // the background: its worker's runtime stops, and drops that task.
+    w.instances[0].stop().await;
+    // The app's main, after `HttpServer::run` returned, drains: with Redis still down, nothing
+    // can finish, and the drain says so when its time is up.
+    let started = Instant::now();
+    assert_eq!(w.logins[0].drain(Duration::from_millis(500)).await, 1);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "the drain ends on time"
+    );
+    // B has nothing to finish.
+    assert_eq!(w.logins[1].drain(Duration::from_secs(5)).await, 0);
+    // Drained again while Redis comes back: the tokens are recorded.
+    let a = w.logins[0].clone();
+    let drain = actix_web::rt::spawn(async move { a.drain(Duration::from_secs(20)).await });
+    actix_web::rt::time::sleep(Duration::from_millis(300)).await;
+    w.redis.restart().await;
+    assert_eq!(drain.await.unwrap(), 0, "the new tokens were recorded");
+    // B adopts them: no second refresh at Audius, no reuse detected, no sign-out.
+    let (status, body) = api_call(&client, &w.instances[1]).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(refreshes(&w.sandbox), 1, "adopted, not refreshed again");
+    assert_newest(&w, &jar, 1);
+}
+
+#[actix_web::test]
 async fn with_the_sessions_on_redis_too_fifty_calls_refresh_once() {
     // The whole multi-instance deployment: sessions (actix-session's RedisSessionStore) and the
     // replay cache on one Redis; the cookie holds only the session key.
@@ -514,14 +565,15 @@ async fn with_the_sessions_on_redis_too_fifty_calls_refresh_once() {
     let key = Key::generate();
     let store = RedisSessionStore::new(redis.url()).await.unwrap();
     let stores = move || store.clone();
-    let a = instance_on(&redis, &sandbox, &clock, &key, stores.clone()).await;
-    let b = instance_on(&redis, &sandbox, &clock, &key, stores).await;
+    let (a, a_login) = instance_on(&redis, &sandbox, &clock, &key, stores.clone()).await;
+    let (b, b_login) = instance_on(&redis, &sandbox, &clock, &key, stores).await;
     let w = World {
         clock,
         sandbox,
         redis,
         key,
         instances: [a, b],
+        logins: [a_login, b_login],
     };
     let (client, _) = sign_in(&w, "listener").await;
     assert_eq!(api_call(&client, &w.instances[1]).await.0, 200);

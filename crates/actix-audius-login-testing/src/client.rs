@@ -77,7 +77,7 @@ impl TestClient {
     /// this client's. A refusal on the way (an unknown user: the sandbox's `400`) is a
     /// [`TestError::Refused`] with its status.
     pub async fn sign_in_as(&self, handle: &str) -> Result<(), TestError> {
-        let login_path = self.audius.login_path();
+        let login_path = self.audius.paths().login.as_str();
         let login_what = format!("the app's login route (GET {login_path})");
         let start = self
             .fetch(self.http.get(self.url(login_path)), &login_what)
@@ -114,7 +114,7 @@ impl TestClient {
 
     /// Logs out through the app's logout route (`POST`, same-origin).
     pub async fn logout(&self) -> Result<(), TestError> {
-        let path = self.audius.logout_path();
+        let path = self.audius.paths().logout.as_str();
         let what = format!("the app's logout route (POST {path})");
         let res = self.fetch(self.http.post(self.url(path)), &what).await?;
         if res.status.is_redirection() {

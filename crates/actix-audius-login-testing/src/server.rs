@@ -74,6 +74,15 @@ impl TestServer {
         Ok(self)
     }
 
+    /// Stops the server as a deploy's `SIGTERM` does (a graceful stop: its workers finish the
+    /// requests they serve, then stop, dropping their tasks) and waits until it has stopped.
+    /// A stopped server answers nothing; dropping it afterwards does nothing more.
+    pub async fn stop(&mut self) {
+        if let Some(handle) = self.handle.take() {
+            handle.stop(true).await;
+        }
+    }
+
     /// A new [`TestClient`] (its own cookies) for this server's app, configured with `audius`.
     pub fn client(&self, audius: &AudiusLogin) -> Result<TestClient, TestError> {
         TestClient::new(audius, self.base.as_str())

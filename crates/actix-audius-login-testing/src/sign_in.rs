@@ -57,7 +57,7 @@ where
     S: Service<actix_http::Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
     B: MessageBody,
 {
-    let login_path = audius.login_path();
+    let login_path = audius.paths().login.as_str();
     let callback_path = callback_path(audius);
     let login_what = format!("the app's login route (GET {login_path})");
     let start =

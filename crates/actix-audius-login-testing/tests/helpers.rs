@@ -263,7 +263,7 @@ async fn the_readme_scenario_runs_on_a_test_server() {
     // logout from another site is refused, the client's own logout goes through.
     let cross_site = artist
         .http()
-        .post(artist.url(audius.logout_path()))
+        .post(artist.url(audius.paths().logout.as_str()))
         .header(header::ORIGIN, "https://evil.example")
         .send()
         .await
@@ -363,7 +363,7 @@ async fn a_missing_session_middleware_is_a_typed_500_at_the_login_route() {
     let e = client.sign_in_as("artist").await.unwrap_err();
     assert_eq!(e.status(), Some(StatusCode::INTERNAL_SERVER_ERROR), "{e}");
     assert!(e.to_string().contains("SessionMiddleware"), "{e}");
-    let (_, body) = get(&client, audius.login_path()).await;
+    let (_, body) = get(&client, audius.paths().login.as_str()).await;
     let body: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(body["error"], "misconfigured");
 

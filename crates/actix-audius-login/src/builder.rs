@@ -446,10 +446,11 @@ impl AudiusLoginBuilder {
             redirect_uri,
             callback_path,
             app_origin,
-            login_path: paths.login,
-            logout_path: paths.logout,
-            assets_path: paths.assets.trim_end_matches('/').to_owned(),
-            landing_path,
+            paths: Paths {
+                assets: paths.assets.trim_end_matches('/').to_owned(),
+                landing: landing_path,
+                ..paths
+            },
             response_mode: self.response_mode,
             display: self.display,
             environment: self.environment,

@@ -70,7 +70,7 @@ impl Default for ButtonOptions {
 fn button_css_url(c: &Config) -> String {
     format!(
         "{}/button.css?v={}",
-        c.assets_path,
+        c.paths.assets,
         pages::content_version(pages::BUTTON_CSS)
     )
 }
@@ -79,7 +79,7 @@ fn button_css_url(c: &Config) -> String {
 fn login_js_url(c: &Config) -> String {
     format!(
         "{}/login.js?v={}",
-        c.assets_path,
+        c.paths.assets,
         pages::content_version(pages::LOGIN_JS)
     )
 }
@@ -105,7 +105,7 @@ pub(crate) fn render(c: &Config, options: &ButtonOptions) -> String {
     }
     let href = match &options.return_to {
         Some(path) => c.login_url_for(path),
-        None => c.login_path.clone(),
+        None => c.paths.login.clone(),
     };
     let text = options.text.as_deref().unwrap_or(defaults::BUTTON_TEXT);
     let popup = c.response_mode == ResponseMode::PostMessage;

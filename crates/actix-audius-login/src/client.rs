@@ -188,7 +188,14 @@ impl AudiusClient {
     }
 
     async fn refresh_from(&self, seen: &StoredTokens) -> Result<(), AudiusLoginError> {
-        match refresh(&self.config.inner, &self.config.inner.families, seen).await {
+        match refresh(
+            &self.config.inner,
+            &self.config.inner.families,
+            &self.config.inner.late_work,
+            seen,
+        )
+        .await
+        {
             Ok(fresh) => self.adopt(fresh),
             Err(RefreshFailure::Revoked(why)) => Err(signed_out(&self.req, &self.config, &why)),
             Err(RefreshFailure::Failed(e)) => Err(AudiusLoginError::from(e)),

@@ -103,7 +103,7 @@ impl TryFrom<ResponseMode> for audius_login::ResponseMode {
 ///     .paths(Paths { login: "/signin".into(), landing: "/home".into(), ..Paths::default() })
 ///     .build()
 ///     .unwrap();
-/// assert_eq!(audius.login_path(), "/signin");
+/// assert_eq!(audius.paths().login, "/signin");
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Paths {
@@ -284,10 +284,9 @@ pub(crate) struct Config {
     pub(crate) redirect_uri: Url,
     pub(crate) callback_path: String,
     pub(crate) app_origin: String,
-    pub(crate) login_path: String,
-    pub(crate) logout_path: String,
-    pub(crate) assets_path: String,
-    pub(crate) landing_path: String,
+    /// The routes' paths as given, the assets' without a trailing `/`, the landing page's
+    /// checked (a path on the app's origin).
+    pub(crate) paths: Paths,
     pub(crate) response_mode: ResponseMode,
     pub(crate) display: Display,
     pub(crate) environment: Environment,
@@ -322,6 +321,6 @@ impl Config {
         let query = url::form_urlencoded::Serializer::new(String::new())
             .append_pair("return_to", return_to)
             .finish();
-        format!("{}?{query}", self.login_path)
+        format!("{}?{query}", self.paths.login)
     }
 }

@@ -58,8 +58,8 @@ pub(crate) fn not_signed_in(req: &HttpRequest, config: &AudiusLogin) -> AudiusLo
         err.with_presentation(Presentation::Redirect(config.inner.login_url_for(&here)))
     } else if browser {
         err.with_presentation(Presentation::html(
-            &config.inner.login_path,
-            &config.inner.landing_path,
+            &config.inner.paths.login,
+            &config.inner.paths.landing,
         ))
     } else {
         err
@@ -88,7 +88,7 @@ pub(crate) fn require_verified_artist(req: &HttpRequest) -> Result<AudiusUser, A
             user.handle
         ),
     )
-    .for_client(req, &config.inner.login_path, &config.inner.landing_path))
+    .for_client(req, &config.inner.paths.login, &config.inner.paths.landing))
 }
 
 /// The login settings as a handler argument, with nothing to register: the configuration that

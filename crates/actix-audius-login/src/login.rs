@@ -4,6 +4,7 @@
 //! work is done in the modules below (`routes`, `middleware`, `button`, `store`).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix_web::web::ServiceConfig;
 use audius_login::UserDirectory;
@@ -11,6 +12,7 @@ use url::Url;
 
 use crate::builder::AudiusLoginBuilder;
 use crate::button::{self, ButtonOptions};
+use crate::config::Paths;
 use crate::middleware::AudiusLoginMiddleware;
 use crate::routes;
 use crate::state::AudiusLogin;
@@ -74,10 +76,47 @@ impl AudiusLogin {
         button::render(&self.inner, options)
     }
 
+    /// Finishes the background work a stopped server left: call it once `HttpServer::run`
+    /// has returned (a graceful stop), before the process exits. Waits at most `within`;
+    /// answers how many sessions' work is unfinished (`0`: none).
+    ///
+    /// The work is the code flow's with a replay cache that coordinates refreshes across
+    /// instances (`RedisReplayCache`): when Audius has rotated a session's tokens and Redis
+    /// failed before they were recorded there, the instance keeps trying to record them in
+    /// the background, while the others wait for them (answering `503`) rather than present
+    /// the used refresh token. That task lives on the worker that refreshed, and a stopped
+    /// worker drops it: `drain` takes it over, on the runtime that called it, until the tokens
+    /// are recorded (the others then carry on with them) or the session's in-doubt window ends
+    /// (the session is then signed out and its tokens revoked, as it would be without a stop).
+    /// Without that work (the implicit flow, or no such failure) it returns `0` at once.
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// use actix_audius_login::AudiusLogin;
+    /// use actix_web::{App, HttpServer};
+    ///
+    /// # async fn serve(audius: AudiusLogin) -> std::io::Result<()> {
+    /// let app_login = audius.clone();
+    /// HttpServer::new(move || App::new().configure(app_login.routes()))
+    ///     .bind(("127.0.0.1", 8080))?
+    ///     .run()
+    ///     .await?;
+    /// // Stopped (SIGTERM, SIGINT): give the background work up to 20 s.
+    /// let unfinished = audius.drain(Duration::from_secs(20)).await;
+    /// if unfinished > 0 {
+    ///     eprintln!("{unfinished} sessions' new tokens were not recorded");
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn drain(&self, within: Duration) -> usize {
+        self.inner.late_work.drain(within).await
+    }
+
     /// A [`SessionStoreGuard`] linking to this app's login route and landing page, with the
     /// other defaults. Wrap it around the `SessionMiddleware` (outermost); see [`crate::store`].
     pub fn session_store_guard(&self) -> SessionStoreGuard {
-        SessionStoreGuard::linking(&self.inner.login_path, &self.inner.landing_path)
+        SessionStoreGuard::linking(&self.inner.paths.login, &self.inner.paths.landing)
     }
 
     /// The login route with a `return_to` for after login.
@@ -104,14 +143,11 @@ impl AudiusLogin {
         &self.inner.redirect_uri
     }
 
-    /// The login route's path.
-    pub fn login_path(&self) -> &str {
-        &self.inner.login_path
-    }
-
-    /// The logout route's path.
-    pub fn logout_path(&self) -> &str {
-        &self.inner.logout_path
+    /// The routes' paths: the login route (`paths().login`), the logout route, the assets and
+    /// the landing page, as [`AudiusLoginBuilder::paths`] set them (the assets' path without a
+    /// trailing `/`).
+    pub fn paths(&self) -> &Paths {
+        &self.inner.paths
     }
 
     /// The user directory (and its cache) of the built-in verifier, when one was built.

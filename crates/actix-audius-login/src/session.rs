@@ -76,7 +76,7 @@ pub(crate) fn push_pending(
             "the return-to is too long to keep in the session; this login returns to the \
              landing page"
         );
-        attempt.return_to.clone_from(&config.landing_path);
+        attempt.return_to.clone_from(&config.paths.landing);
     }
     let mut list: Vec<PendingLogin> = pending(session)
         .into_iter()

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, Weak};
 
 use crate::config::Config;
 use crate::diagnose::IssuedStates;
-use crate::refresh::Families;
+use crate::refresh::{Families, LateWork};
 use crate::user_logins::UserLogins;
 
 /// The settings, shared by the middleware, the routes and the extractors. Cheap to clone.
@@ -24,13 +24,16 @@ pub(crate) struct Shared {
     pub(crate) config: Config,
     /// The code flow's sessions: refresh locks and newest tokens.
     pub(crate) families: Families,
+    /// The code flow's new tokens still to be recorded in the shared state, in the background
+    /// ([`AudiusLogin::drain`]).
+    pub(crate) late_work: Arc<LateWork>,
     /// Logins started recently, to explain a callback that comes back without its session.
     pub(crate) issued_states: IssuedStates,
     /// The live logins of each user.
     pub(crate) user_logins: UserLogins,
 }
 
-/// The settings are read through the shared state (`audius.inner.login_path`).
+/// The settings are read through the shared state (`audius.inner.paths.login`).
 impl Deref for Shared {
     type Target = Config;
 
@@ -46,6 +49,7 @@ impl AudiusLogin {
             inner: Arc::new(Shared {
                 config,
                 families,
+                late_work: Arc::default(),
                 issued_states: IssuedStates::default(),
                 user_logins,
             }),
@@ -64,8 +68,7 @@ impl fmt::Debug for AudiusLogin {
             .field("environment", &c.environment)
             .field("verifier", &c.verifier)
             .field("max_token_age", &c.max_token_age)
-            .field("login_path", &c.login_path)
-            .field("logout_path", &c.logout_path)
+            .field("paths", &c.paths)
             .finish_non_exhaustive()
     }
 }

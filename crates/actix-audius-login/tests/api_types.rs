@@ -66,7 +66,11 @@ async fn handlers_get_the_settings_without_registering_them() {
             .route(
                 "/paths",
                 web::get().to(|audius: AudiusLogin| async move {
-                    format!("{} {}", audius.login_path(), audius.redirect_uri().path())
+                    format!(
+                        "{} {}",
+                        audius.paths().login.as_str(),
+                        audius.redirect_uri().path()
+                    )
                 }),
             )
             .wrap(SessionMiddleware::new(
@@ -81,7 +85,7 @@ async fn handlers_get_the_settings_without_registering_them() {
     // Nowhere to find them: a typed 500, not a panic.
     let bare = test::init_service(App::new().route(
         "/paths",
-        web::get().to(|audius: AudiusLogin| async move { audius.login_path().to_owned() }),
+        web::get().to(|audius: AudiusLogin| async move { audius.paths().login.clone() }),
     ))
     .await;
     let res = test::call_service(&bare, TestRequest::get().uri("/paths").to_request()).await;

@@ -38,7 +38,7 @@ fn browser() -> reqwest::Client {
 /// Starts a login in `client`'s session; returns the state.
 async fn begin(app: &TestApp, client: &reqwest::Client, return_to: Option<&str>) -> String {
     let path = return_to.map_or_else(
-        || app.audius.login_path().to_owned(),
+        || app.audius.paths().login.clone(),
         |r| app.audius.login_url_for(r),
     );
     let res = client.get(app.url(&path)).send().await.unwrap();
@@ -474,7 +474,7 @@ async fn a_replayed_pre_callback_cookie_cannot_use_a_state_twice() {
     // The test app keeps its sessions in actix-session's cookie store.
     let app = start_with(sandbox().await, ResponseMode::Query, |b| b).await;
     // A login started: the cookie now carries the state.
-    let res = app.get(app.audius.login_path()).await;
+    let res = app.get(app.audius.paths().login.as_str()).await;
     let cookie = set_cookie(&res).expect("the login route sets the session cookie");
     let state = state_of(res.headers()[LOCATION].to_str().unwrap());
     // The callback succeeds once, with that cookie.
@@ -494,7 +494,7 @@ async fn a_replayed_pre_callback_cookie_cannot_use_a_state_twice() {
     // A failed callback records nothing (else anonymous garbage callbacks could fill the
     // replay cache): its state, replayed with the old cookie, may still sign in, once. That is
     // no login CSRF (the state is this browser's, and only a valid token signs in)...
-    let res = app.get(app.audius.login_path()).await;
+    let res = app.get(app.audius.paths().login.as_str()).await;
     let cookie = set_cookie(&res).unwrap();
     let state = state_of(res.headers()[LOCATION].to_str().unwrap());
     assert_eq!(
@@ -788,7 +788,7 @@ async fn a_login_with_a_too_long_return_to_still_completes() {
 async fn logout_from_another_site_is_refused_by_referer_alone() {
     let app = start_with(sandbox().await, ResponseMode::Query, |b| b).await;
     assert_eq!(app.login("listener", None).await.status(), 302);
-    let logout = app.url(app.audius.logout_path());
+    let logout = app.url(app.audius.paths().logout.as_str());
     // Neither Origin nor Sec-Fetch-Site: the Referer decides.
     let res = app
         .client

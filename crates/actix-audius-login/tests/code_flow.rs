@@ -232,7 +232,7 @@ impl Browser {
 
     /// The app's login route: returns the authorize URL it sent the browser to.
     async fn begin(&self, app: &CodeApp) -> Url {
-        let res = self.get(app, app.audius.login_path()).await;
+        let res = self.get(app, app.audius.paths().login.as_str()).await;
         assert_eq!(res.status(), 302, "the login route redirects");
         location(&res)
     }
@@ -624,7 +624,7 @@ async fn logout_revokes_the_tokens_at_audius() {
     assert_signed_in(&browser_a.login(&a, "artist").await, mode);
     let old_cookie = browser_a.session_cookie(&a);
 
-    let res = browser_a.post(&a, a.audius.logout_path()).await;
+    let res = browser_a.post(&a, a.audius.paths().logout.as_str()).await;
     assert_eq!(res.status(), 303);
     assert_eq!(requests_to(&sandbox, "/v1/oauth/revoke"), 1);
     assert_eq!(browser_a.get(&a, "/audius/me").await.status(), 401);

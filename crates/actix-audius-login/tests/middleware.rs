@@ -55,7 +55,7 @@ fn handlers(cfg: &mut web::ServiceConfig) {
     )
     .route(
         "/config",
-        web::get().to(|audius: AudiusLogin| async move { audius.login_path().to_owned() }),
+        web::get().to(|audius: AudiusLogin| async move { audius.paths().login.clone() }),
     )
     .route(
         "/guarded",

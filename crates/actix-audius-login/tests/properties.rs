@@ -176,7 +176,7 @@ where
     F: Fn(TestRequest) -> Fut,
     Fut: std::future::Future<Output = Outcome>,
 {
-    let res = call(TestRequest::get().uri(audius.login_path())).await;
+    let res = call(TestRequest::get().uri(audius.paths().login.as_str())).await;
     assert_eq!(res.status, 302);
     let cookie = res.cookie.unwrap();
     let state = url::Url::parse(&res.location.unwrap())

@@ -31,7 +31,7 @@ fn now() -> i64 {
 /// Starts a login in `client`'s session; returns the state.
 async fn begin(app: &TestApp, client: &reqwest::Client) -> String {
     let res = client
-        .get(app.url(app.audius.login_path()))
+        .get(app.url(app.audius.paths().login.as_str()))
         .send()
         .await
         .unwrap();
@@ -929,7 +929,7 @@ async fn logout_refuses_every_cross_site_shape() {
         .to_owned();
     let host_port = origin.trim_start_matches("http://").to_owned();
     let port: u16 = host_port.rsplit_once(':').unwrap().1.parse().unwrap();
-    let logout = app.url(app.audius.logout_path());
+    let logout = app.url(app.audius.paths().logout.as_str());
     let cases: Vec<(&str, Vec<(&str, String)>)> = vec![
         ("Origin: null", vec![("origin", "null".into())]),
         (

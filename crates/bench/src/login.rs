@@ -195,7 +195,9 @@ where
 {
     let res = test::call_service(
         app,
-        TestRequest::get().uri(audius.login_path()).to_request(),
+        TestRequest::get()
+            .uri(audius.paths().login.as_str())
+            .to_request(),
     )
     .await;
     if res.status().as_u16() != 302 {

@@ -63,12 +63,15 @@
 //! in again.
 
 mod job;
+mod late;
 mod tokens;
 
 use job::{Bounds, Job, shared_state_unavailable, shared_tokens, wait_bound};
+pub(crate) use late::LateWork;
 use tokens::send_revocation;
 pub(crate) use tokens::{Families, Known, RefreshFailure, StoredTokens};
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use actix_session::{Session, SessionExt as _, SessionStatus};
@@ -209,6 +212,7 @@ async fn retire_shared(cache: &dyn ReplayCache, newest: StoredTokens) -> StoredT
 pub(crate) async fn refresh(
     config: &Config,
     families: &Families,
+    late: &Arc<LateWork>,
     seen: &StoredTokens,
 ) -> Result<StoredTokens, RefreshFailure> {
     let family = families.entry(&seen.family);
@@ -250,6 +254,7 @@ pub(crate) async fn refresh(
         family,
         seen: seen.clone(),
         give_up_at,
+        late: Arc::clone(late),
     };
     let task = tokio::spawn(async move {
         let result = job.run().await;

@@ -88,7 +88,7 @@ pub(super) async fn callback_get_handler(
             let mut res = HttpResponse::Ok()
                 .content_type("text/html; charset=utf-8")
                 .insert_header(("content-security-policy", pages::bridge_csp()))
-                .body(pages::bridge_page(&c.callback_path, &c.login_path));
+                .body(pages::bridge_page(&c.callback_path, &c.paths.login));
             no_store(&mut res);
             Ok(res)
         }

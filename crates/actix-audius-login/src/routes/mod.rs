@@ -41,7 +41,7 @@ pub(crate) fn configure(this: AudiusLogin) -> impl FnOnce(&mut ServiceConfig) + 
             let callback_get = this.clone();
             let callback_post = this.clone();
             let logout = this.clone();
-            cfg.service(web::resource(c.login_path.as_str()).route(web::get().to(
+            cfg.service(web::resource(c.paths.login.as_str()).route(web::get().to(
                 move |req: HttpRequest| {
                     let a = login.clone();
                     async move { start_login(&a, &req).map_err(|e| present(&a, &req, e)) }
@@ -58,7 +58,7 @@ pub(crate) fn configure(this: AudiusLogin) -> impl FnOnce(&mut ServiceConfig) + 
                         async move { callback_post_handler(&a, req, body).await }
                     })),
             )
-            .service(web::resource(c.logout_path.as_str()).route(web::post().to(
+            .service(web::resource(c.paths.logout.as_str()).route(web::post().to(
                 move |req: HttpRequest| {
                     let a = logout.clone();
                     async move {
@@ -69,14 +69,14 @@ pub(crate) fn configure(this: AudiusLogin) -> impl FnOnce(&mut ServiceConfig) + 
                 },
             )))
             .service(
-                web::resource(format!("{}/login.js", c.assets_path)).route(web::get().to(
+                web::resource(format!("{}/login.js", c.paths.assets)).route(web::get().to(
                     |req: HttpRequest| async move {
                         asset(&req, pages::LOGIN_JS, "text/javascript; charset=utf-8")
                     },
                 )),
             )
             .service(
-                web::resource(format!("{}/button.css", c.assets_path)).route(web::get().to(
+                web::resource(format!("{}/button.css", c.paths.assets)).route(web::get().to(
                     |req: HttpRequest| async move {
                         asset(&req, pages::BUTTON_CSS, "text/css; charset=utf-8")
                     },
@@ -88,7 +88,7 @@ pub(crate) fn configure(this: AudiusLogin) -> impl FnOnce(&mut ServiceConfig) + 
 
 /// Makes an error answer in the client's language (page or JSON).
 fn present(audius: &AudiusLogin, req: &HttpRequest, e: AudiusLoginError) -> AudiusLoginError {
-    e.for_client(req, &audius.inner.login_path, &audius.inner.landing_path)
+    e.for_client(req, &audius.inner.paths.login, &audius.inner.paths.landing)
 }
 
 fn no_store(res: &mut HttpResponse) {
@@ -116,7 +116,7 @@ fn start_login(audius: &AudiusLogin, req: &HttpRequest) -> Result<HttpResponse, 
     }
     let return_to = first_param(req.query_string(), "return_to")
         .and_then(|r| sanitize_return_to(&r))
-        .unwrap_or_else(|| c.landing_path.clone());
+        .unwrap_or_else(|| c.paths.landing.clone());
     let state = State::generate();
     let (redirect_uri, mode) = match c.response_mode {
         ResponseMode::Query => (
@@ -252,7 +252,7 @@ async fn logout_handler(
     }
     tracing::debug!("signed out");
     let mut res = HttpResponse::SeeOther()
-        .insert_header((header::LOCATION, audius.inner.landing_path.as_str()))
+        .insert_header((header::LOCATION, audius.inner.paths.landing.as_str()))
         .finish();
     no_store(&mut res);
     Ok(res)

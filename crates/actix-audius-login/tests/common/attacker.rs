@@ -24,7 +24,7 @@ pub fn browser() -> reqwest::Client {
 /// Starts a login in `client`'s session; returns the state.
 pub async fn begin(app: &TestApp, client: &reqwest::Client) -> String {
     let res = client
-        .get(app.url(app.audius.login_path()))
+        .get(app.url(app.audius.paths().login.as_str()))
         .send()
         .await
         .unwrap();

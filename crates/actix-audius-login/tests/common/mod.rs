@@ -214,7 +214,7 @@ impl TestApp {
     pub async fn begin_login(&self, return_to: Option<&str>) -> Url {
         let path = match return_to {
             Some(r) => self.audius.login_url_for(r),
-            None => self.audius.login_path().to_owned(),
+            None => self.audius.paths().login.clone(),
         };
         let res = self.get(&path).await;
         assert_eq!(res.status(), 302, "login route redirects");
@@ -300,7 +300,7 @@ impl TestApp {
 
     pub async fn logout(&self) -> reqwest::Response {
         self.client
-            .post(self.url(self.audius.logout_path()))
+            .post(self.url(self.audius.paths().logout.as_str()))
             .header(
                 "origin",
                 self.audius.redirect_uri().origin().ascii_serialization(),

@@ -108,7 +108,9 @@ fn measure_on(
     let sandbox_addr = login::sandbox_addr(sandbox)?;
     let login_path = audius_builder(sandbox, VerifierKind::Local)
         .build()?
-        .login_path()
+        .paths()
+        .login
+        .as_str()
         .to_owned();
     let (a, b) = (servers[0].addr, servers[1].addr);
     let both = [a, b];

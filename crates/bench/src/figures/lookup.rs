@@ -151,7 +151,9 @@ fn measure_on(
         let mut page = Connection::open(sandbox_addr).await?;
         let login_path = audius_builder(sandbox, VerifierKind::Local)
             .build()?
-            .login_path()
+            .paths()
+            .login
+            .as_str()
             .to_owned();
         let pending = http_begin(&mut app, &mut page, &login_path, "artist").await?;
         let login::Delivery::Accepted(audius) = http_deliver(&mut app, &pending).await? else {
