@@ -539,3 +539,97 @@ async fn a_login_link_with_the_apps_key_and_the_attackers_redirect_signs_the_att
         "the attacker's browser is signed in as the victim"
     );
 }
+
+// =============================================================================================
+// What a refused callback writes to the app's log
+// =============================================================================================
+
+#[derive(Clone, Default)]
+struct Sink(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Sink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A key nobody owns.
+const FORGER: [u8; 32] = [0x42; 32];
+
+// FINDING: a refused callback writes attacker-chosen text, newlines included and up to the
+// token's 16 KiB, into the app's log: forged log lines.
+//
+// SECURITY.md, "logs or metrics carry a secret": "spans and events name only the user id, the
+// flow, the outcome, the endpoint and host". The audience refusal's message quotes the token's
+// `apiKey` whole (`crates/audius-login/src/verify/options.rs`, `check_audience`: `found` is
+// cut to 64 characters, the message is not, and `normalized_key` keeps every character but the
+// surrounding blanks), and the callback logs every refusal with `error = %e`
+// (`crates/actix-audius-login/src/routes/callback.rs`, `finish`). tracing-subscriber's `fmt`
+// layer escapes ANSI sequences but not `\n` or `\r`, so a forged token (any key signs any
+// claims; it needs only a login started in the attacker's own session) whose `apiKey` holds a
+// newline and a fake record writes that record as a line of its own, looking like this
+// crate's "signed in with Audius" event for a user of the attacker's choosing; and 16 KiB of
+// text per request, where the refusal would take 200 bytes. (The code flow's
+// `error_description` reaches the same event, cut to 500 characters but with its newlines.)
+//
+// Fix: quote attacker-controlled values in messages with `{:?}` (escaped) and cut them (64
+// characters, as `found` already is), or log the refusal's code and kind without the message.
+#[actix_web::test]
+async fn a_refused_token_cannot_forge_log_lines() {
+    let sink = Sink::default();
+    let writer = sink.clone();
+    tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_env_filter("info")
+        .with_ansi(false)
+        .init();
+    let app = start_with(sandbox().await, ResponseMode::Query, |b| b.api_key(APP_KEY)).await;
+    let forged_record = "2026-11-30T15:00:00.000000Z  INFO actix_audius_login::routes::callback: \
+                         signed in with Audius user_id=1 handle=admin";
+    let api_key = format!("{APP_KEY}\n{forged_record}\n{}", "A".repeat(8000));
+    let client = browser();
+    let state = begin(&app, &client).await;
+    let token = mint(
+        &app,
+        "listener",
+        TokenOverrides::default()
+            .signing_key(FORGER)
+            .claim("apiKey", json!(api_key)),
+    );
+    let res = client
+        .get(common::attacker::callback_url(&app, &state, &token))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        answer(res).await,
+        (401, "audience_mismatch".into()),
+        "refused, as it should be"
+    );
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let log = String::from_utf8(sink.0.lock().unwrap().clone()).unwrap();
+    let refusal = log
+        .lines()
+        .find(|l| l.contains("Audius login refused") || l.contains("audience_mismatch"))
+        .unwrap_or_default()
+        .to_owned();
+    println!("the refusal's log line is {} bytes", refusal.len());
+    assert!(
+        // (`normalized_key` lower-cases the key, and the forged record with it.)
+        !log.lines().any(|l| l.eq_ignore_ascii_case(forged_record)),
+        "the forged token wrote a log line of the attacker's choosing:\n{}",
+        log.lines()
+            .filter(|l| l.eq_ignore_ascii_case(forged_record))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    assert!(
+        log.len() < 4096,
+        "one refused callback wrote {} bytes of log",
+        log.len()
+    );
+}
