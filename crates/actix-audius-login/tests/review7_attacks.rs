@@ -633,3 +633,51 @@ async fn a_refused_token_cannot_forge_log_lines() {
         log.len()
     );
 }
+
+/// One state, its pre-callback cookie copied into eight requests at once (the cookie store
+/// keeps the state in the cookie, so every copy finds it), each with a different valid token
+/// of the user and through each channel: exactly one signs in, the others are refused; the
+/// tokens that lost were not consumed.
+#[actix_web::test]
+async fn one_state_raced_in_every_channel_with_different_tokens_signs_in_once() {
+    let app = start_with(sandbox().await, ResponseMode::Query, |b| b).await;
+    let (cookie, state) = begin_bare(&app).await;
+    let tokens: Vec<String> = (0..8)
+        .map(|i| {
+            mint(
+                &app,
+                "listener",
+                TokenOverrides::default().claim("race", json!(i)),
+            )
+        })
+        .collect();
+    let channels = [Channel::Query, Channel::Form, Channel::Json];
+    let outcomes = futures_util::future::join_all(
+        tokens
+            .iter()
+            .enumerate()
+            .map(|(i, token)| deliver_raw(&app, &cookie, channels[i % 3], &state, token)),
+    )
+    .await;
+    let won: Vec<usize> = outcomes
+        .iter()
+        .enumerate()
+        .filter(|(_, (s, _))| matches!(s, 200 | 302 | 303))
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(won.len(), 1, "{outcomes:?}");
+    for (i, (status, code)) in outcomes.iter().enumerate() {
+        if !won.contains(&i) {
+            assert_eq!((*status, code.as_str()), (400, "state_mismatch"), "{i}");
+        }
+    }
+    // A losing token was not used up: it signs in once with a state of its own.
+    let loser = (won[0] + 1) % tokens.len();
+    let (cookie, state) = begin_bare(&app).await;
+    assert_eq!(
+        deliver_raw(&app, &cookie, Channel::Query, &state, &tokens[loser])
+            .await
+            .0,
+        302
+    );
+}
