@@ -681,3 +681,55 @@ async fn one_state_raced_in_every_channel_with_different_tokens_signs_in_once() 
         302
     );
 }
+
+// =============================================================================================
+// The button's HTML: nothing an app passes through it becomes markup
+// =============================================================================================
+
+/// A label and a return-to carrying markup, quotes and a `javascript:` URL (an app passing on
+/// a query parameter or a user's name): escaped, in every channel; the link goes to this app's
+/// login route, and following it returns to the landing page, never to the script.
+#[actix_web::test]
+async fn the_buttons_label_and_return_to_never_become_markup() {
+    let hostile = r#""><script>alert(1)</script><img src=x onerror=alert(2)>'"#;
+    for mode in [
+        ResponseMode::Query,
+        ResponseMode::Fragment,
+        ResponseMode::PostMessage,
+    ] {
+        let app = start_with(sandbox().await, mode, |b| b).await;
+        for return_to in [hostile, "javascript:alert(3)", "//evil.example/\"><b>"] {
+            let html = app.audius.login_button(&actix_audius_login::ButtonOptions {
+                text: Some(hostile.into()),
+                return_to: Some(return_to.into()),
+                ..actix_audius_login::ButtonOptions::default()
+            });
+            for raw in ["<script>alert", "<img", "<b>"] {
+                assert!(!html.contains(raw), "{mode:?}: {raw} in {html}");
+            }
+            // The link's target, as a browser reads the attribute.
+            let start = html.find(r#"href=""#).unwrap();
+            let start = html[start + 6..].find(r#"href=""#).unwrap() + start + 6 + 6;
+            let end = start + html[start..].find('"').unwrap();
+            let href = html[start..end].replace("&amp;", "&");
+            assert!(
+                href.starts_with(&format!("{}?return_to=", app.audius.login_path())),
+                "{mode:?}: {href}"
+            );
+            let res = app.get(&href).await;
+            assert_eq!(res.status(), 302);
+            // The return-to kept for after login: the landing page (read back from the
+            // session through the test app's debug route).
+            let pending = app
+                .get("/session/audius.pending")
+                .await
+                .text()
+                .await
+                .unwrap();
+            assert!(
+                !pending.contains("evil") && !pending.contains("script"),
+                "{mode:?}: {pending}"
+            );
+        }
+    }
+}
