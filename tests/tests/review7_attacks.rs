@@ -78,7 +78,7 @@ async fn a_planted_session_id_is_not_signed_in_when_the_victim_logs_in() {
 
     // The attacker's own session id, from a login they started.
     let res = bare()
-        .get(server.url(audius.login_path()))
+        .get(server.url(audius.paths().login.as_str()))
         .send()
         .await
         .expect("login route");
@@ -88,7 +88,7 @@ async fn a_planted_session_id_is_not_signed_in_when_the_victim_logs_in() {
     // The victim's browser carries the planted id through a whole login.
     let victim = bare();
     let res = victim
-        .get(server.url(audius.login_path()))
+        .get(server.url(audius.paths().login.as_str()))
         .header(COOKIE, &planted)
         .send()
         .await

@@ -272,6 +272,10 @@ impl AudiusLoginBuilder {
                 Some(limits.user_refetch_interval),
             ),
             ("limits.refresh_margin", Some(limits.refresh_margin)),
+            (
+                "limits.callback_body_timeout",
+                Some(limits.callback_body_timeout),
+            ),
             ("limits.login_deadline", limits.login_deadline),
         ] {
             if duration.is_some_and(|d| d > MAX_SETTING_DURATION) {
@@ -297,6 +301,13 @@ impl AudiusLoginBuilder {
                     ),
                 ));
             }
+        }
+        if limits.callback_body_timeout.is_zero() {
+            return Err(BuildError::new(
+                "limits.callback_body_timeout",
+                "limits.callback_body_timeout is zero, which refuses every posted callback; give \
+                 the time a body may take (10 s by default)",
+            ));
         }
         if limits.max_logins_per_user == Some(0) {
             return Err(BuildError::new(
@@ -478,6 +489,7 @@ impl AudiusLoginBuilder {
             flow: self.flow,
             oauth,
             refresh_margin: limits.refresh_margin,
+            callback_body_timeout: limits.callback_body_timeout,
         };
         Ok(AudiusLogin::new(
             config,

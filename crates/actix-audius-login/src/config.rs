@@ -199,6 +199,12 @@ pub struct Limits {
     /// Code flow: refresh the access token this long before it expires, so that a call made
     /// just before expiry does not fail. Default: 60 s.
     pub refresh_margin: Duration,
+    /// How long the callback may take to receive its body (the bridge page's `POST`, a few
+    /// KiB sent at once): a body that trickles or never comes is answered `408
+    /// callback_timeout` then, rather than hold the connection. (actix-web's
+    /// `client_request_timeout` bounds the request head only.) Default: 10 s; zero is refused
+    /// by `build()`.
+    pub callback_body_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -213,6 +219,7 @@ impl Default for Limits {
             user_refetch_interval: defaults::USER_REFETCH_INTERVAL,
             tracked_sessions: defaults::TRACKED_SESSIONS,
             refresh_margin: defaults::REFRESH_MARGIN,
+            callback_body_timeout: defaults::CALLBACK_BODY_TIMEOUT,
         }
     }
 }
@@ -313,6 +320,8 @@ pub(crate) struct Config {
     pub(crate) flow: Flow,
     pub(crate) oauth: OAuthClient,
     pub(crate) refresh_margin: Duration,
+    /// [`Limits::callback_body_timeout`].
+    pub(crate) callback_body_timeout: Duration,
 }
 
 impl Config {

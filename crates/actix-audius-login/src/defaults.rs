@@ -61,6 +61,8 @@ pub(crate) const USER_REFETCH_INTERVAL: Duration = audius_login::defaults::REFET
 pub(crate) const REFRESH_MARGIN: Duration = Duration::from_secs(60);
 /// Sessions tracked for refresh coordination: 10,000.
 pub(crate) const TRACKED_SESSIONS: usize = 10_000;
+/// [`Limits::callback_body_timeout`](crate::Limits::callback_body_timeout).
+pub(crate) const CALLBACK_BODY_TIMEOUT: Duration = Duration::from_secs(10);
 
 // The button.
 

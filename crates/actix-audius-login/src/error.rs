@@ -38,6 +38,9 @@ pub enum LoginErrorKind {
     InsufficientScope,
     /// The callback's body could not be read (wrong type, too large, bad encoding).
     InvalidCallback,
+    /// The callback's body did not arrive in time
+    /// ([`Limits::callback_body_timeout`](crate::Limits::callback_body_timeout)).
+    CallbackTimeout,
     /// The token cannot be parsed.
     MalformedToken,
     /// The token is over the size limit.
@@ -89,6 +92,7 @@ impl LoginErrorKind {
             AccessDenied => "access_denied",
             InsufficientScope => "insufficient_scope",
             InvalidCallback => "invalid_callback",
+            CallbackTimeout => "callback_timeout",
             MalformedToken => "malformed_token",
             TokenTooLarge => "token_too_large",
             TokenRefused => "token_refused",
@@ -117,6 +121,7 @@ impl LoginErrorKind {
             MissingState | StateMismatch | StateExpired | MissingToken | MissingCode
             | InvalidCallback | MalformedToken => StatusCode::BAD_REQUEST,
             TokenTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            CallbackTimeout => StatusCode::REQUEST_TIMEOUT,
             AudiusUnavailable | SessionUnavailable | ReplayCacheFull => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
@@ -150,6 +155,9 @@ impl fmt::Display for LoginErrorKind {
         f.write_str(self.code())
     }
 }
+
+/// The most characters of an error's message a log line carries ([`AudiusLoginError::for_log`]).
+const LOGGED_MESSAGE_CHARS: usize = 300;
 
 /// How an error answers: decided from the request when the error is made.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -186,7 +194,7 @@ impl Presentation {
 /// | signed in, not a verified artist | 403 | `not_verified_artist` |
 /// | state missing / unknown or used / expired | 400 | `missing_state` / `state_mismatch` / `state_expired` |
 /// | token missing / malformed / too large | 400 / 400 / 413 | `missing_token` / `malformed_token` / `token_too_large` |
-/// | callback body unreadable | 400 | `invalid_callback` |
+/// | callback body unreadable / not received in time | 400 / 408 | `invalid_callback` / `callback_timeout` |
 /// | token refused (signature, wallet, deactivated account) | 401 | `token_refused` |
 /// | token approved for another app (its `apiKey` is not this app's key) | 401 | `audience_mismatch` |
 /// | code flow: code missing / refused by Audius (invalid, expired, used, PKCE) | 400 / 401 | `missing_code` / `code_refused` |
@@ -269,6 +277,24 @@ impl AudiusLoginError {
     /// The stable code (same as `kind().code()`).
     pub(crate) fn code(&self) -> &'static str {
         self.kind().code()
+    }
+
+    /// The code and message for a log line: control characters (newlines included) escaped,
+    /// at most [`LOGGED_MESSAGE_CHARS`] characters of the message (it may quote what the client
+    /// sent, which must not forge log lines nor fill the log).
+    pub(crate) fn for_log(&self) -> String {
+        let mut text = String::new();
+        for c in self.message().chars().take(LOGGED_MESSAGE_CHARS) {
+            if c.is_control() {
+                text.extend(c.escape_default());
+            } else {
+                text.push(c);
+            }
+        }
+        if self.message().chars().nth(LOGGED_MESSAGE_CHARS).is_some() {
+            text.push('…');
+        }
+        format!("{}: {text}", self.code())
     }
 
     /// The message shown to the client.

@@ -1233,6 +1233,28 @@ async fn local_accepts_an_approved_manager() {
     assert_eq!(api.exact("/v1/users/eYorL/managers"), 1);
 }
 
+/// A manager list that carries another user's grant (an answer mixed up on the way, a cache
+/// keyed wrongly): the grant names the user it manages (`grant.user_id`), and only a grant of
+/// the token's user vouches for a signer (review 7).
+#[tokio::test]
+async fn local_refuses_a_manager_grant_of_another_user() {
+    let mut others_grant = grant(8, wallet(&MANAGER_KEY), json!(true), false);
+    others_grant["grant"]["user_id"] = json!(UserId::new(USER + 1).hashid());
+    let api = Directory::default()
+        .with_user(USER, wallet(&OWNER_KEY))
+        .with_managers(USER, vec![others_grant])
+        .serve()
+        .await;
+    let result = local(&api)
+        .verify(&token(&MANAGER_KEY, USER, Some(IAT)))
+        .await;
+    assert_eq!(
+        mismatch_status(result),
+        None,
+        "another user's grant vouches for nobody here"
+    );
+}
+
 #[tokio::test]
 async fn local_refuses_a_revoked_or_pending_manager() {
     for (approved, revoked) in [

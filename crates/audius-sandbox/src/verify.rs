@@ -12,7 +12,7 @@
 //! | parse it as a JSON object | 400 `JWT payload could not be unmarshalled` |
 //! | `userId` present | 400 `JWT payload missing userId field` |
 //! | `userId` is a string | 400 `JWT payload userId must be a string` |
-//! | `userId` decodes (hashid, else decimal) | 400 `Invalid JWT payload userId` |
+//! | `userId` decodes (decimal, else hashid) | 400 `Invalid JWT payload userId` |
 //! | a current, active user owns the recovered wallet (lower-case compare) | 404 `The JWT signature is invalid - invalid wallet` |
 //! | that user is the token's user, or an approved, non-revoked manager of it; and the token's user is not deactivated | 403 `The JWT signature is invalid - the wallet does not match the user` |
 //! | success | 200 `{"data": <the payload, key order kept, iat turned into a string>}` |
@@ -151,7 +151,7 @@ pub fn verify_token(token: Option<&str>, directory: &SandboxUsers) -> VerifyAnsw
         return VerifyAnswer::error(400, USER_ID_NOT_STRING);
     };
 
-    // Step 10: userId decodes, as a hashid or else as a decimal id (into Go's 64-bit int: an
+    // Step 10: userId decodes, as a decimal id or else as a hashid (into Go's 64-bit int: an
     // id of 2^31 or more too, which `UserId::parse` refuses).
     let user_id = match UserId::parse(user_id_text) {
         Ok(id) => id,

@@ -126,23 +126,44 @@ pub(super) async fn callback_post_handler(
     if let Err(e) = same_origin(audius, &req) {
         return Err(present(audius, &req, e).into());
     }
-    let mut bytes = web::BytesMut::new();
-    while let Some(chunk) = body.next().await {
-        let chunk =
-            chunk.map_err(|e| invalid(format!("The callback body could not be read: {e}")))?;
-        if bytes.len() + chunk.len() > MAX_CALLBACK_BODY {
+    // Bounded in size and in time: a body that trickles (or never comes) is cut off.
+    let deadline = audius.inner.callback_body_timeout;
+    let read = async {
+        let mut bytes = web::BytesMut::new();
+        while let Some(chunk) = body.next().await {
+            let chunk =
+                chunk.map_err(|e| invalid(format!("The callback body could not be read: {e}")))?;
+            if bytes.len() + chunk.len() > MAX_CALLBACK_BODY {
+                return Err(present(
+                    audius,
+                    &req,
+                    AudiusLoginError::new(
+                        LoginErrorKind::TokenTooLarge,
+                        format!("The callback body is over {MAX_CALLBACK_BODY} bytes."),
+                    ),
+                ));
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        Ok(bytes)
+    };
+    let bytes = match tokio::time::timeout(deadline, read).await {
+        Ok(read) => read?,
+        Err(_) => {
             return Err(present(
                 audius,
                 &req,
                 AudiusLoginError::new(
-                    LoginErrorKind::TokenTooLarge,
-                    format!("The callback body is over {MAX_CALLBACK_BODY} bytes."),
+                    LoginErrorKind::CallbackTimeout,
+                    format!(
+                        "The callback body did not arrive within {} s.",
+                        deadline.as_secs_f64()
+                    ),
                 ),
             )
             .into());
         }
-        bytes.extend_from_slice(&chunk);
-    }
+    };
     let content_type = req.content_type().to_ascii_lowercase();
     let (params, answer) = if content_type == "application/json" {
         let params: CallbackParams = serde_json::from_slice(&bytes)
@@ -188,7 +209,7 @@ async fn finish(
                 no_session,
                 e,
             );
-            tracing::info!(code = e.code(), error = %e, "Audius login refused");
+            tracing::info!(code = e.code(), error = %e.for_log(), "Audius login refused");
             let e = if answer == Answer::Json {
                 e
             } else {

@@ -93,7 +93,13 @@ impl LocalVerifier {
             // requests).
             Some(error) => self.directory.cached_managers(id).ok_or(error)?,
         };
-        let grants = || managers.iter().filter(|grant| grant.grantee == signer);
+        // Grants of this signer for this user (a grant naming another user vouches for nobody
+        // here, whatever list it came in).
+        let grants = || {
+            managers.iter().filter(|grant| {
+                grant.grantee == signer && grant.user_id.is_none_or(|user| user == id)
+            })
+        };
         if grants().any(ManagerGrant::is_active) {
             tracing::debug!(%signer, user_id = id.get(), "token signed by an approved manager");
             return Ok(user);

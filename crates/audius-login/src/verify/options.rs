@@ -178,12 +178,16 @@ impl VerifyOptions {
         };
         match &found {
             Some(key) if key == expected => Ok(()),
-            Some(key) => Err(Error::AudienceMismatch {
-                message: format!(
-                    "the token was approved for another app (apiKey {key}), not this one"
-                ),
-                found: Some(key.chars().take(64).collect()),
-            }),
+            Some(key) => {
+                // The token's text: quoted (escaped) and cut, as it reaches logs.
+                let found: String = key.chars().take(64).collect();
+                Err(Error::AudienceMismatch {
+                    message: format!(
+                        "the token was approved for another app (apiKey {found:?}), not this one"
+                    ),
+                    found: Some(found),
+                })
+            }
             None => Err(Error::AudienceMismatch {
                 message: "the token carries no apiKey: it was not approved for this app".into(),
                 found: None,

@@ -151,6 +151,9 @@ pub struct ManagerGrant {
     pub grantee: Wallet,
     /// The manager's user id, when given.
     pub manager_id: Option<UserId>,
+    /// The managed user (`grant.user_id`), when given: a grant vouches only for the user it
+    /// names.
+    pub user_id: Option<UserId>,
     /// `grant.is_approved`.
     pub is_approved: bool,
     /// `grant.is_revoked`.
@@ -174,6 +177,9 @@ impl ManagerGrant {
             grantee,
             manager_id: manager
                 .and_then(|m| m.get("id"))
+                .and_then(|id| UserId::from_json(id).ok()),
+            user_id: grant
+                .get("user_id")
                 .and_then(|id| UserId::from_json(id).ok()),
             is_approved: grant.get("is_approved").and_then(Value::as_bool) == Some(true),
             is_revoked: grant.get("is_revoked").and_then(Value::as_bool) != Some(false),
