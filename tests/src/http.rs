@@ -35,6 +35,16 @@ pub fn client_with_jar() -> (Client, Arc<Jar>) {
     (client, jar)
 }
 
+/// The cookie named `name` a response sets, as `name=value`.
+pub fn set_cookie(res: &Response, name: &str) -> Option<String> {
+    res.headers()
+        .get_all(reqwest::header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with(&format!("{name}=")))
+        .map(|v| v.split(';').next().unwrap_or_default().to_owned())
+}
+
 /// The `Location` of a redirect.
 ///
 /// # Panics

@@ -10,21 +10,11 @@ use actix_audius_login_testing::TestServer;
 use actix_session::storage::RedisSessionStore;
 use actix_web::cookie::Key;
 use audius_login_e2e::app::{SESSION_COOKIE, app, sessions};
-use audius_login_e2e::http::{approve, location};
+use audius_login_e2e::http::{self, approve, location};
 use audius_login_e2e::redis::RedisServer;
 use audius_sandbox::Sandbox;
-use reqwest::header::{ACCEPT, COOKIE, SET_COOKIE};
+use reqwest::header::{ACCEPT, COOKIE};
 use reqwest::redirect::Policy;
-
-/// The session cookie a response sets, as `name=value`.
-fn set_cookie(res: &reqwest::Response) -> Option<String> {
-    res.headers()
-        .get_all(SET_COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|v| v.starts_with(&format!("{SESSION_COOKIE}=")))
-        .map(|v| v.split(';').next().unwrap_or_default().to_owned())
-}
 
 fn bare() -> reqwest::Client {
     reqwest::Client::builder()
@@ -83,7 +73,7 @@ async fn a_planted_session_id_is_not_signed_in_when_the_victim_logs_in() {
         .await
         .expect("login route");
     assert_eq!(res.status(), 302);
-    let planted = set_cookie(&res).expect("a session id");
+    let planted = http::set_cookie(&res, SESSION_COOKIE).expect("a session id");
 
     // The victim's browser carries the planted id through a whole login.
     let victim = bare();
@@ -94,7 +84,7 @@ async fn a_planted_session_id_is_not_signed_in_when_the_victim_logs_in() {
         .await
         .expect("login route");
     assert_eq!(res.status(), 302);
-    let cookie = set_cookie(&res).unwrap_or_else(|| planted.clone());
+    let cookie = http::set_cookie(&res, SESSION_COOKIE).unwrap_or_else(|| planted.clone());
     let page = location(&res);
     let callback = approve(&victim, &page, "listener").await;
     let res = victim
@@ -104,7 +94,7 @@ async fn a_planted_session_id_is_not_signed_in_when_the_victim_logs_in() {
         .await
         .expect("callback");
     assert_eq!(res.status(), 302, "the victim signs in");
-    let signed_in = set_cookie(&res).expect("a session cookie at sign-in");
+    let signed_in = http::set_cookie(&res, SESSION_COOKIE).expect("a session cookie at sign-in");
     assert_ne!(signed_in, planted, "the session id is renewed at sign-in");
     assert_eq!(who(&server, &signed_in).await.as_deref(), Some("listener"));
     assert_eq!(

@@ -15,8 +15,9 @@ use audius_login::token::{decode_segment, encode_segment};
 use audius_login::{PreparedToken, Token};
 use audius_sandbox::{DeveloperApp, Sandbox, TokenOverrides};
 use base64::Engine as _;
-use common::{SESSION_COOKIE, TestApp, sandbox, start_with};
-use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
+use common::attacker::set_cookie;
+use common::{TestApp, sandbox, start_with};
+use reqwest::header::{COOKIE, LOCATION};
 use reqwest::redirect::Policy;
 use serde_json::{Value, json};
 use url::Url;
@@ -440,16 +441,6 @@ async fn a_replayed_token_is_refused_before_any_request() {
 // ---------------------------------------------------------------------------------------------
 // A state works once, whatever the session store
 // ---------------------------------------------------------------------------------------------
-
-/// The session cookie a response sets, as `name=value`.
-fn set_cookie(res: &reqwest::Response) -> Option<String> {
-    res.headers()
-        .get_all(SET_COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|v| v.starts_with(&format!("{SESSION_COOKIE}=")))
-        .map(|v| v.split(';').next().unwrap().to_owned())
-}
 
 /// A client that sends exactly `cookie` (no jar): a browser replaying an old cookie.
 async fn callback_with_cookie(

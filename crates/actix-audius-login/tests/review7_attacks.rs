@@ -13,32 +13,12 @@ use std::time::{Duration, Instant};
 
 use actix_audius_login::{AudiusLogin, Limits, ResponseMode};
 use audius_sandbox::TokenOverrides;
-use common::attacker::{answer, begin, browser, mint};
-use common::{SESSION_COOKIE, TestApp, sandbox, start_with};
-use reqwest::header::{ACCEPT, CONTENT_TYPE, COOKIE, LOCATION, SET_COOKIE};
-use reqwest::redirect::Policy;
+use common::attacker::{answer, bare_client, begin, browser, mint, set_cookie};
+use common::{TestApp, sandbox, start_with};
+use reqwest::header::{ACCEPT, CONTENT_TYPE, COOKIE, LOCATION};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use url::Url;
-
-/// The session cookie a response sets, as `name=value`.
-fn set_cookie(res: &reqwest::Response) -> Option<String> {
-    res.headers()
-        .get_all(SET_COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|v| v.starts_with(&format!("{SESSION_COOKIE}=")))
-        .map(|v| v.split(';').next().unwrap().to_owned())
-}
-
-/// A client without a cookie jar: it sends exactly the cookie it is told to.
-fn bare_client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(Policy::none())
-        .timeout(Duration::from_secs(20))
-        .build()
-        .unwrap()
-}
 
 fn origin_of(app: &TestApp) -> String {
     app.audius.redirect_uri().origin().ascii_serialization()

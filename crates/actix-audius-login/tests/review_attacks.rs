@@ -18,9 +18,9 @@ use audius_login::token::{decode_segment, encode_segment};
 use audius_login::{ApiClient, LocalVerifier, Token, UserDirectory, VerifyOptions};
 use audius_sandbox::{Fault, TokenOverrides};
 use base64::Engine as _;
-use common::attacker::{answer, browser, mint};
-use common::{SESSION_COOKIE, TestApp, sandbox, start_with};
-use reqwest::header::{LOCATION, SET_COOKIE};
+use common::attacker::{answer, browser, mint, set_cookie};
+use common::{TestApp, sandbox, start_with};
+use reqwest::header::LOCATION;
 use serde_json::{Value, json};
 use url::Url;
 
@@ -773,16 +773,6 @@ async fn a_use_that_fails_upstream_records_nothing_and_the_token_still_works_onc
 // =============================================================================================
 // Held: the pending attempts and the cookie
 // =============================================================================================
-
-/// The session cookie, as `name=value`, a response sets.
-fn set_cookie(res: &reqwest::Response) -> Option<String> {
-    res.headers()
-        .get_all(SET_COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|v| v.starts_with(&format!("{SESSION_COOKIE}=")))
-        .map(|v| v.split(';').next().unwrap().to_owned())
-}
 
 /// The 1,536-byte bound is on the pending list's own JSON; in a cookie store it is escaped once
 /// more (each of its quotes doubles), encrypted and base64-encoded. With many small attempts

@@ -21,6 +21,26 @@ pub fn browser() -> reqwest::Client {
         .unwrap()
 }
 
+/// A client without a cookie jar (it sends exactly the cookie it is told to), redirects not
+/// followed.
+pub fn bare_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(Policy::none())
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap()
+}
+
+/// The session cookie a response sets, as `name=value`.
+pub fn set_cookie(res: &reqwest::Response) -> Option<String> {
+    res.headers()
+        .get_all(reqwest::header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with(&format!("{}=", super::SESSION_COOKIE)))
+        .map(|v| v.split(';').next().unwrap_or_default().to_owned())
+}
+
 /// Starts a login in `client`'s session; returns the state.
 pub async fn begin(app: &TestApp, client: &reqwest::Client) -> String {
     let res = client
