@@ -1,0 +1,376 @@
+//! An eighth independent review (main at 6e227f6) of review 7's fixes: the POST callback's
+//! body deadline (`Limits::callback_body_timeout`) and the refusal's log line
+//! (`AudiusLoginError::for_log`). Written as the attacker's tests, end to end through the real
+//! routes on a real server and a real sandbox.
+//!
+//! Tests marked FINDING assert the promised behaviour and FAIL on the code they were written
+//! against; the others are defences that held, kept because the suite lacked their case.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use actix_audius_login::{Flow, Limits, ResponseMode};
+use common::attacker::{begin, browser};
+use common::{TestApp, sandbox, start_with};
+use reqwest::header::ACCEPT;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::TcpStream;
+
+const APP_KEY: &str = "c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00";
+
+fn addr_of(app: &TestApp) -> String {
+    format!(
+        "{}:{}",
+        app.base.host_str().unwrap(),
+        app.base.port().unwrap()
+    )
+}
+
+fn origin_of(app: &TestApp) -> String {
+    app.audius.redirect_uri().origin().ascii_serialization()
+}
+
+/// Reads from `read` until the server closes the connection or `patience` passes; gives what
+/// was read and whether the server closed it.
+async fn read_until_closed(
+    read: &mut tokio::net::tcp::OwnedReadHalf,
+    patience: Duration,
+) -> (String, bool) {
+    let mut all = Vec::new();
+    let deadline = tokio::time::Instant::now() + patience;
+    let mut buf = [0u8; 4096];
+    loop {
+        match tokio::time::timeout_at(deadline, read.read(&mut buf)).await {
+            Ok(Ok(0) | Err(_)) => return (String::from_utf8_lossy(&all).into_owned(), true),
+            Ok(Ok(n)) => all.extend_from_slice(&buf[..n]),
+            Err(_) => return (String::from_utf8_lossy(&all).into_owned(), false),
+        }
+    }
+}
+
+/// A POST to the callback that declares `framing` (a header line) and then sends `body_step`
+/// every `every`, for ever (until the server closes). Answers the server's bytes once it has
+/// closed the connection, how long that took, or `None` if it still held it after `patience`.
+async fn slow_post(
+    app: &TestApp,
+    path: &str,
+    framing: &str,
+    body_step: &'static [u8],
+    every: Duration,
+    patience: Duration,
+) -> (Duration, String, bool) {
+    let addr = addr_of(app);
+    let stream = TcpStream::connect(&addr).await.unwrap();
+    let (mut read, mut write) = stream.into_split();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nOrigin: {}\r\nContent-Type: application/json\r\n\
+         Accept: application/json\r\n{framing}\r\n\r\n",
+        origin_of(app)
+    );
+    write.write_all(head.as_bytes()).await.unwrap();
+    let writer = tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(every).await;
+            if write.write_all(body_step).await.is_err() {
+                return;
+            }
+        }
+    });
+    let started = Instant::now();
+    let (answer, closed) = read_until_closed(&mut read, patience).await;
+    writer.abort();
+    (started.elapsed(), answer, closed)
+}
+
+// FINDING (medium): after the `408 callback_timeout`, a chunked body that keeps trickling holds
+// the connection for as long as the client trickles (still held after 15 s with a 2 s limit;
+// the `Content-Length` cases close about a second after the answer).
+//
+// Promise (review 7's fix): "no callback request can hold a connection/handler longer than
+// `callback_body_timeout` by being slow". The handler is freed at the deadline
+// (crates/actix-audius-login/src/routes/callback.rs, `callback_post_handler`, the
+// `tokio::time::timeout(deadline, read)`), but its 408 is an ordinary keep-alive response:
+// actix-http 3.20 (`h1/dispatcher.rs`, `should_close_for_unread_payload` and the read loop's
+// "drain/discard mode") keeps reading and discarding a dropped *chunked* payload to reuse the
+// connection, with no timer (keep-alive starts only once the payload is drained). So the
+// slow-loris review 7 found still holds one connection per attacker socket, for a byte every
+// 200 ms, toward `max_connections`.
+//
+// Fix: answer the 408 (and the 413 of an oversized body, and any refusal before the body was
+// read) with `Connection: close` (`HttpResponse::build(..).force_close()`, or
+// `res.head_mut().set_connection_type(ConnectionType::Close)`), so the dispatcher closes the
+// connection after writing it instead of draining the rest.
+//
+/// The deadline is on the whole body, not on each read: a chunked body that trickles one
+/// small chunk every 200 ms (never idle for long, never over the size cap), or a
+/// `Content-Length` far beyond the cap that is never sent, is answered `408` at the deadline,
+/// and the connection is closed after it, never held on for the body's rest.
+#[actix_web::test]
+async fn chunked_trickles_and_huge_lengths_are_cut_at_the_deadline_and_the_connection_closed() {
+    let limit = Duration::from_secs(2);
+    let app = start_with(sandbox().await, ResponseMode::Fragment, move |b| {
+        b.limits(Limits {
+            callback_body_timeout: limit,
+            ..Limits::default()
+        })
+    })
+    .await;
+    let path = app.audius.redirect_uri().path().to_owned();
+    let patience = Duration::from_secs(15);
+    let (chunked, huge, small_length) = futures_util::future::join3(
+        slow_post(
+            &app,
+            &path,
+            "Transfer-Encoding: chunked",
+            b"1\r\n \r\n",
+            Duration::from_millis(200),
+            patience,
+        ),
+        slow_post(
+            &app,
+            &path,
+            "Content-Length: 99999999999",
+            b"",
+            Duration::from_millis(500),
+            patience,
+        ),
+        // A body that keeps coming after the deadline: the server must not read it for ever
+        // (to reuse the connection) once it has answered.
+        slow_post(
+            &app,
+            &path,
+            "Content-Length: 60000",
+            b"          ",
+            Duration::from_millis(100),
+            patience,
+        ),
+    )
+    .await;
+    let cases = [
+        ("chunked trickle", chunked),
+        ("huge Content-Length", huge),
+        ("trickle within the size cap", small_length),
+    ];
+    for (case, (after, answer, closed)) in &cases {
+        println!(
+            "{case}: closed={closed} after {after:?}; answered {:?}",
+            answer.lines().next()
+        );
+    }
+    for (case, (after, answer, closed)) in cases {
+        assert!(
+            answer.starts_with("HTTP/1.1 408") && answer.contains("callback_timeout"),
+            "{case}: {answer}"
+        );
+        assert!(
+            closed,
+            "{case}: the connection was still held {patience:?} after the request began"
+        );
+        assert!(after < limit + Duration::from_secs(5), "{case}: {after:?}");
+    }
+}
+
+/// A request with a chunked body that trickles, sent to `method path` (a route that reads no
+/// body); the server's bytes once it closed the connection (or after `patience`), how long that
+/// took and whether it closed it.
+async fn chunked_trickle_to(
+    app: &TestApp,
+    method: &str,
+    path: &str,
+    patience: Duration,
+) -> (Duration, String, bool) {
+    let addr = addr_of(app);
+    let stream = TcpStream::connect(&addr).await.unwrap();
+    let (mut read, mut write) = stream.into_split();
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nOrigin: {}\r\nAccept: application/json\r\n\
+         Transfer-Encoding: chunked\r\n\r\n",
+        origin_of(app)
+    );
+    write.write_all(head.as_bytes()).await.unwrap();
+    let writer = tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            if write.write_all(b"1\r\n \r\n").await.is_err() {
+                return;
+            }
+        }
+    });
+    let started = Instant::now();
+    let (answer, closed) = read_until_closed(&mut read, patience).await;
+    writer.abort();
+    (started.elapsed(), answer, closed)
+}
+
+// FINDING (medium), the same root cause as the test above, on the crate's other routes: the
+// GET callback, the login route and the logout route answer without reading a body, and a
+// chunked body that trickles then holds the connection for as long as the client trickles
+// (actix-http drains a dropped chunked payload with no timer before it starts keep-alive).
+// Fix: answer these routes (and every refusal that leaves a body unread) with
+// `Connection: close` (`HttpResponseBuilder::force_close`), or refuse a body on them.
+#[actix_web::test]
+async fn a_trickling_chunked_body_on_the_other_routes_does_not_hold_the_connection() {
+    let app = start_with(sandbox().await, ResponseMode::Fragment, |b| b).await;
+    let patience = Duration::from_secs(12);
+    let paths = app.audius.paths().clone();
+    let callback = app.audius.redirect_uri().path().to_owned();
+    let (get_callback, login, logout) = futures_util::future::join3(
+        chunked_trickle_to(
+            &app,
+            "GET",
+            &format!("{callback}?state=x&token=y"),
+            patience,
+        ),
+        chunked_trickle_to(&app, "GET", &paths.login, patience),
+        chunked_trickle_to(&app, "POST", &paths.logout, patience),
+    )
+    .await;
+    let cases = [
+        ("GET callback", get_callback),
+        ("login", login),
+        ("logout", logout),
+    ];
+    for (case, (after, answer, closed)) in &cases {
+        println!(
+            "{case}: closed={closed} after {after:?}; answered {:?}",
+            answer.lines().next()
+        );
+    }
+    for (case, (_, answer, closed)) in cases {
+        assert!(answer.starts_with("HTTP/1.1 "), "{case}: answered {answer}");
+        assert!(
+            closed,
+            "{case}: the connection was still held {patience:?} after the answer"
+        );
+    }
+}
+
+/// After a `408`, the bytes the slow client sends next on the same connection are never read
+/// as a new request (no request smuggled in a cut-off body): a `GET /me` written as the
+/// "rest of the body" is not answered.
+#[actix_web::test]
+async fn a_request_written_after_a_cut_off_body_is_not_served_on_that_connection() {
+    let limit = Duration::from_secs(1);
+    let app = start_with(sandbox().await, ResponseMode::Fragment, move |b| {
+        b.limits(Limits {
+            callback_body_timeout: limit,
+            ..Limits::default()
+        })
+    })
+    .await;
+    let addr = addr_of(&app);
+    let stream = TcpStream::connect(&addr).await.unwrap();
+    let (mut read, mut write) = stream.into_split();
+    let head = format!(
+        "POST {} HTTP/1.1\r\nHost: {addr}\r\nOrigin: {}\r\nContent-Type: application/json\r\n\
+         Accept: application/json\r\nContent-Length: 300\r\n\r\n",
+        app.audius.redirect_uri().path(),
+        origin_of(&app)
+    );
+    write.write_all(head.as_bytes()).await.unwrap();
+    let mut buf = [0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(10), read.read(&mut buf))
+        .await
+        .expect("answered in time")
+        .unwrap();
+    let first = String::from_utf8_lossy(&buf[..n]).into_owned();
+    assert!(first.starts_with("HTTP/1.1 408"), "{first}");
+    // The "body" the client now sends is a request of its own.
+    let smuggled = format!("GET /me HTTP/1.1\r\nHost: {addr}\r\nAccept: application/json\r\n\r\n");
+    let _ = write.write_all(smuggled.as_bytes()).await;
+    let (rest, _) = read_until_closed(&mut read, Duration::from_secs(3)).await;
+    assert!(
+        !rest.contains("HTTP/1.1"),
+        "bytes sent as the body of a cut-off callback were served as a request: {rest}"
+    );
+}
+
+// =============================================================================================
+// What a refused callback writes to the app's log
+// =============================================================================================
+
+#[derive(Clone, Default)]
+struct Sink(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Sink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+// FINDING (low): a refused callback's log line still carries the client's Unicode line
+// separators (U+2028, U+2029) and bidi overrides (U+202E) as they are.
+//
+// Promise (review 7's fix): "no attacker-supplied value reaches any log line unescaped".
+// `AudiusLoginError::for_log` (crates/actix-audius-login/src/error.rs, `for_log`) escapes only
+// `char::is_control` (category Cc: `\n`, `\r`, ESC, U+0085); U+2028/U+2029 (Zl/Zp) are line
+// breaks to JSON-log viewers, JavaScript consoles and many log UIs, and U+202E/U+2066..U+2069
+// (Cf) reorder what an operator reads (a "Trojan Source" line: `user_id=1` displayed where
+// another id is written). The code flow's `error_description` (any text the browser sends, cut
+// to 500 then 300 characters) reaches the "Audius login refused" event this way; so would any
+// message that quotes client text unquoted.
+//
+// Fix: escape with `char::escape_debug` semantics (Rust's `{:?}` escapes every non-printable
+// and format character: Cc, Cf, Zl, Zp), i.e. `text.extend(c.escape_debug())` for
+// `!c.is_alphanumeric() && (c.is_control() || is_format_or_separator(c))`, or simply log the
+// message as `{:?}`.
+#[actix_web::test]
+async fn a_code_flow_error_description_cannot_break_or_reorder_a_log_line() {
+    let sink = Sink::default();
+    let writer = sink.clone();
+    tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_env_filter("info")
+        .with_ansi(false)
+        .init();
+    let sandbox = std::sync::Arc::new(
+        audius_sandbox::Sandbox::builder()
+            .app(audius_sandbox::DeveloperApp::new("Review", APP_KEY, Vec::new()).unwrap())
+            .start()
+            .await
+            .unwrap(),
+    );
+    let app = start_with(sandbox, ResponseMode::Query, |b| {
+        b.flow(Flow::AuthorizationCode).api_key(APP_KEY)
+    })
+    .await;
+    let client = browser();
+    let state = begin(&app, &client).await;
+    let forged = "INFO actix_audius_login::routes::callback: signed in with Audius user_id=1";
+    for separator in ['\u{2028}', '\u{2029}', '\u{0085}', '\u{202E}'] {
+        let description = format!("denied{separator}{forged}");
+        let mut url = app.url(app.audius.redirect_uri().path());
+        url.query_pairs_mut()
+            .append_pair("state", &state)
+            .append_pair("error", "access_denied")
+            .append_pair("error_description", &description);
+        let res = client
+            .get(url)
+            .header(ACCEPT, "application/json")
+            .send()
+            .await
+            .unwrap();
+        assert!(res.status().is_client_error(), "{}", res.status());
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let log = String::from_utf8(sink.0.lock().unwrap().clone()).unwrap();
+    let refusals: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("Audius login refused"))
+        .collect();
+    assert!(!refusals.is_empty(), "the refusals are logged:\n{log}");
+    for separator in ['\u{2028}', '\u{2029}', '\u{0085}', '\u{202E}'] {
+        assert!(
+            !log.contains(separator),
+            "the client's U+{:04X} reached the log as it is: {:?}",
+            separator as u32,
+            log.lines().find(|l| l.contains(separator))
+        );
+    }
+}
