@@ -374,3 +374,175 @@ async fn a_code_flow_error_description_cannot_break_or_reorder_a_log_line() {
         );
     }
 }
+
+// =============================================================================================
+// A manager grant vouches only for the user it names (`grant.user_id`)
+// =============================================================================================
+
+mod grants {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use actix_web::{App, HttpResponse, HttpServer, web};
+    use audius_login::token::wallet_of_secret_key;
+    use audius_login::{ApiClient, Error, LocalVerifier, Token, UserId, Verifier as _, Wallet};
+    use serde_json::{Value, json};
+
+    const OWNER_KEY: [u8; 32] = [0x11; 32];
+    const MANAGER_KEY: [u8; 32] = [0x22; 32];
+    const USER: u64 = 44;
+
+    fn wallet(key: &[u8; 32]) -> Wallet {
+        wallet_of_secret_key(key).unwrap()
+    }
+
+    fn user_json(user: u64, wallet: Wallet) -> Value {
+        json!({
+            "id": UserId::new(user).hashid(),
+            "handle": "alice",
+            "name": "Alice",
+            "is_verified": false,
+            "wallet": wallet.to_string(),
+            "erc_wallet": wallet.to_string(),
+            "follower_count": 3,
+        })
+    }
+
+    /// A token of `USER` signed by `key`.
+    fn token(key: &[u8; 32]) -> String {
+        let id = UserId::new(USER).hashid();
+        let claims = json!({
+            "userId": id,
+            "email": "alice@example.com",
+            "name": "Alice",
+            "handle": "alice",
+            "verified": false,
+            "apiKey": null,
+            "sub": id,
+            "iat": time_now(),
+        });
+        Token::sign(claims.as_object().unwrap(), key).unwrap()
+    }
+
+    fn time_now() -> i64 {
+        i64::try_from(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs(),
+        )
+        .unwrap()
+    }
+
+    /// A stub Audius API: `USER` (the owner's wallet) and `USER`'s manager list, one grant to
+    /// the manager's wallet whose `grant.user_id` is `named`.
+    async fn directory(named: Value) -> (String, actix_web::dev::ServerHandle) {
+        let named = Arc::new(named);
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let server = HttpServer::new(move || {
+            let named = named.clone();
+            App::new().route(
+                "/v1/users/{rest:.*}",
+                web::get().to(move |rest: web::Path<String>| {
+                    let named = named.clone();
+                    async move {
+                        let rest = rest.into_inner();
+                        let user = UserId::new(USER).hashid();
+                        if rest == format!("{user}/managers") {
+                            return HttpResponse::Ok().json(json!({"data": [{
+                                "manager": user_json(8, wallet(&MANAGER_KEY)),
+                                "grant": {
+                                    "user_id": *named,
+                                    "grantee_address": wallet(&MANAGER_KEY).to_string(),
+                                    "is_approved": true,
+                                    "is_revoked": false,
+                                    "created_at": "2025-01-01T00:00:00Z",
+                                    "updated_at": "2025-01-01T00:00:00Z"
+                                }
+                            }]}));
+                        }
+                        if rest == user {
+                            return HttpResponse::Ok()
+                                .json(json!({"data": user_json(USER, wallet(&OWNER_KEY))}));
+                        }
+                        HttpResponse::NotFound().json(json!({"error": "User not found"}))
+                    }
+                }),
+            )
+        })
+        .workers(1)
+        .disable_signals()
+        .listen(listener)
+        .unwrap()
+        .run();
+        let handle = server.handle();
+        actix_web::rt::spawn(server);
+        (url, handle)
+    }
+
+    async fn verify_with_grant_naming(named: Value) -> Result<(), Error> {
+        let (url, server) = directory(named).await;
+        let client = ApiClient::builder()
+            .timeout(Duration::from_secs(5))
+            .base_url(url::Url::parse(&url).unwrap())
+            .build()
+            .unwrap();
+        let result = LocalVerifier::new(client)
+            .verify(&token(&MANAGER_KEY))
+            .await
+            .map(|_| ());
+        server.stop(false).await;
+        result
+    }
+
+    // FINDING (low): a grant that names another user in a form the verifier cannot read
+    // (`grant.user_id` a number of 2^31 or more, `""`, an object, a malformed hashid) vouches
+    // for the token's user, as a grant that names nobody does.
+    //
+    // Promise (review 7's fix): "a manager grant vouches only for the user it names"; the
+    // threat is the one review 7's test names: "a manager list that carries another user's
+    // grant (an answer mixed up on the way, a cache keyed wrongly)". Root cause:
+    // crates/audius-login/src/verify/profile.rs, `ManagerGrant::from_json`: `user_id:
+    // grant.get("user_id").and_then(|id| UserId::from_json(id).ok())` folds "absent" and
+    // "present but unreadable" into `None`, and crates/audius-login/src/verify/local.rs
+    // (`check_signer`, `grant.user_id.is_none_or(|user| user == id)`) reads `None` as "this
+    // list's user": fail-open.
+    //
+    // Fix: keep the two apart (e.g. `user_id: Option<Result<UserId, ()>>`, or a `names_user:
+    // GrantSubject::{Unnamed, User(id), Unreadable}`) and let an unreadable `user_id` vouch for
+    // nobody (treat it as another user's grant).
+    #[actix_web::test]
+    async fn a_grant_naming_an_unreadable_user_vouches_for_nobody() {
+        // Control: a grant of this user vouches; one of another (readable) user does not.
+        assert!(
+            verify_with_grant_naming(json!(UserId::new(USER).hashid()))
+                .await
+                .is_ok(),
+            "the user's own grant vouches"
+        );
+        assert!(
+            verify_with_grant_naming(json!(UserId::new(USER + 1).hashid()))
+                .await
+                .is_err(),
+            "another user's grant vouches for nobody"
+        );
+        let mut vouched = Vec::new();
+        for named in [
+            json!(2_147_483_692_u64), // out of range (USER + 2^31)
+            json!(""),
+            json!("not a hashid!"),
+            json!({"id": UserId::new(USER + 1).hashid()}),
+            json!(-1),
+            json!(45.5),
+        ] {
+            if verify_with_grant_naming(named.clone()).await.is_ok() {
+                vouched.push(named);
+            }
+        }
+        assert!(
+            vouched.is_empty(),
+            "grants naming a user the verifier cannot read vouched for user {USER}: {vouched:?}"
+        );
+    }
+}
