@@ -294,6 +294,22 @@ async fn a_request_written_after_a_cut_off_body_is_not_served_on_that_connection
 #[derive(Clone, Default)]
 struct Sink(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
 
+/// The log of this test binary (every test's events): installed once.
+fn log_sink() -> Sink {
+    static SINK: std::sync::OnceLock<Sink> = std::sync::OnceLock::new();
+    SINK.get_or_init(|| {
+        let sink = Sink::default();
+        let writer = sink.clone();
+        tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_env_filter("info")
+            .with_ansi(false)
+            .init();
+        sink
+    })
+    .clone()
+}
+
 impl std::io::Write for Sink {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         self.0.lock().unwrap().extend_from_slice(buf);
@@ -322,13 +338,7 @@ impl std::io::Write for Sink {
 // message as `{:?}`.
 #[actix_web::test]
 async fn a_code_flow_error_description_cannot_break_or_reorder_a_log_line() {
-    let sink = Sink::default();
-    let writer = sink.clone();
-    tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
-        .with_env_filter("info")
-        .with_ansi(false)
-        .init();
+    let sink = log_sink();
     let sandbox = std::sync::Arc::new(
         audius_sandbox::Sandbox::builder()
             .app(audius_sandbox::DeveloperApp::new("Review", APP_KEY, Vec::new()).unwrap())
@@ -373,6 +383,62 @@ async fn a_code_flow_error_description_cannot_break_or_reorder_a_log_line() {
             log.lines().find(|l| l.contains(separator))
         );
     }
+}
+
+// FINDING (low): with `ProfileSource::TokenClaims`, a user who signs their own token (any
+// account's owner holds its wallet key) writes a log line of their choosing: the
+// "signed in with Audius" event logs the token's `handle` claim as it is, newlines included
+// and unbounded.
+//
+// Promise (review 7's fix): "no attacker-supplied value reaches any log line of this crate or
+// the core unescaped or unbounded". Root cause: crates/actix-audius-login/src/routes/callback.rs,
+// `finish`: `tracing::info!(user_id = user.id, handle = %user.handle, "signed in with Audius")`;
+// with `TokenClaims` the handle is "what the signer says" (crates/audius-login/src/token.rs,
+// `Claims`: `handle: text("handle")`, any text up to the token's 16 KiB). (With the default
+// `UserRecord` it is Audius' own record, whose handles Audius restricts.)
+//
+// Fix: log `handle = ?user.handle` cut to Audius' handle length (30), or escape it as
+// `for_log` should (see above); or refuse a claimed handle outside Audius' handle alphabet.
+#[actix_web::test]
+async fn a_self_signed_handle_claim_cannot_forge_a_log_line() {
+    let sink = log_sink();
+    let app = start_with(sandbox().await, ResponseMode::Query, |b| {
+        b.verify_options(
+            actix_audius_login::VerifyOptions::default()
+                .profile_source(audius_login::ProfileSource::TokenClaims),
+        )
+    })
+    .await;
+    let forged_record = "2026-11-30T15:00:00.000000Z  INFO actix_audius_login::routes::callback: \
+                         signed in with Audius user_id=1 handle=admin-forged";
+    let client = browser();
+    let state = begin(&app, &client).await;
+    // The listener's own key signs the token (the sandbox holds it, as the user's wallet does).
+    let token = common::attacker::mint(
+        &app,
+        "listener",
+        audius_sandbox::TokenOverrides::default().claim(
+            "handle",
+            serde_json::json!(format!("listener\n{forged_record}\n{}", "B".repeat(4000))),
+        ),
+    );
+    let res = client
+        .get(common::attacker::callback_url(&app, &state, &token))
+        .send()
+        .await
+        .unwrap();
+    let status = res.status().as_u16();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let log = String::from_utf8(sink.0.lock().unwrap().clone()).unwrap();
+    println!("the callback answered {status}");
+    assert!(
+        !log.lines().any(|l| l == forged_record),
+        "a self-signed handle wrote a log line of the user's choosing (callback: {status})"
+    );
+    assert!(
+        !log.contains(&"B".repeat(1000)),
+        "a self-signed handle wrote 4,000 bytes of padding to the log"
+    );
 }
 
 // =============================================================================================
