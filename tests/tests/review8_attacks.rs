@@ -530,3 +530,50 @@ async fn concurrent_drains_never_report_nothing_left_while_a_publication_is_unfi
          unrecorded"
     );
 }
+
+/// The Redis connection's background task (the driver of the `ConnectionManager`'s current
+/// connection) lives on the runtime that last (re)connected it: here A's worker, after Redis
+/// restarted. Then Redis refuses writes (out of memory) while A's refresh is at Audius: the
+/// new tokens are left unrecorded, A is stopped (its runtime, and the connection's driver on
+/// it, dropped) and the drain, on the test's runtime, must still reach Redis once it accepts
+/// writes again: the tokens are recorded and B adopts them.
+#[actix_web::test]
+async fn the_drain_reaches_redis_when_the_connection_was_made_on_the_stopped_worker() {
+    let mut w = world().await;
+    // Redis restarts: A's next command, on its worker, reconnects there.
+    w.redis.restart().await;
+    let [a, _] = &w.instances;
+    let (client, jar) = refresh::sign_in_across(
+        a.url("/auth/audius/login"),
+        PUBLIC_CALLBACK,
+        |path| a.url(path),
+        "listener",
+    )
+    .await;
+    let tokens = assert_newest(&w, &jar, 0);
+    refresh::slow_next_refresh(&w.sandbox, Duration::from_millis(1500));
+    w.clock.advance(EXPIRE);
+    let call = refresh::spawn_get_json(&client, w.instances[0].url("/audius/me"));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while refreshes(&w.sandbox) == 0 {
+        assert!(Instant::now() < deadline, "the refresh reached Audius");
+        actix_web::rt::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Redis now refuses every write.
+    w.redis.command(&["CONFIG", "SET", "maxmemory", "1"]).await;
+    let (status, body) = call.await.unwrap();
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(cookie_tokens(&w, &jar)["r"], tokens["r"]);
+    w.instances[0].stop().await;
+    assert_eq!(w.logins[0].drain(Duration::ZERO).await, 1);
+    w.redis.command(&["CONFIG", "SET", "maxmemory", "0"]).await;
+    assert_eq!(
+        w.logins[0].drain(Duration::from_secs(20)).await,
+        0,
+        "recorded through a connection made on the stopped worker"
+    );
+    let (status, body) = api_call(&client, &w.instances[1]).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(refreshes(&w.sandbox), 1, "adopted, not refreshed again");
+    assert_newest(&w, &jar, 1);
+}
