@@ -159,6 +159,26 @@ impl fmt::Display for LoginErrorKind {
 /// The most characters of an error's message a log line carries ([`AudiusLoginError::for_log`]).
 const LOGGED_MESSAGE_CHARS: usize = 300;
 
+/// `text` made safe for a log line, where it may come from a client or a token: at most
+/// `max_chars` characters (then `…`), and every character that is not printable escaped as
+/// `{:?}` does (`\n`, `\u{2028}`): control characters, line and paragraph separators, and
+/// format characters such as bidi overrides, which could break or reorder the line.
+pub(crate) fn loggable(text: &str, max_chars: usize) -> String {
+    let mut out = String::with_capacity(text.len().min(max_chars));
+    for c in text.chars().take(max_chars) {
+        let printable = matches!(c, '"' | '\'' | '\\') || c.escape_debug().len() == 1;
+        if printable {
+            out.push(c);
+        } else {
+            out.extend(c.escape_default());
+        }
+    }
+    if text.chars().nth(max_chars).is_some() {
+        out.push('…');
+    }
+    out
+}
+
 /// How an error answers: decided from the request when the error is made.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Presentation {
@@ -283,18 +303,11 @@ impl AudiusLoginError {
     /// at most [`LOGGED_MESSAGE_CHARS`] characters of the message (it may quote what the client
     /// sent, which must not forge log lines nor fill the log).
     pub(crate) fn for_log(&self) -> String {
-        let mut text = String::new();
-        for c in self.message().chars().take(LOGGED_MESSAGE_CHARS) {
-            if c.is_control() {
-                text.extend(c.escape_default());
-            } else {
-                text.push(c);
-            }
-        }
-        if self.message().chars().nth(LOGGED_MESSAGE_CHARS).is_some() {
-            text.push('…');
-        }
-        format!("{}: {text}", self.code())
+        format!(
+            "{}: {}",
+            self.code(),
+            loggable(self.message(), LOGGED_MESSAGE_CHARS)
+        )
     }
 
     /// The message shown to the client.

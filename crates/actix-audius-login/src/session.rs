@@ -257,12 +257,31 @@ impl StoredUser {
     }
 }
 
-/// Signs the user in: a new session id, no pending attempts, the user stored.
+/// Most bytes the signed-in user may take in the session, serialised: 2,048 (an Audius profile
+/// takes about 500). Its fields come from the token's claims with
+/// `ProfileSource::TokenClaims`, where a user signing their own token chooses them: without a
+/// bound, a profile of kilobytes would push a cookie session past what browsers keep (and
+/// actix-session's cookie store would answer `500`). Refused with `413 token_too_large`.
+pub(crate) const MAX_USER_BYTES: usize = 2048;
+
+/// Signs the user in: a new session id, no pending attempts, the user stored. A user over
+/// [`MAX_USER_BYTES`] is refused first, the session untouched.
 pub(crate) fn sign_in(session: &Session, user: &AudiusUser) -> Result<(), AudiusLoginError> {
+    let stored = StoredUser::new(user);
+    let size = serde_json::to_string(&stored).map_or(usize::MAX, |text| text.len());
+    if size > MAX_USER_BYTES {
+        return Err(AudiusLoginError::new(
+            LoginErrorKind::TokenTooLarge,
+            format!(
+                "The Audius profile is over {MAX_USER_BYTES} bytes: too large to keep in the \
+                 session."
+            ),
+        ));
+    }
     session.renew();
     session.remove(PENDING_KEY);
     session
-        .insert(USER_KEY, StoredUser::new(user))
+        .insert(USER_KEY, stored)
         .map_err(AudiusLoginError::from)
 }
 

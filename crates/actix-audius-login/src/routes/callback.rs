@@ -4,7 +4,7 @@
 use actix_session::SessionExt as _;
 use actix_web::http::header;
 use actix_web::web;
-use actix_web::{HttpMessage as _, HttpRequest, HttpResponse};
+use actix_web::{HttpMessage as _, HttpRequest, HttpResponse, ResponseError as _};
 use audius_login::defaults::MAX_CODE_LEN;
 use audius_login::replay::ReplayKey;
 use audius_login::{PreparedToken, RedirectUri};
@@ -12,10 +12,10 @@ use futures_util::StreamExt as _;
 use serde::{Deserialize, Serialize};
 use tracing::Instrument as _;
 
-use super::{first_param, no_store, present, same_origin};
+use super::{UnreadBody, first_param, no_store, present, same_origin};
 use crate::config::{Config, Flow, LoginEvent, ResponseMode};
 use crate::diagnose;
-use crate::error::{AudiusLoginError, LoginErrorKind};
+use crate::error::{AudiusLoginError, LoginErrorKind, loggable};
 use crate::metrics;
 use crate::pages;
 use crate::refresh::{self, StoredTokens, read_tokens};
@@ -25,6 +25,9 @@ use crate::user::AudiusUser;
 
 /// Largest callback body read: a token (16 KiB) and a state, with room for encoding.
 const MAX_CALLBACK_BODY: usize = 64 * 1024;
+/// The most characters of a handle the "signed in" log line carries (Audius' handles have 30 at
+/// most; one taken from a token's claims could have anything).
+const LOGGED_HANDLE_CHARS: usize = 64;
 
 /// What a callback carries: `state` and `token` (implicit flow), or `state` and `code`, or
 /// `state`, `error` and `error_description` (code flow).
@@ -111,6 +114,20 @@ pub(super) async fn callback_get_handler(
     }
 }
 
+/// Why the callback's body was not read.
+enum BodyRefusal {
+    /// Reading it failed (the connection is broken): nothing to keep.
+    Broken(AudiusLoginError),
+    /// It is too large or too slow: its rest is left unread.
+    LeftUnread(AudiusLoginError),
+}
+
+/// The answer to a callback refused before its body was read to the end: the body is kept with
+/// it, and the connection closed after it ([`UnreadBody`]).
+fn refuse_unread(e: AudiusLoginError, body: web::Payload) -> HttpResponse {
+    UnreadBody::close_with(body.into_inner(), e.error_response())
+}
+
 pub(super) async fn callback_post_handler(
     audius: &AudiusLogin,
     req: HttpRequest,
@@ -124,44 +141,41 @@ pub(super) async fn callback_post_handler(
         )
     };
     if let Err(e) = same_origin(audius, &req) {
-        return Err(present(audius, &req, e).into());
+        return Ok(refuse_unread(present(audius, &req, e), body));
     }
-    // Bounded in size and in time: a body that trickles (or never comes) is cut off.
+    // Bounded in size and in time: a body that trickles (or never comes) is cut off, and its
+    // rest is kept with the answer, which closes the connection (`UnreadBody`).
     let deadline = audius.inner.callback_body_timeout;
     let read = async {
         let mut bytes = web::BytesMut::new();
         while let Some(chunk) = body.next().await {
-            let chunk =
-                chunk.map_err(|e| invalid(format!("The callback body could not be read: {e}")))?;
+            let chunk = chunk.map_err(|e| {
+                BodyRefusal::Broken(invalid(format!("The callback body could not be read: {e}")))
+            })?;
             if bytes.len() + chunk.len() > MAX_CALLBACK_BODY {
-                return Err(present(
-                    audius,
-                    &req,
-                    AudiusLoginError::new(
-                        LoginErrorKind::TokenTooLarge,
-                        format!("The callback body is over {MAX_CALLBACK_BODY} bytes."),
-                    ),
-                ));
+                return Err(BodyRefusal::LeftUnread(AudiusLoginError::new(
+                    LoginErrorKind::TokenTooLarge,
+                    format!("The callback body is over {MAX_CALLBACK_BODY} bytes."),
+                )));
             }
             bytes.extend_from_slice(&chunk);
         }
         Ok(bytes)
     };
-    let bytes = match tokio::time::timeout(deadline, read).await {
-        Ok(read) => read?,
-        Err(_) => {
-            return Err(present(
-                audius,
-                &req,
-                AudiusLoginError::new(
-                    LoginErrorKind::CallbackTimeout,
-                    format!(
-                        "The callback body did not arrive within {} s.",
-                        deadline.as_secs_f64()
-                    ),
-                ),
-            )
-            .into());
+    let read = tokio::time::timeout(deadline, read).await.unwrap_or_else(|_| {
+        Err(BodyRefusal::LeftUnread(AudiusLoginError::new(
+            LoginErrorKind::CallbackTimeout,
+            format!(
+                "The callback body did not arrive within {} s.",
+                deadline.as_secs_f64()
+            ),
+        )))
+    });
+    let bytes = match read {
+        Ok(bytes) => bytes,
+        Err(BodyRefusal::Broken(e)) => return Err(e.into()),
+        Err(BodyRefusal::LeftUnread(e)) => {
+            return Ok(refuse_unread(present(audius, &req, e), body));
         }
     };
     let content_type = req.content_type().to_ascii_lowercase();
@@ -218,7 +232,12 @@ async fn finish(
             return Err(e.into());
         }
     };
-    tracing::info!(user_id = user.id, handle = %user.handle, "signed in with Audius");
+    // The handle may come from the token's claims (`ProfileSource::TokenClaims`): escaped.
+    tracing::info!(
+        user_id = user.id,
+        handle = %loggable(&user.handle, LOGGED_HANDLE_CHARS),
+        "signed in with Audius"
+    );
     let mut res = match answer {
         Answer::Found => HttpResponse::Found()
             .insert_header((header::LOCATION, return_to.as_str()))

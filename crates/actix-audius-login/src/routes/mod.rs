@@ -10,6 +10,13 @@
 mod callback;
 
 use actix_session::SessionExt as _;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use actix_web::body::{BodySize, BoxBody, MessageBody};
+use actix_web::web::Bytes;
+use actix_web::dev::{Payload, Service, ServiceRequest, ServiceResponse};
+use actix_web::http::ConnectionType;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::{Method, StatusCode};
 use actix_web::web::{self, ServiceConfig};
@@ -17,6 +24,7 @@ use actix_web::{HttpMessage as _, HttpRequest, HttpResponse};
 use audius_login::oauth::{AuthorizeUrl, PkceVerifier};
 use audius_login::return_to::sanitize_return_to;
 use audius_login::{LoginUrl, RedirectUri, State};
+use futures_util::future::LocalBoxFuture;
 
 use crate::config::{Flow, LogoutBehavior, ResponseMode};
 use crate::diagnose;
@@ -41,14 +49,17 @@ pub(crate) fn configure(this: AudiusLogin) -> impl FnOnce(&mut ServiceConfig) + 
             let callback_get = this.clone();
             let callback_post = this.clone();
             let logout = this.clone();
-            cfg.service(web::resource(c.paths.login.as_str()).route(web::get().to(
-                move |req: HttpRequest| {
-                    let a = login.clone();
-                    async move { start_login(&a, &req).map_err(|e| present(&a, &req, e)) }
-                },
-            )))
+            cfg.service(
+                web::resource(c.paths.login.as_str())
+                    .wrap_fn(close_if_body_left(BodyRead::Never))
+                    .route(web::get().to(move |req: HttpRequest| {
+                        let a = login.clone();
+                        async move { start_login(&a, &req).map_err(|e| present(&a, &req, e)) }
+                    })),
+            )
             .service(
                 web::resource(c.callback_path.as_str())
+                    .wrap_fn(close_if_body_left(BodyRead::ByPost))
                     .route(web::get().to(move |req: HttpRequest| {
                         let a = callback_get.clone();
                         async move { callback_get_handler(&a, req).await }
@@ -58,16 +69,18 @@ pub(crate) fn configure(this: AudiusLogin) -> impl FnOnce(&mut ServiceConfig) + 
                         async move { callback_post_handler(&a, req, body).await }
                     })),
             )
-            .service(web::resource(c.paths.logout.as_str()).route(web::post().to(
-                move |req: HttpRequest| {
-                    let a = logout.clone();
-                    async move {
-                        logout_handler(&a, &req)
-                            .await
-                            .map_err(|e| present(&a, &req, e))
-                    }
-                },
-            )))
+            .service(
+                web::resource(c.paths.logout.as_str())
+                    .wrap_fn(close_if_body_left(BodyRead::Never))
+                    .route(web::post().to(move |req: HttpRequest| {
+                        let a = logout.clone();
+                        async move {
+                            logout_handler(&a, &req)
+                                .await
+                                .map_err(|e| present(&a, &req, e))
+                        }
+                    })),
+            )
             .service(
                 web::resource(format!("{}/login.js", c.paths.assets)).route(web::get().to(
                     |req: HttpRequest| async move {
@@ -83,6 +96,95 @@ pub(crate) fn configure(this: AudiusLogin) -> impl FnOnce(&mut ServiceConfig) + 
                 )),
             );
         }
+    }
+}
+
+/// Which requests of a route have their body read to its end.
+#[derive(Debug, Clone, Copy)]
+enum BodyRead {
+    /// None (the body carries nothing the route uses).
+    Never,
+    /// By a `POST` (the callback's; its refusals that leave it unread keep it themselves).
+    ByPost,
+}
+
+/// An answer's body that keeps the request's unread body until it is sent, so that actix-web
+/// closes the connection after the answer. actix-web reads (and throws away) what is left of a
+/// *dropped* chunked body to reuse the connection, with no deadline: a body trickling a byte
+/// now and then would hold the connection for ever after the answer (found by review 8). A
+/// request body still held when the answer's body ends makes it close the connection instead.
+pub(crate) struct UnreadBody {
+    answer: BoxBody,
+    _unread: Payload,
+}
+
+impl UnreadBody {
+    /// `res`, keeping `unread` until it is sent, with `Connection: close`.
+    pub(crate) fn close_with(unread: Payload, mut res: HttpResponse) -> HttpResponse {
+        res.head_mut().set_connection_type(ConnectionType::Close);
+        res.map_body(|_, answer| {
+            BoxBody::new(UnreadBody {
+                answer,
+                _unread: unread,
+            })
+        })
+    }
+}
+
+impl MessageBody for UnreadBody {
+    type Error = Box<dyn std::error::Error>;
+
+    fn size(&self) -> BodySize {
+        self.answer.size()
+    }
+
+    fn poll_next(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Bytes, Self::Error>>> {
+        Pin::new(&mut self.get_mut().answer).poll_next(cx)
+    }
+}
+
+/// Closes the connection after answering a request that declared a body the route left unread
+/// (or may have): see [`UnreadBody`].
+fn close_if_body_left<S>(
+    read: BodyRead,
+) -> impl Fn(
+    ServiceRequest,
+    &S,
+) -> LocalBoxFuture<'static, Result<ServiceResponse<BoxBody>, actix_web::Error>>
++ Clone
++ 'static
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<BoxBody>, Error = actix_web::Error>,
+    S::Future: 'static,
+{
+    move |mut req: ServiceRequest, service: &S| {
+        let declares_body = req.headers().contains_key(header::TRANSFER_ENCODING)
+            || req
+                .headers()
+                .get(header::CONTENT_LENGTH)
+                .is_some_and(|len| len.as_bytes() != b"0");
+        // A route that reads no body of this request: the body is kept from the handler, and
+        // held with the answer. (The callback's `POST` keeps its own unread body with its
+        // refusals: `callback_post_handler`.)
+        let unread = match read {
+            BodyRead::Never => declares_body,
+            BodyRead::ByPost => declares_body && req.method() != Method::POST,
+        }
+        .then(|| req.take_payload());
+        let answer = service.call(req);
+        Box::pin(async move {
+            let res = answer.await?;
+            Ok(match unread {
+                Some(body) => {
+                    let (req, res) = res.into_parts();
+                    ServiceResponse::new(req, UnreadBody::close_with(body, res))
+                }
+                None => res,
+            })
+        })
     }
 }
 

@@ -163,7 +163,9 @@ pub struct ManagerGrant {
 }
 
 impl ManagerGrant {
-    /// Reads one entry of the managers list: `{"manager": user, "grant": {...}}`.
+    /// Reads one entry of the managers list: `{"manager": user, "grant": {...}}`. `None` (the
+    /// entry is skipped) without a readable grantee, or with a `grant.user_id` that is not a
+    /// user id.
     pub fn from_json(value: &Value) -> Option<Self> {
         let grant = value.get("grant")?;
         let manager = value.get("manager");
@@ -178,9 +180,12 @@ impl ManagerGrant {
             manager_id: manager
                 .and_then(|m| m.get("id"))
                 .and_then(|id| UserId::from_json(id).ok()),
-            user_id: grant
-                .get("user_id")
-                .and_then(|id| UserId::from_json(id).ok()),
+            // A managed user named in a form that cannot be read makes the grant unusable: it
+            // vouches for nobody (review 8), rather than for whichever user the list was for.
+            user_id: match grant.get("user_id") {
+                None | Some(Value::Null) => None,
+                Some(id) => Some(UserId::from_json(id).ok()?),
+            },
             is_approved: grant.get("is_approved").and_then(Value::as_bool) == Some(true),
             is_revoked: grant.get("is_revoked").and_then(Value::as_bool) != Some(false),
             manager_deactivated: manager
