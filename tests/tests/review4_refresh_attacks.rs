@@ -32,10 +32,12 @@ use actix_audius_login_testing::TestServer;
 use actix_session::storage::CookieSessionStore;
 use actix_web::cookie::Key;
 use actix_web::{FromRequest as _, HttpRequest, HttpResponse, web};
+use async_trait::async_trait;
 use audius_login::ApiClient;
 use audius_login::clock::ManualClock;
 use audius_login::replay::{
-    BeginRefresh, LockOwner, Published, RedisReplayCache, ReplayCache as _, ReplayKey,
+    BeginRefresh, LockOwner, Published, RedisReplayCache, RefreshCoordination, ReplayCache,
+    ReplayKey,
 };
 use audius_login_e2e::app::{app, sessions};
 use audius_login_e2e::http::{self, client_with_jar};
@@ -59,7 +61,7 @@ const CACHE_TIMEOUT: Duration = Duration::from_millis(500);
 const LOCK_TTL: Duration = Duration::from_millis(6_500);
 /// The longest a request may wait for a refresh: the lock's time to live and one cache call.
 const WAIT_BOUND: Duration = Duration::from_millis(7_000);
-/// How long `/stall` blocks its worker thread.
+/// How long A's holder stalls after its `begin` was answered (longer than the lock lives).
 const STALL: Duration = Duration::from_secs(8);
 /// Slack for a busy 2-core machine (a bound on a hang, not a speed claim).
 const SLACK: Duration = Duration::from_secs(5);
@@ -78,6 +80,84 @@ struct World {
     instances: [TestServer; 2],
     /// A's way to Redis, when it goes through a proxy.
     proxy: Option<Proxy>,
+    /// A's replay cache, which can stall its holder.
+    a_cache: Arc<StallingCache>,
+}
+
+/// A's replay cache: Redis, and once armed, a holder that stalls right after its `begin` was
+/// answered (its thread blocked, as by a process paused or a CPU-bound task on the refreshes'
+/// runtime: the classic objection to leases).
+#[derive(Debug)]
+struct StallingCache {
+    redis: RedisReplayCache,
+    stall_after_begin: std::sync::Mutex<Option<Duration>>,
+}
+
+#[async_trait]
+impl ReplayCache for StallingCache {
+    async fn first_use(&self, key: &ReplayKey, ttl: Duration) -> audius_login::Result<bool> {
+        self.redis.first_use(key, ttl).await
+    }
+
+    async fn seen(&self, key: &ReplayKey) -> audius_login::Result<bool> {
+        self.redis.seen(key).await
+    }
+
+    fn refresh_coordination(&self) -> Option<&dyn RefreshCoordination> {
+        Some(self)
+    }
+}
+
+#[async_trait]
+impl RefreshCoordination for StallingCache {
+    fn call_timeout(&self) -> Duration {
+        self.redis.call_timeout()
+    }
+
+    async fn begin_marked(
+        &self,
+        family: &str,
+        seen_generation: u64,
+        owner: &LockOwner,
+        lock_ttl: Duration,
+        in_doubt_window: Duration,
+    ) -> audius_login::Result<BeginRefresh> {
+        let answer = self
+            .redis
+            .begin_marked(family, seen_generation, owner, lock_ttl, in_doubt_window)
+            .await;
+        let stall = self.stall_after_begin.lock().unwrap().take();
+        if let Some(stall) = stall {
+            std::thread::sleep(stall);
+        }
+        answer
+    }
+
+    async fn release(&self, family: &str, owner: &LockOwner) -> audius_login::Result<bool> {
+        self.redis.release(family, owner).await
+    }
+
+    async fn abandon(&self, family: &str, owner: &LockOwner) -> audius_login::Result<bool> {
+        self.redis.abandon(family, owner).await
+    }
+
+    async fn publish(
+        &self,
+        family: &str,
+        generation: u64,
+        tokens: &str,
+        ttl: Duration,
+    ) -> audius_login::Result<Published> {
+        self.redis.publish(family, generation, tokens, ttl).await
+    }
+
+    async fn retire(
+        &self,
+        family: &str,
+        ttl: Duration,
+    ) -> audius_login::Result<Option<(u64, String)>> {
+        self.redis.retire(family, ttl).await
+    }
 }
 
 async fn cache_at(url: String) -> RedisReplayCache {
@@ -90,7 +170,7 @@ async fn cache_at(url: String) -> RedisReplayCache {
 }
 
 async fn instance(
-    redis_url: String,
+    cache: Arc<dyn ReplayCache>,
     sandbox: &SandboxHandle,
     clock: &Arc<ManualClock>,
     key: &Key,
@@ -111,7 +191,7 @@ async fn instance(
         .environment(sandbox.environment())
         .api_client(api)
         .verify_options(VerifyOptions::default().clock(clock.clone()))
-        .replay_cache(Arc::new(cache_at(redis_url).await))
+        .replay_cache(cache)
         .build()
         .unwrap();
     let key = key.clone();
@@ -127,15 +207,6 @@ async fn instance(
                             "handle": profile.handle,
                             "expires_at": client.access_token_expires_at().unix_timestamp(),
                         })))
-                    }),
-                )
-                // A handler that blocks its worker thread for 8 s (a synchronous call, a
-                // CPU-bound job: an app bug, but the kind a lock's time to live must survive).
-                .route(
-                    "/stall",
-                    web::get().to(|| async {
-                        std::thread::sleep(STALL);
-                        HttpResponse::Ok().finish()
                     }),
                 )
                 // An app with a request deadline (300 ms) around the extraction: a
@@ -182,8 +253,18 @@ async fn world_with(partitionable: bool, redis_settings: &[&str]) -> World {
         None
     };
     let a_url = proxy.as_ref().map_or_else(|| redis.url(), Proxy::url);
-    let a = instance(a_url, &sandbox, &clock, &key).await;
-    let b = instance(redis.url(), &sandbox, &clock, &key).await;
+    let a_cache = Arc::new(StallingCache {
+        redis: cache_at(a_url).await,
+        stall_after_begin: std::sync::Mutex::new(None),
+    });
+    let a = instance(a_cache.clone(), &sandbox, &clock, &key).await;
+    let b = instance(
+        Arc::new(cache_at(redis.url()).await),
+        &sandbox,
+        &clock,
+        &key,
+    )
+    .await;
     World {
         clock,
         sandbox,
@@ -191,6 +272,7 @@ async fn world_with(partitionable: bool, redis_settings: &[&str]) -> World {
         key,
         instances: [a, b],
         proxy,
+        a_cache,
     }
 }
 
@@ -697,10 +779,11 @@ async fn a_logout_during_the_holders_partition_is_not_undone_by_its_late_publica
 /// Promise 1 against a stalled holder (the classic objection to leases). The lock's time to
 /// live is said to cover "the refresh at Audius, then two shared-state calls, and a second",
 /// but the holder measures its Audius bound from when it *starts* the call, not from when Redis
-/// set the lock. Here A's `begin` is answered (Redis was busy for 0.45 s) while A's only worker
-/// thread is blocked by another request for 8 s; the lock (6.5 s) expires meanwhile, B takes it
-/// and refreshes generation 0; then A's worker resumes, reads "Locked" and presents generation
-/// 0 too: reuse detected, family revoked.
+/// set the lock. Here A's `begin` is answered (Redis was busy for 0.45 s) and A's holder then
+/// stalls for 8 s (its thread blocked; first written with a request blocking A's only worker
+/// thread, which no longer stalls a refresh since refreshes run on a runtime of their own); the
+/// lock (6.5 s) expires meanwhile, B takes it and refreshes generation 0; then A resumes,
+/// reads "Locked" and presents generation 0 too: reuse detected, family revoked.
 #[actix_web::test]
 async fn a_holder_stalled_past_its_lock_presents_the_token_after_another_instance_did() {
     let w = world_with(false, &["--enable-debug-command", "yes"]).await;
@@ -711,15 +794,12 @@ async fn a_holder_stalled_past_its_lock_presents_the_token_after_another_instanc
     w.clock.advance(EXPIRE);
     let started = Instant::now();
     // Redis busy for 0.45 s (within the cache's 0.5 s timeout); A's refresh sends its `begin`
-    // meanwhile; then another request blocks A's worker.
+    // meanwhile; once it is answered, A's holder stalls.
+    *w.a_cache.stall_after_begin.lock().unwrap() = Some(STALL);
     let busy = w.redis.command(&["DEBUG", "SLEEP", "0.45"]);
     let refresh_on_a = async {
         actix_web::rt::time::sleep(Duration::from_millis(50)).await;
         api_call(&client, a).await
-    };
-    let stall_a = async {
-        actix_web::rt::time::sleep(Duration::from_millis(200)).await;
-        http::get_json(&reqwest::Client::new(), a.url("/stall")).await
     };
     let watch = async {
         // The lock was taken for A, then expired while A was stalled; B then calls.
@@ -732,8 +812,8 @@ async fn a_holder_stalled_past_its_lock_presents_the_token_after_another_instanc
         let b_tokens = cookie_tokens(&w, &jar);
         (held_by_a, expired, on_b, refreshes(&w.sandbox), b_tokens)
     };
-    let (_, on_a, _, (held_by_a, expired, on_b, after_b, b_tokens)) =
-        futures_util::join!(busy, refresh_on_a, stall_a, watch);
+    let (_, on_a, (held_by_a, expired, on_b, after_b, b_tokens)) =
+        futures_util::join!(busy, refresh_on_a, watch);
     assert_eq!(
         held_by_a, 1,
         "precondition: A took the lock before its worker stalled"

@@ -265,6 +265,8 @@ async fn a_refresh_in_flight_whose_client_hung_up_is_not_lost_at_a_graceful_stop
     assert_eq!(refreshes(&w.sandbox), 1);
 }
 
+// FOUND by review 8, fixed: refreshes and late publications run on the `AudiusLogin`'s own
+// runtime (`refresh/background.rs`), counted from their start to their end. Was:
 // FINDING (medium): a graceful stop whose shutdown timeout ends while a refresh is in flight at
 // Audius drops that refresh, untracked: `drain` answers 0 ("nothing unfinished"), and the
 // session is stuck: the other instances answer 503 `session_unavailable` (the in-flight
@@ -478,6 +480,8 @@ fn drain_once_on_a_throwaway_runtime(login: &AudiusLogin) -> usize {
     n
 }
 
+// FOUND by review 8, fixed: refreshes and late publications run on the `AudiusLogin`'s own
+// runtime (`refresh/background.rs`), counted from their start to their end. Was:
 // FINDING (low): concurrent drains can answer 0 ("nothing unfinished") while a publication is
 // unfinished (8 of 6,000 racing drains on this machine). An app whose drain answers 0 exits,
 // and the new tokens are lost as in a crash.

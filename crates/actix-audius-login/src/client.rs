@@ -191,7 +191,7 @@ impl AudiusClient {
         match refresh(
             &self.config.inner,
             &self.config.inner.families,
-            &self.config.inner.late_work,
+            &self.config.inner.background,
             seen,
         )
         .await

@@ -76,19 +76,21 @@ impl AudiusLogin {
         button::render(&self.inner, options)
     }
 
-    /// Finishes the background work a stopped server left: call it once `HttpServer::run`
-    /// has returned (a graceful stop), before the process exits. Waits at most `within`;
-    /// answers how many sessions' work is unfinished (`0`: none).
+    /// Waits for the background work to finish: call it once `HttpServer::run` has returned
+    /// (a graceful stop), before the process exits. Waits at most `within`; answers how many
+    /// pieces of work still run (`0`: none).
     ///
-    /// The work is the code flow's with a replay cache that coordinates refreshes across
-    /// instances (`RedisReplayCache`): when Audius has rotated a session's tokens and Redis
-    /// failed before they were recorded there, the instance keeps trying to record them in
-    /// the background, while the others wait for them (answering `503`) rather than present
-    /// the used refresh token. That task lives on the worker that refreshed, and a stopped
-    /// worker drops it: `drain` takes it over, on the runtime that called it, until the tokens
-    /// are recorded (the others then carry on with them) or the session's in-doubt window ends
-    /// (the session is then signed out and its tokens revoked, as it would be without a stop).
-    /// Without that work (the implicit flow, or no such failure) it returns `0` at once.
+    /// The work is the code flow's: each token refresh, and, with a replay cache that
+    /// coordinates refreshes across instances (`RedisReplayCache`), the recording of new tokens
+    /// that Redis failed to take (retried in the background while the other instances wait for
+    /// them, answering `503`, rather than present the used refresh token). It runs on a runtime
+    /// of this `AudiusLogin`'s own (one thread, started with the first refresh), so a worker
+    /// stopped by a graceful stop, or cut by its shutdown timeout, does not cut it; but it ends
+    /// with the process, and a refresh cut between Audius' answer and its recording costs the
+    /// session a sign-out. `drain` waits until each piece has ended: the tokens recorded (the
+    /// other instances carry on with them), or the session's in-doubt window over (the session
+    /// is then signed out and its tokens revoked, as it would be without a stop). Without such
+    /// work (the implicit flow, or nothing in flight) it returns `0` at once.
     ///
     /// ```no_run
     /// use std::time::Duration;
@@ -110,7 +112,7 @@ impl AudiusLogin {
     /// # }
     /// ```
     pub async fn drain(&self, within: Duration) -> usize {
-        self.inner.late_work.drain(within).await
+        self.inner.background.drain(within).await
     }
 
     /// A [`SessionStoreGuard`] linking to this app's login route and landing page, with the

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, Weak};
 
 use crate::config::Config;
 use crate::diagnose::IssuedStates;
-use crate::refresh::{Families, LateWork};
+use crate::refresh::{Background, Families};
 use crate::user_logins::UserLogins;
 
 /// The settings, shared by the middleware, the routes and the extractors. Cheap to clone.
@@ -24,9 +24,9 @@ pub(crate) struct Shared {
     pub(crate) config: Config,
     /// The code flow's sessions: refresh locks and newest tokens.
     pub(crate) families: Families,
-    /// The code flow's new tokens still to be recorded in the shared state, in the background
+    /// The code flow's refreshes and late publications, on a runtime of their own
     /// ([`AudiusLogin::drain`]).
-    pub(crate) late_work: Arc<LateWork>,
+    pub(crate) background: Background,
     /// Logins started recently, to explain a callback that comes back without its session.
     pub(crate) issued_states: IssuedStates,
     /// The live logins of each user.
@@ -49,7 +49,7 @@ impl AudiusLogin {
             inner: Arc::new(Shared {
                 config,
                 families,
-                late_work: Arc::default(),
+                background: Background::default(),
                 issued_states: IssuedStates::default(),
                 user_logins,
             }),

@@ -10,7 +10,8 @@ use audius_login::defaults::REFRESH_TOKEN_LIFETIME;
 use audius_login::oauth::OAuthClient;
 use audius_login::replay::{BeginRefresh, LockOwner, Published, RefreshCoordination, ReplayCache};
 
-use super::late::{LatePublication, LateWork, release};
+use super::background::Tracker;
+use super::late::{LatePublication, release};
 use super::tokens::{FamilyState, RefreshFailure, StoredTokens, send_revocation};
 use crate::config::Config;
 
@@ -131,8 +132,8 @@ pub(super) struct Job {
     pub(super) family: Arc<FamilyState>,
     pub(super) seen: StoredTokens,
     pub(super) give_up_at: Instant,
-    /// Where a publication that must go on in the background is tracked.
-    pub(super) late: Arc<LateWork>,
+    /// Where a publication that must go on in the background is counted.
+    pub(super) background: Arc<Tracker>,
 }
 
 impl Job {
@@ -357,7 +358,8 @@ impl Job {
                     ttl,
                     give_up_at: asked + bounds.in_doubt,
                 };
-                self.late.spawn(publication);
+                // On the background runtime, where this refresh runs (see `background`).
+                tokio::spawn(self.background.count(publication.run()));
                 Err(RefreshFailure::Failed(e))
             }
         }

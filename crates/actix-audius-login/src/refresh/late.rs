@@ -1,21 +1,12 @@
 //! The new tokens Audius gave while Redis failed, recorded there later ([`LatePublication`]),
-//! and the tracking that lets [`AudiusLogin::drain`](crate::AudiusLogin::drain) finish the
-//! work a stopped worker left ([`LateWork`]).
-//!
-//! A late publication runs in a task on the runtime of the worker whose request refreshed. A
-//! worker stopped (a deploy's graceful stop) drops its runtime and the task with it: the task's
-//! guard ([`Tracked`]) then hands its publication back to [`LateWork`], where `drain` (on the
-//! runtime that outlives the workers, after `HttpServer::run` returned) takes it over and runs
-//! it to its end. A publication run again from the start is harmless: publishing the same
-//! generation twice stores it once, and its window ends at the same instant.
+//! in the background (see [`super::background`]).
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use audius_login::defaults::REFRESH_TOKEN_LIFETIME;
 use audius_login::oauth::OAuthClient;
 use audius_login::replay::{LockOwner, Published, RefreshCoordination, ReplayCache};
-use tokio::sync::Notify;
 
 use super::tokens::{FamilyState, StoredTokens, send_revocation};
 
@@ -26,113 +17,6 @@ const RETIRE_ATTEMPTS: u32 = 8;
 const FIRST_PUBLISH_PAUSE: Duration = Duration::from_millis(10);
 /// The longest pause between two attempts of the background publication.
 const LONGEST_PUBLISH_PAUSE: Duration = Duration::from_secs(2);
-
-/// The late publications of one [`AudiusLogin`](crate::AudiusLogin): how many run, and those
-/// whose task was dropped before they finished.
-#[derive(Default)]
-pub(crate) struct LateWork {
-    state: Mutex<LateState>,
-    /// Told when a publication ends or is left behind.
-    changed: Notify,
-}
-
-#[derive(Default)]
-struct LateState {
-    running: usize,
-    left: Vec<LatePublication>,
-}
-
-impl std::fmt::Debug for LateWork {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let state = self.state();
-        f.debug_struct("LateWork")
-            .field("running", &state.running)
-            .field("left", &state.left.len())
-            .finish()
-    }
-}
-
-impl LateWork {
-    fn state(&self) -> std::sync::MutexGuard<'_, LateState> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Runs `late` in a task of its own on the current runtime, tracked.
-    pub(super) fn spawn(self: &Arc<Self>, late: LatePublication) {
-        self.state().running += 1;
-        let tracked = Tracked {
-            work: Arc::clone(self),
-            late: Some(late),
-        };
-        tokio::spawn(tracked.run());
-    }
-
-    /// Waits, for at most `within`, until no late publication runs, running on the current
-    /// runtime those a stopped worker left; answers how many are unfinished (0: all done).
-    pub(crate) async fn drain(self: &Arc<Self>, within: Duration) -> usize {
-        let deadline = tokio::time::Instant::now() + within;
-        loop {
-            let changed = self.changed.notified();
-            tokio::pin!(changed);
-            changed.as_mut().enable();
-            let left = {
-                let mut state = self.state();
-                if state.running == 0 && state.left.is_empty() {
-                    return 0;
-                }
-                std::mem::take(&mut state.left)
-            };
-            if !left.is_empty() {
-                tracing::info!(
-                    count = left.len(),
-                    "taking over the recording of new Audius tokens left by a stopped worker"
-                );
-            }
-            for late in left {
-                self.spawn(late);
-            }
-            if tokio::time::timeout_at(deadline, changed).await.is_err() {
-                let state = self.state();
-                let unfinished = state.running + state.left.len();
-                if unfinished > 0 {
-                    tracing::warn!(
-                        unfinished,
-                        "stopped waiting for new Audius tokens to be recorded in the shared state"
-                    );
-                }
-                return unfinished;
-            }
-        }
-    }
-}
-
-/// A late publication's task: when the task is dropped before the publication finished (its
-/// runtime stopped), the publication goes back to [`LateWork`].
-struct Tracked {
-    work: Arc<LateWork>,
-    late: Option<LatePublication>,
-}
-
-impl Tracked {
-    async fn run(mut self) {
-        if let Some(late) = &self.late {
-            late.run().await;
-        }
-        self.late = None;
-    }
-}
-
-impl Drop for Tracked {
-    fn drop(&mut self) {
-        let mut state = self.work.state();
-        state.running = state.running.saturating_sub(1);
-        if let Some(late) = self.late.take() {
-            state.left.push(late);
-        }
-        drop(state);
-        self.work.changed.notify_waiters();
-    }
-}
 
 /// New tokens Audius gave while Redis failed, to be recorded there later (see
 /// [`LatePublication::run`]).
@@ -156,7 +40,7 @@ impl LatePublication {
     /// window, other instances sign the session out: this process does too (the family is
     /// dead here) and revokes the tokens at Audius, which ends the family there, so no copy of
     /// the session's cookie is served by them afterwards.
-    async fn run(&self) {
+    pub(super) async fn run(self) {
         let Some(shared) = self.cache.refresh_coordination() else {
             return;
         };

@@ -62,16 +62,16 @@
 //! Audius received it) uses the refresh token up: the next refresh is refused and the user logs
 //! in again.
 
+mod background;
 mod job;
 mod late;
 mod tokens;
 
+pub(crate) use background::Background;
 use job::{Bounds, Job, shared_state_unavailable, shared_tokens, wait_bound};
-pub(crate) use late::LateWork;
 use tokens::send_revocation;
 pub(crate) use tokens::{Families, Known, RefreshFailure, StoredTokens};
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use actix_session::{Session, SessionExt as _, SessionStatus};
@@ -212,7 +212,7 @@ async fn retire_shared(cache: &dyn ReplayCache, newest: StoredTokens) -> StoredT
 pub(crate) async fn refresh(
     config: &Config,
     families: &Families,
-    late: &Arc<LateWork>,
+    background: &Background,
     seen: &StoredTokens,
 ) -> Result<StoredTokens, RefreshFailure> {
     let family = families.entry(&seen.family);
@@ -254,9 +254,9 @@ pub(crate) async fn refresh(
         family,
         seen: seen.clone(),
         give_up_at,
-        late: Arc::clone(late),
+        background: background.tracker(),
     };
-    let task = tokio::spawn(async move {
+    let task = background.spawn(async move {
         let result = job.run().await;
         drop(one_at_a_time);
         result

@@ -162,15 +162,17 @@ pub(super) async fn callback_post_handler(
         }
         Ok(bytes)
     };
-    let read = tokio::time::timeout(deadline, read).await.unwrap_or_else(|_| {
-        Err(BodyRefusal::LeftUnread(AudiusLoginError::new(
-            LoginErrorKind::CallbackTimeout,
-            format!(
-                "The callback body did not arrive within {} s.",
-                deadline.as_secs_f64()
-            ),
-        )))
-    });
+    let read = tokio::time::timeout(deadline, read)
+        .await
+        .unwrap_or_else(|_| {
+            Err(BodyRefusal::LeftUnread(AudiusLoginError::new(
+                LoginErrorKind::CallbackTimeout,
+                format!(
+                    "The callback body did not arrive within {} s.",
+                    deadline.as_secs_f64()
+                ),
+            )))
+        });
     let bytes = match read {
         Ok(bytes) => bytes,
         Err(BodyRefusal::Broken(e)) => return Err(e.into()),

@@ -14,11 +14,11 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use actix_web::body::{BodySize, BoxBody, MessageBody};
-use actix_web::web::Bytes;
 use actix_web::dev::{Payload, Service, ServiceRequest, ServiceResponse};
 use actix_web::http::ConnectionType;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::{Method, StatusCode};
+use actix_web::web::Bytes;
 use actix_web::web::{self, ServiceConfig};
 use actix_web::{HttpMessage as _, HttpRequest, HttpResponse};
 use audius_login::oauth::{AuthorizeUrl, PkceVerifier};
