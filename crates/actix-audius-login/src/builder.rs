@@ -420,6 +420,10 @@ impl AudiusLoginBuilder {
                 .client_id(key)
                 .map_err(|e| BuildError::core("api_key", e))?;
         }
+        // The refreshes' own runtime needs connections opened there (see `refresh::background`).
+        let background_oauth = oauth
+            .with_own_connections()
+            .map_err(|e| BuildError::core("api_client", e))?;
         let verifier_label = match (&self.verifier, self.verifier_kind) {
             (Some(_), _) => "custom",
             (None, VerifierKind::Local) => "local",
@@ -488,6 +492,7 @@ impl AudiusLoginBuilder {
             directory,
             flow: self.flow,
             oauth,
+            background_oauth,
             refresh_margin: limits.refresh_margin,
             callback_body_timeout: limits.callback_body_timeout,
         };

@@ -319,6 +319,9 @@ pub(crate) struct Config {
     pub(crate) directory: Option<Arc<UserDirectory>>,
     pub(crate) flow: Flow,
     pub(crate) oauth: OAuthClient,
+    /// [`oauth`](Self::oauth) with connections of its own, for the work on the refreshes' own
+    /// runtime (a connection a worker opened dies with the worker: review 9).
+    pub(crate) background_oauth: OAuthClient,
     pub(crate) refresh_margin: Duration,
     /// [`Limits::callback_body_timeout`].
     pub(crate) callback_body_timeout: Duration,

@@ -236,7 +236,12 @@ fn forget_user(session: &Session, ext: &Extensions, mounted: Option<&MountedLogi
     if let Some(tokens) = tokens {
         let code_flow = ext.get::<CodeFlow>().map(|c| c.0.clone());
         match code_flow.or_else(|| login_config_in(ext, mounted)) {
-            Some(config) => revoke_in_background(&config.inner, &config.inner.families, tokens),
+            Some(config) => revoke_in_background(
+                &config.inner,
+                &config.inner.families,
+                &config.inner.background,
+                tokens,
+            ),
             None => {
                 tracing::warn!(
                     "no Audius login middleware: the removed tokens could not be revoked"

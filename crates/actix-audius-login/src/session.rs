@@ -257,18 +257,23 @@ impl StoredUser {
     }
 }
 
-/// Most bytes the signed-in user may take in the session, serialised: 2,048 (an Audius profile
+/// Most bytes the signed-in user may take in the session, as stored: 1,536 (an Audius profile
 /// takes about 500). Its fields come from the token's claims with
 /// `ProfileSource::TokenClaims`, where a user signing their own token chooses them: without a
 /// bound, a profile of kilobytes would push a cookie session past what browsers keep (and
-/// actix-session's cookie store would answer `500`). Refused with `413 token_too_large`.
-pub(crate) const MAX_USER_BYTES: usize = 2048;
+/// actix-session's cookie store would answer `500`). Measured as actix-session stores it (the
+/// user's JSON, as a JSON string: a quote or a backslash takes four bytes there, not two: review
+/// 9), it leaves room for the code flow's tokens in a 4 KiB cookie. Refused with `413
+/// token_too_large`.
+pub(crate) const MAX_USER_BYTES: usize = 1536;
 
 /// Signs the user in: a new session id, no pending attempts, the user stored. A user over
 /// [`MAX_USER_BYTES`] is refused first, the session untouched.
 pub(crate) fn sign_in(session: &Session, user: &AudiusUser) -> Result<(), AudiusLoginError> {
     let stored = StoredUser::new(user);
-    let size = serde_json::to_string(&stored).map_or(usize::MAX, |text| text.len());
+    let size = serde_json::to_string(&stored)
+        .and_then(|text| serde_json::to_string(&text))
+        .map_or(usize::MAX, |text| text.len());
     if size > MAX_USER_BYTES {
         return Err(AudiusLoginError::new(
             LoginErrorKind::TokenTooLarge,

@@ -73,10 +73,10 @@ impl Background {
             .as_ref()
     }
 
-    /// Waits, for at most `within`, until no background work runs; answers how much still
-    /// runs (0: none).
+    /// Waits, for at most `within` (a duration too long to add to now: without a bound), until
+    /// no background work runs; answers how much still runs (0: none).
     pub(crate) async fn drain(&self, within: Duration) -> usize {
-        let deadline = tokio::time::Instant::now() + within;
+        let deadline = tokio::time::Instant::now().checked_add(within);
         loop {
             let changed = self.tracker.changed.notified();
             tokio::pin!(changed);
@@ -85,6 +85,10 @@ impl Background {
             if running == 0 {
                 return 0;
             }
+            let Some(deadline) = deadline else {
+                changed.await;
+                continue;
+            };
             if tokio::time::timeout_at(deadline, changed).await.is_err() {
                 let running = self.tracker.running();
                 if running > 0 {

@@ -143,22 +143,23 @@ pub(crate) async fn revoke_new(config: &Config, tokens: &StoredTokens) {
     send_revocation(&config.oauth, tokens).await;
 }
 
-/// As [`revoke`], without waiting: spawned on the current tokio runtime, if there is one. The
-/// family is retired in this process at once (no refresh after this call), in the shared state
-/// by the spawned task.
-pub(crate) fn revoke_in_background(config: &Config, families: &Families, tokens: StoredTokens) {
+/// As [`revoke`], without waiting: on the refreshes' own runtime, counted (a graceful stop
+/// does not cut it, and [`AudiusLogin::drain`](crate::AudiusLogin::drain) waits for it: review
+/// 9). The family is retired in this process at once (no refresh after this call), in the
+/// shared state by the background task.
+pub(crate) fn revoke_in_background(
+    config: &Config,
+    families: &Families,
+    background: &Background,
+    tokens: StoredTokens,
+) {
     let newest = retire(families, &tokens);
-    let oauth = config.oauth.clone();
+    let oauth = config.background_oauth.clone();
     let cache = config.replay_cache.clone();
-    match tokio::runtime::Handle::try_current() {
-        Ok(handle) => {
-            handle.spawn(async move {
-                let newest = retire_shared(cache.as_ref(), newest).await;
-                send_revocation(&oauth, &newest).await;
-            });
-        }
-        Err(_) => tracing::warn!("no runtime to revoke the Audius tokens on; not revoked"),
-    }
+    drop(background.spawn(async move {
+        let newest = retire_shared(cache.as_ref(), newest).await;
+        send_revocation(&oauth, &newest).await;
+    }));
 }
 
 /// Marks the family dead here and gives the newest tokens known for it (the ones to revoke:
@@ -247,7 +248,7 @@ pub(crate) async fn refresh(
         }
     }
     let job = Job {
-        oauth: config.oauth.clone(),
+        oauth: config.background_oauth.clone(),
         cache: config.replay_cache.clone(),
         clock: config.clock.clone(),
         bounds: shared.map(|shared| Bounds::of(config, shared)),

@@ -331,7 +331,7 @@ async fn complete(
         && tokens.user_id != user.id
     {
         session.remove(TOKENS_KEY);
-        refresh::revoke_in_background(c, &c.families, tokens);
+        refresh::revoke_in_background(c, &c.families, &c.background, tokens);
     }
     session::sign_in(&session, &user)?;
     Ok((user, attempt.return_to))
@@ -518,7 +518,7 @@ async fn complete_code_flow(
         return Err(e);
     }
     if let Some(old) = read_tokens(&session) {
-        refresh::revoke_in_background(c, &c.families, old);
+        refresh::revoke_in_background(c, &c.families, &c.background, old);
     }
     session::sign_in(&session, &user)?;
     refresh::write_tokens(&session, &tokens)?;

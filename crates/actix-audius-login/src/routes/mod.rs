@@ -82,18 +82,18 @@ pub(crate) fn configure(this: AudiusLogin) -> impl FnOnce(&mut ServiceConfig) + 
                     })),
             )
             .service(
-                web::resource(format!("{}/login.js", c.paths.assets)).route(web::get().to(
-                    |req: HttpRequest| async move {
+                web::resource(format!("{}/login.js", c.paths.assets))
+                    .wrap_fn(close_if_body_left(BodyRead::Never))
+                    .route(web::get().to(|req: HttpRequest| async move {
                         asset(&req, pages::LOGIN_JS, "text/javascript; charset=utf-8")
-                    },
-                )),
+                    })),
             )
             .service(
-                web::resource(format!("{}/button.css", c.paths.assets)).route(web::get().to(
-                    |req: HttpRequest| async move {
+                web::resource(format!("{}/button.css", c.paths.assets))
+                    .wrap_fn(close_if_body_left(BodyRead::Never))
+                    .route(web::get().to(|req: HttpRequest| async move {
                         asset(&req, pages::BUTTON_CSS, "text/css; charset=utf-8")
-                    },
-                )),
+                    })),
             );
         }
     }

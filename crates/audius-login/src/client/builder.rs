@@ -133,6 +133,7 @@ impl ApiClientBuilder {
 
     /// Builds the client; fails on an empty host list, a non-http(s) URL or a TLS setup error.
     pub fn build(self) -> Result<ApiClient> {
+        let settings = self.clone();
         let urls: Vec<&Url> = match &self.source {
             HostSource::Fixed(u) | HostSource::Discovery(u) => vec![u],
             HostSource::List(list) => list.iter().collect(),
@@ -163,6 +164,7 @@ impl ApiClientBuilder {
         let current = matches!(self.source, HostSource::Fixed(_)).then_some(0);
         Ok(ApiClient {
             inner: Arc::new(Inner {
+                settings,
                 http,
                 source: self.source,
                 timeout: self.timeout,

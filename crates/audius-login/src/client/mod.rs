@@ -97,6 +97,8 @@ struct Selection {
 
 #[derive(Debug)]
 struct Inner {
+    /// What it was built from ([`ApiClient::with_own_connections`]).
+    settings: ApiClientBuilder,
     http: reqwest::Client,
     source: HostSource,
     timeout: Duration,
@@ -125,6 +127,14 @@ enum Attempt {
 }
 
 impl ApiClient {
+    /// A client with the same settings, and connections (and host selection) of its own. A
+    /// pooled connection is driven by the runtime that opened it and dies with it: work that
+    /// runs on a runtime of its own (one that outlives an HTTP server's workers, as the actix
+    /// crate's token refreshes do) needs a client whose connections are opened there.
+    pub fn with_own_connections(&self) -> Result<ApiClient> {
+        self.inner.settings.clone().build()
+    }
+
     /// A builder; see its setters for the defaults.
     pub fn builder() -> ApiClientBuilder {
         ApiClientBuilder::default()

@@ -122,6 +122,15 @@ impl OAuthClient {
         self
     }
 
+    /// The same client, with connections of its own
+    /// ([`ApiClient::with_own_connections`]).
+    pub fn with_own_connections(&self) -> Result<Self> {
+        Ok(Self {
+            api: self.api.with_own_connections()?,
+            ..self.clone()
+        })
+    }
+
     /// The API client used.
     pub fn api(&self) -> &ApiClient {
         &self.api
