@@ -133,12 +133,21 @@ async fn instance_c(
     w: &World,
     shutdown_timeout: u64,
 ) -> (String, actix_web::dev::ServerHandle, AudiusLogin) {
+    instance_c_with(w, 1, shutdown_timeout).await
+}
+
+/// [`instance_c`] with `workers` workers.
+async fn instance_c_with(
+    w: &World,
+    workers: usize,
+    shutdown_timeout: u64,
+) -> (String, actix_web::dev::ServerHandle, AudiusLogin) {
     let audius = login(&w.redis, &w.sandbox, &w.clock).await;
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let (c_login, key) = (audius.clone(), w.key.clone());
     let server = actix_web::HttpServer::new(move || app_with_api(audius.clone(), key.clone()))
-        .workers(1)
+        .workers(workers)
         .disable_signals()
         .shutdown_timeout(shutdown_timeout)
         .listen(listener)
@@ -212,6 +221,51 @@ async fn a_refresh_on_a_connection_the_worker_opened_is_not_cut_by_the_shutdown_
     assert!(
         unfinished > 0 || status == 200,
         "drain answered {unfinished} (nothing unfinished), yet the session is stuck: B answers {status} {body}"
+    );
+}
+
+// FINDING (medium-high), the same root cause as the test above, without any shutdown timeout:
+// two workers; the login's code exchange
+// ran on one (whose keep-alive connection to Audius stays in the pool), the refresh is asked
+// by a request on the other. A graceful stop (30 s to spare) stops the idle worker at once,
+// and with it the connection the refresh is using: C answers 503 ("dispatch task is gone:
+// runtime dropped the dispatch task"), `drain` answers 0, and B answers 503
+// `session_unavailable` for the in-doubt window. Any deploy of a multi-worker server can lose
+// the refreshes in flight this way.
+#[actix_web::test]
+async fn a_refresh_on_an_idle_workers_connection_is_not_cut_by_a_graceful_stop() {
+    let w = world().await;
+    let (c_url, c, c_login) = instance_c_with(&w, 2, 30).await;
+    let (_client, jar) = refresh::sign_in_across(
+        format!("{c_url}/auth/audius/login"),
+        PUBLIC_CALLBACK,
+        |path| format!("{c_url}{path}"),
+        "listener",
+    )
+    .await;
+    assert_eq!(cookie_tokens(&w, &jar)["g"], 0);
+    // A second tab: a new connection, so the other worker.
+    use reqwest::cookie::CookieStore as _;
+    let (tab, tab_jar) = http::client_with_jar();
+    let url = url::Url::parse(&w.b.url("/")).unwrap();
+    for cookie in jar.cookies(&url).unwrap().to_str().unwrap().split("; ") {
+        tab_jar.add_cookie_str(cookie, &url);
+    }
+    refresh::slow_next_refresh(&w.sandbox, Duration::from_millis(2000));
+    w.clock.advance(EXPIRE);
+    let call = refresh::spawn_get_json(&tab, format!("{c_url}/audius/me"));
+    wait_for_refreshes(&w.sandbox, 1).await;
+    c.stop(true).await;
+    let answered = call.await;
+    let unfinished = c_login.drain(Duration::from_secs(10)).await;
+    let (status, body) = http::get_json(&tab, w.b.url("/audius/me")).await;
+    println!(
+        "C's request: {answered:?}; drain answered {unfinished}; B then answered {status} {body}"
+    );
+    assert!(
+        matches!(answered, Ok((200, _))) && status == 200,
+        "a graceful stop (no timeout reached) cut the refresh: C answered {answered:?}, drain \
+         {unfinished}, B {status} {body}"
     );
 }
 
