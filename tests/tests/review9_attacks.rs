@@ -170,6 +170,8 @@ async fn wait_for_refreshes(sandbox: &SandboxHandle, n: usize) {
     }
 }
 
+// FOUND by review 9, fixed in the commit after it. Was:
+
 // FINDING (medium): the refresh still rides on the stopped worker's runtime when its HTTP
 // connection to Audius was opened by that worker. The OAuth client's `reqwest` pool is shared
 // by the worker side (the callback's code exchange, `AudiusClient` calls) and the background
@@ -224,6 +226,8 @@ async fn a_refresh_on_a_connection_the_worker_opened_is_not_cut_by_the_shutdown_
     );
 }
 
+// FOUND by review 9, fixed in the commit after it. Was:
+
 // FINDING (medium-high), the same root cause as the test above, without any shutdown timeout:
 // two workers; the login's code exchange
 // ran on one (whose keep-alive connection to Audius stays in the pool), the refresh is asked
@@ -268,6 +272,8 @@ async fn a_refresh_on_an_idle_workers_connection_is_not_cut_by_a_graceful_stop()
          {unfinished}, B {status} {body}"
     );
 }
+
+// FOUND by review 9, fixed in the commit after it. Was:
 
 // FINDING (low): an app's own sign-out (`req.forget_audius_user()`, and a code-flow re-login
 // that replaces the session's tokens) revokes the tokens in a bare `tokio::spawn` on the
