@@ -7,7 +7,8 @@
 //! - [`http`]: a cookie-keeping client and the hops of a login, checked one by one;
 //! - [`browser`]: a real browser, and the demo app it drives;
 //! - [`redis`]: a private `redis-server`;
-//! - [`refresh`]: what the suites of the code flow's refresh across instances share.
+//! - [`refresh`]: what the suites of the code flow's refresh across instances share;
+//! - [`two_instances`]: their world, two app instances on one Redis.
 #![forbid(unsafe_code)]
 
 pub mod app;
@@ -15,3 +16,4 @@ pub mod browser;
 pub mod http;
 pub mod redis;
 pub mod refresh;
+pub mod two_instances;
