@@ -11,7 +11,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use actix_audius_login::{AudiusLogin, Flow, ResponseMode, Scope, VerifyOptions};
+use actix_audius_login::{AudiusLogin, Flow, Paths, ResponseMode, Scope, VerifyOptions};
 use actix_audius_login_testing::TestServer;
 use actix_session::storage::CookieSessionStore;
 use actix_web::cookie::Key;
@@ -301,4 +301,122 @@ async fn the_logout_s_revocation_on_its_own_workers_connection_survives_a_gracef
     let answered = logout.await.unwrap();
     assert!(matches!(answered, Ok(303)), "{answered:?}");
     assert_eq!(w.sandbox.tokens().is_revoked(&refresh_token), Some(true));
+}
+
+/// One app with both flows (identity with the implicit flow, API access with the code flow, as
+/// `two_flows.rs` mounts them): the code flow's callback at `/auth/api/callback`.
+const API_CALLBACK: &str = "http://localhost:8080/auth/api/callback";
+
+/// Logs `client` in as `handle` with the login route `login_route` of `server`.
+async fn sign_in_with(client: &reqwest::Client, server: &TestServer, login: &str, handle: &str) {
+    let page = http::begin_login(client, server.url(login)).await;
+    let callback = http::approve(client, &page, handle).await;
+    let done = client
+        .get(server.url(&format!(
+            "{}?{}",
+            callback.path(),
+            callback.query().unwrap()
+        )))
+        .header("accept", "application/json")
+        .send()
+        .await
+        .unwrap();
+    let status = done.status();
+    assert_eq!(status, 302, "{}", done.text().await.unwrap());
+}
+
+// FINDING (low): in an app with both flows, an implicit-flow login over a session that holds
+// another user's code-flow tokens revokes them with the *implicit* configuration
+// (`routes/callback.rs` `complete`: `revoke_in_background(c, &c.families, &c.background, ..)`,
+// `c` the implicit login's): the revocation runs on a background runtime started for the
+// implicit `AudiusLogin` (whose `drain` the docs say has nothing to wait for: "Without such
+// work (the implicit flow ...) it returns 0 at once"), is counted there, and the family is
+// retired in the implicit login's `families` (the code flow's, which refreshes it, are not
+// told). An app that drains the code-flow login, as documented, is told 0 while the
+// revocation is in flight; its process then exits and the tokens the login replaced stay valid
+// at Audius. `forget_audius_user` and the logout route pick the code flow's configuration
+// (the `CodeFlow` extension) for this; the implicit callback does not.
+//
+// Promise: "the implicit flow starts no background runtime"; "drain waits for the code flow's
+// background work". Root cause: crates/actix-audius-login/src/routes/callback.rs:330-335.
+// Fix: revoke with the code flow's configuration when the request carries one (as
+// `extract::forget_user` does: `ext.get::<CodeFlow>()`), else with this one's.
+#[actix_web::test]
+async fn an_implicit_login_over_code_flow_tokens_revokes_them_on_the_code_flow_s_runtime() {
+    let clock = Arc::new(ManualClock::at_unix(START));
+    let redis = RedisServer::start_with(&[]).await;
+    let dev_app = DeveloperApp::new(
+        "Two Flows",
+        API_KEY,
+        vec![PUBLIC_CALLBACK.to_owned(), API_CALLBACK.to_owned()],
+    )
+    .unwrap();
+    let sandbox = Sandbox::builder()
+        .clock(clock.clone())
+        .app(dev_app)
+        .start()
+        .await
+        .unwrap();
+    let cache = Arc::new(cache(&redis).await);
+    let identity = AudiusLogin::builder("Two Flows", PUBLIC_CALLBACK)
+        .api_key(API_KEY)
+        .response_mode(ResponseMode::Query)
+        .environment(sandbox.environment())
+        .verify_options(VerifyOptions::default().clock(clock.clone()))
+        .replay_cache(cache.clone())
+        .build()
+        .unwrap();
+    let api = AudiusLogin::builder("Two Flows", API_CALLBACK)
+        .flow(Flow::AuthorizationCode)
+        .api_key(API_KEY)
+        .scope(Scope::Read)
+        .response_mode(ResponseMode::Query)
+        .environment(sandbox.environment())
+        .verify_options(VerifyOptions::default().clock(clock.clone()))
+        .replay_cache(cache)
+        .paths(Paths {
+            login: "/auth/api/login".into(),
+            logout: "/auth/api/logout".into(),
+            ..Paths::default()
+        })
+        .build()
+        .unwrap();
+    let key = Key::generate();
+    let (id, a, k) = (identity.clone(), api.clone(), key.clone());
+    let server = TestServer::bind()
+        .unwrap()
+        .start(move || {
+            actix_web::App::new()
+                .configure(id.routes())
+                .configure(a.routes())
+                .wrap(id.middleware())
+                .wrap(a.middleware())
+                .wrap(sessions(CookieSessionStore::default(), &k))
+        })
+        .unwrap();
+    let (client, jar) = http::client_with_jar();
+    sign_in_with(&client, &server, "/auth/api/login", "listener").await;
+    let tokens = refresh::session_tokens(&jar, &server.url("/"), &key);
+    let refresh_token = tokens["r"].as_str().unwrap().to_owned();
+    // Another user signs in with the implicit flow in the same browser: the listener's tokens
+    // no longer apply and are revoked (Audius is slow to answer).
+    slow_next_revocation(&sandbox, Duration::from_millis(2000));
+    sign_in_with(&client, &server, "/auth/audius/login", "artist").await;
+    wait_for_revocation(&sandbox).await;
+    // The deploy: the server stops, the code flow's background work is drained, as documented.
+    drop(server);
+    let unfinished = api.drain(Duration::from_secs(10)).await;
+    let revoked = sandbox.tokens().is_revoked(&refresh_token);
+    let on_identity = identity.drain(Duration::ZERO).await;
+    println!(
+        "the code flow's drain answered {unfinished}; revoked at Audius then: {revoked:?}; the \
+         implicit login still runs {on_identity} piece(s) of background work"
+    );
+    assert!(
+        unfinished > 0 || revoked == Some(true),
+        "the code flow's drain answered {unfinished} (nothing unfinished) while the revocation \
+         of the replaced tokens ran, uncounted there, on the implicit login's runtime \
+         ({on_identity} running)"
+    );
+    assert_eq!(on_identity, 0, "the implicit login runs background work");
 }
