@@ -153,6 +153,8 @@ async fn wait_for_revocation(sandbox: &SandboxHandle) {
     }
 }
 
+// FOUND by review 10, fixed in the commit after it. Was:
+
 // FINDING (medium): the built-in sign-out (`POST /auth/logout`) still revokes on the worker's
 // runtime with the workers' OAuth client (`config.oauth`), whose `reqwest` pool is shared by
 // every worker: review 9's root cause, fixed for refreshes and `forget_audius_user` only. Two
@@ -217,6 +219,8 @@ async fn the_logout_s_revocation_on_an_idle_workers_connection_is_not_cut_by_a_g
          tokens are alive at Audius ({revoked:?})"
     );
 }
+
+// FOUND by review 10, fixed in the commit after it. Was:
 
 // FINDING (low), the same root cause as the test above, on one worker: the sign-out's
 // revocation is awaited in the request, on the worker, uncounted. Audius is slow (3 s); a deploy
@@ -324,6 +328,8 @@ async fn sign_in_with(client: &reqwest::Client, server: &TestServer, login: &str
     let status = done.status();
     assert_eq!(status, 302, "{}", done.text().await.unwrap());
 }
+
+// FOUND by review 10, fixed in the commit after it. Was:
 
 // FINDING (low): in an app with both flows, an implicit-flow login over a session that holds
 // another user's code-flow tokens revokes them with the *implicit* configuration

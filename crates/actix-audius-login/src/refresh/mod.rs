@@ -131,16 +131,36 @@ pub(crate) fn upgrade_session_tokens(req: &HttpRequest, families: &Families) {
 /// Revokes the session's tokens at Audius (best effort: a failure is logged) and forgets them
 /// here and, with a shared replay cache, in the shared state (the family is marked dead there,
 /// so no instance refreshes it again). Bounded by the API client's and the cache's timeouts.
-pub(crate) async fn revoke(config: &Config, families: &Families, tokens: &StoredTokens) {
+/// Runs on the refreshes' own runtime, counted, and is awaited: a request cut meanwhile (a
+/// server's shutdown timeout) cuts nothing, and `drain` waits for it (review 10).
+pub(crate) async fn revoke(
+    config: &Config,
+    families: &Families,
+    background: &Background,
+    tokens: &StoredTokens,
+) {
     let newest = retire(families, tokens);
-    let newest = retire_shared(config.replay_cache.as_ref(), newest).await;
-    send_revocation(&config.oauth, &newest).await;
+    let oauth = config.background_oauth.clone();
+    let cache = config.replay_cache.clone();
+    let task = background.spawn(async move {
+        let newest = retire_shared(cache.as_ref(), newest).await;
+        send_revocation(&oauth, &newest).await;
+    });
+    if let Err(e) = task.await {
+        tracing::warn!(error = %e, "the revocation of the Audius tokens did not finish");
+    }
 }
 
 /// Revokes tokens that never reached a session (a login that failed after the code exchange):
-/// no request, in this process or another, can know their family, so only Audius is told.
-pub(crate) async fn revoke_new(config: &Config, tokens: &StoredTokens) {
-    send_revocation(&config.oauth, tokens).await;
+/// no request, in this process or another, can know their family, so only Audius is told. On
+/// the refreshes' own runtime, counted, awaited (as [`revoke`]).
+pub(crate) async fn revoke_new(config: &Config, background: &Background, tokens: &StoredTokens) {
+    let oauth = config.background_oauth.clone();
+    let tokens = tokens.clone();
+    let task = background.spawn(async move { send_revocation(&oauth, &tokens).await });
+    if let Err(e) = task.await {
+        tracing::warn!(error = %e, "the revocation of the Audius tokens did not finish");
+    }
 }
 
 /// As [`revoke`], without waiting: on the refreshes' own runtime, counted (a graceful stop

@@ -16,6 +16,7 @@ use super::{UnreadBody, first_param, no_store, present, same_origin};
 use crate::config::{Config, Flow, LoginEvent, ResponseMode};
 use crate::diagnose;
 use crate::error::{AudiusLoginError, LoginErrorKind, loggable};
+use crate::lookup::CodeFlow;
 use crate::metrics;
 use crate::pages;
 use crate::refresh::{self, StoredTokens, read_tokens};
@@ -331,7 +332,12 @@ async fn complete(
         && tokens.user_id != user.id
     {
         session.remove(TOKENS_KEY);
-        refresh::revoke_in_background(c, &c.families, &c.background, tokens);
+        // Revoked by the code flow's configuration when the app has one (it tracks the
+        // session's newest tokens and runs the code flow's background work: review 10).
+        let code_flow = req.extensions().get::<CodeFlow>().cloned();
+        let owner = code_flow.map_or_else(|| audius.clone(), |CodeFlow(config)| config);
+        let o = &owner.inner;
+        refresh::revoke_in_background(o, &o.families, &o.background, tokens);
     }
     session::sign_in(&session, &user)?;
     Ok((user, attempt.return_to))
@@ -484,7 +490,7 @@ async fn complete_code_flow(
         Ok(p) => p,
         Err(e) => {
             let tokens = StoredTokens::new(set, 0, now);
-            refresh::revoke_new(c, &tokens).await;
+            refresh::revoke_new(c, &c.background, &tokens).await;
             return Err(e.into());
         }
     };
@@ -500,7 +506,7 @@ async fn complete_code_flow(
     let state_ttl = match recorded {
         Ok(ttl) => ttl,
         Err(e) => {
-            refresh::revoke_new(c, &tokens).await;
+            refresh::revoke_new(c, &c.background, &tokens).await;
             return Err(e);
         }
     };
@@ -514,14 +520,21 @@ async fn complete_code_flow(
         user.email.clone_from(&signed_in.email);
     }
     if let Err(e) = run_hook(audius, req, &user, profile, &attempt.return_to).await {
-        refresh::revoke_new(c, &tokens).await;
+        refresh::revoke_new(c, &c.background, &tokens).await;
         return Err(e);
     }
-    if let Some(old) = read_tokens(&session) {
+    // Signed in first: a user the session cannot take (too large) keeps the old tokens, and
+    // the new ones are revoked (review 10).
+    let old = read_tokens(&session);
+    let signed_in = session::sign_in(&session, &user)
+        .and_then(|()| refresh::write_tokens(&session, &tokens).map_err(AudiusLoginError::from));
+    if let Err(e) = signed_in {
+        refresh::revoke_new(c, &c.background, &tokens).await;
+        return Err(e);
+    }
+    if let Some(old) = old {
         refresh::revoke_in_background(c, &c.families, &c.background, old);
     }
-    session::sign_in(&session, &user)?;
-    refresh::write_tokens(&session, &tokens)?;
     tracing::debug!(scope = ?tokens.scope, "Audius tokens kept in the session");
     Ok((user, attempt.return_to))
 }

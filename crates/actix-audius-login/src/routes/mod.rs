@@ -350,7 +350,13 @@ async fn logout_handler(
         // newest tokens), else with this one's client: revocation needs no client_id.
         let code_flow = req.extensions().get::<CodeFlow>().cloned();
         let config = code_flow.map_or_else(|| audius.clone(), |CodeFlow(c)| c);
-        refresh::revoke(&config.inner, &config.inner.families, &tokens).await;
+        refresh::revoke(
+            &config.inner,
+            &config.inner.families,
+            &config.inner.background,
+            &tokens,
+        )
+        .await;
     }
     tracing::debug!("signed out");
     let mut res = HttpResponse::SeeOther()
