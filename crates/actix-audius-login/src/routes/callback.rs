@@ -526,8 +526,8 @@ async fn complete_code_flow(
     // Signed in first: a user the session cannot take (too large) keeps the old tokens, and
     // the new ones are revoked (review 10).
     let old = read_tokens(&session);
-    let signed_in = session::sign_in(&session, &user)
-        .and_then(|()| refresh::write_tokens(&session, &tokens).map_err(AudiusLoginError::from));
+    let signed_in =
+        session::sign_in(&session, &user).and_then(|()| refresh::write_tokens(&session, &tokens));
     if let Err(e) = signed_in {
         refresh::revoke_new(c, &c.background, &tokens).await;
         return Err(e);
