@@ -2,8 +2,10 @@
 //! A ninth independent review (main at 20a68d3) of the code flow's background runtime
 //! (`refresh/background.rs`): refreshes and late publications run on a runtime of the
 //! `AudiusLogin`'s own, so that a graceful stop (or its shutdown timeout) cuts neither, and
-//! `AudiusLogin::drain` waits for them. Written on the world of `review8_attacks.rs`: a real
-//! `redis-server`, the real sandbox, real app servers on one Redis and one cookie key.
+//! `AudiusLogin::drain` waits for them; and the tenth (main at 9a26580) of the revocations
+//! (logout, sign-out, re-login) on the same runtime, joined here. Written on the world of
+//! `review8_attacks.rs`: a real `redis-server`, the real sandbox, real app servers on one Redis
+//! and one cookie key.
 //!
 //! Tests marked FINDING assert the promised behaviour and FAIL on the code they were written
 //! against; the others are defences that held, kept because the suite lacked their case.
@@ -12,7 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix_audius_login::{
-    AudiusClient, AudiusLogin, AudiusRequestExt, Flow, ResponseMode, Scope, VerifyOptions,
+    AudiusClient, AudiusLogin, AudiusRequestExt, Flow, Paths, ResponseMode, Scope, VerifyOptions,
 };
 use actix_audius_login_testing::TestServer;
 use actix_session::storage::CookieSessionStore;
@@ -337,4 +339,316 @@ async fn a_sign_out_s_revocation_is_not_cut_by_a_graceful_stop() {
         "drain answered {unfinished} (nothing unfinished), yet the signed-out session's tokens \
          are alive at Audius ({revoked:?})"
     );
+}
+
+// =============================================================================================
+// Review 10 (main at 9a26580): the revocations of a sign-out, a logout and a re-login, on the
+// same world. Written in `review10_attacks.rs`, joined here (its world was a copy of this one).
+// =============================================================================================
+
+/// A second tab of the same browser (the same cookies), on a connection of its own.
+fn second_tab(w: &World, jar: &reqwest::cookie::Jar) -> reqwest::Client {
+    use reqwest::cookie::CookieStore as _;
+    let (tab, tab_jar) = http::client_with_jar();
+    let url = url::Url::parse(&w.b.url("/")).unwrap();
+    for cookie in jar.cookies(&url).unwrap().to_str().unwrap().split("; ") {
+        tab_jar.add_cookie_str(cookie, &url);
+    }
+    tab
+}
+
+fn slow_next_revocation(sandbox: &SandboxHandle, latency: Duration) {
+    sandbox
+        .set_fault(
+            0,
+            "/v1/oauth/revoke",
+            audius_sandbox::Fault::latency(latency).times(1),
+        )
+        .unwrap();
+}
+
+async fn wait_for_revocation(sandbox: &SandboxHandle) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !sandbox
+        .requests()
+        .iter()
+        .any(|r| r.path == "/v1/oauth/revoke")
+    {
+        assert!(Instant::now() < deadline, "the revocation reached Audius");
+        actix_web::rt::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+// FOUND by review 10, fixed in the commit after it. Was:
+
+// FINDING (medium): the built-in sign-out (`POST /auth/logout`) still revokes on the worker's
+// runtime with the workers' OAuth client (`config.oauth`), whose `reqwest` pool is shared by
+// every worker: review 9's root cause, fixed for refreshes and `forget_audius_user` only. Two
+// workers; the login's code exchange ran on one (its keep-alive connection to Audius stays in
+// the shared pool); the sign-out comes from a second tab, on the other worker, and its
+// revocation reuses that connection. A graceful stop (30 s to spare) stops the idle worker at
+// once and drops the connection's driver with it: the revocation fails ("dispatch task is
+// gone"), is logged and forgotten, and the sign-out answers 303 ("signed out") while the
+// refresh token stays valid at Audius for 30 days. Nothing is counted: `drain` answers 0.
+//
+// Promise: "logout revokes the code flow's tokens (best effort)"; "no work of the code flow
+// depends on anything that dies with a worker"; "a graceful stop cuts no code-flow network
+// work". Root cause: crates/actix-audius-login/src/routes/mod.rs:353 (`refresh::revoke`,
+// awaited on the worker) and crates/actix-audius-login/src/refresh/mod.rs:134-138 and 142-144
+// (`revoke` and `revoke_new` send with `config.oauth`, not `config.background_oauth`).
+// Fix: run the logout's (and the failed callback's `revoke_new`) revocation through
+// `Background::spawn` with `background_oauth` and await its `JoinHandle` (counted, on the own
+// runtime, on its own connections), as `refresh::refresh` does.
+#[actix_web::test]
+async fn the_logout_s_revocation_on_an_idle_workers_connection_is_not_cut_by_a_graceful_stop() {
+    let w = world().await;
+    let (c_url, c, c_login) = instance_c_with(&w, 2, 30).await;
+    // The whole login on C: one worker exchanges the code (its connection to Audius pooled).
+    let (_client, jar) = refresh::sign_in_across(
+        format!("{c_url}/auth/audius/login"),
+        PUBLIC_CALLBACK,
+        |path| format!("{c_url}{path}"),
+        "listener",
+    )
+    .await;
+    let tokens = cookie_tokens(&w, &jar);
+    assert_eq!(tokens["g"], 0);
+    let refresh_token = tokens["r"].as_str().unwrap().to_owned();
+    // A second tab (a new connection: the other worker) signs out; Audius is slow to answer.
+    let tab = second_tab(&w, &jar);
+    slow_next_revocation(&w.sandbox, Duration::from_millis(2000));
+    let logout = {
+        let tab = tab.clone();
+        let url = format!("{c_url}/auth/logout");
+        actix_web::rt::spawn(async move {
+            tab.post(url)
+                .header("origin", "http://localhost:8080")
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+        })
+    };
+    wait_for_revocation(&w.sandbox).await;
+    // A deploy stops C, gracefully (30 s to spare: no timeout reached).
+    c.stop(true).await;
+    let answered = logout.await.unwrap();
+    let unfinished = c_login.drain(Duration::from_secs(10)).await;
+    actix_web::rt::time::sleep(Duration::from_secs(3)).await;
+    let revoked = w.sandbox.tokens().is_revoked(&refresh_token);
+    println!(
+        "the sign-out answered {answered:?}; drain answered {unfinished}; the refresh token \
+         revoked at Audius: {revoked:?}"
+    );
+    assert!(
+        revoked == Some(true) || !matches!(answered, Ok(303)),
+        "the sign-out answered {answered:?} (signed out) and drain {unfinished}, yet the \
+         tokens are alive at Audius ({revoked:?})"
+    );
+}
+
+// FOUND by review 10, fixed in the commit after it. Was:
+
+// FINDING (low), the same root cause as the test above, on one worker: the sign-out's
+// revocation is awaited in the request, on the worker, uncounted. Audius is slow (3 s); a deploy
+// stops C with a 1 s shutdown timeout: the request is dropped with the revocation in flight
+// (its connection closed: Audius never applies it), `drain` answers 0 ("nothing unfinished"),
+// and the refresh token the user asked to end stays valid at Audius. (Refreshes in the same
+// situation are not cut since 20a68d3: they run on the background runtime.)
+//
+// Root cause: crates/actix-audius-login/src/routes/mod.rs:353 and
+// crates/actix-audius-login/src/refresh/mod.rs:134-138. Fix: as above (the revocation on
+// `Background::spawn` with `background_oauth`, the request awaiting its handle).
+#[actix_web::test]
+async fn the_logout_s_revocation_is_not_cut_by_the_shutdown_timeout() {
+    let w = world().await;
+    let (c_url, c, c_login) = instance_c_with(&w, 1, 1).await;
+    let (client, jar) = refresh::sign_in_across(
+        format!("{c_url}/auth/audius/login"),
+        PUBLIC_CALLBACK,
+        |path| format!("{c_url}{path}"),
+        "listener",
+    )
+    .await;
+    let refresh_token = cookie_tokens(&w, &jar)["r"].as_str().unwrap().to_owned();
+    slow_next_revocation(&w.sandbox, Duration::from_millis(3000));
+    let logout = {
+        let url = format!("{c_url}/auth/logout");
+        actix_web::rt::spawn(async move {
+            client
+                .post(url)
+                .header("origin", "http://localhost:8080")
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+        })
+    };
+    wait_for_revocation(&w.sandbox).await;
+    c.stop(true).await;
+    let answered = logout.await.unwrap();
+    let unfinished = c_login.drain(Duration::from_secs(10)).await;
+    actix_web::rt::time::sleep(Duration::from_secs(3)).await;
+    let revoked = w.sandbox.tokens().is_revoked(&refresh_token);
+    println!(
+        "the sign-out answered {answered:?}; drain answered {unfinished}; the refresh token \
+         revoked at Audius: {revoked:?}"
+    );
+    assert!(
+        unfinished > 0 || revoked == Some(true),
+        "drain answered {unfinished} (nothing unfinished), yet the revocation the user asked \
+         for was cut: the tokens are alive at Audius ({revoked:?})"
+    );
+}
+
+// Held (control for the first test): one worker and a graceful stop with time to spare: the
+// sign-out's revocation rides a connection that worker opened, the worker waits for the
+// request, the revocation completes. (So the first test's loss is the idle worker's connection.)
+#[actix_web::test]
+async fn the_logout_s_revocation_on_its_own_workers_connection_survives_a_graceful_stop() {
+    let w = world().await;
+    let (c_url, c, _c_login) = instance_c_with(&w, 1, 30).await;
+    let (client, jar) = refresh::sign_in_across(
+        format!("{c_url}/auth/audius/login"),
+        PUBLIC_CALLBACK,
+        |path| format!("{c_url}{path}"),
+        "listener",
+    )
+    .await;
+    let refresh_token = cookie_tokens(&w, &jar)["r"].as_str().unwrap().to_owned();
+    slow_next_revocation(&w.sandbox, Duration::from_millis(2000));
+    let logout = {
+        let url = format!("{c_url}/auth/logout");
+        actix_web::rt::spawn(async move {
+            client
+                .post(url)
+                .header("origin", "http://localhost:8080")
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+        })
+    };
+    wait_for_revocation(&w.sandbox).await;
+    c.stop(true).await;
+    let answered = logout.await.unwrap();
+    assert!(matches!(answered, Ok(303)), "{answered:?}");
+    assert_eq!(w.sandbox.tokens().is_revoked(&refresh_token), Some(true));
+}
+
+/// One app with both flows (identity with the implicit flow, API access with the code flow, as
+/// `two_flows.rs` mounts them): the code flow's callback at `/auth/api/callback`.
+const API_CALLBACK: &str = "http://localhost:8080/auth/api/callback";
+
+/// Logs `client` in as `handle` with the login route `login_route` of `server`.
+async fn sign_in_with(client: &reqwest::Client, server: &TestServer, login: &str, handle: &str) {
+    let page = http::begin_login(client, server.url(login)).await;
+    let callback = http::approve(client, &page, handle).await;
+    let done = client
+        .get(server.url(&format!(
+            "{}?{}",
+            callback.path(),
+            callback.query().unwrap()
+        )))
+        .header("accept", "application/json")
+        .send()
+        .await
+        .unwrap();
+    let status = done.status();
+    assert_eq!(status, 302, "{}", done.text().await.unwrap());
+}
+
+// FOUND by review 10, fixed in the commit after it. Was:
+
+// FINDING (low): in an app with both flows, an implicit-flow login over a session that holds
+// another user's code-flow tokens revokes them with the *implicit* configuration
+// (`routes/callback.rs` `complete`: `revoke_in_background(c, &c.families, &c.background, ..)`,
+// `c` the implicit login's): the revocation runs on a background runtime started for the
+// implicit `AudiusLogin` (whose `drain` the docs say has nothing to wait for: "Without such
+// work (the implicit flow ...) it returns 0 at once"), is counted there, and the family is
+// retired in the implicit login's `families` (the code flow's, which refreshes it, are not
+// told). An app that drains the code-flow login, as documented, is told 0 while the
+// revocation is in flight; its process then exits and the tokens the login replaced stay valid
+// at Audius. `forget_audius_user` and the logout route pick the code flow's configuration
+// (the `CodeFlow` extension) for this; the implicit callback does not.
+//
+// Promise: "the implicit flow starts no background runtime"; "drain waits for the code flow's
+// background work". Root cause: crates/actix-audius-login/src/routes/callback.rs:330-335.
+// Fix: revoke with the code flow's configuration when the request carries one (as
+// `extract::forget_user` does: `ext.get::<CodeFlow>()`), else with this one's.
+#[actix_web::test]
+async fn an_implicit_login_over_code_flow_tokens_revokes_them_on_the_code_flow_s_runtime() {
+    let clock = Arc::new(ManualClock::at_unix(START));
+    let redis = RedisServer::start_with(&[]).await;
+    let dev_app = DeveloperApp::new(
+        "Two Flows",
+        API_KEY,
+        vec![PUBLIC_CALLBACK.to_owned(), API_CALLBACK.to_owned()],
+    )
+    .unwrap();
+    let sandbox = Sandbox::builder()
+        .clock(clock.clone())
+        .app(dev_app)
+        .start()
+        .await
+        .unwrap();
+    let cache = Arc::new(cache(&redis).await);
+    let identity = AudiusLogin::builder("Two Flows", PUBLIC_CALLBACK)
+        .api_key(API_KEY)
+        .response_mode(ResponseMode::Query)
+        .environment(sandbox.environment())
+        .verify_options(VerifyOptions::default().clock(clock.clone()))
+        .replay_cache(cache.clone())
+        .build()
+        .unwrap();
+    let api = AudiusLogin::builder("Two Flows", API_CALLBACK)
+        .flow(Flow::AuthorizationCode)
+        .api_key(API_KEY)
+        .scope(Scope::Read)
+        .response_mode(ResponseMode::Query)
+        .environment(sandbox.environment())
+        .verify_options(VerifyOptions::default().clock(clock.clone()))
+        .replay_cache(cache)
+        .paths(Paths {
+            login: "/auth/api/login".into(),
+            logout: "/auth/api/logout".into(),
+            ..Paths::default()
+        })
+        .build()
+        .unwrap();
+    let key = Key::generate();
+    let (id, a, k) = (identity.clone(), api.clone(), key.clone());
+    let server = TestServer::bind()
+        .unwrap()
+        .start(move || {
+            actix_web::App::new()
+                .configure(id.routes())
+                .configure(a.routes())
+                .wrap(id.middleware())
+                .wrap(a.middleware())
+                .wrap(sessions(CookieSessionStore::default(), &k))
+        })
+        .unwrap();
+    let (client, jar) = http::client_with_jar();
+    sign_in_with(&client, &server, "/auth/api/login", "listener").await;
+    let tokens = refresh::session_tokens(&jar, &server.url("/"), &key);
+    let refresh_token = tokens["r"].as_str().unwrap().to_owned();
+    // Another user signs in with the implicit flow in the same browser: the listener's tokens
+    // no longer apply and are revoked (Audius is slow to answer).
+    slow_next_revocation(&sandbox, Duration::from_millis(2000));
+    sign_in_with(&client, &server, "/auth/audius/login", "artist").await;
+    wait_for_revocation(&sandbox).await;
+    // The deploy: the server stops, the code flow's background work is drained, as documented.
+    drop(server);
+    let unfinished = api.drain(Duration::from_secs(10)).await;
+    let revoked = sandbox.tokens().is_revoked(&refresh_token);
+    let on_identity = identity.drain(Duration::ZERO).await;
+    println!(
+        "the code flow's drain answered {unfinished}; revoked at Audius then: {revoked:?}; the \
+         implicit login still runs {on_identity} piece(s) of background work"
+    );
+    assert!(
+        unfinished > 0 || revoked == Some(true),
+        "the code flow's drain answered {unfinished} (nothing unfinished) while the revocation \
+         of the replaced tokens ran, uncounted there, on the implicit login's runtime \
+         ({on_identity} running)"
+    );
+    assert_eq!(on_identity, 0, "the implicit login runs background work");
 }
