@@ -14,15 +14,12 @@ use std::time::{Duration, Instant};
 use actix_audius_login::{AudiusLogin, Limits, ResponseMode};
 use audius_sandbox::TokenOverrides;
 use common::attacker::{answer, bare_client, begin, browser, mint, set_cookie};
+use common::slow::origin_of;
 use common::{TestApp, sandbox, start_with};
 use reqwest::header::{ACCEPT, CONTENT_TYPE, COOKIE, LOCATION};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use url::Url;
-
-fn origin_of(app: &TestApp) -> String {
-    app.audius.redirect_uri().origin().ascii_serialization()
-}
 
 /// Every character of `s` percent-encoded (`%xx`), a spelling no form encoder produces.
 fn percent_all(s: &str) -> String {

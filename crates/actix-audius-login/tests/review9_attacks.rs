@@ -12,39 +12,10 @@ mod common;
 use std::time::{Duration, Instant};
 
 use actix_audius_login::ResponseMode;
+use common::slow::{addr_of, origin_of, read_until_closed};
 use common::{TestApp, sandbox, start_with};
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::io::AsyncWriteExt as _;
 use tokio::net::TcpStream;
-
-fn addr_of(app: &TestApp) -> String {
-    format!(
-        "{}:{}",
-        app.base.host_str().unwrap(),
-        app.base.port().unwrap()
-    )
-}
-
-fn origin_of(app: &TestApp) -> String {
-    app.audius.redirect_uri().origin().ascii_serialization()
-}
-
-/// Reads until the server closes the connection or `patience` passes; gives what was read and
-/// whether the server closed it.
-async fn read_until_closed(
-    read: &mut tokio::net::tcp::OwnedReadHalf,
-    patience: Duration,
-) -> (String, bool) {
-    let mut all = Vec::new();
-    let deadline = tokio::time::Instant::now() + patience;
-    let mut buf = [0u8; 4096];
-    loop {
-        match tokio::time::timeout_at(deadline, read.read(&mut buf)).await {
-            Ok(Ok(0) | Err(_)) => return (String::from_utf8_lossy(&all).into_owned(), true),
-            Ok(Ok(n)) => all.extend_from_slice(&buf[..n]),
-            Err(_) => return (String::from_utf8_lossy(&all).into_owned(), false),
-        }
-    }
-}
 
 /// `head` (a request line and headers, without the blank line), then `step` every 200 ms for
 /// ever; the server's bytes once it closed the connection (or after `patience`) and whether

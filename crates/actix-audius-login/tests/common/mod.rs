@@ -3,6 +3,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod attacker;
+pub mod slow;
 
 use std::net::TcpListener;
 use std::sync::Arc;
