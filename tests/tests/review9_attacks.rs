@@ -379,6 +379,41 @@ async fn wait_for_revocation(sandbox: &SandboxHandle) {
     }
 }
 
+/// Signs in on a new instance C (one worker, `shutdown_timeout` seconds to stop), posts the
+/// logout there with Audius slow (`latency`) to answer its revocation, and stops C gracefully
+/// while the revocation is in flight: gives the logout's answer, C's settings and the refresh
+/// token the logout was to revoke.
+async fn logout_during_a_stop(
+    w: &World,
+    shutdown_timeout: u64,
+    latency: Duration,
+) -> (Result<u16, reqwest::Error>, AudiusLogin, String) {
+    let (c_url, c, c_login) = instance_c_with(w, 1, shutdown_timeout).await;
+    let (client, jar) = refresh::sign_in_across(
+        format!("{c_url}/auth/audius/login"),
+        PUBLIC_CALLBACK,
+        |path| format!("{c_url}{path}"),
+        "listener",
+    )
+    .await;
+    let refresh_token = cookie_tokens(w, &jar)["r"].as_str().unwrap().to_owned();
+    slow_next_revocation(&w.sandbox, latency);
+    let logout = {
+        let url = format!("{c_url}/auth/logout");
+        actix_web::rt::spawn(async move {
+            client
+                .post(url)
+                .header("origin", "http://localhost:8080")
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+        })
+    };
+    wait_for_revocation(&w.sandbox).await;
+    c.stop(true).await;
+    (logout.await.unwrap(), c_login, refresh_token)
+}
+
 // FOUND by review 10, fixed in the commit after it. Was:
 
 // FINDING (medium): the built-in sign-out (`POST /auth/logout`) still revokes on the worker's
@@ -461,30 +496,8 @@ async fn the_logout_s_revocation_on_an_idle_workers_connection_is_not_cut_by_a_g
 #[actix_web::test]
 async fn the_logout_s_revocation_is_not_cut_by_the_shutdown_timeout() {
     let w = world().await;
-    let (c_url, c, c_login) = instance_c_with(&w, 1, 1).await;
-    let (client, jar) = refresh::sign_in_across(
-        format!("{c_url}/auth/audius/login"),
-        PUBLIC_CALLBACK,
-        |path| format!("{c_url}{path}"),
-        "listener",
-    )
-    .await;
-    let refresh_token = cookie_tokens(&w, &jar)["r"].as_str().unwrap().to_owned();
-    slow_next_revocation(&w.sandbox, Duration::from_millis(3000));
-    let logout = {
-        let url = format!("{c_url}/auth/logout");
-        actix_web::rt::spawn(async move {
-            client
-                .post(url)
-                .header("origin", "http://localhost:8080")
-                .send()
-                .await
-                .map(|r| r.status().as_u16())
-        })
-    };
-    wait_for_revocation(&w.sandbox).await;
-    c.stop(true).await;
-    let answered = logout.await.unwrap();
+    let (answered, c_login, refresh_token) =
+        logout_during_a_stop(&w, 1, Duration::from_millis(3000)).await;
     let unfinished = c_login.drain(Duration::from_secs(10)).await;
     actix_web::rt::time::sleep(Duration::from_secs(3)).await;
     let revoked = w.sandbox.tokens().is_revoked(&refresh_token);
@@ -505,30 +518,8 @@ async fn the_logout_s_revocation_is_not_cut_by_the_shutdown_timeout() {
 #[actix_web::test]
 async fn the_logout_s_revocation_on_its_own_workers_connection_survives_a_graceful_stop() {
     let w = world().await;
-    let (c_url, c, _c_login) = instance_c_with(&w, 1, 30).await;
-    let (client, jar) = refresh::sign_in_across(
-        format!("{c_url}/auth/audius/login"),
-        PUBLIC_CALLBACK,
-        |path| format!("{c_url}{path}"),
-        "listener",
-    )
-    .await;
-    let refresh_token = cookie_tokens(&w, &jar)["r"].as_str().unwrap().to_owned();
-    slow_next_revocation(&w.sandbox, Duration::from_millis(2000));
-    let logout = {
-        let url = format!("{c_url}/auth/logout");
-        actix_web::rt::spawn(async move {
-            client
-                .post(url)
-                .header("origin", "http://localhost:8080")
-                .send()
-                .await
-                .map(|r| r.status().as_u16())
-        })
-    };
-    wait_for_revocation(&w.sandbox).await;
-    c.stop(true).await;
-    let answered = logout.await.unwrap();
+    let (answered, _c_login, refresh_token) =
+        logout_during_a_stop(&w, 30, Duration::from_millis(2000)).await;
     assert!(matches!(answered, Ok(303)), "{answered:?}");
     assert_eq!(w.sandbox.tokens().is_revoked(&refresh_token), Some(true));
 }
