@@ -44,8 +44,9 @@
 //!   session_unavailable` for the holder's in-doubt window (ten locks' times to live, during
 //!   which a holder that could not publish keeps trying in the background), then signs the
 //!   session out;
-//! - the refresh runs in a task of its own, which the request awaits: a dropped request
-//!   future (a client hanging up, an app's deadline) cuts nothing;
+//! - the refresh runs in a task of its own, which the request awaits, on the `AudiusLogin`'s
+//!   own runtime ([`background`]): a dropped request future (a client hanging up, an app's
+//!   deadline) or a stopped worker (a graceful stop, its shutdown timeout) cuts nothing;
 //! - the new tokens are published (never over a newer generation, never into a dead family),
 //!   then the lock is released by its owner only (compare-and-delete);
 //! - a logout (or a refusal by Audius) marks the family dead in the shared state, atomically
@@ -227,9 +228,10 @@ async fn retire_shared(cache: &dyn ReplayCache, newest: StoredTokens) -> StoredT
 /// process and, with a shared replay cache that coordinates refreshes, across instances: see
 /// the [module docs](self).
 ///
-/// Once this process' lock is taken, the refresh runs in a task of its own, which the request
-/// awaits: a request future that is dropped (the client hung up, an app's deadline) never
-/// cuts a refresh between Audius' answer and its publication, nor strands the shared lock.
+/// Once this process' lock is taken, the refresh runs in a task of its own on the
+/// `AudiusLogin`'s own runtime, which the request awaits: a request future that is dropped (the
+/// client hung up, an app's deadline) or a stopped worker never cuts a refresh between Audius'
+/// answer and its publication, nor strands the shared lock.
 pub(crate) async fn refresh(
     config: &Config,
     families: &Families,

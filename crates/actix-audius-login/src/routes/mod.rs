@@ -9,10 +9,10 @@
 
 mod callback;
 
-use actix_session::SessionExt as _;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use actix_session::SessionExt as _;
 use actix_web::body::{BodySize, BoxBody, MessageBody};
 use actix_web::dev::{Payload, Service, ServiceRequest, ServiceResponse};
 use actix_web::http::ConnectionType;
