@@ -573,3 +573,79 @@ fn a_sign_out_with_no_runtime_current_neither_panics_nor_goes_uncounted() {
     drop(w_sandbox);
     drop(sandbox_rt);
 }
+
+// FINDING (info): an app with the implicit flow alone starts a background runtime when a
+// session still carries code-flow tokens: a cookie from before a deploy that dropped the code
+// flow (same key and cookie name), or from a sibling app sharing the key on the same host.
+// The logout (and `forget_audius_user`, and an implicit login over another user's tokens)
+// revokes them, rightly, but through `Background::spawn` of the *implicit* `AudiusLogin`: a
+// thread and a runtime the docs say the implicit flow never has, and work its `drain` must
+// then wait for ("Without such work (the implicit flow ...) it returns 0 at once").
+//
+// Promise (4): "the implicit flow alone never starts a background runtime". Root cause:
+// crates/actix-audius-login/src/routes/mod.rs:349-359 (`code_flow.map_or_else(|| audius
+// .clone(), ..)`, then `refresh::revoke` on its `background`), likewise callback.rs:337-340
+// and extract.rs:236-244. Fix: with no code-flow configuration, revoke on the request (the
+// implicit flow has no refresh to protect, nothing to drain), or say in the docs that stale
+// code-flow tokens start it.
+#[actix_web::test]
+async fn an_implicit_only_app_meeting_code_flow_tokens_starts_no_background_runtime() {
+    let w = two_instances::world().await;
+    let [a, _] = &w.instances;
+    let (_client, jar) = refresh::sign_in_across(
+        a.url("/auth/audius/login"),
+        PUBLIC_CALLBACK,
+        |path| a.url(path),
+        "listener",
+    )
+    .await;
+    // After a deploy, the app has the implicit flow only; same key, same cookie.
+    let identity = AudiusLogin::builder("Refresh Test", PUBLIC_CALLBACK)
+        .api_key(API_KEY)
+        .response_mode(ResponseMode::Query)
+        .environment(w.sandbox.environment())
+        .verify_options(VerifyOptions::default().clock(w.clock.clone()))
+        .build()
+        .unwrap();
+    let (id, key) = (identity.clone(), w.key.clone());
+    let implicit = TestServer::bind()
+        .unwrap()
+        .start(move || app(&id, sessions(CookieSessionStore::default(), &key)))
+        .unwrap();
+    let client = {
+        use reqwest::cookie::CookieStore as _;
+        let (client, new_jar) = http::client_with_jar();
+        let from = url::Url::parse(&a.url("/")).unwrap();
+        let to = url::Url::parse(&implicit.url("/")).unwrap();
+        for cookie in jar.cookies(&from).unwrap().to_str().unwrap().split("; ") {
+            new_jar.add_cookie_str(cookie, &to);
+        }
+        client
+    };
+    w.sandbox
+        .set_fault(
+            0,
+            "/v1/oauth/revoke",
+            Fault::latency(Duration::from_millis(1500)).times(1),
+        )
+        .unwrap();
+    let logout = {
+        let url = implicit.url("/auth/logout");
+        actix_web::rt::spawn(async move {
+            client
+                .post(url)
+                .header("origin", "http://localhost:8080")
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+        })
+    };
+    wait_for(&w.sandbox, "/v1/oauth/revoke").await;
+    let on_identity = identity.drain(Duration::ZERO).await;
+    let answered = logout.await.unwrap();
+    println!("the implicit app's logout answered {answered:?}; background work: {on_identity}");
+    assert_eq!(
+        on_identity, 0,
+        "the implicit-only app runs background work (its own runtime started)"
+    );
+}
