@@ -649,3 +649,88 @@ async fn an_implicit_only_app_meeting_code_flow_tokens_starts_no_background_runt
         "the implicit-only app runs background work (its own runtime started)"
     );
 }
+
+// Held (promises 1, 3): a code-flow login failing after the code exchange (`/v1/me` answers
+// 500) hands the new tokens' revocation to the background runtime; the request cut by the
+// shutdown timeout meanwhile (Audius slow to revoke) cuts nothing, and `drain` waits for it.
+#[actix_web::test]
+async fn a_failed_login_s_revocation_survives_the_shutdown_timeout_and_is_drained() {
+    let w = two_instances::world().await;
+    let (c_url, c, c_login) = instance_c(&w, 1, 1).await;
+    let (client, _jar) = http::client_with_jar();
+    let page = http::begin_login(&client, format!("{c_url}/auth/audius/login")).await;
+    let callback = http::approve(&client, &page, "listener").await;
+    w.sandbox
+        .set_fault(0, "/v1/me", Fault::status(500).times(1))
+        .unwrap();
+    w.sandbox
+        .set_fault(
+            0,
+            "/v1/oauth/revoke",
+            Fault::latency(Duration::from_secs(3)).times(1),
+        )
+        .unwrap();
+    let login = {
+        let url = on(&callback, |p| format!("{c_url}{p}"));
+        actix_web::rt::spawn(async move {
+            client
+                .get(url)
+                .header("accept", "application/json")
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+        })
+    };
+    wait_for(&w.sandbox, "/v1/oauth/revoke").await;
+    let revocation_sent = Instant::now();
+    c.stop(true).await;
+    let answered = login.await.unwrap();
+    let unfinished = c_login.drain(Duration::from_secs(10)).await;
+    let waited = revocation_sent.elapsed();
+    println!("the login answered {answered:?}; drain answered {unfinished} after {waited:?}");
+    assert!(!matches!(answered, Ok(302)), "{answered:?}");
+    // Audius answers the revocation 3 s after it arrived: drain answered 0 only after that.
+    assert_eq!(unfinished, 0, "drained");
+    assert!(
+        waited >= Duration::from_millis(2800),
+        "drain answered 0 after {waited:?}, while the revocation was still in flight"
+    );
+}
+
+// Held (promise 1): a re-login's revocation of the replaced tokens, in flight when a deploy
+// stops the instance gracefully, is counted and finished by `drain`.
+#[actix_web::test]
+async fn a_re_login_s_revocation_is_drained_after_a_graceful_stop() {
+    let w = two_instances::world().await;
+    let (c_url, c, c_login) = instance_c(&w, 2, 30).await;
+    let (client, jar) = refresh::sign_in_across(
+        format!("{c_url}/auth/audius/login"),
+        PUBLIC_CALLBACK,
+        |path| format!("{c_url}{path}"),
+        "listener",
+    )
+    .await;
+    let old = refresh::session_tokens(&jar, &format!("{c_url}/"), &w.key);
+    let old_refresh = old["r"].as_str().unwrap().to_owned();
+    w.sandbox
+        .set_fault(
+            0,
+            "/v1/oauth/revoke",
+            Fault::latency(Duration::from_secs(2)).times(1),
+        )
+        .unwrap();
+    let page = http::begin_login(&client, format!("{c_url}/auth/audius/login")).await;
+    let callback = http::approve(&client, &page, "artist").await;
+    let done = client
+        .get(on(&callback, |p| format!("{c_url}{p}")))
+        .header("accept", "application/json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(done.status(), 302);
+    wait_for(&w.sandbox, "/v1/oauth/revoke").await;
+    c.stop(true).await;
+    let unfinished = c_login.drain(Duration::from_secs(10)).await;
+    assert_eq!(unfinished, 0);
+    assert_eq!(w.sandbox.tokens().is_revoked(&old_refresh), Some(true));
+}
