@@ -734,3 +734,128 @@ async fn a_re_login_s_revocation_is_drained_after_a_graceful_stop() {
     assert_eq!(unfinished, 0);
     assert_eq!(w.sandbox.tokens().is_revoked(&old_refresh), Some(true));
 }
+
+// FINDING (low): review 10's fix ("signed in first: a user the session cannot take keeps the
+// old tokens") was applied to `complete_code_flow` only. The implicit callback (`complete`)
+// still removes and revokes the code-flow tokens of another user *before* `sign_in`, which
+// refuses a user too large for the session (`413 token_too_large`): the login fails, the
+// session keeps its user (the listener, still signed in), and that user's code-flow tokens are
+// gone from the session and revoked at Audius. With `ProfileSource::TokenClaims` any account
+// owner (signing their own token with a long `handle` claim) does this to the browser they log
+// in on.
+//
+// Promise (3), as review 10 stated it for logins: "a user the session cannot take keeps the
+// old tokens"; "never revokes the old tokens when the login then fails". Root cause:
+// crates/actix-audius-login/src/routes/callback.rs:330-342 (`revoke_in_background` before
+// `session::sign_in(..)?`). Fix: as in `complete_code_flow`: read the tokens, `sign_in`, then
+// remove and revoke them.
+#[actix_web::test]
+async fn a_failed_implicit_login_keeps_the_code_flow_tokens_of_the_signed_in_user() {
+    let clock = Arc::new(ManualClock::at_unix(START));
+    let dev_app = DeveloperApp::new(
+        "Two Flows",
+        API_KEY,
+        vec![PUBLIC_CALLBACK.to_owned(), API_CALLBACK.to_owned()],
+    )
+    .unwrap();
+    let sandbox = Sandbox::builder()
+        .clock(clock.clone())
+        .app(dev_app)
+        .start()
+        .await
+        .unwrap();
+    // (No API key on the identity login: as review 8's and 9's self-signed-token suites.)
+    let identity = AudiusLogin::builder("Two Flows", PUBLIC_CALLBACK)
+        .response_mode(ResponseMode::Query)
+        .environment(sandbox.environment())
+        .verify_options(
+            VerifyOptions::default()
+                .clock(clock.clone())
+                .profile_source(audius_login::ProfileSource::TokenClaims),
+        )
+        .build()
+        .unwrap();
+    let api = AudiusLogin::builder("Two Flows", API_CALLBACK)
+        .flow(Flow::AuthorizationCode)
+        .api_key(API_KEY)
+        .scope(Scope::Read)
+        .response_mode(ResponseMode::Query)
+        .environment(sandbox.environment())
+        .verify_options(VerifyOptions::default().clock(clock.clone()))
+        .paths(Paths {
+            login: "/auth/api/login".into(),
+            logout: "/auth/api/logout".into(),
+            ..Paths::default()
+        })
+        .build()
+        .unwrap();
+    let key = Key::generate();
+    let (id, a, k) = (identity.clone(), api.clone(), key.clone());
+    let server = TestServer::bind()
+        .unwrap()
+        .start(move || {
+            actix_web::App::new()
+                .configure(id.routes())
+                .configure(a.routes())
+                .route("/me", web::get().to(audius_login_e2e::app::me))
+                .wrap(id.middleware())
+                .wrap(a.middleware())
+                .wrap(sessions(CookieSessionStore::default(), &k))
+        })
+        .unwrap();
+    let (client, jar) = http::client_with_jar();
+    let page = http::begin_login(&client, server.url("/auth/api/login")).await;
+    let callback = http::approve(&client, &page, "listener").await;
+    let done = client
+        .get(on(&callback, |p| server.url(p)))
+        .header("accept", "application/json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(done.status(), 302);
+    let tokens = refresh::session_tokens(&jar, &server.url("/"), &key);
+    let refresh_token = tokens["r"].as_str().unwrap().to_owned();
+    // The artist logs in with the implicit flow on this browser, with a self-signed token
+    // whose handle the session cannot take.
+    let page = http::begin_login(&client, server.url("/auth/audius/login")).await;
+    let state = page
+        .query_pairs()
+        .find(|(k, _)| k == "state")
+        .map(|(_, v)| v.into_owned())
+        .unwrap();
+    let artist = sandbox.user("artist").unwrap().clone();
+    let token = sandbox.mint_token(
+        &artist,
+        audius_sandbox::TokenOverrides::default().claim(
+            "handle",
+            serde_json::json!(format!("artist{}", "B".repeat(2000))),
+        ),
+    );
+    let mut url = url::Url::parse(&server.url("/auth/audius/callback")).unwrap();
+    url.query_pairs_mut()
+        .append_pair("state", &state)
+        .append_pair("token", &token);
+    let res = client
+        .get(url)
+        .header("accept", "application/json")
+        .send()
+        .await
+        .unwrap();
+    let status = res.status().as_u16();
+    let body = res.text().await.unwrap();
+    assert_eq!(status, 413, "the artist's login is refused: {body}");
+    actix_web::rt::time::sleep(Duration::from_secs(1)).await;
+    let (me, who) = http::get_json(&client, server.url("/me")).await;
+    let revoked = sandbox.tokens().is_revoked(&refresh_token);
+    println!(
+        "the artist's login answered {status}; the session's user: {me} {}; the listener's \
+         tokens revoked at Audius: {revoked:?}",
+        who["handle"]
+    );
+    assert_eq!((me, who["handle"].as_str()), (200, Some("listener")));
+    assert_eq!(
+        revoked,
+        Some(false),
+        "the failed login revoked the code-flow tokens of the user still signed in"
+    );
+}
