@@ -90,7 +90,10 @@ impl AudiusLogin {
     /// session a sign-out. `drain` waits until each piece has ended: the tokens recorded (the
     /// other instances carry on with them), or the session's in-doubt window over (the session
     /// is then signed out and its tokens revoked, as it would be without a stop). Without such
-    /// work (the implicit flow, or nothing in flight) it returns `0` at once.
+    /// work (the implicit flow, or nothing in flight) it returns `0` at once. An app with both
+    /// flows drains both `AudiusLogin`s (a revocation of code-flow tokens by the implicit
+    /// flow's routes runs on the code flow's runtime when the request went through the code
+    /// flow's middleware, else on the implicit one's).
     ///
     /// ```no_run
     /// use std::time::Duration;

@@ -10,25 +10,30 @@
 //! refresh there. `drain`, once `HttpServer::run` has returned, waits until no such work runs.
 
 use std::future::Future;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::runtime::Runtime;
+use tokio::runtime::{Handle, Runtime};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
-/// The background runtime (started with the first refresh) and the count of what runs on it.
+/// The background runtime (started with the first piece of work) and the count of what runs
+/// on it.
 #[derive(Default)]
 pub(crate) struct Background {
-    /// `None` when it could not be started: the work then runs on the caller's runtime.
-    runtime: OnceLock<Option<Runtime>>,
+    /// `None` until started; a start that failed is tried again with the next piece of work
+    /// (meanwhile the work runs on the caller's runtime).
+    runtime: Mutex<Option<Runtime>>,
     tracker: Arc<Tracker>,
 }
 
 impl std::fmt::Debug for Background {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Background")
-            .field("started", &self.runtime.get().is_some())
+            .field(
+                "started",
+                &self.runtime.lock().is_ok_and(|runtime| runtime.is_some()),
+            )
             .field("running", &self.tracker.running())
             .finish()
     }
@@ -36,15 +41,19 @@ impl std::fmt::Debug for Background {
 
 impl Background {
     /// Runs `work` on the background runtime, counted until it ends (or is dropped).
-    pub(super) fn spawn<F>(&self, work: F) -> JoinHandle<F::Output>
+    /// `None` (logged) only when the runtime cannot be started and none is current.
+    pub(super) fn spawn<F>(&self, work: F) -> Option<JoinHandle<F::Output>>
     where
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
         let counted = self.tracker.count(work);
-        match self.runtime() {
-            Some(runtime) => runtime.spawn(counted),
-            None => tokio::spawn(counted),
+        match self.handle() {
+            Some(handle) => Some(handle.spawn(counted)),
+            None => {
+                tracing::error!("no runtime to run the Audius token work on; it is dropped");
+                None
+            }
         }
     }
 
@@ -53,24 +62,29 @@ impl Background {
         Arc::clone(&self.tracker)
     }
 
-    fn runtime(&self) -> Option<&Runtime> {
-        self.runtime
-            .get_or_init(|| {
-                tokio::runtime::Builder::new_multi_thread()
-                    .worker_threads(1)
-                    .thread_name("audius-login-refresh")
-                    .enable_all()
-                    .build()
-                    .inspect_err(|e| {
-                        tracing::warn!(
-                            error = %e,
-                            "could not start the token refreshes' own runtime; they run on the \
-                             workers' (a worker stopped mid-refresh cuts it)"
-                        );
-                    })
-                    .ok()
-            })
+    /// The background runtime's handle, started if it is not yet; else (it cannot be started:
+    /// logged) the current runtime's, if there is one.
+    fn handle(&self) -> Option<Handle> {
+        let mut runtime = self.runtime.lock().unwrap_or_else(|p| p.into_inner());
+        if runtime.is_none() {
+            match tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .thread_name("audius-login-refresh")
+                .enable_all()
+                .build()
+            {
+                Ok(started) => *runtime = Some(started),
+                Err(e) => tracing::warn!(
+                    error = %e,
+                    "could not start the token refreshes' own runtime; this piece of work runs \
+                     on the worker's (a worker stopped meanwhile cuts it)"
+                ),
+            }
+        }
+        runtime
             .as_ref()
+            .map(|runtime| runtime.handle().clone())
+            .or_else(|| Handle::try_current().ok())
     }
 
     /// Waits, for at most `within` (a duration too long to add to now: without a bound), until
@@ -107,7 +121,8 @@ impl Drop for Background {
     fn drop(&mut self) {
         // Dropping a runtime blocks, which is refused inside another runtime (the last clone of
         // an `AudiusLogin` may go there): stop it without waiting.
-        if let Some(Some(runtime)) = self.runtime.take() {
+        let runtime = self.runtime.get_mut().unwrap_or_else(|p| p.into_inner());
+        if let Some(runtime) = runtime.take() {
             runtime.shutdown_background();
         }
     }

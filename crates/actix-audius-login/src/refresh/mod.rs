@@ -147,7 +147,9 @@ pub(crate) async fn revoke(
         let newest = retire_shared(cache.as_ref(), newest).await;
         send_revocation(&oauth, &newest).await;
     });
-    if let Err(e) = task.await {
+    if let Some(task) = task
+        && let Err(e) = task.await
+    {
         tracing::warn!(error = %e, "the revocation of the Audius tokens did not finish");
     }
 }
@@ -159,7 +161,9 @@ pub(crate) async fn revoke_new(config: &Config, background: &Background, tokens:
     let oauth = config.background_oauth.clone();
     let tokens = tokens.clone();
     let task = background.spawn(async move { send_revocation(&oauth, &tokens).await });
-    if let Err(e) = task.await {
+    if let Some(task) = task
+        && let Err(e) = task.await
+    {
         tracing::warn!(error = %e, "the revocation of the Audius tokens did not finish");
     }
 }
@@ -284,14 +288,20 @@ pub(crate) async fn refresh(
         drop(one_at_a_time);
         result
     });
-    match task.await {
-        Ok(result) => result,
-        Err(e) => Err(RefreshFailure::Failed(
+    let failed = |message: String| {
+        Err(RefreshFailure::Failed(
             audius_login::Error::UpstreamUnavailable {
-                message: format!("the token refresh task failed: {e}"),
+                message,
                 status: None,
             },
-        )),
+        ))
+    };
+    match task {
+        Some(task) => match task.await {
+            Ok(result) => result,
+            Err(e) => failed(format!("the token refresh task failed: {e}")),
+        },
+        None => failed("no runtime to refresh the token on".into()),
     }
 }
 

@@ -327,8 +327,12 @@ async fn complete(
     reservation.confirm(instant_after(state_ttl.max(token_ttl)));
     let user = AudiusUser::from_profile(&profile, session::now(c));
     run_hook(audius, req, &user, profile, &attempt.return_to).await?;
+    // Signed in first: a user the session cannot take (too large) fails the login and leaves
+    // the session as it was, its code-flow tokens included (review 11).
+    let old = read_tokens(&session);
+    session::sign_in(&session, &user)?;
     // Tokens of another user (a code-flow login in the same session) no longer apply.
-    if let Some(tokens) = read_tokens(&session)
+    if let Some(tokens) = old
         && tokens.user_id != user.id
     {
         session.remove(TOKENS_KEY);
@@ -339,7 +343,6 @@ async fn complete(
         let o = &owner.inner;
         refresh::revoke_in_background(o, &o.families, &o.background, tokens);
     }
-    session::sign_in(&session, &user)?;
     Ok((user, attempt.return_to))
 }
 
