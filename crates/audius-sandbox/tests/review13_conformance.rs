@@ -460,3 +460,82 @@ async fn v_is_reduced_by_27_once_not_twice() {
         );
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Section 4.1, last paragraph: CORS on the whole API, the OAuth endpoints and errors included.
+// ---------------------------------------------------------------------------------------------
+
+/// Holds: "The whole API answers cross-origin requests from any origin (CORS:
+/// `Access-Control-Allow-Origin: *`, preflight `OPTIONS` answered)": the token and revoke
+/// endpoints (errors too), `/v1/me` (401 too), and the preflight of a JSON POST to the token
+/// endpoint.
+#[tokio::test]
+async fn cors_on_the_oauth_endpoints_and_their_errors() {
+    let sandbox = Sandbox::start().await.unwrap();
+    let client = http();
+    let base = sandbox.base_url();
+    let origin = "https://app.example";
+    let answers = [
+        client
+            .post(base.join("v1/oauth/token").unwrap())
+            .header("origin", origin)
+            .header("content-type", "application/json")
+            .body(r#"{"grant_type":"nope"}"#)
+            .send()
+            .await
+            .unwrap(),
+        client
+            .post(base.join("v1/oauth/revoke").unwrap())
+            .header("origin", origin)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body("token=never-issued")
+            .send()
+            .await
+            .unwrap(),
+        client
+            .get(base.join("v1/me").unwrap())
+            .header("origin", origin)
+            .send()
+            .await
+            .unwrap(),
+    ];
+    let statuses: Vec<u16> = answers.iter().map(|r| r.status().as_u16()).collect();
+    assert_eq!(statuses, [400, 200, 401]);
+    for r in &answers {
+        assert_eq!(
+            r.headers()
+                .get("access-control-allow-origin")
+                .map(|v| v.to_str().unwrap()),
+            Some("*"),
+            "{}",
+            r.url()
+        );
+    }
+    let preflight = client
+        .request(
+            reqwest::Method::OPTIONS,
+            base.join("v1/oauth/token").unwrap(),
+        )
+        .header("origin", origin)
+        .header("access-control-request-method", "POST")
+        .header("access-control-request-headers", "content-type")
+        .send()
+        .await
+        .unwrap();
+    assert!(preflight.status().is_success());
+    let h = preflight.headers();
+    assert_eq!(h["access-control-allow-origin"], "*");
+    assert!(
+        h["access-control-allow-methods"]
+            .to_str()
+            .unwrap()
+            .contains("POST")
+    );
+    assert!(
+        h["access-control-allow-headers"]
+            .to_str()
+            .unwrap()
+            .to_ascii_lowercase()
+            .contains("content-type")
+    );
+}
