@@ -75,10 +75,12 @@ fn implicit<'a>(redirect: &'a str, state: &'a str, mode: &'a str) -> Vec<(&'a st
 // that decoding, which every URL parser reads as `..` (`https://app.example/a/%2e%2e/b` is
 // `https://app.example/b`), and `%252f..%252f` is `%2f..%2f`, the very text the spec names. The
 // sandbox judges the decoded text only for a literal `/..` and parses it with a URL parser that
-// silently removes the dot segments, so it accepts all three and answers with a token.
+// silently removes the dot segments, so it accepts all four (`%255c` is the `\..` twin) and
+// answers with a token.
 #[tokio::test]
 async fn doubly_encoded_traversal_is_refused_after_the_pages_extra_decoding() {
     let sandbox = Sandbox::start().await.unwrap();
+    let mut accepted = Vec::new();
     for (redirect, decoded) in [
         (
             "https://app.example/a/%252e%252e/b",
@@ -92,6 +94,10 @@ async fn doubly_encoded_traversal_is_refused_after_the_pages_extra_decoding() {
             "https://app.example/a%252f..%252fb",
             "https://app.example/a%2f..%2fb",
         ),
+        (
+            "https://app.example/a%255c..%255cb",
+            "https://app.example/a%5c..%5cb",
+        ),
     ] {
         // The once-decoded form, judged on its own, is refused: the sandbox agrees that it
         // is a traversal.
@@ -101,14 +107,21 @@ async fn doubly_encoded_traversal_is_refused_after_the_pages_extra_decoding() {
 
         let (status, page, location) =
             login_page(&sandbox, &implicit(redirect, "s", "fragment")).await;
-        assert_eq!(
-            (status, heading(&page)),
-            (400, refusal(REDIRECT_URI)),
-            "{redirect}: after the page's decoding it is {decoded}, a traversal; the sandbox \
-             answered {location:?}"
-        );
-        assert!(page.contains(r#"data-rule="traversal""#), "{redirect}");
+        if (status, heading(&page)) != (400, refusal(REDIRECT_URI))
+            || !page.contains(r#"data-rule="traversal""#)
+        {
+            let sent = location.map(|l| l.to_string()).unwrap_or_default();
+            accepted.push(format!(
+                "{redirect} (decoded by the page: {decoded}) -> {status} {}",
+                sent.split('#').next().unwrap_or_default()
+            ));
+        }
     }
+    assert!(
+        accepted.is_empty(),
+        "traversals accepted:\n{}",
+        accepted.join("\n")
+    );
 }
 
 // FINDING: spec section 5 says "no fragment (`#`), no userinfo (`user:pass@`)" and "This project
