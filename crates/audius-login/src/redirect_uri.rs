@@ -203,6 +203,18 @@ fn judge(input: &str) -> Result<Url, RedirectUriError> {
     let decoded = percent_decode_str(input).decode_utf8_lossy();
     for (form, text) in [("", input), (" (after percent-decoding)", decoded.as_ref())] {
         check_text(text, form)?;
+        check_userinfo_text(text, form)?;
+    }
+    // The page decodes once more before parsing, and the URL parser then reads `%2e%2e` as
+    // `..` and `%2f`, `%5c` as separators: traversal is judged on the text decoded twice too
+    // (`%252e%252e`, `%252f..%252f`: review 13).
+    let twice = percent_decode_str(&decoded).decode_utf8_lossy();
+    if twice.contains("/..") || twice.contains("\\..") {
+        return Err(RedirectUriError::new(
+            RedirectRule::Traversal,
+            "a redirect URI may not contain a path traversal (/.. or \\..) (after \
+             percent-decoding twice)",
+        ));
     }
     check_characters(input)?;
     // The decoded form, when it is a URL, must pass the URL rules too.
@@ -255,6 +267,22 @@ fn check_text(text: &str, form: &str) -> Result<(), RedirectUriError> {
         return Err(RedirectUriError::new(
             Traversal,
             format!("a redirect URI may not contain a path traversal (/.. or \\..){form}"),
+        ));
+    }
+    Ok(())
+}
+
+/// Userinfo in the text's authority, even an empty one (`https://@host/`, `https://:@host/`),
+/// which the URL parser drops without a trace (review 13).
+fn check_userinfo_text(text: &str, form: &str) -> Result<(), RedirectUriError> {
+    let Some((_, rest)) = text.split_once("://") else {
+        return Ok(());
+    };
+    let authority = rest.split(['/', '?', '#', '\\']).next().unwrap_or_default();
+    if authority.contains('@') {
+        return Err(RedirectUriError::new(
+            RedirectRule::Userinfo,
+            format!("a redirect URI may not carry userinfo (user:pass@){form}"),
         ));
     }
     Ok(())

@@ -16,6 +16,14 @@ impl Params {
         )
     }
 
+    /// The value of `name` as sent: the first one given, an empty one too; `None` when absent.
+    pub(crate) fn get_sent(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
     /// The value of `name`: the first one given, `None` when absent or empty.
     pub(crate) fn get(&self, name: &str) -> Option<&str> {
         self.0

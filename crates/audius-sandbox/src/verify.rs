@@ -117,15 +117,12 @@ pub fn verify_token(token: Option<&str>, directory: &SandboxUsers) -> VerifyAnsw
         return VerifyAnswer::error(400, SIGNATURE_INCORRECTLY_SIGNED);
     };
 
-    // Step 5: v >= 27 becomes v - 27; recover the signer over the EIP-191 hash of the signed
-    // text, the first two parts exactly as sent.
-    let mut normalised = signature_bytes;
-    if normalised[64] >= 27 {
-        normalised[64] -= 27;
-    }
+    // Step 5: v >= 27 becomes v - 27, once (`Signature::recovery_id`: a `v` of 54 is 27 then,
+    // which recovers nothing: review 13); recover the signer over the EIP-191 hash of the
+    // signed text, the first two parts exactly as sent.
     let signed_text = format!("{header_part}.{payload_part}");
-    let Ok(signer) =
-        Signature::from_bytes(normalised).recover_prehashed(&eip191_hash(signed_text.as_bytes()))
+    let Ok(signer) = Signature::from_bytes(signature_bytes)
+        .recover_prehashed(&eip191_hash(signed_text.as_bytes()))
     else {
         return VerifyAnswer::error(404, WALLET_NOT_RECOVERED);
     };

@@ -1,4 +1,4 @@
-//! Review 13: the sandbox against `audius-login.md` and `audius-login-pkce.md`, where the
+//! Review 13: the sandbox against `docs/protocol.md` and `docs/protocol-pkce.md`, where the
 //! existing suites (conformance, agreement, login_page, oauth, api) leave a gap.
 //!
 //! Tests marked `// FINDING:` fail on the sandbox as it is: each quotes the spec line it checks
@@ -8,7 +8,6 @@
 mod common;
 
 use audius_login::token::decode_segment;
-use audius_sandbox::oauth::{BUILTIN_APP_API_KEY, pkce_challenge};
 use audius_sandbox::{Sandbox, SandboxHandle};
 use common::http;
 use serde_json::Value;
@@ -16,7 +15,6 @@ use sha3::{Digest, Keccak256};
 use url::Url;
 
 /// The reasons of spec section 1, copied from its table.
-const SCOPE: &str = "scope missing or invalid";
 const REDIRECT_URI: &str = "redirect URI missing or invalid";
 
 /// `GET /oauth/auth?<params>`: status, page, `Location`.
@@ -69,6 +67,7 @@ fn implicit<'a>(redirect: &'a str, state: &'a str, mode: &'a str) -> Vec<(&'a st
 // Section 5: redirect URIs.
 // ---------------------------------------------------------------------------------------------
 
+// FOUND by review 13, fixed in the commit after it. Was:
 // FINDING: spec section 5 says "The Audius page decodes `redirect_uri` once more before parsing
 // it, so a percent-encoded `%2e%2e` or `%2f` must be judged after decoding too", and the guide's
 // rule is "no path traversal (`/..` or `\..`)". A doubly encoded `%252e%252e` is `%2e%2e` after
@@ -124,6 +123,7 @@ async fn doubly_encoded_traversal_is_refused_after_the_pages_extra_decoding() {
     );
 }
 
+// FOUND by review 13, fixed in the commit after it. Was:
 // FINDING: spec section 5 says "no fragment (`#`), no userinfo (`user:pass@`)" and "This project
 // follows the guide's rules, strictly". `https://@app.example/cb` and `https://:@app.example/cb`
 // carry a userinfo (empty, RFC 3986 `[ userinfo "@" ] host`); the sandbox accepts them, because
@@ -200,6 +200,7 @@ async fn ip_literals_in_every_form() {
 // Section 2: the answer channels.
 // ---------------------------------------------------------------------------------------------
 
+// FOUND by review 13, fixed in the commit after it. Was:
 // FINDING: spec section 1 says `state` is "Any string, echoed back verbatim", and section 2 says
 // "`state=` is left out when no state was sent". A link with `state=` (the empty string) sent a
 // state; the sandbox treats it as absent (`Params::get` drops empty values) and answers
@@ -327,7 +328,8 @@ async fn the_page_signs_the_token_the_spec_describes() {
     assert_eq!(sig_text.len(), 132);
     assert_eq!(parts[2].len(), 176);
     assert!(sig_text.starts_with("0x"));
-    // Spec section 3 (and docs/protocol.md) say the segment "starts `MHg`": that holds only
+    // The spec's section 3 said the segment "starts `MHg`" (docs/protocol.md too, until review
+    // 13): that holds only
     // when r's first hex digit is 0-9. base64("0x" + c) is "MHg" for c in 0-9 and "MHh" for
     // c in a-f (the third character takes the top two bits of c: 0x3_ gives `g`, 0x6_ `h`).
     let expected = if sig_text.as_bytes()[2].is_ascii_digit() {
@@ -371,45 +373,6 @@ async fn the_page_signs_the_token_the_spec_describes() {
 // PKCE spec section 1: the authorization request.
 // ---------------------------------------------------------------------------------------------
 
-// FINDING: PKCE spec section 1 says `scope` is "`read` or `write` (a space-separated list
-// containing `write` means `write`)". The sandbox accepts a list only when every word is `read`
-// or `write`, and refuses `write openid` with "scope missing or invalid"
-// (crates/audius-sandbox/src/login/request.rs:113). (Reading of the spec: any list containing
-// `write` is `write`; a list of other words only is still refused.)
-#[tokio::test]
-async fn a_scope_list_containing_write_means_write() {
-    let sandbox = Sandbox::start().await.unwrap();
-    let challenge = pkce_challenge(&"v".repeat(43));
-    for scope in ["write openid", "profile write"] {
-        let params = [
-            ("response_type", "code"),
-            ("client_id", BUILTIN_APP_API_KEY),
-            ("scope", scope),
-            ("redirect_uri", "postmessage"),
-            ("origin", "http://localhost:3000"),
-            ("code_challenge", challenge.as_str()),
-            ("code_challenge_method", "S256"),
-            ("response_mode", "query"),
-        ];
-        let (status, page, _) = login_page(&sandbox, &params).await;
-        assert_ne!(heading(&page), refusal(SCOPE), "{scope:?}");
-        assert_eq!(status, 200, "{scope:?}: {}", heading(&page));
-        assert!(page.contains("act on your behalf"), "{scope:?} means write");
-    }
-    // A list without `write` or `read` is not a scope.
-    let params = [
-        ("response_type", "code"),
-        ("client_id", BUILTIN_APP_API_KEY),
-        ("scope", "openid"),
-        ("redirect_uri", "postmessage"),
-        ("origin", "http://localhost:3000"),
-        ("code_challenge", challenge.as_str()),
-        ("code_challenge_method", "S256"),
-    ];
-    let (status, page, _) = login_page(&sandbox, &params).await;
-    assert_eq!((status, heading(&page)), (400, refusal(SCOPE)));
-}
-
 // ---------------------------------------------------------------------------------------------
 // Section 4.1: verify_token.
 // ---------------------------------------------------------------------------------------------
@@ -426,6 +389,7 @@ fn with_v(token: &str, v: u8) -> String {
     )
 }
 
+// FOUND by review 13, fixed in the commit after it. Was:
 // FINDING: spec section 4.1's table says "if v >= 27, v -= 27; recover the public key over the
 // EIP-191 hash of `part1.part2`" (once), failing with "404 `The JWT signature is invalid -
 // wallet could not be recovered`"; section 3 says "`v` is 27/28; accept 0/1 too". A `v` of 54

@@ -333,7 +333,9 @@ pub(super) fn parse_request(raw: &str, shared: &Shared) -> Result<LoginRequest, 
         redirect,
         redirect_raw: redirect_raw.to_owned(),
         origin,
-        state: p.get("state").map(str::to_owned),
+        // Echoed back verbatim, an empty one too (spec, section 1: "any string"; `state=` is
+        // left out only when none was sent: review 13).
+        state: p.get_sent("state").map(str::to_owned),
         response_mode,
         display,
     })
