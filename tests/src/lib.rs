@@ -8,7 +8,8 @@
 //! - [`browser`]: a real browser, and the demo app it drives;
 //! - [`redis`]: a private `redis-server`;
 //! - [`refresh`]: what the suites of the code flow's refresh across instances share;
-//! - [`two_instances`]: their world, two app instances on one Redis.
+//! - [`two_instances`]: their world, two app instances on one Redis;
+//! - [`two_flows`]: one app with both flows.
 #![forbid(unsafe_code)]
 
 pub mod app;
@@ -16,4 +17,5 @@ pub mod browser;
 pub mod http;
 pub mod redis;
 pub mod refresh;
+pub mod two_flows;
 pub mod two_instances;

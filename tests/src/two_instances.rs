@@ -74,15 +74,14 @@ pub async fn instance(
     instance_on(redis, sandbox, clock, key, CookieSessionStore::default).await
 }
 
-/// [`instance`] with the sessions in the stores `store` makes (one per worker).
-pub async fn instance_on<S: SessionStore + 'static>(
+/// The code flow's settings every instance has: the app's key, `read`, the query channel, the
+/// sandbox, the shared clock, the replay cache (and refresh coordination) on `redis`.
+pub async fn code_flow_login(
     redis: &RedisServer,
     sandbox: &SandboxHandle,
     clock: &Arc<ManualClock>,
-    key: &Key,
-    store: impl Fn() -> S + Clone + Send + 'static,
-) -> (TestServer, AudiusLogin) {
-    let audius = AudiusLogin::builder("Refresh Test", PUBLIC_CALLBACK)
+) -> AudiusLogin {
+    AudiusLogin::builder("Refresh Test", PUBLIC_CALLBACK)
         .flow(Flow::AuthorizationCode)
         .api_key(API_KEY)
         .scope(Scope::Read)
@@ -91,7 +90,18 @@ pub async fn instance_on<S: SessionStore + 'static>(
         .verify_options(VerifyOptions::default().clock(clock.clone()))
         .replay_cache(Arc::new(cache(redis).await))
         .build()
-        .unwrap();
+        .unwrap()
+}
+
+/// [`instance`] with the sessions in the stores `store` makes (one per worker).
+pub async fn instance_on<S: SessionStore + 'static>(
+    redis: &RedisServer,
+    sandbox: &SandboxHandle,
+    clock: &Arc<ManualClock>,
+    key: &Key,
+    store: impl Fn() -> S + Clone + Send + 'static,
+) -> (TestServer, AudiusLogin) {
+    let audius = code_flow_login(redis, sandbox, clock).await;
     let key = key.clone();
     let settings = audius.clone();
     let server = TestServer::bind()

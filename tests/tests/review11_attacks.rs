@@ -14,15 +14,13 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use actix_audius_login::{AudiusLogin, Flow, Paths, ResponseMode, Scope, VerifyOptions};
-use actix_audius_login_testing::TestServer;
+use actix_audius_login::{AudiusLogin, Flow, VerifyOptions};
 use actix_session::storage::CookieSessionStore;
-use actix_web::cookie::Key;
-use actix_web::web;
 use audius_login::clock::ManualClock;
 use audius_login_e2e::app::{app, sessions};
 use audius_login_e2e::http;
 use audius_login_e2e::refresh;
+use audius_login_e2e::two_flows::{API_LOGIN, TwoFlows, sign_in_with, two_flows};
 use audius_login_e2e::two_instances::{self, API_KEY, PUBLIC_CALLBACK, START};
 use audius_sandbox::{DeveloperApp, Fault, Sandbox, SandboxHandle};
 
@@ -32,20 +30,6 @@ async fn wait_for(sandbox: &SandboxHandle, path: &str) {
         assert!(Instant::now() < deadline, "{path} reached Audius");
         actix_web::rt::time::sleep(Duration::from_millis(10)).await;
     }
-}
-
-/// The code flow as the world's instances have it (Redis replay cache), on `sandbox`.
-async fn code_flow(w: &two_instances::World) -> AudiusLogin {
-    AudiusLogin::builder("Refresh Test", PUBLIC_CALLBACK)
-        .flow(Flow::AuthorizationCode)
-        .api_key(API_KEY)
-        .scope(Scope::Read)
-        .response_mode(ResponseMode::Query)
-        .environment(w.sandbox.environment())
-        .verify_options(VerifyOptions::default().clock(w.clock.clone()))
-        .replay_cache(Arc::new(two_instances::cache(&w.redis).await))
-        .build()
-        .unwrap()
 }
 
 /// The callback URL the sandbox sent the browser to, on `server`.
@@ -63,7 +47,7 @@ async fn instance_c(
     workers: usize,
     shutdown_timeout: u64,
 ) -> (String, actix_web::dev::ServerHandle, AudiusLogin) {
-    let audius = code_flow(w).await;
+    let audius = two_instances::code_flow_login(&w.redis, &w.sandbox, &w.clock).await;
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let (c_login, key) = (audius.clone(), w.key.clone());
@@ -80,9 +64,6 @@ async fn instance_c(
     actix_web::rt::spawn(server);
     (url, handle, c_login)
 }
-
-/// The code flow's callback in an app with both flows.
-const API_CALLBACK: &str = "http://localhost:8080/auth/api/callback";
 
 // Held (promise 2): the logout answers only once the family is dead in Redis and revoked at
 // Audius: a copy of the pre-logout cookie (another tab), presented right after the 303 on the
@@ -305,68 +286,15 @@ async fn a_re_login_s_revocation_is_drained_after_a_graceful_stop() {
 // remove and revoke them.
 #[actix_web::test]
 async fn a_failed_implicit_login_keeps_the_code_flow_tokens_of_the_signed_in_user() {
-    let clock = Arc::new(ManualClock::at_unix(START));
-    let dev_app = DeveloperApp::new(
-        "Two Flows",
-        API_KEY,
-        vec![PUBLIC_CALLBACK.to_owned(), API_CALLBACK.to_owned()],
-    )
-    .unwrap();
-    let sandbox = Sandbox::builder()
-        .clock(clock.clone())
-        .app(dev_app)
-        .start()
-        .await
-        .unwrap();
     // (No API key on the identity login: as review 8's and 9's self-signed-token suites.)
-    let identity = AudiusLogin::builder("Two Flows", PUBLIC_CALLBACK)
-        .response_mode(ResponseMode::Query)
-        .environment(sandbox.environment())
-        .verify_options(
-            VerifyOptions::default()
-                .clock(clock.clone())
-                .profile_source(audius_login::ProfileSource::TokenClaims),
-        )
-        .build()
-        .unwrap();
-    let api = AudiusLogin::builder("Two Flows", API_CALLBACK)
-        .flow(Flow::AuthorizationCode)
-        .api_key(API_KEY)
-        .scope(Scope::Read)
-        .response_mode(ResponseMode::Query)
-        .environment(sandbox.environment())
-        .verify_options(VerifyOptions::default().clock(clock.clone()))
-        .paths(Paths {
-            login: "/auth/api/login".into(),
-            logout: "/auth/api/logout".into(),
-            ..Paths::default()
-        })
-        .build()
-        .unwrap();
-    let key = Key::generate();
-    let (id, a, k) = (identity.clone(), api.clone(), key.clone());
-    let server = TestServer::bind()
-        .unwrap()
-        .start(move || {
-            actix_web::App::new()
-                .configure(id.routes())
-                .configure(a.routes())
-                .route("/me", web::get().to(audius_login_e2e::app::me))
-                .wrap(id.middleware())
-                .wrap(a.middleware())
-                .wrap(sessions(CookieSessionStore::default(), &k))
-        })
-        .unwrap();
+    let TwoFlows {
+        sandbox,
+        key,
+        server,
+        ..
+    } = two_flows(None, None, audius_login::ProfileSource::TokenClaims).await;
     let (client, jar) = http::client_with_jar();
-    let page = http::begin_login(&client, server.url("/auth/api/login")).await;
-    let callback = http::approve(&client, &page, "listener").await;
-    let done = client
-        .get(on(&callback, |p| server.url(p)))
-        .header("accept", "application/json")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(done.status(), 302);
+    sign_in_with(&client, &server, API_LOGIN, "listener").await;
     let tokens = refresh::session_tokens(&jar, &server.url("/"), &key);
     let refresh_token = tokens["r"].as_str().unwrap().to_owned();
     // The artist logs in with the implicit flow on this browser, with a self-signed token

@@ -13,28 +13,21 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use actix_audius_login::{
-    AudiusClient, AudiusLogin, AudiusRequestExt, Flow, Paths, ResponseMode, Scope, VerifyOptions,
-};
+use actix_audius_login::{AudiusClient, AudiusLogin, AudiusRequestExt};
 use actix_audius_login_testing::TestServer;
 use actix_session::storage::CookieSessionStore;
 use actix_web::cookie::Key;
 use actix_web::{HttpResponse, web};
+use audius_login::ProfileSource;
 use audius_login::clock::ManualClock;
-use audius_login::replay::RedisReplayCache;
 use audius_login_e2e::app::{app, sessions};
 use audius_login_e2e::http;
 use audius_login_e2e::redis::RedisServer;
 use audius_login_e2e::refresh;
+use audius_login_e2e::two_flows::{API_LOGIN, TwoFlows, sign_in_with, two_flows};
+use audius_login_e2e::two_instances::{API_KEY, EXPIRE, PUBLIC_CALLBACK, START, code_flow_login};
 use audius_sandbox::{DeveloperApp, Sandbox, SandboxHandle};
 use serde_json::{Value, json};
-
-const API_KEY: &str = "c0de00c0de00c0de00c0de00c0de00c0de00c0de";
-const PUBLIC_CALLBACK: &str = "http://localhost:8080/auth/audius/callback";
-const PREFIX: &str = "review9:replay:";
-const START: i64 = 1_750_000_000;
-/// Longer than an access token lives (one hour).
-const EXPIRE: Duration = Duration::from_secs(3601);
 
 struct World {
     clock: Arc<ManualClock>,
@@ -43,32 +36,6 @@ struct World {
     key: Key,
     /// Instance B, which carries on after the stopped one.
     b: TestServer,
-}
-
-async fn cache(redis: &RedisServer) -> RedisReplayCache {
-    RedisReplayCache::builder(redis.url())
-        .key_prefix(PREFIX)
-        .timeout(Duration::from_secs(2))
-        .connect()
-        .await
-        .expect("Redis answers")
-}
-
-async fn login(
-    w_redis: &RedisServer,
-    sandbox: &SandboxHandle,
-    clock: &Arc<ManualClock>,
-) -> AudiusLogin {
-    AudiusLogin::builder("Refresh Test", PUBLIC_CALLBACK)
-        .flow(Flow::AuthorizationCode)
-        .api_key(API_KEY)
-        .scope(Scope::Read)
-        .response_mode(ResponseMode::Query)
-        .environment(sandbox.environment())
-        .verify_options(VerifyOptions::default().clock(clock.clone()))
-        .replay_cache(Arc::new(cache(w_redis).await))
-        .build()
-        .unwrap()
 }
 
 fn app_with_api(
@@ -115,7 +82,7 @@ async fn world() -> World {
         .await
         .unwrap();
     let key = Key::generate();
-    let audius = login(&redis, &sandbox, &clock).await;
+    let audius = code_flow_login(&redis, &sandbox, &clock).await;
     let k = key.clone();
     let b = TestServer::bind()
         .unwrap()
@@ -144,7 +111,7 @@ async fn instance_c_with(
     workers: usize,
     shutdown_timeout: u64,
 ) -> (String, actix_web::dev::ServerHandle, AudiusLogin) {
-    let audius = login(&w.redis, &w.sandbox, &w.clock).await;
+    let audius = code_flow_login(&w.redis, &w.sandbox, &w.clock).await;
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let (c_login, key) = (audius.clone(), w.key.clone());
@@ -524,28 +491,6 @@ async fn the_logout_s_revocation_on_its_own_workers_connection_survives_a_gracef
     assert_eq!(w.sandbox.tokens().is_revoked(&refresh_token), Some(true));
 }
 
-/// One app with both flows (identity with the implicit flow, API access with the code flow, as
-/// `two_flows.rs` mounts them): the code flow's callback at `/auth/api/callback`.
-const API_CALLBACK: &str = "http://localhost:8080/auth/api/callback";
-
-/// Logs `client` in as `handle` with the login route `login_route` of `server`.
-async fn sign_in_with(client: &reqwest::Client, server: &TestServer, login: &str, handle: &str) {
-    let page = http::begin_login(client, server.url(login)).await;
-    let callback = http::approve(client, &page, handle).await;
-    let done = client
-        .get(server.url(&format!(
-            "{}?{}",
-            callback.path(),
-            callback.query().unwrap()
-        )))
-        .header("accept", "application/json")
-        .send()
-        .await
-        .unwrap();
-    let status = done.status();
-    assert_eq!(status, 302, "{}", done.text().await.unwrap());
-}
-
 // FOUND by review 10, fixed in the commit after it. Was:
 
 // FINDING (low): in an app with both flows, an implicit-flow login over a session that holds
@@ -566,59 +511,17 @@ async fn sign_in_with(client: &reqwest::Client, server: &TestServer, login: &str
 // `extract::forget_user` does: `ext.get::<CodeFlow>()`), else with this one's.
 #[actix_web::test]
 async fn an_implicit_login_over_code_flow_tokens_revokes_them_on_the_code_flow_s_runtime() {
-    let clock = Arc::new(ManualClock::at_unix(START));
     let redis = RedisServer::start_with(&[]).await;
-    let dev_app = DeveloperApp::new(
-        "Two Flows",
-        API_KEY,
-        vec![PUBLIC_CALLBACK.to_owned(), API_CALLBACK.to_owned()],
-    )
-    .unwrap();
-    let sandbox = Sandbox::builder()
-        .clock(clock.clone())
-        .app(dev_app)
-        .start()
-        .await
-        .unwrap();
-    let cache = Arc::new(cache(&redis).await);
-    let identity = AudiusLogin::builder("Two Flows", PUBLIC_CALLBACK)
-        .api_key(API_KEY)
-        .response_mode(ResponseMode::Query)
-        .environment(sandbox.environment())
-        .verify_options(VerifyOptions::default().clock(clock.clone()))
-        .replay_cache(cache.clone())
-        .build()
-        .unwrap();
-    let api = AudiusLogin::builder("Two Flows", API_CALLBACK)
-        .flow(Flow::AuthorizationCode)
-        .api_key(API_KEY)
-        .scope(Scope::Read)
-        .response_mode(ResponseMode::Query)
-        .environment(sandbox.environment())
-        .verify_options(VerifyOptions::default().clock(clock.clone()))
-        .replay_cache(cache)
-        .paths(Paths {
-            login: "/auth/api/login".into(),
-            logout: "/auth/api/logout".into(),
-            ..Paths::default()
-        })
-        .build()
-        .unwrap();
-    let key = Key::generate();
-    let (id, a, k) = (identity.clone(), api.clone(), key.clone());
-    let server = TestServer::bind()
-        .unwrap()
-        .start(move || {
-            actix_web::App::new()
-                .configure(id.routes())
-                .configure(a.routes())
-                .wrap(id.middleware())
-                .wrap(a.middleware())
-                .wrap(sessions(CookieSessionStore::default(), &k))
-        })
-        .unwrap();
+    let TwoFlows {
+        sandbox,
+        identity,
+        api,
+        key,
+        server,
+        ..
+    } = two_flows(Some(&redis), Some(API_KEY), ProfileSource::UserRecord).await;
     let (client, jar) = http::client_with_jar();
-    sign_in_with(&client, &server, "/auth/api/login", "listener").await;
+    sign_in_with(&client, &server, API_LOGIN, "listener").await;
     let tokens = refresh::session_tokens(&jar, &server.url("/"), &key);
     let refresh_token = tokens["r"].as_str().unwrap().to_owned();
     // Another user signs in with the implicit flow in the same browser: the listener's tokens
