@@ -254,3 +254,36 @@ pub async fn refresh_while_redis_dies(
     assert_eq!(refreshes(&w.sandbox), 1);
     tokens
 }
+
+/// Serves the apps `factory` makes as a deploy runs them: `workers` workers, signals off,
+/// `shutdown_timeout` seconds to stop gracefully (stopped with the handle). Gives the server's
+/// URL and its handle.
+pub fn serve_for_a_deploy<F, T, B>(
+    workers: usize,
+    shutdown_timeout: u64,
+    factory: F,
+) -> (String, actix_web::dev::ServerHandle)
+where
+    F: Fn() -> actix_web::App<T> + Send + Clone + 'static,
+    T: actix_web::dev::ServiceFactory<
+            actix_web::dev::ServiceRequest,
+            Config = (),
+            Response = actix_web::dev::ServiceResponse<B>,
+            Error = actix_web::Error,
+            InitError = (),
+        > + 'static,
+    B: actix_web::body::MessageBody + 'static,
+{
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let server = actix_web::HttpServer::new(factory)
+        .workers(workers)
+        .disable_signals()
+        .shutdown_timeout(shutdown_timeout)
+        .listen(listener)
+        .unwrap()
+        .run();
+    let handle = server.handle();
+    actix_web::rt::spawn(server);
+    (url, handle)
+}

@@ -48,20 +48,10 @@ async fn instance_c(
     shutdown_timeout: u64,
 ) -> (String, actix_web::dev::ServerHandle, AudiusLogin) {
     let audius = two_instances::code_flow_login(&w.redis, &w.sandbox, &w.clock).await;
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
     let (c_login, key) = (audius.clone(), w.key.clone());
-    let server = actix_web::HttpServer::new(move || {
+    let (url, handle) = two_instances::serve_for_a_deploy(workers, shutdown_timeout, move || {
         app(&audius, sessions(CookieSessionStore::default(), &key))
-    })
-    .workers(workers)
-    .disable_signals()
-    .shutdown_timeout(shutdown_timeout)
-    .listen(listener)
-    .unwrap()
-    .run();
-    let handle = server.handle();
-    actix_web::rt::spawn(server);
+    });
     (url, handle, c_login)
 }
 

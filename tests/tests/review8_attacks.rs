@@ -11,7 +11,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use actix_audius_login::{AudiusClient, AudiusLogin, Flow, ResponseMode, Scope, VerifyOptions};
+use actix_audius_login::{AudiusClient, AudiusLogin};
 use actix_session::storage::CookieSessionStore;
 use actix_web::{HttpResponse, web};
 use audius_login_e2e::app::{app, sessions};
@@ -104,20 +104,9 @@ async fn a_refresh_in_flight_whose_client_hung_up_is_not_lost_at_a_graceful_stop
 async fn a_refresh_cut_by_the_shutdown_timeout_is_not_lost_nor_reported_done() {
     let w = world().await;
     // A third instance, C, as a deploy runs it: a shutdown timeout shorter than a slow refresh.
-    let audius = AudiusLogin::builder("Refresh Test", PUBLIC_CALLBACK)
-        .flow(Flow::AuthorizationCode)
-        .api_key(API_KEY)
-        .scope(Scope::Read)
-        .response_mode(ResponseMode::Query)
-        .environment(w.sandbox.environment())
-        .verify_options(VerifyOptions::default().clock(w.clock.clone()))
-        .replay_cache(Arc::new(cache(&w.redis).await))
-        .build()
-        .unwrap();
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let c_url = format!("http://{}", listener.local_addr().unwrap());
+    let audius = code_flow_login(&w.redis, &w.sandbox, &w.clock).await;
     let (c_login, key) = (audius.clone(), w.key.clone());
-    let server = actix_web::HttpServer::new(move || {
+    let (c_url, c) = serve_for_a_deploy(1, 1, move || {
         app(&audius, sessions(CookieSessionStore::default(), &key)).route(
             "/audius/me",
             web::get().to(|client: AudiusClient| async move {
@@ -128,15 +117,7 @@ async fn a_refresh_cut_by_the_shutdown_timeout_is_not_lost_nor_reported_done() {
                 })))
             }),
         )
-    })
-    .workers(1)
-    .disable_signals()
-    .shutdown_timeout(1)
-    .listen(listener)
-    .unwrap()
-    .run();
-    let c = server.handle();
-    actix_web::rt::spawn(server);
+    });
 
     let (client, jar) = sign_in(&w, "listener").await;
     let at_login = assert_newest(&w, &jar, 0);

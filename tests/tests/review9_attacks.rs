@@ -25,7 +25,9 @@ use audius_login_e2e::http;
 use audius_login_e2e::redis::RedisServer;
 use audius_login_e2e::refresh;
 use audius_login_e2e::two_flows::{API_LOGIN, TwoFlows, sign_in_with, two_flows};
-use audius_login_e2e::two_instances::{API_KEY, EXPIRE, PUBLIC_CALLBACK, START, code_flow_login};
+use audius_login_e2e::two_instances::{
+    API_KEY, EXPIRE, PUBLIC_CALLBACK, START, code_flow_login, serve_for_a_deploy,
+};
 use audius_sandbox::{DeveloperApp, Sandbox, SandboxHandle};
 use serde_json::{Value, json};
 
@@ -112,18 +114,10 @@ async fn instance_c_with(
     shutdown_timeout: u64,
 ) -> (String, actix_web::dev::ServerHandle, AudiusLogin) {
     let audius = code_flow_login(&w.redis, &w.sandbox, &w.clock).await;
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
     let (c_login, key) = (audius.clone(), w.key.clone());
-    let server = actix_web::HttpServer::new(move || app_with_api(audius.clone(), key.clone()))
-        .workers(workers)
-        .disable_signals()
-        .shutdown_timeout(shutdown_timeout)
-        .listen(listener)
-        .unwrap()
-        .run();
-    let handle = server.handle();
-    actix_web::rt::spawn(server);
+    let (url, handle) = serve_for_a_deploy(workers, shutdown_timeout, move || {
+        app_with_api(audius.clone(), key.clone())
+    });
     (url, handle, c_login)
 }
 
